@@ -1,0 +1,88 @@
+"""The `coffer` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coffer import __version__
+from coffer.config import default_home, load_config
+from coffer.errors import CofferError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Coffer: custody and security core.")
+console = Console()
+
+HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
+
+
+def resolve_home(home: Path | None) -> Path:
+    return (home or default_home()).resolve()
+
+
+@app.command()
+def version() -> None:
+    """Print Coffer's version."""
+    console.print(f"coffer {__version__}")
+
+
+@app.command()
+def init(home: Path | None = HomeOption) -> None:
+    """Create the data directory: config, database, HSM token, local CA."""
+    from coffer.home import init_home
+
+    config = init_home(resolve_home(home))
+    console.print(f"initialised {config.home}")
+
+
+@app.command()
+def doctor(home: Path | None = HomeOption) -> None:
+    """Check each real part: HSM module and token, database, kernel library, chromium, nodes."""
+    from coffer.doctor import run_checks
+
+    config = load_config(resolve_home(home))
+    checks = run_checks(config)
+    table = Table(title="coffer doctor")
+    for column in ("check", "ok", "detail"):
+        table.add_column(column)
+    for check in checks:
+        mark = "[green]ok[/]" if check.ok else ("[red]MISSING[/]" if check.required else "[yellow]missing[/]")
+        table.add_row(check.name, mark, check.detail)
+    console.print(table)
+    if any(not check.ok and check.required for check in checks):
+        raise typer.Exit(1)
+
+
+# Sub-commands of the parts: (module, attribute, name). A part registers itself with one line.
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+]
+
+
+def _register_subcommands() -> None:
+    import importlib
+
+    for module_name, attribute, name in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        sub = getattr(module, attribute)
+        if isinstance(sub, typer.Typer):
+            app.add_typer(sub, name=name)
+        else:
+            app.command(name=name)(sub)
+
+
+def main() -> None:
+    _register_subcommands()
+    try:
+        app()
+    except CofferError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
