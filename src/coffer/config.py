@@ -9,6 +9,7 @@ gets a `ConfigError` naming the file, the line and the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -161,6 +162,9 @@ def load_config(home: Path, environ: Mapping[str, str] | None = None) -> Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             line = getattr(exc, "lineno", None)
+            if line is None:
+                found = re.search(r"at line (\d+)", str(exc))
+                line = int(found.group(1)) if found else None
             raise ConfigError(f"not valid TOML: {exc}", path=str(path), line=line) from None
     values: dict[str, dict[str, Any]] = {}
     for section, table in data.items():

@@ -241,12 +241,12 @@ class Hsm:
         secp256k1 (DER when `der`). Ed25519 keys take the message itself and return 64 bytes.
         """
         kind = self.key_kind(label)
+        if kind is KeyKind.AES256:
+            raise UnsupportedKey(f"key {label!r} is an AES key and cannot sign")
         with self._lock:
             key = self._key(label, ObjectClass.PRIVATE_KEY)
             if kind is KeyKind.ED25519:
                 return bytes(key.sign(message, mechanism=Mechanism.EDDSA))
-            if kind is KeyKind.AES256:
-                raise UnsupportedKey(f"key {label!r} is an AES key and cannot sign")
             if len(message) != 32:
                 raise HsmError("ECDSA signing takes a 32-byte digest")
             raw = bytes(key.sign(message, mechanism=Mechanism.ECDSA))

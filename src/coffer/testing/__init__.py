@@ -5,7 +5,7 @@ processes (`ServiceProcess`) and `wait_until`. Nothing here is used by productio
 """
 
 from coffer.testing.postgres import PostgresServer, PostgresUnavailable
-from coffer.testing.processes import ServiceProcess, ServiceFailed, free_port
+from coffer.testing.processes import ServiceFailed, ServiceProcess, free_port
 from coffer.testing.tokens import TokenHandle, make_token
 from coffer.testing.wait import WaitTimeout, wait_until
 
