@@ -58,6 +58,18 @@ def doctor(home: Path | None = HomeOption) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def demo(home: Path = typer.Option(Path(".coffer-demo"), "--home", help="demo data directory"),
+         report: Path | None = typer.Option(None, "--report", help="JSON report (default HOME/report.json)")) -> None:
+    """Run the whole life of client funds on one machine and write a JSON report."""
+    from coffer.demo import run_demo
+
+    home = home.resolve()
+    result = run_demo(home, (report or home / "report.json").resolve(), console)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 # Sub-commands of the parts: (module, attribute, name). A part registers itself with one line.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
 ]
