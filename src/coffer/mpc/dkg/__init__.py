@@ -1,0 +1,16 @@
+"""Distributed key generation, refresh and re-sharing for threshold Schnorr (FROST).
+
+* `coffer.mpc.dkg.chilldkg` — ChillDKG for secp256k1 (BIP draft, byte-exact, Taproot-safe key).
+* `coffer.mpc.dkg.ed25519` — the same design for Ed25519.
+* `coffer.mpc.dkg.refresh` — new shares of the same key (dealings of zero).
+* `coffer.mpc.dkg.reshare` — move the key to a new set of holders / threshold (revocation).
+
+Every protocol ends in a `KeyShareOutput`: plain Shamir shares, the group public key and every
+holder's public share, which `coffer.mpc.frost` consumes. No function here ever holds the whole
+key, logs, or performs I/O; randomness comes in as arguments.
+"""
+
+from coffer.mpc.dkg.protocol import SessionParams
+from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
+
+__all__ = ["SessionParams", "KeyShareOutput", "SecretShare"]

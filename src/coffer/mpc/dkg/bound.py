@@ -1,0 +1,74 @@
+"""`DkgProtocol`: the generic ChillDKG functions bound to one suite.
+
+`coffer.mpc.dkg.chilldkg` and `coffer.mpc.dkg.ed25519` each expose one instance's methods as
+module functions, so callers never pass a suite around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from coffer.mpc.dkg import protocol
+from coffer.mpc.dkg.errors import UnknownFaultyParticipantOrCoordinatorError
+from coffer.mpc.dkg.protocol import CoordinatorState, ParticipantState1, ParticipantState2, SessionParams
+from coffer.mpc.dkg.suite import DkgSuite
+from coffer.mpc.dkg.types import KeyShareOutput
+
+__all__ = ["DkgProtocol"]
+
+
+class DkgProtocol:
+    """ChillDKG over one suite. Every method is a pure function of its arguments."""
+
+    def __init__(self, suite: DkgSuite) -> None:
+        self.suite = suite
+
+    def hostpubkey_gen(self, hostseckey: bytes) -> bytes:
+        return protocol.hostpubkey_gen(self.suite, hostseckey)
+
+    def params_hash(self, params: SessionParams) -> bytes:
+        return protocol.params_hash(self.suite, params)
+
+    def params_validate(self, params: SessionParams) -> None:
+        protocol.params_validate(self.suite, params)
+
+    def participant_step1(self, hostseckey: bytes, params: SessionParams,
+                          random: bytes) -> tuple[ParticipantState1, bytes]:
+        return protocol.participant_step1(self.suite, hostseckey, params, random)
+
+    def participant_step2(self, hostseckey: bytes, state1: ParticipantState1, cmsg1: bytes,
+                          aux_rand: bytes) -> tuple[ParticipantState2, bytes]:
+        return protocol.participant_step2(self.suite, hostseckey, state1, cmsg1, aux_rand)
+
+    def participant_finalize(self, state2: ParticipantState2, cmsg2: bytes) -> tuple[KeyShareOutput, bytes]:
+        return protocol.participant_finalize(self.suite, state2, cmsg2)
+
+    def participant_investigate(self, error: UnknownFaultyParticipantOrCoordinatorError,
+                                cinv: bytes) -> None:
+        protocol.participant_investigate(self.suite, error, cinv)
+
+    def coordinator_step1(self, pmsgs1: Sequence[bytes],
+                          params: SessionParams) -> tuple[CoordinatorState, bytes]:
+        return protocol.coordinator_step1(self.suite, pmsgs1, params)
+
+    def coordinator_finalize(self, state: CoordinatorState,
+                             pmsgs2: Sequence[bytes]) -> tuple[bytes, KeyShareOutput, bytes]:
+        return protocol.coordinator_finalize(self.suite, state, pmsgs2)
+
+    def coordinator_investigate(self, pmsgs1: Sequence[bytes], params: SessionParams) -> list[bytes]:
+        return protocol.coordinator_investigate(self.suite, pmsgs1, params)
+
+    def participant_recover(self, hostseckey: bytes,
+                            recovery_data: bytes) -> tuple[KeyShareOutput, SessionParams]:
+        return protocol.participant_recover(self.suite, hostseckey, recovery_data)
+
+    def coordinator_recover(self, recovery_data: bytes) -> tuple[KeyShareOutput, SessionParams]:
+        return protocol.coordinator_recover(self.suite, recovery_data)
+
+    def participant_recovery_ack_sign(self, hostseckey: bytes, recovery_data: bytes,
+                                      params: SessionParams, aux_rand: bytes) -> bytes:
+        return protocol.participant_recovery_ack_sign(self.suite, hostseckey, recovery_data, params, aux_rand)
+
+    def participant_recovery_acks_verify(self, recovery_data: bytes, params: SessionParams,
+                                         acks: Sequence[bytes]) -> None:
+        protocol.participant_recovery_acks_verify(self.suite, recovery_data, params, acks)

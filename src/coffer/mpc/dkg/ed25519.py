@@ -1,0 +1,46 @@
+"""Distributed key generation for Ed25519: ChillDKG's design (SimplPedPop + proof of possession +
+EncPedPop + CertEq) over edwards25519, without the Taproot tweak. See `coffer.mpc.dkg.suite`
+for the Ed25519 choices (tags, Schnorr proofs, ECDH on edwards25519).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from coffer.mpc.dkg.bound import DkgProtocol
+from coffer.mpc.dkg.suite import ED25519_DKG
+
+__all__ = [
+    "PROTOCOL",
+    "hostpubkey_gen",
+    "params_hash",
+    "params_validate",
+    "participant_step1",
+    "participant_step2",
+    "participant_finalize",
+    "participant_investigate",
+    "coordinator_step1",
+    "coordinator_finalize",
+    "coordinator_investigate",
+    "participant_recover",
+    "coordinator_recover",
+    "participant_recovery_ack_sign",
+    "participant_recovery_acks_verify",
+]
+
+PROTOCOL: Final = DkgProtocol(ED25519_DKG)
+
+hostpubkey_gen = PROTOCOL.hostpubkey_gen
+params_hash = PROTOCOL.params_hash
+params_validate = PROTOCOL.params_validate
+participant_step1 = PROTOCOL.participant_step1
+participant_step2 = PROTOCOL.participant_step2
+participant_finalize = PROTOCOL.participant_finalize
+participant_investigate = PROTOCOL.participant_investigate
+coordinator_step1 = PROTOCOL.coordinator_step1
+coordinator_finalize = PROTOCOL.coordinator_finalize
+coordinator_investigate = PROTOCOL.coordinator_investigate
+participant_recover = PROTOCOL.participant_recover
+coordinator_recover = PROTOCOL.coordinator_recover
+participant_recovery_ack_sign = PROTOCOL.participant_recovery_ack_sign
+participant_recovery_acks_verify = PROTOCOL.participant_recovery_acks_verify
