@@ -29,6 +29,7 @@ __all__ = [
     "NonceReuse",
     "IdentityElement",
     "InvalidTweak",
+    "InvalidKeyMaterial",
 ]
 
 
@@ -74,6 +75,16 @@ class DuplicateIdentifier(InvalidParameters):
 
 class InsufficientSigners(InvalidParameters):
     """Fewer signers than the threshold, or more than the number of participants."""
+
+
+class InvalidKeyMaterial(InvalidParameters):
+    """Public shares, secret share and group key do not fit together; `identifier` names the
+    participant whose public share is at fault when one is."""
+
+    def __init__(self, message: str, *, identifier: int | None = None) -> None:
+        where = f" (identifier {identifier})" if identifier is not None else ""
+        super().__init__(message + where)
+        self.identifier = identifier
 
 
 class InvalidTweak(MpcError):
