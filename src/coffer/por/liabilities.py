@@ -1,0 +1,257 @@
+"""Liabilities: a blinded Merkle sum tree per asset, and each client's compact inclusion proof.
+
+Pure: balances, account nonces and a random source come in; a tree comes out. It never reads a
+clock or the ledger. Hash formats are those of `coffer.por.verify` (BitMEX-compatible):
+leaves are HMAC-SHA256 of a per-snapshot sub-nonce over (value, index), nodes commit to both
+children's digests and values. Values are unsigned 64-bit and the total must fit 64 bits.
+
+Blinding: each balance is split into `parts` random pieces (a piece may be zero), the pieces
+are shuffled over the leaves with a cryptographic random source, and the leaf level is padded
+with zero-valued leaves whose digests are random bytes, up to a power of two. A padding leaf and
+a zero piece look the same; the leaf count reveals the number of clients only to within a
+factor of two. What the full tree file (BitMEX format) still shows: every leaf's value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from coffer.invariant import invariant
+from coffer.por.errors import DuplicateAccount, LiabilityOutOfRange, MissingNonce, NotInTree, TooManyParts
+from coffer.por.verify import (
+    DEPTH_MAX,
+    NONCE_BYTES,
+    PROOF_LEAVES_MAX,
+    U64_MAX,
+    InclusionProof,
+    ProofLeaf,
+    ProofSibling,
+    PublishedRoot,
+    sibling_positions,
+)
+
+__all__ = ["Liability", "LiabilityTree", "RandomBytes", "PARTS_DEFAULT", "build_liabilities_tree",
+           "build_liabilities_tree_arrays", "new_account_nonce"]
+
+PARTS_DEFAULT = 2
+RandomBytes = Callable[[int], bytes]
+U64Array = npt.NDArray[np.uint64]
+
+
+@dataclass(frozen=True, slots=True)
+class Liability:
+    """What the exchange owes one account in one asset at the snapshot, in minor units."""
+
+    account_number: int
+    amount: int
+
+
+def new_account_nonce(rng: RandomBytes = os.urandom) -> bytes:
+    """A fresh lifetime account nonce (32 random bytes)."""
+    nonce = rng(NONCE_BYTES)
+    invariant(len(nonce) == NONCE_BYTES, "random source returned the wrong length")
+    return nonce
+
+
+class LiabilityTree:
+    """A built tree: levels of (digests, values); level 0 are the leaves, the last is the root.
+
+    It keeps which leaves belong to which account (to cut proofs) but no nonce.
+    """
+
+    __slots__ = ("asset", "height", "depth", "parts", "_levels", "_accounts", "_leaf_of_slot")
+
+    def __init__(self, asset: str, height: int, parts: int, levels: list[tuple[npt.NDArray[np.uint8], U64Array]],
+                 accounts: U64Array, leaf_of_slot: npt.NDArray[np.int64]) -> None:
+        self.asset = asset
+        self.height = height
+        self.parts = parts
+        self.depth = len(levels) - 1
+        self._levels = levels
+        self._accounts = accounts
+        self._leaf_of_slot = leaf_of_slot
+
+    def __repr__(self) -> str:
+        return f"LiabilityTree(asset={self.asset!r}, height={self.height}, leaves={self.leaf_count})"
+
+    @property
+    def leaf_count(self) -> int:
+        return len(self._levels[0][1])
+
+    @property
+    def root(self) -> bytes:
+        return bytes(self._levels[-1][0][0])
+
+    @property
+    def total(self) -> int:
+        return int(self._levels[-1][1][0])
+
+    @property
+    def account_count(self) -> int:
+        return len(self._accounts)
+
+    def published_root(self) -> PublishedRoot:
+        return PublishedRoot(self.asset, self.height, self.root, self.total, self.leaf_count)
+
+    def node(self, level: int, position: int) -> tuple[bytes, int]:
+        digests, values = self._levels[level]
+        return bytes(digests[position]), int(values[position])
+
+    def leaf_indices(self, account_number: int) -> list[int]:
+        slot = int(np.searchsorted(self._accounts, np.uint64(account_number)))
+        if slot >= len(self._accounts) or int(self._accounts[slot]) != account_number:
+            raise NotInTree(f"account {account_number} has no leaves in the {self.asset} tree")
+        return sorted(int(i) for i in self._leaf_of_slot[slot * self.parts:(slot + 1) * self.parts])
+
+    def proof_for(self, account_number: int) -> InclusionProof:
+        """The account's leaves and the siblings on their paths (O(parts * log n))."""
+        indices = self.leaf_indices(account_number)
+        leaves = tuple(ProofLeaf(index, int(self._levels[0][1][index])) for index in indices)
+        siblings = tuple(ProofSibling(*self.node(level, position))
+                         for level, position in sibling_positions(indices, self.depth))
+        return InclusionProof(self.asset, self.height, account_number, self.depth, leaves, siblings)
+
+    def bitmex_lines(self) -> Iterator[str]:
+        """The tree in BitMEX's file format: header, then root first, level by level."""
+        yield f"block_height:{self.height}"
+        for digests, values in reversed(self._levels):
+            hex_digests = digests.tobytes().hex()
+            for position, value in enumerate(values.tolist()):
+                yield f"{hex_digests[64 * position:64 * position + 64]},{value}"
+
+
+def build_liabilities_tree(asset: str, height: int, liabilities: Sequence[Liability] | Sequence[tuple[int, int]],
+                           nonces: Mapping[int, bytes], *, parts: int = PARTS_DEFAULT,
+                           rng: RandomBytes = os.urandom, leaf_count_min: int = 1) -> LiabilityTree:
+    """Build one asset's tree from (account number, amount) pairs and each account's nonce."""
+    pairs = [(item.account_number, item.amount) if isinstance(item, Liability) else (int(item[0]), int(item[1]))
+             for item in liabilities]
+    for account, amount in pairs:
+        if not 0 <= account <= U64_MAX:
+            raise LiabilityOutOfRange(f"account number {account} is not an unsigned 64-bit integer")
+        if not 0 <= amount <= U64_MAX:
+            raise LiabilityOutOfRange(f"account {account}: liability {amount} cannot be encoded (unsigned 64-bit)")
+        if account not in nonces:
+            raise MissingNonce(f"account {account} has no account nonce")
+        if len(nonces[account]) != NONCE_BYTES:
+            raise MissingNonce(f"account {account}: nonce must be {NONCE_BYTES} bytes")
+    accounts = np.array([account for account, _ in pairs], dtype=np.uint64)
+    amounts = np.array([amount for _, amount in pairs], dtype=np.uint64)
+    nonce_blob = b"".join(nonces[account] for account, _ in pairs)
+    return build_liabilities_tree_arrays(asset, height, accounts, amounts, nonce_blob, parts=parts, rng=rng,
+                                         leaf_count_min=leaf_count_min)
+
+
+def _random_u64(rng: RandomBytes, count: int) -> U64Array:
+    data = rng(8 * count)
+    invariant(len(data) == 8 * count, "random source returned the wrong length")
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
+
+
+def _split(amounts: U64Array, parts: int, rng: RandomBytes) -> U64Array:
+    """Each amount cut at parts-1 uniformly random points; rows sum to the amount exactly."""
+    count = len(amounts)
+    if parts == 1:
+        return amounts.reshape(count, 1).copy()
+    draws = _random_u64(rng, count * (parts - 1)).reshape(count, parts - 1)
+    modulus = amounts + np.uint64(1)
+    full = modulus == 0  # amount == 2**64 - 1: every 64-bit draw is already in range
+    cuts = np.where(full[:, None], draws, draws % np.where(full, np.uint64(1), modulus)[:, None])
+    cuts.sort(axis=1)
+    bounds = np.concatenate([np.zeros((count, 1), np.uint64), cuts, amounts.reshape(count, 1)], axis=1)
+    pieces: U64Array = np.diff(bounds, axis=1)
+    return pieces
+
+
+def _exact_total(amounts: U64Array) -> int:
+    high = int(np.sum(amounts >> np.uint64(32), dtype=np.uint64))
+    low = int(np.sum(amounts & np.uint64(0xFFFFFFFF), dtype=np.uint64))
+    return (high << 32) + low
+
+
+def _sub_nonces(nonce_blob: bytes, height: int, accounts: U64Array) -> list[bytes]:
+    count = len(accounts)
+    table = np.empty((count, 48), dtype=np.uint8)
+    table[:, :32] = np.frombuffer(nonce_blob, dtype=np.uint8).reshape(count, 32)
+    table[:, 32:40] = np.frombuffer(struct.pack("<Q", height), dtype=np.uint8)
+    table[:, 40:48] = accounts.astype("<u8").view(np.uint8).reshape(count, 8)
+    view = memoryview(table.tobytes())
+    sha256 = hashlib.sha256
+    return [sha256(view[48 * i:48 * i + 48]).digest() for i in range(count)]
+
+
+def _level_up(digests: npt.NDArray[np.uint8], values: U64Array) -> tuple[npt.NDArray[np.uint8], U64Array]:
+    count = len(values)
+    records = np.empty((count, 40), dtype=np.uint8)
+    records[:, :32] = digests
+    records[:, 32:] = values.astype("<u8").view(np.uint8).reshape(count, 8)
+    view = memoryview(records.tobytes())
+    sha256 = hashlib.sha256
+    parents = b"".join([sha256(view[80 * i:80 * i + 80]).digest() for i in range(count // 2)])
+    left, right = values[0::2], values[1::2]
+    sums = left + right
+    invariant(bool(np.all(sums >= left)), "a node's sum overflowed 64 bits")
+    return np.frombuffer(parents, dtype=np.uint8).reshape(count // 2, 32), sums
+
+
+def build_liabilities_tree_arrays(asset: str, height: int, accounts: U64Array, amounts: U64Array, nonce_blob: bytes,
+                                  *, parts: int = PARTS_DEFAULT, rng: RandomBytes = os.urandom,
+                                  leaf_count_min: int = 1) -> LiabilityTree:
+    """The same on arrays (for millions of accounts): nonce_blob holds 32 bytes per account, in order."""
+    count = len(accounts)
+    if not 1 <= parts <= PROOF_LEAVES_MAX:
+        raise TooManyParts(f"parts must be between 1 and {PROOF_LEAVES_MAX}")
+    if len(nonce_blob) != NONCE_BYTES * count or len(amounts) != count:
+        raise MissingNonce("one 32-byte nonce and one amount per account are needed")
+    order = np.argsort(accounts, kind="stable")
+    accounts, amounts = accounts[order], amounts[order]
+    if count and bool(np.any(accounts[1:] == accounts[:-1])):
+        raise DuplicateAccount("an account appears twice in the liabilities")
+    if _exact_total(amounts) > U64_MAX:
+        raise LiabilityOutOfRange("the total liabilities do not fit 64 bits")
+    nonce_blob = np.frombuffer(nonce_blob, dtype=np.uint8).reshape(count, 32)[order].tobytes()
+    keys = _sub_nonces(nonce_blob, height, accounts)
+    pieces = _split(amounts, parts, rng).reshape(-1)
+    real = count * parts
+    leaf_count = 1
+    while leaf_count < max(real, leaf_count_min, 1):
+        leaf_count *= 2
+    invariant(leaf_count.bit_length() - 1 <= DEPTH_MAX, "tree too deep")
+    leaf_of_slot = np.argsort(_random_u64(rng, leaf_count), kind="stable").astype(np.int64)
+    values = np.zeros(leaf_count, dtype=np.uint64)
+    values[leaf_of_slot[:real]] = pieces
+    digests = np.frombuffer(rng(32 * leaf_count), dtype=np.uint8).reshape(leaf_count, 32).copy()
+    digests[leaf_of_slot[:real]] = _leaf_digests(keys, pieces, leaf_of_slot[:real], parts)
+    levels = [(digests, values)]
+    while len(levels[-1][1]) > 1:
+        levels.append(_level_up(*levels[-1]))
+    tree = LiabilityTree(asset, height, parts, levels, accounts, leaf_of_slot[:real])
+    invariant(tree.total == _exact_total(amounts), "the tree's total differs from the liabilities")
+    return tree
+
+
+def _leaf_digests(keys: list[bytes], pieces: U64Array, leaf_index: npt.NDArray[np.int64],
+                  parts: int) -> npt.NDArray[np.uint8]:
+    real = len(pieces)
+    messages = np.empty((real, 2), dtype="<u8")
+    messages[:, 0] = pieces
+    messages[:, 1] = leaf_index
+    view = memoryview(messages.tobytes())
+    digest = hmac.digest
+    out = b"".join([digest(keys[slot // parts], view[16 * slot:16 * slot + 16], "sha256") for slot in range(real)])
+    result: npt.NDArray[np.uint8] = np.frombuffer(out, dtype=np.uint8).reshape(real, 32)
+    return result
+
+
+def proof_bytes(tree: LiabilityTree, account_number: int) -> bytes:
+    from coffer.por.verify import serialize_inclusion_proof
+
+    return serialize_inclusion_proof(tree.proof_for(account_number))
