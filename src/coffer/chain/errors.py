@@ -29,11 +29,18 @@ class TransactionNotFound(ChainError, NotFound):
 class BroadcastRejected(ChainError):
     """The node refused a transaction. `reason` is Core's reject reason, e.g. "min relay fee not met"."""
 
-    def __init__(self, reason: str, *, code: int = -26, txid: str | None = None) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, *, code: int = -26, details: str | None = None,
+                 txid: str | None = None) -> None:
         self.reason = reason
         self.code = code
+        self.details = details
         self.txid = txid
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """Core's sendrawtransaction error message: the reason, then the details after a comma."""
+        return self.reason if not self.details else f"{self.reason}, {self.details}"
 
 
 class BlockRejected(ChainError):

@@ -1,0 +1,248 @@
+"""The embedded node's mempool: Core's acceptance checks in Core's order, with Core's reasons.
+
+Consensus script checks use libbitcoinkernel's interpreter (ScriptPubkey.verify with every
+consensus flag); standardness is `policy`. The mempool never holds a transaction whose inputs are
+unknown, immature or already spent by another mempool transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pbk
+
+from coffer.chain.errors import BroadcastRejected
+from coffer.chain.regtest import policy
+from coffer.chain.regtest.index import Coin, Outpoint
+from coffer.chain.regtest.kernel import verify_input
+from coffer.chain.regtest.wire import Tx
+
+__all__ = ["Mempool", "MempoolEntry", "ChainView", "COINBASE_MATURITY", "MEMPOOL_TXS_MAX"]
+
+COINBASE_MATURITY = 100
+MEMPOOL_TXS_MAX = 50_000
+MEMPOOL_HEIGHT = 0x7FFFFFFF
+_SEQUENCE_FINAL = 0xFFFFFFFF
+_LOCKTIME_THRESHOLD = 500_000_000
+_SECP256K1_HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolEntry:
+    tx: Tx
+    fee_sats: int
+    time: int
+    height: int  # chain height when it entered
+    parents: frozenset[bytes]
+
+    @property
+    def vsize(self) -> int:
+        return self.tx.vsize
+
+
+@dataclass(frozen=True, slots=True)
+class ChainView:
+    """What acceptance needs from the chain: coins, the next height, and median times past."""
+
+    coin: Callable[[Outpoint], Coin | None]
+    next_height: int
+    median_time_past: int  # of the tip
+    median_time_at: Callable[[int], int]  # median time past of the block at a height
+
+
+def _script_error(spent_script: bytes) -> str:
+    # libbitcoinkernel reports only pass/fail; Core's text for the usual failure of each type.
+    if policy.script_type(spent_script) == "witness_v1_taproot":
+        return "Invalid Schnorr signature"
+    return "Script evaluated without error but finished with a false/empty top stack element"
+
+
+def _high_s(signature: bytes) -> bool:
+    if len(signature) < 9 or signature[0] != 0x30 or signature[2] != 0x02:
+        return False
+    r_len = signature[3]
+    s_pos = 4 + r_len
+    if s_pos + 2 > len(signature) or signature[s_pos] != 0x02:
+        return False
+    s_len = signature[s_pos + 1]
+    s_value = int.from_bytes(signature[s_pos + 2:s_pos + 2 + s_len], "big")
+    return s_value > _SECP256K1_HALF_ORDER
+
+
+class Mempool:
+    def __init__(self) -> None:
+        self.entries: dict[bytes, MempoolEntry] = {}  # insertion order is a valid block order
+        self.spent_by: dict[Outpoint, bytes] = {}
+        self.by_wtxid: dict[bytes, bytes] = {}
+
+    def __contains__(self, txid: bytes) -> bool:
+        return txid in self.entries
+
+    def coin(self, outpoint: Outpoint) -> Coin | None:
+        entry = self.entries.get(outpoint[0])
+        if entry is None or outpoint[1] >= len(entry.tx.outputs):
+            return None
+        out = entry.tx.outputs[outpoint[1]]
+        return Coin(out.value_sats, out.script_pubkey, MEMPOOL_HEIGHT, False)
+
+    def check(self, tx: Tx, view: ChainView, max_fee_rate_sat_per_kvb: int | None) -> tuple[int, frozenset[bytes]]:
+        """Core's MemPoolAccept checks; returns (fee, mempool parents) or raises BroadcastRejected."""
+        reason = policy.check_transaction(tx)
+        if reason is not None:
+            raise BroadcastRejected(reason)
+        reason = policy.check_standard(tx)
+        if reason is not None:
+            raise BroadcastRejected(reason)
+        if not self._is_final(tx, view):
+            raise BroadcastRejected("non-final")
+        if tx.txid in self.entries:
+            raise BroadcastRejected("txn-already-in-mempool")
+        for txin in tx.inputs:
+            if (txin.prev_txid, txin.prev_vout) in self.spent_by:
+                raise BroadcastRejected("txn-mempool-conflict")
+        coins, parents = self._input_coins(tx, view)
+        fee = self._check_inputs(tx, coins, view)
+        self._check_relative_locks(tx, coins, view)
+        self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
+        self._check_scripts(tx, coins)
+        if len(self.entries) >= MEMPOOL_TXS_MAX:
+            raise BroadcastRejected("mempool full")
+        return fee, parents
+
+    def _input_coins(self, tx: Tx, view: ChainView) -> tuple[list[Coin], frozenset[bytes]]:
+        coins: list[Coin] = []
+        parents = set()
+        for txin in tx.inputs:
+            outpoint = (txin.prev_txid, txin.prev_vout)
+            coin = view.coin(outpoint)
+            if coin is None:
+                coin = self.coin(outpoint)
+                if coin is not None:
+                    parents.add(txin.prev_txid)
+            if coin is None:
+                if all(view.coin((tx.txid, i)) is not None for i in range(len(tx.outputs))):
+                    raise BroadcastRejected("txn-already-known", code=-27)
+                raise BroadcastRejected("bad-txns-inputs-missingorspent", code=-25)
+            coins.append(coin)
+        return coins, frozenset(parents)
+
+    def _check_inputs(self, tx: Tx, coins: list[Coin], view: ChainView) -> int:
+        value_in = 0
+        for coin in coins:
+            depth = view.next_height - coin.height
+            if coin.coinbase and depth < COINBASE_MATURITY:
+                raise BroadcastRejected("bad-txns-premature-spend-of-coinbase",
+                                        details=f"tried to spend coinbase at depth {depth}")
+            value_in += coin.value_sats
+            if value_in > policy.MAX_MONEY_SATS:
+                raise BroadcastRejected("bad-txns-inputvalues-outofrange")
+        value_out = sum(out.value_sats for out in tx.outputs)
+        if value_in < value_out:
+            raise BroadcastRejected("bad-txns-in-belowout", details=f"value in ({value_in}) < value out ({value_out})")
+        return value_in - value_out
+
+    def _check_fee(self, tx: Tx, fee: int, max_fee_rate_sat_per_kvb: int | None) -> None:
+        minimum = policy.fee_for_vsize(policy.MIN_RELAY_FEE_SAT_PER_KVB, tx.vsize)
+        if fee < minimum:
+            raise BroadcastRejected("min relay fee not met", details=f"{fee} < {minimum}")
+        if max_fee_rate_sat_per_kvb and fee > policy.fee_for_vsize(max_fee_rate_sat_per_kvb, tx.vsize):
+            raise BroadcastRejected("max-fee-exceeded", code=-25)
+
+    def _check_scripts(self, tx: Tx, coins: list[Coin]) -> None:
+        for txin, coin in zip(tx.inputs, coins, strict=True):
+            kind = policy.script_type(coin.script_pubkey)
+            if kind in ("witness_v0_keyhash", "witness_v0_scripthash") and any(
+                    _high_s(item) for item in txin.witness[:-1] if item):
+                raise BroadcastRejected(
+                    "non-mandatory-script-verify-flag (Non-canonical signature: S value is unnecessarily high)")
+        kernel_tx = pbk.Transaction(tx.raw)
+        spent = [pbk.TransactionOutput(pbk.ScriptPubkey(c.script_pubkey), c.value_sats) for c in coins]
+        precomputed = pbk.script.PrecomputedTransactionData(kernel_tx, spent)
+        for index, coin in enumerate(coins):
+            if not verify_input(coin.script_pubkey, coin.value_sats, kernel_tx, precomputed, index):
+                raise BroadcastRejected(f"mandatory-script-verify-flag-failed ({_script_error(coin.script_pubkey)})")
+
+    @staticmethod
+    def _is_final(tx: Tx, view: ChainView) -> bool:
+        if tx.locktime == 0:
+            return True
+        limit = view.next_height if tx.locktime < _LOCKTIME_THRESHOLD else view.median_time_past
+        if tx.locktime < limit:
+            return True
+        return all(txin.sequence == _SEQUENCE_FINAL for txin in tx.inputs)
+
+    @staticmethod
+    def _check_relative_locks(tx: Tx, coins: list[Coin], view: ChainView) -> None:
+        """BIP68 for the next block; a mempool parent counts as confirmed in that block."""
+        if tx.version < 2:
+            return
+        for txin, coin in zip(tx.inputs, coins, strict=True):
+            if txin.sequence & (1 << 31):
+                continue
+            height = min(coin.height, view.next_height)
+            value = txin.sequence & 0xFFFF
+            if txin.sequence & (1 << 22):
+                start = view.median_time_at(max(height - 1, 0))
+                if start + (value << 9) - 1 >= view.median_time_past:
+                    raise BroadcastRejected("non-BIP68-final")
+            elif height + value - 1 >= view.next_height:
+                raise BroadcastRejected("non-BIP68-final")
+
+    def add(self, tx: Tx, fee_sats: int, parents: frozenset[bytes], now: int, height: int) -> None:
+        self.entries[tx.txid] = MempoolEntry(tx, fee_sats, now, height, parents)
+        self.by_wtxid[tx.wtxid] = tx.txid
+        for txin in tx.inputs:
+            self.spent_by[(txin.prev_txid, txin.prev_vout)] = tx.txid
+
+    def remove(self, txid: bytes) -> None:
+        """Remove a transaction and, depth first, everything in the mempool that spends it."""
+        entry = self.entries.pop(txid, None)
+        if entry is None:
+            return
+        self.by_wtxid.pop(entry.tx.wtxid, None)
+        for txin in entry.tx.inputs:
+            self.spent_by.pop((txin.prev_txid, txin.prev_vout), None)
+        for vout in range(len(entry.tx.outputs)):
+            child = self.spent_by.get((txid, vout))
+            if child is not None:
+                self.remove(child)
+
+    def remove_for_block(self, txs: list[Tx]) -> None:
+        """A block connected: drop its transactions (keeping their children) and all conflicts."""
+        for tx in txs:
+            entry = self.entries.pop(tx.txid, None)
+            if entry is not None:
+                self.by_wtxid.pop(entry.tx.wtxid, None)
+                for txin in entry.tx.inputs:
+                    self.spent_by.pop((txin.prev_txid, txin.prev_vout), None)
+        for tx in txs:
+            if tx.is_coinbase:
+                continue
+            for txin in tx.inputs:
+                conflict = self.spent_by.get((txin.prev_txid, txin.prev_vout))
+                if conflict is not None:
+                    self.remove(conflict)
+
+    def descendants(self, txid: bytes) -> list[bytes]:
+        entry = self.entries.get(txid)
+        if entry is None:
+            return []
+        found: list[bytes] = []
+        for vout in range(len(entry.tx.outputs)):
+            child = self.spent_by.get((txid, vout))
+            if child is not None and child not in found:
+                found.append(child)
+                found.extend(d for d in self.descendants(child) if d not in found)
+        return found
+
+    def ancestors(self, txid: bytes) -> list[bytes]:
+        entry = self.entries.get(txid)
+        if entry is None:
+            return []
+        found: list[bytes] = []
+        for parent in entry.parents:
+            if parent in self.entries and parent not in found:
+                found.append(parent)
+                found.extend(a for a in self.ancestors(parent) if a not in found)
+        return found

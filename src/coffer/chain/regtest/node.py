@@ -1,0 +1,646 @@
+"""The embedded Bitcoin regtest node: blocks built and mined in Python, judged by libbitcoinkernel.
+
+What it keeps: the kernel's chainstate and block files (kernel-N/ in the data dir), its own block
+store (blocks.sqlite) for reads and for rebuilding the kernel on invalidateblock/reconsiderblock,
+a UTXO index by script and a transaction index kept from the kernel's connect/disconnect events
+plus undo data, and a mempool with Core's standardness. It never accepts a block the kernel did not
+connect or store, and never builds on a tip the kernel does not report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from coffer.chain.errors import BlockNotFound, BlockRejected, BroadcastRejected, DecodeError
+from coffer.chain.interface import BlockConnected, BlockDisconnected, ChainEvent
+from coffer.chain.regtest import policy
+from coffer.chain.regtest.index import Coin, Outpoint, UtxoIndex
+from coffer.chain.regtest.kernel import Kernel, KernelEvent
+from coffer.chain.regtest.mempool import ChainView, Mempool, MempoolEntry
+from coffer.chain.regtest.store import BlockStore, StoredHeader
+from coffer.chain.regtest.wire import Tx, build_block, parse_block, parse_tx, sha256d
+
+__all__ = ["RegtestNode", "HeaderInfo", "subsidy_sats", "HALVING_INTERVAL", "EVENTS_KEPT_MAX"]
+
+log = structlog.get_logger("coffer.chain.regtest")
+
+HALVING_INTERVAL = 150
+INITIAL_SUBSIDY_SATS = 50 * 100_000_000
+EVENTS_KEPT_MAX = 10_000
+BLOCK_WEIGHT_BUDGET = 3_996_000
+GENERATE_BLOCKS_MAX = 10_000
+FEE_HISTORY_BLOCKS = 20
+MAX_FUTURE_BLOCK_TIME_S = 2 * 60 * 60
+# Script nobody can spend: where blocks pay when no payout script is given (anyone may find it).
+DEFAULT_PAYOUT_SCRIPT = bytes.fromhex("6a")
+
+
+def subsidy_sats(height: int) -> int:
+    halvings = height // HALVING_INTERVAL
+    return 0 if halvings >= 64 else INITIAL_SUBSIDY_SATS >> halvings
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderInfo:
+    hash: bytes
+    prev: bytes
+    height: int
+    header: bytes
+    tx_count: int
+    size: int
+    confirmations: int  # -1 when not on the active chain, as Core reports
+    next_hash: bytes | None
+    median_time: int
+
+    @property
+    def version(self) -> int:
+        return int.from_bytes(self.header[0:4], "little", signed=True)
+
+    @property
+    def merkle_root(self) -> bytes:
+        return self.header[36:68]
+
+    @property
+    def time(self) -> int:
+        return int.from_bytes(self.header[68:72], "little")
+
+    @property
+    def bits(self) -> int:
+        return int.from_bytes(self.header[72:76], "little")
+
+    @property
+    def nonce(self) -> int:
+        return int.from_bytes(self.header[76:80], "little")
+
+
+class RegtestNode:
+    """An embedded regtest node in a data directory. Thread-safe: one lock guards all state."""
+
+    def __init__(self, datadir: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self.datadir = Path(datadir)
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self.lock = threading.RLock()
+        self._store = BlockStore(self.datadir / "blocks.sqlite")
+        generation = int(self._store.get_meta("kernel_generation") or "0")
+        self._generation = generation
+        self._kernel = Kernel(self.datadir / f"kernel-{generation}")
+        self._headers: dict[bytes, StoredHeader] = {h.hash: h for h in self._store.headers()}
+        self._children: dict[bytes, list[bytes]] = {}
+        for header in self._headers.values():
+            self._children.setdefault(header.prev, []).append(header.hash)
+        self._invalid = self._store.invalid()
+        self._active: list[bytes] = []
+        self._index = UtxoIndex()
+        self._mempool = Mempool()
+        self._fee_history: deque[tuple[int, list[int]]] = deque(maxlen=FEE_HISTORY_BLOCKS)
+        self._events: deque[tuple[int, ChainEvent]] = deque(maxlen=EVENTS_KEPT_MAX)
+        self._event_seq = 0
+        self._subscribers: list[Callable[[ChainEvent], None]] = []
+        self._txs_cache: dict[bytes, list[Tx]] = {}
+        self._miner: threading.Thread | None = None
+        self._miner_stop = threading.Event()
+        self._extra_nonce = int(self._clock() * 1000)
+        self._closed = False
+        with self.lock:
+            self._store_genesis()
+            self._sync_active()
+            self._rebuild_index()
+            self._load_mempool()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.stop_mining()
+        with self.lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._save_mempool()
+            self._kernel.close()
+            self._store.close()
+
+    def __enter__(self) -> RegtestNode:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _store_genesis(self) -> None:
+        genesis_hash = self._kernel.active_hash(0)
+        if genesis_hash in self._headers:
+            return
+        cm = self._kernel.cm
+        raw = bytes(cm.blocks[cm.get_active_chain().block_tree_entries[0]])
+        self._remember_block(genesis_hash, raw, 0, 1)
+
+    def _remember_block(self, block_hash: bytes, raw: bytes, height: int, tx_count: int) -> None:
+        prev = raw[4:36]
+        self._store.add(block_hash, prev, height, tx_count, raw)
+        self._headers[block_hash] = StoredHeader(block_hash, prev, height, raw[:80], tx_count, len(raw))
+        self._children.setdefault(prev, []).append(block_hash)
+
+    def _save_mempool(self) -> None:
+        path = self.datadir / "mempool.txt"
+        lines = [entry.tx.raw.hex() for entry in self._mempool.entries.values()]
+        path.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+    def _load_mempool(self) -> None:
+        path = self.datadir / "mempool.txt"
+        if not path.exists():
+            return
+        for line in path.read_text().split():
+            with contextlib.suppress(BroadcastRejected, DecodeError):
+                self._accept(parse_tx(bytes.fromhex(line)), None, test_only=False)
+
+    # ---- chain reads -----------------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        with self.lock:
+            return len(self._active) - 1
+
+    @property
+    def best_hash(self) -> bytes:
+        with self.lock:
+            return self._active[-1]
+
+    def active_hash(self, height: int) -> bytes:
+        with self.lock:
+            if not 0 <= height < len(self._active):
+                raise BlockNotFound(f"no block at height {height}")
+            return self._active[height]
+
+    def is_active(self, block_hash: bytes) -> bool:
+        with self.lock:
+            header = self._headers.get(block_hash)
+            return header is not None and header.height < len(self._active) and \
+                self._active[header.height] == block_hash
+
+    def header(self, block_hash: bytes) -> HeaderInfo:
+        with self.lock:
+            stored = self._headers.get(block_hash)
+            if stored is None:
+                raise BlockNotFound("Block not found")
+            active = self.is_active(block_hash)
+            confirmations = len(self._active) - stored.height if active else -1
+            next_hash = None
+            if active and stored.height + 1 < len(self._active):
+                next_hash = self._active[stored.height + 1]
+            return HeaderInfo(stored.hash, stored.prev, stored.height, stored.header, stored.tx_count,
+                              stored.size, confirmations, next_hash, self._median_time(block_hash))
+
+    def known_blocks(self) -> list[bytes]:
+        with self.lock:
+            return list(self._headers)
+
+    def is_invalid(self, block_hash: bytes) -> bool:
+        with self.lock:
+            return block_hash in self._invalid
+
+    def _median_time(self, block_hash: bytes) -> int:
+        times = []
+        cursor: bytes | None = block_hash
+        for _ in range(11):
+            if cursor is None or cursor not in self._headers:
+                break
+            stored = self._headers[cursor]
+            times.append(int.from_bytes(stored.header[68:72], "little"))
+            cursor = stored.prev if stored.height > 0 else None
+        times.sort()
+        return times[len(times) // 2]
+
+    def median_time_at(self, height: int) -> int:
+        with self.lock:
+            return self._median_time(self._active[min(height, len(self._active) - 1)])
+
+    def raw_block(self, block_hash: bytes) -> bytes:
+        with self.lock:
+            raw = self._store.raw(block_hash)
+        if raw is None:
+            raise BlockNotFound("Block not found")
+        return raw
+
+    def block_txs(self, block_hash: bytes) -> list[Tx]:
+        with self.lock:
+            cached = self._txs_cache.get(block_hash)
+        if cached is not None:
+            return cached
+        txs = parse_block(self.raw_block(block_hash))[1]
+        with self.lock:
+            if len(self._txs_cache) > 256:
+                self._txs_cache.clear()
+            self._txs_cache[block_hash] = txs
+        return txs
+
+    def find_transaction(self, txid: bytes, block_hash: bytes | None = None) -> tuple[Tx, bytes | None]:
+        """A transaction from the mempool or the active chain (or a named block); BlockNotFound/KeyError."""
+        with self.lock:
+            if block_hash is None:
+                entry = self._mempool.entries.get(txid)
+                if entry is not None:
+                    return entry.tx, None
+                block_hash = self._index.tx_block.get(txid)
+                if block_hash is None:
+                    raise KeyError(txid)
+        for tx in self.block_txs(block_hash):
+            if tx.txid == txid:
+                return tx, block_hash
+        raise KeyError(txid)
+
+    def tx_block(self, txid: bytes) -> bytes | None:
+        with self.lock:
+            return self._index.tx_block.get(txid)
+
+    def coin(self, outpoint: Outpoint, *, include_mempool: bool = False) -> Coin | None:
+        """An unspent output: confirmed; with include_mempool also mempool outputs, minus mempool spends."""
+        with self.lock:
+            if include_mempool:
+                if outpoint in self._mempool.spent_by:
+                    return None
+                coin = self._index.coins.get(outpoint)
+                return coin if coin is not None else self._mempool.coin(outpoint)
+            return self._index.coins.get(outpoint)
+
+    def unspent(self, script_pubkeys: Iterable[bytes]) -> list[tuple[Outpoint, Coin]]:
+        with self.lock:
+            return self._index.unspent(script_pubkeys)
+
+    def utxo_count(self) -> int:
+        with self.lock:
+            return len(self._index.coins)
+
+    # ---- mempool ---------------------------------------------------------------------------
+
+    def mempool_entries(self) -> dict[bytes, MempoolEntry]:
+        with self.lock:
+            return dict(self._mempool.entries)
+
+    def mempool_relatives(self, txid: bytes) -> tuple[list[bytes], list[bytes]]:
+        with self.lock:
+            return self._mempool.ancestors(txid), self._mempool.descendants(txid)
+
+    def _view(self) -> ChainView:
+        tip_mtp = self._median_time(self._active[-1])
+        return ChainView(self._index.coins.get, len(self._active), tip_mtp,
+                         lambda h: self._median_time(self._active[min(h, len(self._active) - 1)]))
+
+    def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool) -> int:
+        fee, parents = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)
+        if not test_only:
+            self._mempool.add(tx, fee, parents, int(self._clock()), len(self._active) - 1)
+            log.info("mempool_accept", txid=tx.txid_hex, fee_sats=fee, vsize=tx.vsize)
+        return fee
+
+    def accept_transaction(self, raw_tx: bytes, *, max_fee_rate_sat_per_kvb: int | None = None,
+                           test_only: bool = False) -> tuple[Tx, int]:
+        """Mempool acceptance; returns (tx, fee). Raises BroadcastRejected with Core's reason."""
+        try:
+            tx = parse_tx(raw_tx)
+        except DecodeError as exc:
+            raise BroadcastRejected("TX decode failed", code=-22, details=str(exc)) from exc
+        with self.lock:
+            existing = self._mempool.entries.get(tx.txid)
+            if existing is not None and not test_only and existing.tx.wtxid == tx.wtxid:
+                return tx, existing.fee_sats  # Core answers the txid again for a known transaction
+            return tx, self._accept(tx, max_fee_rate_sat_per_kvb, test_only=test_only)
+
+    # ---- blocks ----------------------------------------------------------------------------
+
+    def _next_time(self, parent: bytes) -> int:
+        now = int(self._clock())
+        return max(now, self._median_time(parent) + 1)
+
+    def _block_template(self) -> tuple[list[Tx], int]:
+        txs, fees, weight = [], 0, 0
+        for entry in self._mempool.entries.values():
+            if weight + entry.tx.weight > BLOCK_WEIGHT_BUDGET:
+                break
+            txs.append(entry.tx)
+            fees += entry.fee_sats
+            weight += entry.tx.weight
+        return txs, fees
+
+    def build_block(self, payout_script: bytes, txs: list[Tx] | None = None, *, parent: bytes | None = None,
+                    fees_sats: int | None = None, block_time: int | None = None) -> bytes:
+        """Build and mine (but do not submit) a block; `txs=None` takes the mempool."""
+        with self.lock:
+            parent = self._active[-1] if parent is None else parent
+            if parent not in self._headers:
+                raise BlockNotFound("Block not found")
+            if txs is None:
+                txs, fees = self._block_template()
+            else:
+                fees = self._fees_of(txs) if fees_sats is None else fees_sats
+            height = self._headers[parent].height + 1
+            when = self._next_time(parent) if block_time is None else block_time
+            self._extra_nonce += 1
+            extra_nonce = self._extra_nonce
+        return build_block(parent, height, when, subsidy_sats(height) + fees, payout_script, txs,
+                           extra_nonce=extra_nonce)
+
+    def _fees_of(self, txs: list[Tx]) -> int:
+        known: dict[Outpoint, int] = {}
+        fees = 0
+        for tx in txs:
+            value_in = 0
+            for txin in tx.inputs:
+                outpoint = (txin.prev_txid, txin.prev_vout)
+                coin = self._index.coins.get(outpoint) or self._mempool.coin(outpoint)
+                value_in += known.get(outpoint, coin.value_sats if coin else 0)
+            for vout, out in enumerate(tx.outputs):
+                known[(tx.txid, vout)] = out.value_sats
+            fees += max(value_in - sum(o.value_sats for o in tx.outputs), 0)
+        return fees
+
+    def generate(self, count: int, payout_script: bytes = DEFAULT_PAYOUT_SCRIPT) -> list[bytes]:
+        """Mine `count` blocks on the tip from the mempool; returns their hashes."""
+        if not 0 <= count <= GENERATE_BLOCKS_MAX:
+            raise ValueError(f"count must be 0..{GENERATE_BLOCKS_MAX}")
+        hashes = []
+        for _ in range(count):
+            with self.lock:
+                raw = self.build_block(payout_script)
+                reason = self.submit_block(raw)
+                if reason is not None:
+                    # The mempool admitted something the kernel refused: that is our bug, not input.
+                    raise BlockRejected(f"kernel refused a block built from the mempool: {reason}")
+                hashes.append(sha256d(raw[:80]))
+        return hashes
+
+    def generate_block(self, payout_script: bytes, txs: list[Tx], *, submit: bool = True) -> bytes:
+        """Mine one block with exactly `txs` (Core's generateblock); returns the raw block."""
+        with self.lock:
+            raw = self.build_block(payout_script, txs)
+            if submit:
+                reason = self.submit_block(raw)
+                if reason is not None:
+                    raise BlockRejected(reason)
+            return raw
+
+    def submit_block(self, raw: bytes) -> str | None:
+        """Core's submitblock: None when accepted, else "duplicate", "inconclusive" or a reason."""
+        if len(raw) < 80:
+            raise DecodeError("Block decode failed")
+        block_hash = sha256d(raw[:80])
+        with self.lock:
+            if block_hash in self._headers:
+                return "duplicate"
+            if block_hash in self._invalid or raw[4:36] in self._invalid:
+                return "duplicate-invalid"
+            try:
+                tx_count = len(parse_block(raw)[1])
+            except DecodeError as exc:
+                raise DecodeError("Block decode failed") from exc
+            result = self._kernel.process(raw, block_hash)
+            for bad in self._kernel.other_invalid():
+                if bad != block_hash and bad in self._headers:
+                    self._forget_block(bad)
+            if result.accepted:
+                parent = self._headers.get(raw[4:36])
+                height = parent.height + 1 if parent else 0
+                self._remember_block(block_hash, raw, height, tx_count)
+            self._apply(result.events)
+            if result.invalid:
+                log.info("block_rejected", block=block_hash[::-1].hex(), reason=result.reason)
+                return result.reason or "invalid"
+            if not result.accepted:
+                return "rejected"
+            return None if self.is_active(block_hash) else "inconclusive"
+
+    def _forget_block(self, block_hash: bytes) -> None:
+        stored = self._headers.pop(block_hash, None)
+        if stored is not None:
+            self._store.remove(block_hash)
+            siblings = self._children.get(stored.prev, [])
+            if block_hash in siblings:
+                siblings.remove(block_hash)
+
+    # ---- connect / disconnect --------------------------------------------------------------
+
+    def _sync_active(self) -> None:
+        height, tip_hash = self._kernel.tip()
+        del self._active[height + 1:]
+        while len(self._active) < height + 1:
+            self._active.append(b"")
+        cursor = height
+        while cursor >= 0:
+            block_hash = tip_hash if cursor == height else self._kernel.active_hash(cursor)
+            if self._active[cursor] == block_hash:
+                break
+            self._active[cursor] = block_hash
+            cursor -= 1
+
+    def _apply(self, events: list[KernelEvent]) -> None:
+        if not events:
+            self._sync_active()
+            return
+        returned: list[Tx] = []
+        chain_events: list[ChainEvent] = []
+        for event in events:
+            txs = self._txs_cache.get(event.block_hash) or parse_block(event.raw)[1]
+            if event.kind == "disconnected":
+                self._index.disconnect(txs, self._kernel.spent_coins(event.block_hash))
+                returned.extend(tx for tx in txs if not tx.is_coinbase)
+                chain_events.append(BlockDisconnected(event.height, event.block_hash[::-1].hex()))
+            else:
+                self._record_fees(event.height, txs)
+                self._index.connect(event.block_hash, event.height, txs)
+                self._mempool.remove_for_block(txs)
+                chain_events.append(BlockConnected(event.height, event.block_hash[::-1].hex()))
+        self._sync_active()
+        if returned:
+            self._resubmit(returned)
+        self._publish(chain_events)
+
+    def _record_fees(self, height: int, txs: list[Tx]) -> None:
+        rates = []
+        for tx in txs[1:]:
+            value_in = 0
+            for txin in tx.inputs:
+                coin = self._index.coins.get((txin.prev_txid, txin.prev_vout))
+                value_in += coin.value_sats if coin else 0
+            fee = value_in - sum(out.value_sats for out in tx.outputs)
+            rates.append(fee * 1000 // tx.vsize)
+        self._fee_history.append((height, rates))
+
+    def _resubmit(self, returned: list[Tx]) -> None:
+        """After a reorg: the disconnected blocks' transactions first, then the old mempool."""
+        old = [entry.tx for entry in self._mempool.entries.values()]
+        self._mempool = Mempool()
+        for tx in [*returned, *old]:
+            with contextlib.suppress(BroadcastRejected):
+                self._accept(tx, None, test_only=False)
+
+    def _publish(self, chain_events: list[ChainEvent]) -> None:
+        for event in chain_events:
+            self._event_seq += 1
+            self._events.append((self._event_seq, event))
+            log.info("chain_event", kind=type(event).__name__, height=event.height, block=event.hash)
+        for callback in list(self._subscribers):
+            for event in chain_events:
+                callback(event)
+
+    def _rebuild_index(self) -> None:
+        self._index = UtxoIndex()
+        self._fee_history.clear()
+        for height, block_hash in enumerate(self._active):
+            raw = self._store.raw(block_hash)
+            if raw is None:
+                raw = self._recover_block(block_hash)
+            txs = parse_block(raw)[1]
+            if height > 0:
+                self._record_fees(height, txs)
+            self._index.connect(block_hash, height, txs)
+
+    def _recover_block(self, block_hash: bytes) -> bytes:
+        import pbk
+
+        cm = self._kernel.cm
+        raw = bytes(cm.blocks[cm.block_tree_entries[pbk.BlockHash(block_hash)]])
+        header = self._headers.get(raw[4:36])
+        self._remember_block(block_hash, raw, header.height + 1 if header else 0, len(parse_block(raw)[1]))
+        return raw
+
+    # ---- events ----------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[ChainEvent], None]) -> None:
+        """Call `callback` (under the node lock; keep it quick) for each connect/disconnect."""
+        with self.lock:
+            self._subscribers.append(callback)
+
+    def events_since(self, sequence: int) -> tuple[list[ChainEvent], int]:
+        """Events after `sequence` (0 for all kept) and the sequence to pass next time."""
+        with self.lock:
+            return [event for number, event in self._events if number > sequence], self._event_seq
+
+    # ---- invalidate / reconsider -----------------------------------------------------------
+
+    def invalidate_block(self, block_hash: bytes) -> None:
+        with self.lock:
+            if block_hash not in self._headers:
+                raise BlockNotFound("Block not found")
+            if self._headers[block_hash].height == 0:
+                raise BlockRejected("cannot invalidate the genesis block")
+            self._invalid.add(block_hash)
+            self._store.set_invalid(block_hash, True)
+            self._rebuild_kernel()
+
+    def reconsider_block(self, block_hash: bytes) -> None:
+        with self.lock:
+            if block_hash not in self._headers:
+                raise BlockNotFound("Block not found")
+            cleared = {block_hash} | self._ancestors(block_hash) | self._descendants(block_hash)
+            for cleared_hash in cleared & self._invalid:
+                self._invalid.discard(cleared_hash)
+                self._store.set_invalid(cleared_hash, False)
+            self._rebuild_kernel()
+
+    def _ancestors(self, block_hash: bytes) -> set[bytes]:
+        found = set()
+        cursor = self._headers[block_hash]
+        while cursor.height > 0 and cursor.prev in self._headers:
+            found.add(cursor.prev)
+            cursor = self._headers[cursor.prev]
+        return found
+
+    def _descendants(self, block_hash: bytes) -> set[bytes]:
+        found: set[bytes] = set()
+        stack = [block_hash]
+        while stack:
+            for child in self._children.get(stack.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
+
+    def _rebuild_kernel(self) -> None:
+        """libbitcoinkernel has no invalidateblock: replay every block not marked invalid into a
+        fresh chainstate and let the kernel choose the best chain among them."""
+        excluded: set[bytes] = set()
+        for bad in self._invalid:
+            excluded |= {bad} | self._descendants(bad)
+        new_generation = self._generation + 1
+        new_dir = self.datadir / f"kernel-{new_generation}"
+        shutil.rmtree(new_dir, ignore_errors=True)
+        fresh = Kernel(new_dir)
+        for block_hash, raw in self._store.all_raw():
+            if block_hash in excluded or self._headers[block_hash].height == 0:
+                continue
+            fresh.process(raw, block_hash)
+        old_active = list(self._active)
+        old_kernel, old_dir = self._kernel, self._kernel.directory
+        self._kernel, self._generation = fresh, new_generation
+        self._store.set_meta("kernel_generation", str(new_generation))
+        old_kernel.close()
+        shutil.rmtree(old_dir, ignore_errors=True)
+        self._sync_active()
+        self._after_rebuild(old_active)
+
+    def _after_rebuild(self, old_active: list[bytes]) -> None:
+        fork = 0
+        while fork < min(len(old_active), len(self._active)) and old_active[fork] == self._active[fork]:
+            fork += 1
+        returned: list[Tx] = []
+        events: list[ChainEvent] = []
+        for height in range(len(old_active) - 1, fork - 1, -1):
+            returned[:0] = [tx for tx in self.block_txs(old_active[height]) if not tx.is_coinbase]
+            events.append(BlockDisconnected(height, old_active[height][::-1].hex()))
+        events.extend(BlockConnected(h, self._active[h][::-1].hex()) for h in range(fork, len(self._active)))
+        self._rebuild_index()
+        old_mempool = [entry.tx for entry in self._mempool.entries.values()]
+        self._mempool = Mempool()
+        confirmed = self._index.tx_block
+        for tx in [*returned, *old_mempool]:
+            if tx.txid not in confirmed:
+                with contextlib.suppress(BroadcastRejected):
+                    self._accept(tx, None, test_only=False)
+        self._publish(events)
+
+    # ---- fees ------------------------------------------------------------------------------
+
+    def estimate_fee_rate(self, target_blocks: int) -> int | None:
+        """sat/kvB from the fee rates in recent blocks; None when there is no data (as Core says)."""
+        with self.lock:
+            rates = [rate for _height, block_rates in self._fee_history for rate in block_rates]
+        if not rates:
+            return None
+        rates.sort()
+        quantile = 0.5 if target_blocks >= 6 else (0.75 if target_blocks >= 2 else 0.9)
+        chosen = rates[min(int(len(rates) * quantile), len(rates) - 1)]
+        return max(chosen, policy.MIN_RELAY_FEE_SAT_PER_KVB)
+
+    # ---- mining timer ----------------------------------------------------------------------
+
+    def start_mining(self, interval_s: float, payout_script: bytes = DEFAULT_PAYOUT_SCRIPT) -> None:
+        """Mine one block every `interval_s` seconds in a background thread until stop_mining()."""
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.stop_mining()
+        self._miner_stop = threading.Event()
+        stop = self._miner_stop
+
+        def run() -> None:
+            while not stop.wait(interval_s):
+                try:
+                    self.generate(1, payout_script)
+                except Exception:  # noqa: BLE001 - a timer must outlive one failed block
+                    log.exception("timer_mining_failed")
+
+        self._miner = threading.Thread(target=run, name="regtest-miner", daemon=True)
+        self._miner.start()
+
+    def stop_mining(self) -> None:
+        if self._miner is not None:
+            self._miner_stop.set()
+            self._miner.join(timeout=10)
+            self._miner = None

@@ -1,0 +1,166 @@
+"""Standardness policy of the embedded node's mempool, following Bitcoin Core's defaults.
+
+Pure functions over parsed transactions. They return Core's reject reason strings so that tools
+written for bitcoind read the same text. Consensus validity is never decided here.
+"""
+
+from __future__ import annotations
+
+from coffer.chain.regtest.wire import Tx, compact_size
+
+__all__ = [
+    "MIN_RELAY_FEE_SAT_PER_KVB", "DUST_RELAY_FEE_SAT_PER_KVB", "MAX_STANDARD_TX_WEIGHT", "script_type",
+    "dust_threshold_sats", "check_transaction", "check_standard", "fee_for_vsize", "MAX_MONEY_SATS",
+]
+
+MIN_RELAY_FEE_SAT_PER_KVB = 1000
+DUST_RELAY_FEE_SAT_PER_KVB = 3000
+MAX_STANDARD_TX_WEIGHT = 400_000
+MAX_BLOCK_WEIGHT = 4_000_000
+MIN_STANDARD_TX_NONWITNESS_SIZE = 65
+MAX_SCRIPT_SIG_SIZE = 1650
+MAX_OP_RETURN_RELAY = 83
+TX_MAX_STANDARD_VERSION = 3
+MAX_MONEY_SATS = 21_000_000 * 100_000_000
+_OP_RETURN = 0x6A
+_OP_PUSHDATA4 = 0x4E
+_OP_16 = 0x60
+
+
+def fee_for_vsize(rate_sat_per_kvb: int, vsize: int) -> int:
+    """Core's CFeeRate::GetFee: truncating, but at least 1 sat for a nonzero rate."""
+    fee = rate_sat_per_kvb * vsize // 1000
+    if fee == 0 and vsize != 0 and rate_sat_per_kvb > 0:
+        return 1
+    return fee
+
+
+def _is_push_only(script: bytes) -> bool:
+    pos = 0
+    while pos < len(script):
+        op = script[pos]
+        pos += 1
+        if op > _OP_16:
+            return False
+        if 0 < op < 0x4C:
+            pos += op
+        elif op == 0x4C:
+            if pos >= len(script):
+                return False
+            pos += 1 + script[pos]
+        elif op == 0x4D:
+            pos += 2 + int.from_bytes(script[pos:pos + 2], "little")
+        elif op == _OP_PUSHDATA4:
+            pos += 4 + int.from_bytes(script[pos:pos + 4], "little")
+        if pos > len(script):
+            return False
+    return True
+
+
+def _is_bare_multisig(spk: bytes) -> bool:
+    if len(spk) < 37 or spk[-1] != 0xAE:
+        return False
+    m, n = spk[0] - 0x50, spk[-2] - 0x50
+    if not (1 <= m <= n <= 3):
+        return False
+    pos, keys = 1, 0
+    while pos < len(spk) - 2:
+        size = spk[pos]
+        if size not in (33, 65):
+            return False
+        pos += 1 + size
+        keys += 1
+    return pos == len(spk) - 2 and keys == n
+
+
+def script_type(spk: bytes) -> str:
+    """Core's output type name (`getrawtransaction` "type"): pubkeyhash, witness_v0_keyhash, ..."""
+    n = len(spk)
+    if n == 25 and spk[:3] == b"\x76\xa9\x14" and spk[23:] == b"\x88\xac":
+        return "pubkeyhash"
+    if n == 23 and spk[:2] == b"\xa9\x14" and spk[22] == 0x87:
+        return "scripthash"
+    if n == 22 and spk[:2] == b"\x00\x14":
+        return "witness_v0_keyhash"
+    if n == 34 and spk[:2] == b"\x00\x20":
+        return "witness_v0_scripthash"
+    if n == 34 and spk[:2] == b"\x51\x20":
+        return "witness_v1_taproot"
+    if spk == b"\x51\x02\x4e\x73":
+        return "anchor"
+    if 4 <= n <= 42 and (spk[0] == 0 or 0x51 <= spk[0] <= _OP_16) and spk[1] + 2 == n and 2 <= spk[1] <= 40:
+        return "witness_unknown"
+    if n >= 1 and spk[0] == _OP_RETURN and _is_push_only(spk[1:]):
+        return "nulldata"
+    if (n == 35 and spk[0] == 33 and spk[-1] == 0xAC) or (n == 67 and spk[0] == 65 and spk[-1] == 0xAC):
+        return "pubkey"
+    if _is_bare_multisig(spk):
+        return "multisig"
+    return "nonstandard"
+
+
+def dust_threshold_sats(value_spk: bytes) -> int:
+    """Core's GetDustThreshold at the default dust relay fee (3000 sat/kvB)."""
+    kind = script_type(value_spk)
+    if kind == "nulldata" or (value_spk and value_spk[0] == _OP_RETURN):
+        return 0
+    size = 8 + len(compact_size(len(value_spk))) + len(value_spk)
+    if kind.startswith("witness") or kind == "anchor":
+        size += 32 + 4 + 1 + (107 // 4) + 4
+    else:
+        size += 32 + 4 + 1 + 107 + 4
+    return fee_for_vsize(DUST_RELAY_FEE_SAT_PER_KVB, size)
+
+
+def check_transaction(tx: Tx) -> str | None:
+    """Core's CheckTransaction (context-free consensus checks): a reason, or None when fine."""
+    if not tx.inputs:
+        return "bad-txns-vin-empty"
+    if not tx.outputs:
+        return "bad-txns-vout-empty"
+    if tx.base_size * 4 > MAX_BLOCK_WEIGHT:
+        return "bad-txns-oversize"
+    total = 0
+    for out in tx.outputs:
+        if out.value_sats > MAX_MONEY_SATS:
+            return "bad-txns-vout-toolarge"
+        total += out.value_sats
+        if total > MAX_MONEY_SATS:
+            return "bad-txns-txouttotal-toolarge"
+    prevouts = {(i.prev_txid, i.prev_vout) for i in tx.inputs}
+    if len(prevouts) != len(tx.inputs):
+        return "bad-txns-inputs-duplicate"
+    if tx.is_coinbase:
+        return "coinbase"
+    if any(i.is_coinbase for i in tx.inputs):
+        return "bad-txns-prevout-null"
+    return None
+
+
+def check_standard(tx: Tx) -> str | None:
+    """Core's IsStandardTx plus the small-size rule: a reason, or None when standard."""
+    if not 1 <= tx.version <= TX_MAX_STANDARD_VERSION:
+        return "version"
+    if tx.weight > MAX_STANDARD_TX_WEIGHT:
+        return "tx-size"
+    if tx.base_size < MIN_STANDARD_TX_NONWITNESS_SIZE:
+        return "tx-size-small"
+    for txin in tx.inputs:
+        if len(txin.script_sig) > MAX_SCRIPT_SIG_SIZE:
+            return "scriptsig-size"
+        if not _is_push_only(txin.script_sig):
+            return "scriptsig-not-pushonly"
+    data_outputs = 0
+    for out in tx.outputs:
+        kind = script_type(out.script_pubkey)
+        if kind == "nonstandard":
+            return "scriptpubkey"
+        if kind == "nulldata":
+            if len(out.script_pubkey) > MAX_OP_RETURN_RELAY:
+                return "scriptpubkey"
+            data_outputs += 1
+        elif out.value_sats < dust_threshold_sats(out.script_pubkey):
+            return "dust"
+    if data_outputs > 1:
+        return "multi-op-return"
+    return None

@@ -1,0 +1,725 @@
+"""Bitcoin Core's JSON-RPC methods over the embedded node: Core's names, parameters, result
+shapes and error codes, so that tools written for bitcoind work unchanged.
+
+Transport-free: `RpcDispatcher.call(method, params)` returns a JSON-able result or raises
+`RpcFault(code, message)`; `server.py` puts it on HTTP. Never trusts a parameter's type.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from coffer.chain.descriptors import (
+    add_checksum,
+    address_to_script,
+    descriptor_scripts,
+    is_ranged,
+    script_to_address,
+    strip_checksum,
+)
+from coffer.chain.errors import BlockNotFound, BlockRejected, BroadcastRejected, DecodeError
+from coffer.chain.regtest import policy
+from coffer.chain.regtest.jsonout import Btc
+from coffer.chain.regtest.kernel import kernel_version
+from coffer.chain.regtest.mempool import MEMPOOL_HEIGHT
+from coffer.chain.regtest.node import HeaderInfo, RegtestNode
+from coffer.chain.regtest.wire import Tx, compact_size, parse_tx, sha256d
+
+__all__ = ["RpcDispatcher", "RpcFault", "CORE_VERSION", "CORE_SUBVERSION",
+           "RPC_MISC_ERROR", "RPC_TYPE_ERROR", "RPC_INVALID_PARAMETER", "RPC_INVALID_ADDRESS_OR_KEY",
+           "RPC_METHOD_NOT_FOUND", "RPC_PARSE_ERROR", "RPC_INVALID_REQUEST", "RPC_VERIFY_ERROR",
+           "RPC_VERIFY_REJECTED", "RPC_VERIFY_ALREADY_IN_CHAIN", "RPC_DESERIALIZATION_ERROR"]
+
+CORE_VERSION = 280100
+CORE_SUBVERSION = "/Satoshi:28.1.0(coffer-regtest)/"
+RPC_MISC_ERROR = -1
+RPC_TYPE_ERROR = -3
+RPC_INVALID_ADDRESS_OR_KEY = -5
+RPC_INVALID_PARAMETER = -8
+RPC_DESERIALIZATION_ERROR = -22
+RPC_VERIFY_ERROR = -25
+RPC_VERIFY_REJECTED = -26
+RPC_VERIFY_ALREADY_IN_CHAIN = -27
+RPC_METHOD_NOT_FOUND = -32601
+RPC_PARSE_ERROR = -32700
+RPC_INVALID_REQUEST = -32600
+DEFAULT_MAX_FEE_RATE_SAT_PER_KVB = 10_000_000  # 0.10 BTC/kvB, Core's default maxfeerate
+TESTMEMPOOLACCEPT_TXS_MAX = 25
+GENERATE_RPC_BLOCKS_MAX = 10_000
+DIFFICULTY_REGTEST = 4.656542373906925e-10
+_MISSING = object()
+
+
+class RpcFault(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    handler: Callable[[Any, list[Any]], object]
+    names: tuple[str, ...]
+    required: int
+    usage: str
+
+
+class _Args:
+    """Positional arguments after Core's named-parameter mapping, with Core's type errors."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def get(self, index: int, kind: str, default: Any = _MISSING) -> Any:
+        value = self.values[index] if index < len(self.values) else None
+        if value is None:
+            return None if default is _MISSING else default
+        allowed = {"int": ("number",), "num": ("number",), "str": ("string",), "bool": ("bool",),
+                   "array": ("array",), "object": ("object",), "amount": ("number", "string"),
+                   "verbosity": ("number", "bool"), "scanobject": ("string", "object")}[kind]
+        actual = _json_type(value)
+        if actual not in allowed:
+            expected = " or ".join(allowed)
+            raise RpcFault(RPC_TYPE_ERROR, f"JSON value of type {actual} is not of expected type {expected}")
+        if kind == "int" and (isinstance(value, float) and not value.is_integer()):
+            raise RpcFault(RPC_TYPE_ERROR, "JSON integer out of range")
+        if kind == "int":
+            return int(value)
+        if kind == "verbosity":
+            return int(value)
+        return value
+
+
+def _hash_arg(value: str, name: str) -> bytes:
+    if len(value) != 64:
+        raise RpcFault(RPC_INVALID_PARAMETER, f"{name} must be of length 64 (not {len(value)}, for '{value}')")
+    try:
+        return bytes.fromhex(value)[::-1]
+    except ValueError:
+        raise RpcFault(RPC_INVALID_PARAMETER, f"{name} must be hexadecimal string (not '{value}')") from None
+
+
+def _amount_sats(value: object) -> int:
+    try:
+        amount = Decimal(str(value)) * 100_000_000
+    except (InvalidOperation, ValueError):
+        raise RpcFault(RPC_TYPE_ERROR, "Invalid amount") from None
+    if amount < 0 or amount != amount.to_integral_value():
+        raise RpcFault(RPC_TYPE_ERROR, "Invalid amount")
+    return int(amount)
+
+
+_OPCODES = {0x00: "0", 0x4F: "-1", 0x61: "OP_NOP", 0x69: "OP_VERIFY", 0x6A: "OP_RETURN", 0x75: "OP_DROP",
+            0x76: "OP_DUP", 0x87: "OP_EQUAL", 0x88: "OP_EQUALVERIFY", 0xA9: "OP_HASH160", 0xAA: "OP_HASH256",
+            0xA8: "OP_SHA256", 0xAC: "OP_CHECKSIG", 0xAD: "OP_CHECKSIGVERIFY", 0xAE: "OP_CHECKMULTISIG",
+            0xAF: "OP_CHECKMULTISIGVERIFY", 0xB1: "OP_CHECKLOCKTIMEVERIFY", 0xB2: "OP_CHECKSEQUENCEVERIFY",
+            0xBA: "OP_CHECKSIGADD", 0x82: "OP_SIZE", 0x63: "OP_IF", 0x64: "OP_NOTIF", 0x67: "OP_ELSE",
+            0x68: "OP_ENDIF", 0x7C: "OP_SWAP", 0x6B: "OP_TOALTSTACK", 0x6C: "OP_FROMALTSTACK"}
+
+
+def _script_num(data: bytes) -> int:
+    value = int.from_bytes(data, "little")
+    if data[-1] & 0x80:
+        value = -(value & ~(0x80 << (8 * (len(data) - 1))))
+    return value
+
+
+def script_asm(script: bytes) -> str:
+    """Core's ScriptToAsmStr for the common opcodes; pushes as hex, small ones as numbers."""
+    parts, pos = [], 0
+    while pos < len(script):
+        op = script[pos]
+        pos += 1
+        if 0x01 <= op <= 0x4E:
+            if op < 0x4C:
+                size = op
+            else:
+                width = {0x4C: 1, 0x4D: 2, 0x4E: 4}[op]
+                size = int.from_bytes(script[pos:pos + width], "little")
+                pos += width
+            data = script[pos:pos + size]
+            pos += size
+            if len(data) < size:
+                parts.append("[error]")
+                break
+            parts.append(str(_script_num(data)) if size <= 4 else data.hex())
+        elif 0x51 <= op <= 0x60:
+            parts.append(str(op - 0x50))
+        else:
+            parts.append(_OPCODES.get(op, f"OP_UNKNOWN_{op:#04x}"))
+    return " ".join(parts)
+
+
+def script_pubkey_json(spk: bytes) -> dict[str, object]:
+    kind = policy.script_type(spk)
+    address = script_to_address(spk)
+    desc = add_checksum(f"addr({address})" if address else f"raw({spk.hex()})")
+    result: dict[str, object] = {"asm": script_asm(spk), "desc": desc, "hex": spk.hex()}
+    if address:
+        result["address"] = address
+    result["type"] = kind
+    return result
+
+
+class RpcDispatcher:
+    """Core's RPC methods over one RegtestNode."""
+
+    def __init__(self, node: RegtestNode, *, started_at: float | None = None) -> None:
+        self.node = node
+        self.started_at = time.time() if started_at is None else started_at
+        self.stop_requested: Callable[[], None] | None = None
+        self._methods = self._table()
+
+    def methods(self) -> list[str]:
+        return sorted(self._methods)
+
+    def call(self, method: object, params: object) -> object:
+        if not isinstance(method, str):
+            raise RpcFault(RPC_INVALID_REQUEST, "Method must be a string")
+        spec = self._methods.get(method)
+        if spec is None:
+            raise RpcFault(RPC_METHOD_NOT_FOUND, "Method not found")
+        values = self._positional(spec, method, params)
+        try:
+            return spec.handler(self, values)
+        except BlockNotFound:
+            raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Block not found") from None
+
+    @staticmethod
+    def _positional(spec: _Spec, method: str, params: object) -> list[Any]:
+        if params is None:
+            values: list[Any] = []
+        elif isinstance(params, list):
+            values = list(params)
+        elif isinstance(params, dict):
+            values = [None] * len(spec.names)
+            for key, value in params.items():
+                if key not in spec.names:
+                    raise RpcFault(RPC_INVALID_PARAMETER, f"Unknown named parameter {key}")
+                values[spec.names.index(key)] = value
+            while values and values[-1] is None:
+                values.pop()
+        else:
+            raise RpcFault(RPC_INVALID_REQUEST, "Params must be an array or object")
+        if len(values) > len(spec.names) or any(
+                i >= len(values) or values[i] is None for i in range(spec.required)):
+            raise RpcFault(RPC_MISC_ERROR, f"{method} {spec.usage}".rstrip())
+        return values
+
+    def _table(self) -> dict[str, _Spec]:
+        def spec(handler: Callable[[Any, list[Any]], object], names: str = "", required: int = 0) -> _Spec:
+            split = tuple(names.split()) if names else ()
+            usage = " ".join(n if i < required else f"( {n} )" for i, n in enumerate(split))
+            return _Spec(handler, split, required, usage)
+
+        return {
+            "getnetworkinfo": spec(RpcDispatcher.getnetworkinfo),
+            "getblockchaininfo": spec(RpcDispatcher.getblockchaininfo),
+            "getblockcount": spec(lambda s, a: s.node.height),
+            "getbestblockhash": spec(lambda s, a: s.node.best_hash[::-1].hex()),
+            "getdifficulty": spec(lambda s, a: DIFFICULTY_REGTEST),
+            "getblockhash": spec(RpcDispatcher.getblockhash, "height", 1),
+            "getblock": spec(RpcDispatcher.getblock, "blockhash verbosity", 1),
+            "getblockheader": spec(RpcDispatcher.getblockheader, "blockhash verbose", 1),
+            "getrawtransaction": spec(RpcDispatcher.getrawtransaction, "txid verbose blockhash", 1),
+            "gettxout": spec(RpcDispatcher.gettxout, "txid n include_mempool", 2),
+            "sendrawtransaction": spec(RpcDispatcher.sendrawtransaction, "hexstring maxfeerate maxburnamount", 1),
+            "testmempoolaccept": spec(RpcDispatcher.testmempoolaccept, "rawtxs maxfeerate", 1),
+            "getrawmempool": spec(RpcDispatcher.getrawmempool, "verbose mempool_sequence"),
+            "getmempoolentry": spec(RpcDispatcher.getmempoolentry, "txid", 1),
+            "getmempoolinfo": spec(RpcDispatcher.getmempoolinfo),
+            "scantxoutset": spec(RpcDispatcher.scantxoutset, "action scanobjects", 1),
+            "invalidateblock": spec(RpcDispatcher.invalidateblock, "blockhash", 1),
+            "reconsiderblock": spec(RpcDispatcher.reconsiderblock, "blockhash", 1),
+            "generatetoaddress": spec(RpcDispatcher.generatetoaddress, "nblocks address maxtries", 2),
+            "generatetodescriptor": spec(RpcDispatcher.generatetodescriptor, "num_blocks descriptor maxtries", 2),
+            "generateblock": spec(RpcDispatcher.generateblock, "output transactions submit", 2),
+            "submitblock": spec(RpcDispatcher.submitblock, "hexdata dummy", 1),
+            "estimatesmartfee": spec(RpcDispatcher.estimatesmartfee, "conf_target estimate_mode", 1),
+            "decoderawtransaction": spec(RpcDispatcher.decoderawtransaction, "hexstring iswitness", 1),
+            "uptime": spec(lambda s, a: int(time.time() - s.started_at)),
+            "ping": spec(lambda s, a: None),
+            "help": spec(lambda s, a: "\n".join(s.methods()), "command"),
+            "stop": spec(RpcDispatcher.stop),
+        }
+
+    # ---- node and chain --------------------------------------------------------------------
+
+    def getnetworkinfo(self, _a: list[Any]) -> object:
+        return {
+            "version": CORE_VERSION, "subversion": CORE_SUBVERSION, "protocolversion": 70016,
+            "localservices": "0000000000000c09", "localservicesnames": ["NETWORK", "WITNESS", "NETWORK_LIMITED", "P2P_V2"],
+            "localrelay": True, "timeoffset": 0, "networkactive": True, "connections": 0, "connections_in": 0,
+            "connections_out": 0, "networks": [], "relayfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB),
+            "incrementalfee": Btc(1000), "localaddresses": [],
+            "warnings": [f"embedded regtest node; consensus by {kernel_version()}"],
+        }
+
+    def getblockchaininfo(self, _a: list[Any]) -> object:
+        node = self.node
+        with node.lock:
+            header = node.header(node.best_hash)
+        return {
+            "chain": "regtest", "blocks": header.height, "headers": header.height,
+            "bestblockhash": header.hash[::-1].hex(), "bits": f"{header.bits:08x}",
+            "target": _target_hex(header.bits), "difficulty": DIFFICULTY_REGTEST,
+            "time": header.time, "mediantime": header.median_time, "verificationprogress": 1,
+            "initialblockdownload": False, "chainwork": _chainwork(header.height), "size_on_disk": 0,
+            "pruned": False, "warnings": [],
+        }
+
+    def getblockhash(self, raw: list[Any]) -> object:
+        height = _Args(raw).get(0, "int")
+        try:
+            return self.node.active_hash(height)[::-1].hex()
+        except BlockNotFound:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Block height out of range") from None
+
+    def _header_json(self, header: HeaderInfo) -> dict[str, object]:
+        result: dict[str, object] = {
+            "hash": header.hash[::-1].hex(), "confirmations": header.confirmations, "height": header.height,
+            "version": header.version, "versionHex": f"{header.version & 0xFFFFFFFF:08x}",
+            "merkleroot": header.merkle_root[::-1].hex(), "time": header.time, "mediantime": header.median_time,
+            "nonce": header.nonce, "bits": f"{header.bits:08x}", "target": _target_hex(header.bits),
+            "difficulty": DIFFICULTY_REGTEST, "chainwork": _chainwork(header.height), "nTx": header.tx_count,
+        }
+        if header.height > 0:
+            result["previousblockhash"] = header.prev[::-1].hex()
+        if header.next_hash is not None:
+            result["nextblockhash"] = header.next_hash[::-1].hex()
+        return result
+
+    def getblockheader(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        block_hash = _hash_arg(args.get(0, "str"), "hash")
+        verbose = args.get(1, "bool", True)
+        header = self.node.header(block_hash)
+        return self._header_json(header) if verbose else header.header.hex()
+
+    def getblock(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        block_hash = _hash_arg(args.get(0, "str"), "blockhash")
+        verbosity = args.get(1, "verbosity", 1)
+        header = self.node.header(block_hash)
+        if verbosity <= 0:
+            return self.node.raw_block(block_hash).hex()
+        txs = self.node.block_txs(block_hash)
+        result = self._header_json(header)
+        stripped = 80 + len(_varint_len(len(txs))) + sum(tx.base_size for tx in txs)
+        result["strippedsize"] = stripped
+        result["size"] = header.size
+        result["weight"] = stripped * 3 + header.size
+        if verbosity == 1:
+            result["tx"] = [tx.txid_hex for tx in txs]
+        else:
+            result["tx"] = [self._tx_json(tx, fee=True) for tx in txs]
+        keys = ["hash", "confirmations", "height", "version", "versionHex", "merkleroot", "time", "mediantime",
+                "nonce", "bits", "target", "difficulty", "chainwork", "nTx", "previousblockhash", "nextblockhash",
+                "strippedsize", "size", "weight", "tx"]
+        return {key: result[key] for key in keys if key in result}
+
+    def _prevout_value(self, txin_txid: bytes, vout: int) -> int | None:
+        try:
+            prev, _block = self.node.find_transaction(txin_txid)
+        except KeyError:
+            return None
+        return prev.outputs[vout].value_sats if vout < len(prev.outputs) else None
+
+    def _tx_json(self, tx: Tx, *, fee: bool = False) -> dict[str, object]:
+        vin: list[object] = []
+        for txin in tx.inputs:
+            item: dict[str, object]
+            if txin.is_coinbase:
+                item = {"coinbase": txin.script_sig.hex()}
+            else:
+                item = {"txid": txin.prev_txid[::-1].hex(), "vout": txin.prev_vout,
+                        "scriptSig": {"asm": script_asm(txin.script_sig), "hex": txin.script_sig.hex()}}
+            if txin.witness:
+                item["txinwitness"] = [w.hex() for w in txin.witness]
+            item["sequence"] = txin.sequence
+            vin.append(item)
+        vout = [{"value": Btc(out.value_sats), "n": n, "scriptPubKey": script_pubkey_json(out.script_pubkey)}
+                for n, out in enumerate(tx.outputs)]
+        result: dict[str, object] = {
+            "txid": tx.txid_hex, "hash": tx.wtxid_hex, "version": tx.version, "size": len(tx.raw),
+            "vsize": tx.vsize, "weight": tx.weight, "locktime": tx.locktime, "vin": vin, "vout": vout,
+        }
+        if fee and not tx.is_coinbase:
+            values = [self._prevout_value(i.prev_txid, i.prev_vout) for i in tx.inputs]
+            if all(v is not None for v in values):
+                result["fee"] = Btc(sum(v for v in values if v is not None) - sum(o.value_sats for o in tx.outputs))
+        result["hex"] = tx.raw.hex()
+        return result
+
+    def getrawtransaction(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        txid = _hash_arg(args.get(0, "str"), "parameter 1")
+        verbose = args.get(1, "verbosity", 0)
+        block_arg = args.get(2, "str", None)
+        block_hash = _hash_arg(block_arg, "parameter 3") if block_arg is not None else None
+        if block_hash is not None:
+            self.node.header(block_hash)  # -5 Block hash not found
+        try:
+            tx, found_in = self.node.find_transaction(txid, block_hash)
+        except KeyError:
+            message = ("No such transaction found in the provided block." if block_hash else
+                       "No such mempool or blockchain transaction. Use gettransaction for wallet transactions.")
+            raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, message) from None
+        if not verbose:
+            return tx.raw.hex()
+        result: dict[str, object] = {}
+        if block_hash is not None:
+            result["in_active_chain"] = self.node.is_active(block_hash)
+        result.update(self._tx_json(tx, fee=verbose >= 2))
+        if found_in is not None:
+            header = self.node.header(found_in)
+            result["blockhash"] = found_in[::-1].hex()
+            if header.confirmations > 0:
+                result["confirmations"] = header.confirmations
+                result["time"] = header.time
+                result["blocktime"] = header.time
+        return result
+
+    def decoderawtransaction(self, raw: list[Any]) -> object:
+        hexstring = _Args(raw).get(0, "str")
+        try:
+            tx = parse_tx(bytes.fromhex(hexstring))
+        except (ValueError, DecodeError):
+            raise RpcFault(RPC_DESERIALIZATION_ERROR, "TX decode failed") from None
+        result = self._tx_json(tx)
+        result.pop("hex")
+        return result
+
+    def gettxout(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        txid = _hash_arg(args.get(0, "str"), "txid")
+        vout = args.get(1, "int")
+        include_mempool = args.get(2, "bool", True)
+        with self.node.lock:
+            coin = self.node.coin((txid, vout), include_mempool=include_mempool)
+            if coin is None:
+                return None
+            best = self.node.best_hash
+            confirmations = 0 if coin.height == MEMPOOL_HEIGHT else self.node.height - coin.height + 1
+        return {"bestblock": best[::-1].hex(), "confirmations": confirmations, "value": Btc(coin.value_sats),
+                "scriptPubKey": script_pubkey_json(coin.script_pubkey), "coinbase": coin.coinbase}
+
+    # ---- mempool ---------------------------------------------------------------------------
+
+    def _max_fee_rate(self, value: object) -> int | None:
+        if value is None:
+            return DEFAULT_MAX_FEE_RATE_SAT_PER_KVB
+        rate = _amount_sats(value)
+        return rate or None
+
+    def sendrawtransaction(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        hexstring = args.get(0, "str")
+        max_rate = self._max_fee_rate(args.get(1, "amount", None))
+        try:
+            data = bytes.fromhex(hexstring)
+        except ValueError:
+            raise RpcFault(RPC_DESERIALIZATION_ERROR, "TX decode failed. Make sure the tx has at least one input.") from None
+        try:
+            tx, _fee = self.node.accept_transaction(data, max_fee_rate_sat_per_kvb=max_rate)
+        except BroadcastRejected as exc:
+            raise _broadcast_fault(exc) from None
+        return tx.txid_hex
+
+    def testmempoolaccept(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        rawtxs = args.get(0, "array")
+        max_rate = self._max_fee_rate(args.get(1, "amount", None))
+        if not 1 <= len(rawtxs) <= TESTMEMPOOLACCEPT_TXS_MAX:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Array must contain between 1 and 25 transactions.")
+        results = []
+        for item in rawtxs:
+            if not isinstance(item, str):
+                raise RpcFault(RPC_TYPE_ERROR, f"JSON value of type {_json_type(item)} is not of expected type string")
+            try:
+                tx = parse_tx(bytes.fromhex(item))
+            except (ValueError, DecodeError):
+                raise RpcFault(RPC_DESERIALIZATION_ERROR, f"TX decode failed: {item[:64]}") from None
+            results.append(self._test_one(tx, max_rate))
+        return results
+
+    def _test_one(self, tx: Tx, max_rate: int | None) -> dict[str, object]:
+        result: dict[str, object] = {"txid": tx.txid_hex, "wtxid": tx.wtxid_hex}
+        try:
+            _tx, fee = self.node.accept_transaction(tx.raw, max_fee_rate_sat_per_kvb=max_rate, test_only=True)
+        except BroadcastRejected as exc:
+            result["allowed"] = False
+            reason = {"bad-txns-inputs-missingorspent": "missing-inputs"}.get(exc.reason, exc.reason)
+            result["reject-reason"] = reason
+            if exc.details:
+                result["reject-details"] = exc.message
+            return result
+        result.update({"allowed": True, "vsize": tx.vsize, "fees": {
+            "base": Btc(fee), "effective-feerate": Btc(fee * 1000 // tx.vsize), "effective-includes": [tx.wtxid_hex]}})
+        return result
+
+    def _entry_json(self, txid: bytes) -> dict[str, object]:
+        entries = self.node.mempool_entries()
+        entry = entries[txid]
+        ancestors, descendants = self.node.mempool_relatives(txid)
+        anc_fee = entry.fee_sats + sum(entries[a].fee_sats for a in ancestors if a in entries)
+        desc_fee = entry.fee_sats + sum(entries[d].fee_sats for d in descendants if d in entries)
+        spent_by = [d for d in descendants if txid in entries[d].parents] if descendants else []
+        return {
+            "vsize": entry.vsize, "weight": entry.tx.weight, "time": entry.time, "height": entry.height,
+            "descendantcount": 1 + len(descendants),
+            "descendantsize": entry.vsize + sum(entries[d].vsize for d in descendants if d in entries),
+            "ancestorcount": 1 + len(ancestors),
+            "ancestorsize": entry.vsize + sum(entries[a].vsize for a in ancestors if a in entries),
+            "wtxid": entry.tx.wtxid_hex,
+            "fees": {"base": Btc(entry.fee_sats), "modified": Btc(entry.fee_sats), "ancestor": Btc(anc_fee),
+                     "descendant": Btc(desc_fee)},
+            "depends": [p[::-1].hex() for p in sorted(entry.parents)],
+            "spentby": [s[::-1].hex() for s in sorted(spent_by)],
+            "bip125-replaceable": False, "unbroadcast": False,
+        }
+
+    def getrawmempool(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        verbose = args.get(0, "bool", False)
+        sequence = args.get(1, "bool", False)
+        if verbose and sequence:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Verbose results cannot contain mempool sequence values.")
+        with self.node.lock:
+            txids = list(self.node.mempool_entries())
+            if verbose:
+                return {t[::-1].hex(): self._entry_json(t) for t in txids}
+        listing = [t[::-1].hex() for t in txids]
+        return {"txids": listing, "mempool_sequence": len(listing)} if sequence else listing
+
+    def getmempoolentry(self, raw: list[Any]) -> object:
+        txid = _hash_arg(_Args(raw).get(0, "str"), "txid")
+        with self.node.lock:
+            if txid not in self.node.mempool_entries():
+                raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Transaction not in mempool")
+            return self._entry_json(txid)
+
+    def getmempoolinfo(self, _a: list[Any]) -> object:
+        entries = self.node.mempool_entries()
+        total_fee = sum(e.fee_sats for e in entries.values())
+        return {"loaded": True, "size": len(entries), "bytes": sum(e.vsize for e in entries.values()),
+                "usage": sum(len(e.tx.raw) for e in entries.values()), "total_fee": Btc(total_fee),
+                "maxmempool": 300_000_000, "mempoolminfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB),
+                "minrelaytxfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB), "incrementalrelayfee": Btc(1000),
+                "unbroadcastcount": 0, "fullrbf": True}
+
+    # ---- scantxoutset ----------------------------------------------------------------------
+
+    def scantxoutset(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        action = args.get(0, "str")
+        if action == "abort":
+            return False
+        if action == "status":
+            return None
+        if action != "start":
+            raise RpcFault(RPC_INVALID_PARAMETER, f"Invalid action '{action}'")
+        objects = args.get(1, "array", None)
+        if objects is None:
+            raise RpcFault(RPC_MISC_ERROR, "scanobjects argument is required for the start action")
+        scripts: dict[bytes, str] = {}
+        for item in objects:
+            scripts.update(_scan_object(item))
+        with self.node.lock:
+            found = self.node.unspent(scripts)
+            height, best = self.node.height, self.node.best_hash
+            unspents = []
+            for (txid, vout), coin in found:
+                unspents.append({
+                    "txid": txid[::-1].hex(), "vout": vout, "scriptPubKey": coin.script_pubkey.hex(),
+                    "desc": scripts[coin.script_pubkey], "amount": Btc(coin.value_sats), "coinbase": coin.coinbase,
+                    "height": coin.height, "blockhash": self.node.active_hash(coin.height)[::-1].hex(),
+                    "confirmations": height - coin.height + 1})
+            total = sum(coin.value_sats for _op, coin in found)
+            return {"success": True, "txouts": self.node.utxo_count(), "height": height,
+                    "bestblock": best[::-1].hex(), "unspents": unspents, "total_amount": Btc(total)}
+
+    # ---- blocks ----------------------------------------------------------------------------
+
+    def invalidateblock(self, raw: list[Any]) -> object:
+        self.node.invalidate_block(_hash_arg(_Args(raw).get(0, "str"), "blockhash"))
+        return None
+
+    def reconsiderblock(self, raw: list[Any]) -> object:
+        self.node.reconsider_block(_hash_arg(_Args(raw).get(0, "str"), "blockhash"))
+        return None
+
+    def _generate(self, count: int, spk: bytes) -> list[str]:
+        if not 0 <= count <= GENERATE_RPC_BLOCKS_MAX:
+            raise RpcFault(RPC_INVALID_PARAMETER, f"nblocks must be between 0 and {GENERATE_RPC_BLOCKS_MAX}")
+        try:
+            return [h[::-1].hex() for h in self.node.generate(count, spk)]
+        except BlockRejected as exc:
+            raise RpcFault(RPC_VERIFY_ERROR, exc.reason) from None
+
+    def generatetoaddress(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        count = args.get(0, "int")
+        address = args.get(1, "str")
+        args.get(2, "int", 1_000_000)
+        try:
+            spk = address_to_script(address)
+        except DecodeError:
+            raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Error: Invalid address") from None
+        return self._generate(count, spk)
+
+    def generatetodescriptor(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        count = args.get(0, "int")
+        descriptor = args.get(1, "str")
+        args.get(2, "int", 1_000_000)
+        return self._generate(count, _single_descriptor_script(descriptor))
+
+    def generateblock(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        output = args.get(0, "str")
+        items = args.get(1, "array")
+        submit = args.get(2, "bool", True)
+        try:
+            spk = address_to_script(output)
+        except DecodeError:
+            spk = _single_descriptor_script(output)
+        txs = [self._generateblock_tx(item) for item in items]
+        try:
+            raw_block = self.node.generate_block(spk, txs, submit=submit)
+        except BlockRejected as exc:
+            raise RpcFault(RPC_VERIFY_ERROR, f"TestBlockValidity failed: {exc.reason}") from None
+        result: dict[str, object] = {"hash": parse_block_hash(raw_block)}
+        if not submit:
+            result["hex"] = raw_block.hex()
+        return result
+
+    def _generateblock_tx(self, item: object) -> Tx:
+        if not isinstance(item, str):
+            raise RpcFault(RPC_TYPE_ERROR, f"JSON value of type {_json_type(item)} is not of expected type string")
+        if len(item) == 64:
+            txid = _hash_arg(item, "txid")
+            entry = self.node.mempool_entries().get(txid)
+            if entry is None:
+                raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, f"Transaction {item} not in mempool.")
+            return entry.tx
+        try:
+            return parse_tx(bytes.fromhex(item))
+        except (ValueError, DecodeError):
+            raise RpcFault(RPC_DESERIALIZATION_ERROR, f"Transaction decode failed for {item}") from None
+
+    def submitblock(self, raw: list[Any]) -> object:
+        hexdata = _Args(raw).get(0, "str")
+        try:
+            return self.node.submit_block(bytes.fromhex(hexdata))
+        except (ValueError, DecodeError):
+            raise RpcFault(RPC_DESERIALIZATION_ERROR, "Block decode failed") from None
+
+    def estimatesmartfee(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        target = args.get(0, "int")
+        mode = args.get(1, "str", "economical")
+        if not 1 <= target <= 1008:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Invalid conf_target, must be between 1 and 1008")
+        if mode.lower() not in ("unset", "economical", "conservative"):
+            raise RpcFault(RPC_INVALID_PARAMETER, "Invalid estimate_mode parameter, must be one of: \"unset\", \"economical\", \"conservative\"")
+        rate = self.node.estimate_fee_rate(target)
+        blocks = max(target, 2)
+        if rate is None:
+            return {"errors": ["Insufficient data or no feerate found"], "blocks": 0}
+        return {"feerate": Btc(rate), "blocks": blocks}
+
+    def stop(self, _a: list[Any]) -> object:
+        if self.stop_requested is not None:
+            self.stop_requested()
+        return "Bitcoin Core stopping"
+
+
+def parse_block_hash(raw_block: bytes) -> str:
+    return sha256d(raw_block[:80])[::-1].hex()
+
+
+def _single_descriptor_script(descriptor: str) -> bytes:
+    try:
+        if is_ranged(descriptor):
+            raise RpcFault(RPC_INVALID_PARAMETER, "Ranged descriptor not accepted. Maybe pass through deriveaddresses first?")
+        return descriptor_scripts(descriptor)[0][0]
+    except DecodeError as exc:
+        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, str(exc)) from None
+
+
+def _scan_object(item: object) -> dict[bytes, str]:
+    if isinstance(item, str):
+        descriptor, start, end = item, 0, 1000
+    elif isinstance(item, dict):
+        desc_value = item.get("desc")
+        if not isinstance(desc_value, str):
+            raise RpcFault(RPC_INVALID_PARAMETER, "Invalid scan object")
+        descriptor = desc_value
+        start, end = _range(item.get("range", 1000))
+    else:
+        raise RpcFault(RPC_INVALID_PARAMETER, "Invalid scan object")
+    try:
+        strip_checksum(descriptor)
+        return {spk: desc for spk, desc in descriptor_scripts(descriptor, start, end)}
+    except DecodeError as exc:
+        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, str(exc)) from None
+
+
+def _range(value: object) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Range should be greater or equal than 0")
+        return 0, value
+    if (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                             for v in value)):
+        start, end = value
+        if start < 0 or end < start:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Range specified as [begin,end] must not have begin after end")
+        return start, end
+    raise RpcFault(RPC_INVALID_PARAMETER, "Range must be specified as end or as [begin,end]")
+
+
+def _broadcast_fault(exc: BroadcastRejected) -> RpcFault:
+    if exc.code == -22:
+        return RpcFault(RPC_DESERIALIZATION_ERROR, "TX decode failed. Make sure the tx has at least one input.")
+    if exc.reason == "txn-already-known":
+        return RpcFault(RPC_VERIFY_ALREADY_IN_CHAIN, "Transaction outputs already in utxo set")
+    if exc.reason == "max-fee-exceeded":
+        return RpcFault(RPC_VERIFY_ERROR, "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)")
+    if exc.reason == "bad-txns-inputs-missingorspent":
+        return RpcFault(RPC_VERIFY_ERROR, "bad-txns-inputs-missingorspent")
+    return RpcFault(RPC_VERIFY_REJECTED, exc.message)
+
+
+def _target_hex(bits: int) -> str:
+    exponent, mantissa = bits >> 24, bits & 0x007FFFFF
+    return f"{mantissa << (8 * (exponent - 3)):064x}"
+
+
+def _chainwork(height: int) -> str:
+    # Every regtest block at bits 0x207fffff carries work 2 (2**256 // (target + 1)); genesis too.
+    return f"{2 * (height + 1):064x}"
+
+
+def _varint_len(n: int) -> bytes:
+    return compact_size(n)
