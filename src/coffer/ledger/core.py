@@ -1,0 +1,400 @@
+"""The pure core of the ledger: assets, accounts, postings, transfers and the ring-fence rules.
+
+No I/O, no clock, no randomness: data in, data out. The store (`coffer.ledger.store`) wraps it
+and asks the database to enforce the same no-negative rule a second time.
+
+Accounting model (double entry, Assets = Liabilities + Equity, per asset):
+- `custody` accounts (what the exchange holds on chain, per wallet) are debit-normal;
+- `client`, `company` and `external` accounts are credit-normal.
+A posting is (account, side, amount) with a positive amount; a debit raises a debit-normal
+account and lowers a credit-normal one. Every transfer has equal debits and credits, so at all
+times, per asset: custody total = client total + company total + external total.
+
+This module must never let a transfer through that moves client value to the company book
+other than by the kinds that may (`fee`, `pnl` against the insurance fund).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from coffer.canonical import NotCanonical, canonical_json
+from coffer.invariant import invariant
+from coffer.ledger.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAccountKey,
+    InvalidAmount,
+    InvalidTransfer,
+    MixedAssets,
+    RingFenceViolation,
+    UnbalancedTransfer,
+    UnknownAsset,
+)
+
+__all__ = [
+    "AMOUNT_MAX", "BALANCE_MAX", "POSTINGS_MAX", "IDEMPOTENCY_KEY_CHARS_MAX", "METADATA_BYTES_MAX",
+    "REASON_CHARS_MAX", "Asset", "BTC", "ETH", "DEFAULT_ASSETS", "Book", "Side", "Kind",
+    "CLIENT_ACCOUNTS", "COMPANY_ACCOUNTS", "EXTERNAL_ACCOUNTS", "AccountKey", "Posting", "Transfer",
+    "debit", "credit", "check_amount", "check_transfer", "check_ring_fence", "transfer_digest",
+    "balance_delta", "apply_transfers", "normal_side", "check_idempotent_replay", "RULES", "KindRule",
+]
+
+AMOUNT_MAX = 2**63 - 1  # one posting fits a signed 64-bit integer
+BALANCE_MAX = 10**38 - 1  # balances sum many postings (wei!): NUMERIC(38) in the database
+POSTINGS_MAX = 64
+IDEMPOTENCY_KEY_CHARS_MAX = 128
+METADATA_BYTES_MAX = 4096
+REASON_CHARS_MAX = 500
+_DIGEST_TAG = b"coffer/ledger/transfer/v1\x00"
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_ASSET_RE = re.compile(r"[A-Z][A-Z0-9]{1,9}")
+_KEY_RE = re.compile(r"[A-Za-z0-9_.:/@=+\-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """An asset and its minor unit: amounts are integers of `minor_unit` (BTC: sat, ETH: wei)."""
+
+    code: str
+    decimals: int
+    minor_unit: str
+
+    def __post_init__(self) -> None:
+        if not _ASSET_RE.fullmatch(self.code):
+            raise InvalidAccountKey(f"asset code must match {_ASSET_RE.pattern}: {self.code!r}")
+        if type(self.decimals) is not int or not 0 <= self.decimals <= 30:
+            raise InvalidTransfer("asset decimals must be an int in 0..30")
+        if not _NAME_RE.fullmatch(self.minor_unit):
+            raise InvalidTransfer("asset minor unit must be a short name")
+
+
+BTC = Asset("BTC", 8, "sat")
+ETH = Asset("ETH", 18, "wei")
+DEFAULT_ASSETS: tuple[Asset, ...] = (BTC, ETH)
+
+
+class Book(StrEnum):
+    CLIENT = "client"
+    COMPANY = "company"
+    CUSTODY = "custody"
+    EXTERNAL = "external"
+
+
+class Side(StrEnum):
+    DEBIT = "D"
+    CREDIT = "C"
+
+
+class Kind(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL_HOLD = "withdrawal_hold"
+    WITHDRAWAL_RELEASE = "withdrawal_release"
+    WITHDRAWAL_SETTLE = "withdrawal_settle"
+    FEE = "fee"
+    FEE_REBATE = "fee_rebate"
+    PNL = "pnl"
+    REFILL = "refill"
+    SWEEP = "sweep"
+    NETWORK_FEE = "network_fee"
+    COMPANY_DEPOSIT = "company_deposit"
+    COMPANY_WITHDRAWAL = "company_withdrawal"
+    COMPANY_TRANSFER = "company_transfer"
+    ADJUSTMENT = "adjustment"
+
+
+CLIENT_ACCOUNTS = ("available", "held")
+COMPANY_ACCOUNTS = ("fees", "insurance_fund", "operating")
+EXTERNAL_ACCOUNTS = ("world",)
+
+
+def normal_side(book: Book) -> Side:
+    """Custody (assets) is debit-normal; client, company and external are credit-normal."""
+    return Side.DEBIT if book is Book.CUSTODY else Side.CREDIT
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AccountKey:
+    """One account: `book`, `name` (wallet id for custody), `asset`, and `client_id` for clients.
+
+    Its text form is `client:<client_id>:<asset>:<name>` or `<book>:<name>:<asset>`.
+    """
+
+    book: Book
+    name: str
+    asset: str
+    client_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.book, Book):
+            raise InvalidAccountKey(f"unknown book {self.book!r}")
+        if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
+            raise InvalidAccountKey(f"account name must match {_NAME_RE.pattern}")
+        if not isinstance(self.asset, str) or not _ASSET_RE.fullmatch(self.asset):
+            raise InvalidAccountKey(f"asset code must match {_ASSET_RE.pattern}")
+        if (self.client_id is not None) != (self.book is Book.CLIENT):
+            raise InvalidAccountKey("client accounts, and only they, carry a client id")
+        if self.client_id is not None and not _NAME_RE.fullmatch(self.client_id):
+            raise InvalidAccountKey(f"client id must match {_NAME_RE.pattern}")
+        allowed = {Book.CLIENT: CLIENT_ACCOUNTS, Book.COMPANY: COMPANY_ACCOUNTS,
+                   Book.EXTERNAL: EXTERNAL_ACCOUNTS}.get(self.book)
+        if allowed is not None and self.name not in allowed:
+            raise InvalidAccountKey(f"{self.book} accounts are {', '.join(allowed)}; not {self.name!r}")
+
+    @classmethod
+    def available(cls, client_id: str, asset: str) -> AccountKey:
+        return cls(Book.CLIENT, "available", asset, client_id)
+
+    @classmethod
+    def held(cls, client_id: str, asset: str) -> AccountKey:
+        return cls(Book.CLIENT, "held", asset, client_id)
+
+    @classmethod
+    def company(cls, name: str, asset: str) -> AccountKey:
+        return cls(Book.COMPANY, name, asset)
+
+    @classmethod
+    def custody(cls, wallet: str, asset: str) -> AccountKey:
+        return cls(Book.CUSTODY, wallet, asset)
+
+    @classmethod
+    def world(cls, asset: str) -> AccountKey:
+        return cls(Book.EXTERNAL, "world", asset)
+
+    def __str__(self) -> str:
+        if self.client_id is not None:
+            return f"client:{self.client_id}:{self.asset}:{self.name}"
+        return f"{self.book}:{self.name}:{self.asset}"
+
+    @classmethod
+    def parse(cls, text: str) -> AccountKey:
+        """The inverse of `str()`; raises InvalidAccountKey."""
+        parts = text.split(":") if isinstance(text, str) else []
+        try:
+            if len(parts) == 4 and parts[0] == Book.CLIENT:
+                return cls(Book.CLIENT, parts[3], parts[2], parts[1])
+            if len(parts) == 3 and parts[0] != Book.CLIENT:
+                return cls(Book(parts[0]), parts[1], parts[2])
+        except ValueError:
+            pass
+        raise InvalidAccountKey(f"not an account key: {text!r}")
+
+
+def check_amount(amount: object) -> int:
+    """Return `amount` if it is an int in 1 .. AMOUNT_MAX; raise InvalidAmount otherwise."""
+    if type(amount) is not int:
+        raise InvalidAmount(f"amount must be an int of minor units, not {type(amount).__name__}")
+    if amount <= 0:
+        raise InvalidAmount("amount must be positive")
+    if amount > AMOUNT_MAX:
+        raise InvalidAmount("amount must fit in 63 bits (at most 2**63 - 1)")
+    return amount
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    account: AccountKey
+    side: Side
+    amount: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.account, AccountKey):
+            raise InvalidTransfer("posting account must be an AccountKey")
+        if not isinstance(self.side, Side):
+            raise InvalidTransfer("posting side must be Side.DEBIT or Side.CREDIT")
+        check_amount(self.amount)
+
+
+def debit(account: AccountKey, amount: int) -> Posting:
+    return Posting(account, Side.DEBIT, amount)
+
+
+def credit(account: AccountKey, amount: int) -> Posting:
+    return Posting(account, Side.CREDIT, amount)
+
+
+def _frozen_metadata(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A request to move value: postings that balance, a kind, an idempotency key, a time."""
+
+    idempotency_key: str
+    kind: Kind
+    postings: tuple[Posting, ...]
+    at: datetime
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "postings", tuple(self.postings))
+        if not isinstance(self.metadata, Mapping):
+            raise InvalidTransfer("metadata must be a mapping")
+        object.__setattr__(self, "metadata", _frozen_metadata(self.metadata))
+
+    @property
+    def asset(self) -> str:
+        return self.postings[0].account.asset if self.postings else ""
+
+
+def _check_shape(transfer: Transfer) -> None:
+    if not isinstance(transfer.idempotency_key, str) or not _KEY_RE.fullmatch(transfer.idempotency_key):
+        raise InvalidTransfer(f"idempotency key must match {_KEY_RE.pattern}")
+    if not isinstance(transfer.kind, Kind):
+        raise InvalidTransfer(f"unknown transfer kind {transfer.kind!r}")
+    if not isinstance(transfer.at, datetime) or transfer.at.utcoffset() is None:
+        raise InvalidTransfer("transfer time must be a timezone-aware datetime")
+    if not isinstance(transfer.reason, str) or len(transfer.reason) > REASON_CHARS_MAX:
+        raise InvalidTransfer(f"reason must be a string of at most {REASON_CHARS_MAX} characters")
+    if not 2 <= len(transfer.postings) <= POSTINGS_MAX:
+        raise InvalidTransfer(f"a transfer has 2..{POSTINGS_MAX} postings")
+    for posting in transfer.postings:
+        if not isinstance(posting, Posting):
+            raise InvalidTransfer("postings must be Posting values")
+        check_amount(posting.amount)  # re-check: a dataclass can be bypassed with object.__setattr__
+    try:
+        encoded = canonical_json(dict(transfer.metadata))
+    except NotCanonical as exc:
+        raise InvalidTransfer(f"metadata: {exc}") from exc
+    if len(encoded) > METADATA_BYTES_MAX:
+        raise InvalidTransfer(f"metadata must encode to at most {METADATA_BYTES_MAX} bytes")
+
+
+def check_transfer(transfer: Transfer, assets: Iterable[str]) -> None:
+    """Every rule a transfer must pass on its own: shape, amounts, one known asset, balance, ring fence."""
+    _check_shape(transfer)
+    asset_codes = {posting.account.asset for posting in transfer.postings}
+    if len(asset_codes) != 1:
+        raise MixedAssets(f"one transfer moves one asset; found {', '.join(sorted(asset_codes))}")
+    (asset,) = asset_codes
+    if asset not in set(assets):
+        raise UnknownAsset(f"asset {asset} is not configured")
+    debit_total = sum(p.amount for p in transfer.postings if p.side is Side.DEBIT)
+    credit_total = sum(p.amount for p in transfer.postings if p.side is Side.CREDIT)
+    if debit_total != credit_total:
+        raise UnbalancedTransfer(f"debits {debit_total} != credits {credit_total}", debit_total=debit_total, credit_total=credit_total)
+    check_ring_fence(transfer.kind, transfer.postings, reason=transfer.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class KindRule:
+    """Which accounts a kind may debit and credit: (book, account names or None for any)."""
+
+    debits: tuple[tuple[Book, tuple[str, ...] | None], ...]
+    credits: tuple[tuple[Book, tuple[str, ...] | None], ...]
+    one_client: bool = False
+
+
+_ANY_CUSTODY = (Book.CUSTODY, None)
+_AVAILABLE = (Book.CLIENT, ("available",))
+_HELD = (Book.CLIENT, ("held",))
+_WORLD = (Book.EXTERNAL, ("world",))
+_ANY_COMPANY = (Book.COMPANY, None)
+_EVERY_BOOK = tuple((book, None) for book in Book)
+
+RULES: Mapping[Kind, KindRule] = MappingProxyType({
+    # on-chain receipt credited to a client; unattributed receipts wait in external:world
+    Kind.DEPOSIT: KindRule((_ANY_CUSTODY, _WORLD), (_AVAILABLE, _WORLD)),
+    Kind.WITHDRAWAL_HOLD: KindRule((_AVAILABLE,), (_HELD,), one_client=True),
+    Kind.WITHDRAWAL_RELEASE: KindRule((_HELD,), (_AVAILABLE,), one_client=True),
+    # the amount leaves custody on chain (network fee included when the client pays it)
+    Kind.WITHDRAWAL_SETTLE: KindRule((_HELD, _WORLD), (_ANY_CUSTODY,)),
+    Kind.FEE: KindRule(((Book.CLIENT, None),), ((Book.COMPANY, ("fees",)),), one_client=True),
+    Kind.FEE_REBATE: KindRule(((Book.COMPANY, ("fees",)),), (_AVAILABLE,), one_client=True),
+    # realised PnL: between clients, and against the insurance fund only
+    Kind.PNL: KindRule((_AVAILABLE, (Book.COMPANY, ("insurance_fund",))),
+                       (_AVAILABLE, (Book.COMPANY, ("insurance_fund",)))),
+    Kind.REFILL: KindRule((_ANY_CUSTODY,), (_ANY_CUSTODY,)),
+    Kind.SWEEP: KindRule((_ANY_CUSTODY,), (_ANY_CUSTODY,)),
+    # the exchange's own on-chain fees (sweeps, refills, consolidations) are a company cost
+    Kind.NETWORK_FEE: KindRule(((Book.COMPANY, ("operating",)),), (_ANY_CUSTODY,)),
+    Kind.COMPANY_DEPOSIT: KindRule((_ANY_CUSTODY,), (_ANY_COMPANY,)),
+    Kind.COMPANY_WITHDRAWAL: KindRule((_ANY_COMPANY,), (_ANY_CUSTODY,)),
+    Kind.COMPANY_TRANSFER: KindRule((_ANY_COMPANY,), (_ANY_COMPANY,)),
+    Kind.ADJUSTMENT: KindRule(_EVERY_BOOK, _EVERY_BOOK),
+})
+
+
+def _allowed(account: AccountKey, slots: tuple[tuple[Book, tuple[str, ...] | None], ...]) -> bool:
+    return any(account.book is book and (names is None or account.name in names) for book, names in slots)
+
+
+def check_ring_fence(kind: Kind, postings: Sequence[Posting], *, reason: str = "") -> None:
+    """Raise RingFenceViolation unless `kind` may move value between these accounts."""
+    rule = RULES.get(kind)
+    if rule is None:
+        raise RingFenceViolation(f"no rule for kind {kind!r}", rule="unknown_kind")
+    for posting in postings:
+        slots = rule.debits if posting.side is Side.DEBIT else rule.credits
+        if not _allowed(posting.account, slots):
+            side = "debit" if posting.side is Side.DEBIT else "credit"
+            raise RingFenceViolation(f"{kind} may not {side} {posting.account}", rule=f"{kind}_{side}")
+    clients = {p.account.client_id for p in postings if p.account.book is Book.CLIENT}
+    if rule.one_client and len(clients) > 1:
+        raise RingFenceViolation(f"{kind} moves value within one client's accounts only",
+                                 rule=f"{kind}_one_client")
+    if kind is Kind.ADJUSTMENT:
+        if not reason.strip():
+            raise RingFenceViolation("an adjustment needs a reason", rule="adjustment_reason")
+        client_debited = any(p.account.book is Book.CLIENT and p.side is Side.DEBIT for p in postings)
+        company_credited = any(p.account.book is Book.COMPANY and p.side is Side.CREDIT for p in postings)
+        if client_debited and company_credited:
+            raise RingFenceViolation("an adjustment may not move client value to the company book",
+                                     rule="client_to_company")
+
+
+def transfer_digest(transfer: Transfer) -> str:
+    """SHA-256 of the transfer's content: what idempotency compares. The time is not content:
+    a retry made later with the same key and the same postings is the same request."""
+    body = {
+        "key": transfer.idempotency_key,
+        "kind": str(transfer.kind),
+        "postings": [[str(p.account), str(p.side), p.amount] for p in transfer.postings],
+        "metadata": dict(transfer.metadata),
+        "reason": transfer.reason,
+    }
+    return hashlib.sha256(_DIGEST_TAG + canonical_json(body)).hexdigest()
+
+
+def check_idempotent_replay(idempotency_key: str, stored_digest: str, digest: str) -> None:
+    """The same key may come again only with the same content."""
+    if stored_digest != digest:
+        raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used for a different transfer",
+                                  idempotency_key=idempotency_key)
+
+
+def balance_delta(posting: Posting) -> int:
+    """The change a posting makes to its account's balance (in the account's normal orientation)."""
+    return posting.amount if posting.side is normal_side(posting.account.book) else -posting.amount
+
+
+def apply_transfers(balances: Mapping[AccountKey, int], transfers: Sequence[Transfer]) -> dict[AccountKey, int]:
+    """Apply `transfers` in order to `balances`; return the new balance of every touched account.
+
+    Raises InsufficientFunds (naming the transfer's index) if any client balance would go below
+    zero at any point, and leaves `balances` untouched.
+    """
+    updated: dict[AccountKey, int] = {}
+    for index, transfer in enumerate(transfers):
+        touched: dict[AccountKey, int] = {}
+        for posting in transfer.postings:
+            account = posting.account
+            current = touched.get(account, updated.get(account, balances.get(account, 0)))
+            touched[account] = current + balance_delta(posting)
+        for account, value in touched.items():
+            if account.book is Book.CLIENT and value < 0:
+                raise InsufficientFunds(f"{account} would go below zero in transfer {index}",
+                                        account=str(account), index=index)
+            invariant(-BALANCE_MAX <= value <= BALANCE_MAX, f"balance of {account} out of range")
+        updated.update(touched)
+    return updated

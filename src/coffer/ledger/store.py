@@ -1,0 +1,711 @@
+"""The ledger in a database (SQLite by default, PostgreSQL in production): `Ledger(engine)`.
+
+Every write runs in one database transaction that holds the rows it changes: on PostgreSQL the
+account rows are locked (`SELECT ... FOR UPDATE`, in id order so writers never deadlock); on
+SQLite the transaction starts with `BEGIN IMMEDIATE`, which takes the database's write lock up
+front. Inside it the pure core decides (`coffer.ledger.core`), then transfers, postings, new
+balances and one audit event are written and committed together. A batch (`apply_many`) is
+written with COPY on PostgreSQL and its balance updates are aggregated per account.
+
+It must never write a transfer the core refused, nor a transfer without its audit event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from coffer.audit import AuditLog
+from coffer.canonical import canonical_json
+from coffer.invariant import invariant
+from coffer.ledger.core import (
+    CLIENT_ACCOUNTS,
+    COMPANY_ACCOUNTS,
+    DEFAULT_ASSETS,
+    AccountKey,
+    Asset,
+    Book,
+    Kind,
+    Posting,
+    Side,
+    Transfer,
+    apply_transfers,
+    balance_delta,
+    check_idempotent_replay,
+    check_ring_fence,
+    check_transfer,
+    transfer_digest,
+)
+from coffer.ledger.errors import (
+    AccountNumberTaken,
+    InsufficientFunds,
+    InvalidAccountKey,
+    InvalidTransfer,
+    LedgerBusy,
+    LedgerError,
+    LedgerInconsistent,
+    UnknownAccount,
+    UnknownAsset,
+)
+from coffer.ledger.tables import ledger_accounts, ledger_clients, ledger_postings, ledger_transfers
+
+__all__ = ["Ledger", "AppliedTransfer", "ClientAccount", "ClientLiability", "Statement", "StatementLine",
+           "BookTotals", "ConsistencyReport", "BATCH_TRANSFERS_MAX", "STATEMENT_LINES_MAX"]
+
+BATCH_TRANSFERS_MAX = 50_000
+STATEMENT_LINES_MAX = 10_000
+WRITE_ATTEMPTS_MAX = 5
+ACCOUNT_NUMBER_ATTEMPTS_MAX = 8
+ACCOUNT_ID_CACHE_MAX = 1_000_000
+_IN_CHUNK = 500
+_SCAN_CHUNK = 2_000
+_NEGATIVE_CHECK = "client_balance_nonnegative"
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedTransfer:
+    """A transfer as stored. `replayed` is true when an earlier apply with the same key wrote it."""
+
+    transfer_id: int
+    idempotency_key: str
+    kind: Kind
+    asset: str
+    postings: tuple[Posting, ...]
+    at: datetime
+    metadata: Mapping[str, Any]
+    reason: str
+    digest: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAccount:
+    client_id: str
+    account_number: int  # 63-bit positive, unique: the client's number in the proof of reserves
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLiability:
+    client_id: str
+    account_number: int
+    available: int
+    held: int
+
+    @property
+    def total(self) -> int:
+        return self.available + self.held
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    transfer_id: int
+    at: datetime
+    kind: Kind
+    account: str  # "available" or "held"
+    delta: int
+    balance_after: int  # of `account`, after this line
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    client_id: str
+    account_number: int
+    asset: str
+    available: int
+    held: int
+    lines: tuple[StatementLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BookTotals:
+    """Sum of balances per book for one asset. `balanced`: custody = client + company + external."""
+
+    asset: str
+    client: int = 0
+    company: int = 0
+    custody: int = 0
+    external: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.custody == self.client + self.company + self.external
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyReport:
+    accounts: int
+    transfers: int
+    postings: int
+    totals: Mapping[str, BookTotals] = field(default_factory=dict)
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class Ledger:
+    """The one source of balances. Thread-safe: each call uses its own connection."""
+
+    def __init__(self, engine: Engine, *, assets: Iterable[Asset] = DEFAULT_ASSETS) -> None:
+        self._engine = engine
+        self._assets: dict[str, Asset] = {asset.code: asset for asset in assets}
+        self._audit = AuditLog(engine)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._account_ids: dict[AccountKey, int] = {}
+
+    @property
+    def assets(self) -> Mapping[str, Asset]:
+        return dict(self._assets)
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction holding its rows (PostgreSQL) or the database (SQLite)."""
+        with self._engine.connect() as conn:
+            if not self._postgres:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    def _retrying(self, attempt_once: Callable[[], Any]) -> Any:
+        """Run a write, retrying a bounded number of times when another writer raced it."""
+        for attempt in range(WRITE_ATTEMPTS_MAX):
+            last = attempt + 1 == WRITE_ATTEMPTS_MAX
+            try:
+                return attempt_once()
+            except sa.exc.IntegrityError as exc:
+                if _NEGATIVE_CHECK in str(exc.orig):
+                    raise LedgerInconsistent("the database refused a negative client balance "
+                                             "that the core let through") from exc
+                if last or not _is_unique_violation(exc):
+                    raise
+            except sa.exc.OperationalError as exc:
+                if last or not _is_transient(exc):
+                    raise LedgerBusy(f"database busy: {type(exc.orig).__name__}") from exc
+        raise LedgerBusy("gave up after repeated write conflicts")
+
+    # ----------------------------------------------------------------- accounts
+
+    def _check_asset(self, asset: str) -> None:
+        if asset not in self._assets:
+            raise UnknownAsset(f"asset {asset!r} is not configured")
+
+    def open_client(self, client_id: str, assets: Iterable[str], *, at: datetime,
+                    account_number: int | None = None) -> ClientAccount:
+        """Open (or complete) a client's `available` and `held` accounts for each asset.
+
+        Idempotent. A new client gets `account_number`, or a random 63-bit one when None.
+        """
+        asset_codes = sorted(set(assets))
+        for asset in asset_codes:
+            self._check_asset(asset)
+        keys = [AccountKey(Book.CLIENT, name, asset, client_id) for asset in asset_codes
+                for name in CLIENT_ACCOUNTS]
+        if account_number is not None and (type(account_number) is not int or not 0 < account_number < 2**63):
+            raise InvalidAccountKey("account number must be an int in 1 .. 2**63 - 1")
+        result: ClientAccount = self._retrying(
+            lambda: self._open_client_once(client_id, keys, at, account_number))
+        return result
+
+    def _open_client_once(self, client_id: str, keys: list[AccountKey], at: datetime,
+                          account_number: int | None) -> ClientAccount:
+        with self._write() as conn:
+            number = conn.execute(sa.select(ledger_clients.c.account_number)
+                                  .where(ledger_clients.c.client_id == client_id)).scalar()
+            created = number is None
+            if number is None:
+                number = self._new_account_number(conn, account_number)
+                conn.execute(ledger_clients.insert().values(client_id=client_id, account_number=number,
+                                                            opened_at=_stamp(at)))
+            elif account_number is not None and account_number != number:
+                raise AccountNumberTaken(f"client {client_id} already has another account number")
+            opened = self._insert_missing_accounts(conn, keys, at)
+            if created or opened:
+                self._audit.append("ledger", "ledger.client_opened",
+                                   {"client_id": client_id, "account_number": int(number),
+                                    "accounts": [str(key) for key in opened]}, at=at, connection=conn)
+            return ClientAccount(client_id, int(number))
+
+    def _new_account_number(self, conn: Connection, wanted: int | None) -> int:
+        for _ in range(ACCOUNT_NUMBER_ATTEMPTS_MAX):
+            number = wanted if wanted is not None else secrets.randbits(63)
+            if number == 0:
+                continue
+            taken = conn.execute(sa.select(ledger_clients.c.client_id)
+                                 .where(ledger_clients.c.account_number == number)).first()
+            if taken is None:
+                return number
+            if wanted is not None:
+                raise AccountNumberTaken(f"account number {number} belongs to another client")
+        raise AccountNumberTaken("could not draw a free account number")
+
+    def open_accounts(self, keys: Iterable[AccountKey], *, at: datetime) -> list[AccountKey]:
+        """Open company, custody and external accounts (clients use `open_client`). Idempotent;
+        returns the accounts that were new."""
+        wanted = sorted(set(keys))
+        for key in wanted:
+            if key.book is Book.CLIENT:
+                raise InvalidAccountKey("open client accounts with open_client")
+            self._check_asset(key.asset)
+        opened: list[AccountKey] = self._retrying(lambda: self._open_accounts_once(wanted, at))
+        return opened
+
+    def _open_accounts_once(self, keys: list[AccountKey], at: datetime) -> list[AccountKey]:
+        with self._write() as conn:
+            opened = self._insert_missing_accounts(conn, keys, at)
+            if opened:
+                self._audit.append("ledger", "ledger.accounts_opened",
+                                   {"accounts": [str(key) for key in opened]}, at=at, connection=conn)
+            return opened
+
+    def open_house_accounts(self, assets: Iterable[str], *, at: datetime,
+                            wallets: Iterable[str] = ("cold", "hot")) -> list[AccountKey]:
+        """Open the company accounts, a custody account per wallet and `external:world`, per asset."""
+        wallet_names = tuple(wallets)
+        keys = []
+        for asset in assets:
+            keys += [AccountKey.company(name, asset) for name in COMPANY_ACCOUNTS]
+            keys += [AccountKey.custody(wallet, asset) for wallet in wallet_names]
+            keys.append(AccountKey.world(asset))
+        return self.open_accounts(keys, at=at)
+
+    def _insert_missing_accounts(self, conn: Connection, keys: list[AccountKey], at: datetime) -> list[AccountKey]:
+        existing = self._lookup_ids(conn, keys)
+        missing = [key for key in keys if key not in existing]
+        if missing:
+            conn.execute(ledger_accounts.insert(), [
+                {"account_key": str(key), "book": str(key.book), "name": key.name, "asset": key.asset,
+                 "client_id": key.client_id, "balance": 0, "opened_at": _stamp(at)} for key in missing])
+        return missing
+
+    def _lookup_ids(self, conn: Connection, keys: Iterable[AccountKey]) -> dict[AccountKey, int]:
+        found: dict[AccountKey, int] = {}
+        wanted = [key for key in keys if key not in self._account_ids]
+        by_text = {str(key): key for key in wanted}
+        for chunk in _chunks(list(by_text)):
+            rows = conn.execute(sa.select(ledger_accounts.c.id, ledger_accounts.c.account_key)
+                                .where(ledger_accounts.c.account_key.in_(chunk)))
+            for row in rows:
+                found[by_text[row.account_key]] = int(row.id)
+        if len(self._account_ids) + len(found) > ACCOUNT_ID_CACHE_MAX:
+            self._account_ids.clear()
+        self._account_ids.update(found)  # ids never change: safe to keep across transactions
+        return {key: self._account_ids[key] for key in keys if key in self._account_ids}
+
+    def _account_ids_or_raise(self, conn: Connection, keys: Iterable[AccountKey]) -> dict[AccountKey, int]:
+        wanted = set(keys)
+        ids = self._lookup_ids(conn, wanted)
+        for key in sorted(wanted):
+            if key not in ids:
+                raise UnknownAccount(f"account {key} is not open", account=str(key))
+        return ids
+
+    # ----------------------------------------------------------------- transfers
+
+    def apply(self, transfer: Transfer, *, actor: str = "ledger") -> AppliedTransfer:
+        """Apply one transfer whole or not at all; a replay of its key returns the first result."""
+        return self.apply_many([transfer], actor=actor)[0]
+
+    def apply_many(self, transfers: Sequence[Transfer], *, actor: str = "ledger") -> list[AppliedTransfer]:
+        """Apply transfers in order, atomically: all are written (one commit) or, if any is refused,
+        none. Results are in input order; replayed keys return their first result."""
+        if len(transfers) > BATCH_TRANSFERS_MAX:
+            raise InvalidTransfer(f"at most {BATCH_TRANSFERS_MAX} transfers per batch")
+        if not transfers:
+            return []
+        digests = []
+        for transfer in transfers:
+            if not isinstance(transfer, Transfer):
+                raise InvalidTransfer("apply takes Transfer values")
+            check_transfer(transfer, self._assets)
+            digests.append(transfer_digest(transfer))
+        results: list[AppliedTransfer] = self._retrying(lambda: self._apply_once(transfers, digests, actor))
+        return results
+
+    def _apply_once(self, transfers: Sequence[Transfer], digests: list[str], actor: str) -> list[AppliedTransfer]:
+        with self._write() as conn:
+            existing = self._existing_keys(conn, [t.idempotency_key for t in transfers])
+            fresh_indices, replay_of = _split_replays(transfers, digests, existing)
+            fresh = [transfers[i] for i in fresh_indices]
+            ids = self._account_ids_or_raise(conn, (p.account for t in fresh for p in t.postings))
+            balances = self._lock_balances(conn, ids)
+            try:
+                updated = apply_transfers(balances, fresh)
+            except InsufficientFunds as exc:
+                raise InsufficientFunds(exc.detail, account=exc.account,
+                                        index=fresh_indices[exc.index]) from None
+            transfer_ids = self._allocate_transfer_ids(conn, len(fresh))
+            fresh_digests = [digests[i] for i in fresh_indices]
+            self._insert_transfers(conn, fresh, fresh_digests, transfer_ids, ids)
+            self._store_balances(conn, {ids[key]: value for key, value in updated.items()})
+            if fresh:
+                self._audit_applied(conn, actor, fresh, fresh_digests, transfer_ids)
+            new_by_index = {index: _applied(transfer_ids[n], transfers[index], digests[index])
+                            for n, index in enumerate(fresh_indices)}
+            earlier = self._load_transfers(conn, sorted({tid for tid in replay_of.values() if tid > 0}))
+            results = []
+            for index in range(len(transfers)):
+                if index in new_by_index:
+                    results.append(new_by_index[index])
+                else:
+                    source = replay_of[index]
+                    first = earlier[source] if source > 0 else new_by_index[-source - 1]
+                    results.append(_as_replay(first))
+            return results
+
+    def _existing_keys(self, conn: Connection, keys: list[str]) -> dict[str, tuple[int, str]]:
+        found: dict[str, tuple[int, str]] = {}
+        unique = sorted(set(keys))
+        t = ledger_transfers.c
+        for chunk in _chunks(unique, 5_000 if self._postgres else _IN_CHUNK):
+            if self._postgres:
+                raw = conn.connection.driver_connection
+                invariant(raw is not None, "no driver connection")
+                with raw.cursor() as cursor:  # type: ignore[union-attr]
+                    cursor.execute("SELECT idempotency_key, id, digest FROM ledger_transfers "
+                                   "WHERE idempotency_key = ANY(%s)", (list(chunk),))
+                    rows = cursor.fetchall()
+            else:
+                rows = conn.execute(sa.select(t.idempotency_key, t.id, t.digest)
+                                    .where(t.idempotency_key.in_(chunk))).all()
+            for key, transfer_id, digest in rows:
+                found[str(key)] = (int(transfer_id), str(digest))
+        return found
+
+    def _lock_balances(self, conn: Connection, ids: Mapping[AccountKey, int]) -> dict[AccountKey, int]:
+        if not ids:
+            return {}
+        key_of = {account_id: key for key, account_id in ids.items()}
+        balances: dict[AccountKey, int] = {}
+        ordered = sorted(key_of)
+        for chunk in _chunks(ordered, 5_000):
+            query = (sa.select(ledger_accounts.c.id, ledger_accounts.c.balance)
+                     .where(ledger_accounts.c.id.in_(chunk)).order_by(ledger_accounts.c.id))
+            if self._postgres:
+                query = query.with_for_update()
+            for row in conn.execute(query):
+                balances[key_of[int(row.id)]] = int(row.balance)
+        return balances
+
+    def _allocate_transfer_ids(self, conn: Connection, count: int) -> list[int]:
+        if count == 0:
+            return []
+        if self._postgres:
+            rows = conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('ledger_transfers', 'id')) "
+                "FROM generate_series(1, %(n)s)", {"n": count})
+            return [int(row[0]) for row in rows]
+        last = conn.execute(sa.select(sa.func.max(ledger_transfers.c.id))).scalar()
+        first = 1 if last is None else int(last) + 1
+        return list(range(first, first + count))
+
+    def _insert_transfers(self, conn: Connection, transfers: Sequence[Transfer], digests: Sequence[str],
+                          transfer_ids: Sequence[int], ids: Mapping[AccountKey, int]) -> None:
+        transfer_rows = [
+            (transfer_id, t.idempotency_key, str(t.kind), t.asset, digest, t.reason,
+             canonical_json(dict(t.metadata)).decode(), _stamp(t.at))
+            for transfer_id, t, digest in zip(transfer_ids, transfers, digests, strict=True)]
+        posting_rows = [
+            (transfer_id, index, ids[p.account], str(p.side), p.amount)
+            for transfer_id, t in zip(transfer_ids, transfers, strict=True)
+            for index, p in enumerate(t.postings)]
+        if not transfer_rows:
+            return
+        if self._postgres:
+            raw = conn.connection.driver_connection
+            invariant(raw is not None, "no driver connection")
+            with raw.cursor() as cursor:  # type: ignore[union-attr]
+                with cursor.copy("COPY ledger_transfers (id, idempotency_key, kind, asset, digest, reason, "
+                                 "metadata, at) FROM STDIN") as copy:
+                    for row in transfer_rows:
+                        copy.write_row(row)
+                with cursor.copy("COPY ledger_postings (transfer_id, idx, account_id, side, amount) "
+                                 "FROM STDIN") as copy:
+                    for posting_row in posting_rows:
+                        copy.write_row(posting_row)
+            return
+        columns = ("id", "idempotency_key", "kind", "asset", "digest", "reason", "metadata", "at")
+        conn.execute(ledger_transfers.insert(), [dict(zip(columns, row, strict=True)) for row in transfer_rows])
+        posting_columns = ("transfer_id", "idx", "account_id", "side", "amount")
+        conn.execute(ledger_postings.insert(),
+                     [dict(zip(posting_columns, row, strict=True)) for row in posting_rows])
+
+    def _store_balances(self, conn: Connection, balances: Mapping[int, int]) -> None:
+        if not balances:
+            return
+        if self._postgres:
+            raw = conn.connection.driver_connection
+            invariant(raw is not None, "no driver connection")
+            with raw.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute(
+                    "UPDATE ledger_accounts AS a SET balance = u.balance "
+                    "FROM unnest(%s::bigint[], %s::numeric[]) AS u(id, balance) WHERE a.id = u.id",
+                    (list(balances), [Decimal(value) for value in balances.values()]))
+                invariant(cursor.rowcount == len(balances), "balance update missed an account")
+            return
+        result = conn.execute(sa.update(ledger_accounts).where(ledger_accounts.c.id == sa.bindparam("account_id"))
+                              .values(balance=sa.bindparam("new_balance")),
+                              [{"account_id": account_id, "new_balance": value}
+                               for account_id, value in balances.items()])
+        invariant(result.rowcount == len(balances), "balance update missed an account")
+
+    def _audit_applied(self, conn: Connection, actor: str, transfers: Sequence[Transfer],
+                       digests: Sequence[str], transfer_ids: Sequence[int]) -> None:
+        at = max(t.at for t in transfers)
+        if len(transfers) == 1:
+            (t,) = transfers
+            payload: dict[str, Any] = {
+                "transfer_id": transfer_ids[0], "idempotency_key": t.idempotency_key, "kind": str(t.kind),
+                "asset": t.asset, "digest": digests[0], "reason": t.reason, "metadata": dict(t.metadata),
+                "postings": [[str(p.account), str(p.side), p.amount] for p in t.postings]}
+            self._audit.append(actor, "ledger.transfer_applied", payload, at=at, connection=conn)
+            return
+        entries = [[tid, t.idempotency_key, str(t.kind), digest]
+                   for tid, t, digest in zip(transfer_ids, transfers, digests, strict=True)]
+        batch_digest = hashlib.sha256("".join(digests).encode()).hexdigest()
+        self._audit.append(actor, "ledger.transfers_applied",
+                           {"count": len(entries), "batch_digest": batch_digest, "transfers": entries},
+                           at=at, connection=conn)
+
+    def _load_transfers(self, conn: Connection, transfer_ids: Sequence[int]) -> dict[int, AppliedTransfer]:
+        loaded: dict[int, AppliedTransfer] = {}
+        t, p, a = ledger_transfers.c, ledger_postings.c, ledger_accounts.c
+        for chunk in _chunks(list(transfer_ids)):
+            postings: dict[int, list[Posting]] = {}
+            rows = conn.execute(sa.select(p.transfer_id, p.side, p.amount, a.account_key)
+                                .join_from(ledger_postings, ledger_accounts, p.account_id == a.id)
+                                .where(p.transfer_id.in_(chunk)).order_by(p.transfer_id, p.idx))
+            for row in rows:
+                postings.setdefault(int(row.transfer_id), []).append(
+                    Posting(AccountKey.parse(row.account_key), Side(row.side), int(row.amount)))
+            for row in conn.execute(sa.select(ledger_transfers).where(t.id.in_(chunk))):
+                loaded[int(row.id)] = AppliedTransfer(
+                    int(row.id), row.idempotency_key, Kind(row.kind), row.asset,
+                    tuple(postings.get(int(row.id), ())), datetime.fromisoformat(row.at),
+                    json.loads(row.metadata), row.reason, row.digest, replayed=True)
+        return loaded
+
+    def transfer(self, idempotency_key: str) -> AppliedTransfer | None:
+        """The transfer stored under `idempotency_key`, or None: how a restarted caller learns
+        whether its request took effect."""
+        with self._engine.connect() as conn:
+            transfer_id = conn.execute(sa.select(ledger_transfers.c.id)
+                                       .where(ledger_transfers.c.idempotency_key == idempotency_key)).scalar()
+            if transfer_id is None:
+                return None
+            return self._load_transfers(conn, [int(transfer_id)])[int(transfer_id)]
+
+    # ----------------------------------------------------------------- queries
+
+    def balance(self, account: AccountKey) -> int:
+        """The balance of `account` in minor units (custody debit-normal, the rest credit-normal)."""
+        with self._engine.connect() as conn:
+            value = conn.execute(sa.select(ledger_accounts.c.balance)
+                                 .where(ledger_accounts.c.account_key == str(account))).scalar()
+        if value is None:
+            raise UnknownAccount(f"account {account} is not open", account=str(account))
+        return int(value)
+
+    def balances(self, *, book: Book | None = None, asset: str | None = None,
+                 client_id: str | None = None) -> dict[AccountKey, int]:
+        """Balances of every open account matching the filters."""
+        a = ledger_accounts.c
+        query = sa.select(a.account_key, a.balance).order_by(a.id)
+        if book is not None:
+            query = query.where(a.book == str(book))
+        if asset is not None:
+            query = query.where(a.asset == asset)
+        if client_id is not None:
+            query = query.where(a.client_id == client_id)
+        with self._engine.connect() as conn:
+            return {AccountKey.parse(row.account_key): int(row.balance) for row in conn.execute(query)}
+
+    def client(self, client_id: str) -> ClientAccount:
+        with self._engine.connect() as conn:
+            number = conn.execute(sa.select(ledger_clients.c.account_number)
+                                  .where(ledger_clients.c.client_id == client_id)).scalar()
+        if number is None:
+            raise UnknownAccount(f"client {client_id} has no accounts", account=f"client:{client_id}")
+        return ClientAccount(client_id, int(number))
+
+    def client_liabilities(self, asset: str) -> list[ClientLiability]:
+        """Every client's balances in `asset` (what the exchange owes them), by account number."""
+        self._check_asset(asset)
+        a, c = ledger_accounts.c, ledger_clients.c
+        query = (sa.select(c.client_id, c.account_number, a.name, a.balance)
+                 .join_from(ledger_accounts, ledger_clients, a.client_id == c.client_id)
+                 .where(a.asset == asset, a.book == str(Book.CLIENT)))
+        parts: dict[str, dict[str, int]] = {}
+        numbers: dict[str, int] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                parts.setdefault(row.client_id, {})[row.name] = int(row.balance)
+                numbers[row.client_id] = int(row.account_number)
+        result = [ClientLiability(client_id, numbers[client_id], names.get("available", 0), names.get("held", 0))
+                  for client_id, names in parts.items()]
+        return sorted(result, key=lambda item: item.account_number)
+
+    def statement(self, client_id: str, asset: str, *, limit: int = STATEMENT_LINES_MAX) -> Statement:
+        """The client's postings in `asset`, oldest first, with the running balance per account."""
+        self._check_asset(asset)
+        account = self.client(client_id)
+        keys = [AccountKey(Book.CLIENT, name, asset, client_id) for name in CLIENT_ACCOUNTS]
+        p, t, a = ledger_postings.c, ledger_transfers.c, ledger_accounts.c
+        query = (sa.select(p.transfer_id, p.side, p.amount, a.name, t.kind, t.at)
+                 .join_from(ledger_postings, ledger_accounts, p.account_id == a.id)
+                 .join(ledger_transfers, p.transfer_id == t.id)
+                 .where(a.account_key.in_([str(key) for key in keys]))
+                 .order_by(p.transfer_id, p.idx).limit(min(limit, STATEMENT_LINES_MAX)))
+        running = dict.fromkeys(CLIENT_ACCOUNTS, 0)
+        lines = []
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                delta = int(row.amount) if row.side == Side.CREDIT else -int(row.amount)
+                running[row.name] += delta
+                lines.append(StatementLine(int(row.transfer_id), datetime.fromisoformat(row.at), Kind(row.kind),
+                                           row.name, delta, running[row.name]))
+        current = self.balances(client_id=client_id, asset=asset)
+        return Statement(client_id, account.account_number, asset, current.get(keys[0], 0),
+                         current.get(keys[1], 0), tuple(lines))
+
+    def totals(self) -> dict[str, BookTotals]:
+        """Per asset, the sum of balances in each book (client liabilities, company, custody, external)."""
+        sums: dict[str, dict[str, int]] = {code: {} for code in self._assets}
+        a = ledger_accounts.c
+        with self._engine.connect() as conn:
+            for row in conn.execute(sa.select(a.asset, a.book, a.balance)):
+                per_book = sums.setdefault(row.asset, {})
+                per_book[row.book] = per_book.get(row.book, 0) + int(row.balance)
+        return {asset: BookTotals(asset, **per_book) for asset, per_book in sums.items()}
+
+    def check_consistency(self) -> ConsistencyReport:
+        """Re-derive every balance from the postings and re-check every stored transfer: it balances,
+        moves one asset, passes the ring fence and matches its digest. Raises LedgerInconsistent."""
+        with self._engine.connect() as conn:
+            accounts = {int(row.id): (AccountKey.parse(row.account_key), int(row.balance))
+                        for row in conn.execute(sa.select(ledger_accounts.c.id, ledger_accounts.c.account_key,
+                                                          ledger_accounts.c.balance))}
+            derived = dict.fromkeys(accounts, 0)
+            transfer_count, posting_count = self._scan_transfers(conn, accounts, derived)
+        for account_id, (key, stored) in accounts.items():
+            if stored != derived[account_id]:
+                raise LedgerInconsistent(f"{key}: stored balance {stored} != sum of postings {derived[account_id]}")
+            if key.book is Book.CLIENT and stored < 0:
+                raise LedgerInconsistent(f"{key}: client balance below zero")
+        totals = self.totals()
+        for asset, book_totals in totals.items():
+            if not book_totals.balanced:
+                raise LedgerInconsistent(f"{asset}: custody != client + company + external ({book_totals})")
+        return ConsistencyReport(len(accounts), transfer_count, posting_count, totals)
+
+    def _scan_transfers(self, conn: Connection, accounts: Mapping[int, tuple[AccountKey, int]],
+                        derived: dict[int, int]) -> tuple[int, int]:
+        t, p = ledger_transfers.c, ledger_postings.c
+        after, transfer_count, posting_count = 0, 0, 0
+        while True:
+            rows = conn.execute(sa.select(ledger_transfers).where(t.id > after).order_by(t.id)
+                                .limit(_SCAN_CHUNK)).all()
+            if not rows:
+                return transfer_count, posting_count
+            postings: dict[int, list[Posting]] = {}
+            for row in conn.execute(sa.select(p.transfer_id, p.account_id, p.side, p.amount)
+                                    .where(p.transfer_id > after, p.transfer_id <= rows[-1].id)
+                                    .order_by(p.transfer_id, p.idx)):
+                if int(row.account_id) not in accounts:
+                    raise LedgerInconsistent(f"posting of transfer {row.transfer_id} names no account")
+                posting = Posting(accounts[int(row.account_id)][0], Side(row.side), int(row.amount))
+                postings.setdefault(int(row.transfer_id), []).append(posting)
+                derived[int(row.account_id)] += balance_delta(posting)
+                posting_count += 1
+            for row in rows:
+                _recheck_stored(row, postings.pop(int(row.id), []))
+                transfer_count += 1
+            if postings:
+                raise LedgerInconsistent(f"postings without a transfer: {sorted(postings)[:5]}")
+            after = int(rows[-1].id)
+
+
+def _recheck_stored(row: Any, postings: list[Posting]) -> None:
+    """One stored transfer, checked again as if it were new."""
+    where = f"transfer {row.id}"
+    try:
+        kind = Kind(row.kind)
+        transfer = Transfer(row.idempotency_key, kind, tuple(postings), datetime.fromisoformat(row.at),
+                            json.loads(row.metadata), row.reason)
+    except (ValueError, LedgerError) as exc:
+        raise LedgerInconsistent(f"{where}: unreadable ({exc})") from exc
+    if len(postings) < 2:
+        raise LedgerInconsistent(f"{where}: fewer than two postings")
+    debit_total = sum(p.amount for p in postings if p.side is Side.DEBIT)
+    credit_total = sum(p.amount for p in postings if p.side is Side.CREDIT)
+    if debit_total != credit_total:
+        raise LedgerInconsistent(f"{where}: debits {debit_total} != credits {credit_total}")
+    if {p.account.asset for p in postings} != {row.asset}:
+        raise LedgerInconsistent(f"{where}: postings do not all move {row.asset}")
+    try:
+        check_ring_fence(kind, postings, reason=row.reason)
+    except LedgerError as exc:
+        raise LedgerInconsistent(f"{where}: breaks the ring fence ({exc})") from exc
+    if transfer_digest(transfer) != row.digest:
+        raise LedgerInconsistent(f"{where}: content does not match its digest")
+
+
+def _split_replays(transfers: Sequence[Transfer], digests: Sequence[str],
+                   existing: Mapping[str, tuple[int, str]]) -> tuple[list[int], dict[int, int]]:
+    """Indices of new transfers, and for each replay where its first result is: a stored transfer
+    id (> 0) or -(index + 1) of an earlier transfer in this batch. Raises IdempotencyConflict."""
+    fresh: list[int] = []
+    replay_of: dict[int, int] = {}
+    first_in_batch: dict[str, int] = {}
+    for index, (transfer, digest) in enumerate(zip(transfers, digests, strict=True)):
+        key = transfer.idempotency_key
+        if key in existing:
+            check_idempotent_replay(key, existing[key][1], digest)
+            replay_of[index] = existing[key][0]
+        elif key in first_in_batch:
+            check_idempotent_replay(key, digests[first_in_batch[key]], digest)
+            replay_of[index] = -first_in_batch[key] - 1
+        else:
+            first_in_batch[key] = index
+            fresh.append(index)
+    return fresh, replay_of
+
+
+def _applied(transfer_id: int, transfer: Transfer, digest: str) -> AppliedTransfer:
+    return AppliedTransfer(transfer_id, transfer.idempotency_key, transfer.kind, transfer.asset, transfer.postings,
+                           transfer.at, dict(transfer.metadata), transfer.reason, digest, replayed=False)
+
+
+def _as_replay(first: AppliedTransfer) -> AppliedTransfer:
+    return AppliedTransfer(first.transfer_id, first.idempotency_key, first.kind, first.asset, first.postings,
+                           first.at, first.metadata, first.reason, first.digest, replayed=True)
+
+
+def _is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
+def _is_transient(exc: sa.exc.OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in {"40001", "40P01"} or "database is locked" in str(exc.orig)
