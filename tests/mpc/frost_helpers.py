@@ -49,3 +49,45 @@ def independent_verify(suite: frost.Ciphersuite, public_key: Element, message: b
         right = coincurve.PublicKey.combine_keys([
             commitment, coincurve.PublicKey(public_key.encoding).multiply(challenge.to_bytes(32, "big"))])
         assert left.format() == right.format()
+
+
+SUITES = [frost.ED25519, frost.SECP256K1, frost.SECP256K1_TR]
+SUITE_IDS = ["ed25519", "secp256k1", "secp256k1-tr"]
+
+
+def seeded_rng(seed: int) -> Callable[[int], bytes]:
+    """Reproducible randomness for tests (never for production)."""
+    import random
+
+    generator = random.Random(seed)
+    return generator.randbytes
+
+
+def dealer(suite: frost.Ciphersuite, max_signers: int = 5, min_signers: int = 3,
+           seed: int = 1) -> tuple[list[frost.KeyPackage], frost.PublicKeyPackage]:
+    from coffer.mpc.hazmat.dealer import trusted_dealer_keygen
+
+    return trusted_dealer_keygen(suite.group, max_signers, min_signers, rng=seeded_rng(seed))
+
+
+def round_one(suite: frost.Ciphersuite, key_packages: list[frost.KeyPackage], signers: list[int],
+              message: bytes, tweaks: tuple[frost.Tweak, ...] = (), seed: int = 2
+              ) -> tuple[dict[int, frost.SigningNonces], frost.SigningPackage]:
+    rng = seeded_rng(seed)
+    nonces = {}
+    commitments = []
+    for identifier in signers:
+        nonce, commitment = frost.commit(suite, key_packages[identifier - 1], rng=rng)
+        nonces[identifier] = nonce
+        commitments.append(commitment)
+    return nonces, frost.SigningPackage.create(commitments, message, tweaks)
+
+
+def sign_all(suite: frost.Ciphersuite, key_packages: list[frost.KeyPackage], signers: list[int],
+             message: bytes, tweaks: tuple[frost.Tweak, ...] = (), seed: int = 2
+             ) -> tuple[frost.SigningPackage, dict[int, frost.SignatureShare]]:
+    nonces, package = round_one(suite, key_packages, signers, message, tweaks, seed)
+    shares = {identifier: frost.sign(suite, key_packages[identifier - 1], nonces[identifier], package,
+                                     message=message, tweaks=tweaks)
+              for identifier in signers}
+    return package, shares

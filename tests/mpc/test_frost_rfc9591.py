@@ -81,7 +81,8 @@ def test_signing_matches_every_intermediate_value(suite: Rfc9591Ciphersuite, pat
     shares = {}
     for output in vector["round_two_outputs"]["outputs"]:
         identifier = output["identifier"]
-        share = frost.sign(suite, key_packages[identifier - 1], nonces_by_id[identifier], signing_package)
+        share = frost.sign(suite, key_packages[identifier - 1], nonces_by_id[identifier], signing_package,
+                           message=message)
         assert output["sig_share"] == share.to_bytes(group).hex()
         frost.verify_signature_share(suite, public, signing_package, share)
         shares[identifier] = share

@@ -4,7 +4,7 @@ The safe API, written once over a ciphersuite:
 
     nonces, commitments = commit(suite, key_package)            # round 1, per signer
     package = SigningPackage.create(all_commitments, message, tweaks)   # coordinator
-    share = sign(suite, key_package, nonces, package)           # round 2, per signer (consumes nonces)
+    share = sign(suite, key_package, nonces, package, message=message, tweaks=tweaks)  # round 2, consumes nonces
     verify_signature_share(suite, public, package, share)       # aggregator, names the culprit
     signature = aggregate(suite, public, package, shares_by_id)  # verified before it is returned
     verify_signature(suite, suite.signing_key(public, tweaks), message, signature)

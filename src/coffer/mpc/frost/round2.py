@@ -180,12 +180,17 @@ def _parse_signing_package(suite: Ciphersuite, data: bytes) -> SigningPackage:
 
 
 def sign(suite: Ciphersuite, key_package: KeyPackage, nonces: SigningNonces,
-         signing_package: SigningPackage) -> SignatureShare:
-    """Round two: this signer's share of the signature on `signing_package.message`.
+         signing_package: SigningPackage, *, message: bytes,
+         tweaks: Sequence[Tweak] = ()) -> SignatureShare:
+    """Round two: this signer's share of the signature on `message`.
 
-    Consumes `nonces` (a second call with them raises NonceReuse), then checks the package.
+    `message` (and, for Taproot, `tweaks`) is what the signer derived and validated itself; the
+    coordinator's `signing_package` must carry exactly those, or InvalidMessage(sender=None) is
+    raised. Consumes `nonces` first (a second call with them raises NonceReuse), then checks.
     """
     hiding, binding = nonces.take()
+    if signing_package.message != message or signing_package.tweaks != tuple(tweaks):
+        raise InvalidMessage("the signing package carries another message or other tweaks", sender=None)
     if nonces.suite_name != suite.name:
         raise InvalidParameters("nonces were made for another ciphersuite")
     identifier = key_package.identifier
@@ -211,6 +216,3 @@ def sign_with_session(suite: Ciphersuite, session: SessionValues, identifier: in
     key_part = session.challenge * lagrange * session.key_factor * secret_share
     return SignatureShare(identifier, (nonce_part + key_part) % group.order)
 
-
-def signer_identifiers(commitments: Sequence[SigningCommitments]) -> tuple[int, ...]:
-    return tuple(commitment.identifier for commitment in commitments)
