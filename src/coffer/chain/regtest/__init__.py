@@ -1,5 +1,13 @@
-"""Embedded Bitcoin regtest node judged by libbitcoinkernel, and the JSON-RPC server in front of it."""
+"""Embedded Bitcoin regtest node judged by libbitcoinkernel, and Core's JSON-RPC in front of it.
 
-from coffer.chain.regtest.node import RegtestNode, subsidy_sats
+`RegtestNode` is the node; `RegtestChain` puts it behind the BitcoinChain interface;
+`RpcDispatcher` + `RpcServer` serve Bitcoin Core's JSON-RPC for it on loopback.
+"""
 
-__all__ = ["RegtestNode", "subsidy_sats"]
+from coffer.chain.regtest.chain import RegtestChain
+from coffer.chain.regtest.node import HALVING_INTERVAL, RegtestNode, subsidy_sats
+from coffer.chain.regtest.rpc import RpcDispatcher, RpcFault
+from coffer.chain.regtest.server import RpcServer
+
+__all__ = ["RegtestNode", "RegtestChain", "RpcDispatcher", "RpcFault", "RpcServer", "subsidy_sats",
+           "HALVING_INTERVAL"]
