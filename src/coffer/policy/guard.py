@@ -1,0 +1,213 @@
+"""The signer's guard: what every cold signer and MPC co-signer runs before it signs anything.
+
+It trusts nothing the coordinator says. It pins the HSM attestation key, the operators' keys and
+the policy hash; it verifies the attestation and every approval itself, re-evaluates the policy
+with its OWN record of what it has already signed (velocity) and the halt state it knows, and
+never passes the same request twice. It must never sign on a refusal: every refusal raises.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from coffer.policy.approval import ApprovalVerifier, check_initiator, default_verifiers, verify_approvals
+from coffer.policy.attestation import SignedDecision, verify_attestation
+from coffer.policy.engine import CompiledPolicy, DecisionContext, PastTransfer, Route, epoch_s
+from coffer.policy.errors import (
+    AlreadySigned,
+    ApprovalsMissing,
+    AttestationRefused,
+    PolicyError,
+    PolicyRefused,
+)
+from coffer.policy.request import RequestKind, WithdrawalRequest
+from coffer.policy.roles import OperatorRegistry
+
+__all__ = ["SignerGuard", "Clearance", "SignedHistory", "MemorySignedHistory", "SqliteSignedHistory",
+           "guarded_sign", "HISTORY_WINDOW_S"]
+
+HISTORY_WINDOW_S = 8 * 24 * 3600  # the guard reads back this much history for velocity
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Clearance:
+    """Proof, for this signer's own log, that the guard passed a request."""
+
+    request_digest: bytes
+    route: Route
+    policy_hash: str
+    approvers: tuple[str, ...]
+    at_s: int
+
+
+class SignedHistory(Protocol):
+    """A signer's own record of what it signed. `record` must refuse a digest it already holds."""
+
+    def transfers_since(self, since_s: int) -> list[PastTransfer]: ...
+
+    def contains(self, request_digest: bytes) -> bool: ...
+
+    def record(self, request_digest: bytes, transfer: PastTransfer) -> None: ...
+
+
+class MemorySignedHistory:
+    """In-memory history, for tests and for co-signers that keep their state elsewhere."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[bytes, PastTransfer] = {}
+
+    def transfers_since(self, since_s: int) -> list[PastTransfer]:
+        with self._lock:
+            return [t for t in self._items.values() if t.at_s > since_s]
+
+    def contains(self, request_digest: bytes) -> bool:
+        with self._lock:
+            return request_digest in self._items
+
+    def record(self, request_digest: bytes, transfer: PastTransfer) -> None:
+        with self._lock:
+            if request_digest in self._items:
+                raise AlreadySigned("this signer already signed that request", rule="guard.already_signed")
+            self._items[request_digest] = transfer
+
+
+class SqliteSignedHistory:
+    """A signer's own small SQLite file (not the coordinator's database)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS signed (request_digest BLOB PRIMARY KEY, at_s INTEGER NOT NULL,"
+            " account TEXT NOT NULL, asset TEXT NOT NULL, amount_minor TEXT NOT NULL, route TEXT NOT NULL,"
+            " kind TEXT NOT NULL)")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS signed_at ON signed (at_s)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def transfers_since(self, since_s: int) -> list[PastTransfer]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT at_s, account, asset, amount_minor, route, kind FROM signed WHERE at_s > ?", (since_s,)
+            ).fetchall()
+        return [PastTransfer(int(at), account, asset, int(amount), Route(route), RequestKind(kind))
+                for at, account, asset, amount, route, kind in rows]
+
+    def contains(self, request_digest: bytes) -> bool:
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM signed WHERE request_digest = ?", (request_digest,)).fetchone()
+        return row is not None
+
+    def record(self, request_digest: bytes, transfer: PastTransfer) -> None:
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO signed VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (request_digest, transfer.at_s, transfer.account, transfer.asset, str(transfer.amount_minor),
+                     transfer.route.value, transfer.kind.value))
+            except sqlite3.IntegrityError:
+                raise AlreadySigned("this signer already signed that request", rule="guard.already_signed") from None
+
+
+class SignerGuard:
+    """Pins keys and the policy; `check` passes a request at most once, or raises PolicyRefused."""
+
+    def __init__(self, *, signer_id: str, route: Route, attestation_public_key: bytes,
+                 operators: OperatorRegistry, policy: CompiledPolicy, history: SignedHistory,
+                 halted: Callable[[], bool], verifiers: Mapping[str, ApprovalVerifier] | None = None,
+                 on_event: Callable[[str, dict[str, object]], None] | None = None) -> None:
+        self.signer_id = signer_id
+        self.route = route
+        self._attestation_key = bytes(attestation_public_key)
+        self._operators = operators
+        self._policy = policy
+        self._history = history
+        self._halted = halted
+        self._verifiers = default_verifiers() if verifiers is None else verifiers
+        self._on_event = on_event
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SignerGuard(signer={self.signer_id!r}, route={self.route.value}, policy={self._policy.hash[:16]})"
+
+    @property
+    def policy_hash(self) -> str:
+        return self._policy.hash
+
+    def check(self, request: WithdrawalRequest, signed: SignedDecision, *, now: datetime) -> Clearance:
+        """Verify everything and record the request as signed. Call right before signing; raise = don't sign."""
+        with self._lock:  # one request at a time, so two of a split can't both see the old velocity
+            try:
+                clearance = self._check(request, signed, now)
+            except PolicyRefused as refusal:
+                self._emit("guard.refused", {"request_digest": request.digest_hex, "rule": refusal.rule})
+                raise
+            self._emit("guard.cleared", {"request_digest": request.digest_hex, "route": clearance.route.value})
+            return clearance
+
+    def _check(self, request: WithdrawalRequest, signed: SignedDecision, now: datetime) -> Clearance:
+        now_s = epoch_s(now)
+        if self._halted():
+            raise PolicyRefused("the halt switch is on", rule="halt")
+        statement = verify_attestation(signed, self._attestation_key)
+        digest = request.digest()
+        if statement.request_digest != digest:
+            raise AttestationRefused("the attestation is for another request (was the request changed?)",
+                                     rule="attestation.request_mismatch")
+        if statement.policy_hash != self._policy.hash:
+            raise AttestationRefused("the attestation names another policy set", rule="attestation.policy_mismatch")
+        if statement.expires_at_s <= now_s:
+            raise AttestationRefused("the attestation expired", rule="attestation.expired")
+        if statement.decided_at_s > now_s + 300:
+            raise AttestationRefused("the attestation is from the future", rule="attestation.time")
+        if statement.route is not self.route:
+            raise AttestationRefused(f"this signer signs {self.route.value} only", rule="attestation.route")
+        check_initiator(request, self._operators)
+        verified = verify_approvals(request, statement.approvals, self._operators, now_s=now_s,
+                                    verifiers=self._verifiers)
+        if self._history.contains(digest):
+            raise AlreadySigned("this signer already signed that request", rule="guard.already_signed")
+        past = self._history.transfers_since(now_s - HISTORY_WINDOW_S)
+        facts = statement.facts
+        context = DecisionContext(halted=False, account_frozen=facts.account_frozen,
+                                  whitelisted_at_s=facts.whitelisted_at_s, hot_balance_minor=facts.hot_balance_minor,
+                                  history=past, approvals=verified)
+        decision = self._policy.decide(request, context, now)
+        if decision.refused:
+            rule = decision.refusing_rules[0]
+            raise PolicyRefused(f"the policy refuses ({', '.join(decision.refusing_rules)})", rule=rule)
+        if not decision.allowed:
+            rule = decision.pending_rules[0] if decision.pending_rules else "approvals"
+            raise ApprovalsMissing(
+                f"needs {decision.required_approvals}, has {decision.present_approvals}", rule=rule)
+        if decision.route is not statement.route:
+            raise AttestationRefused("the policy routes this request elsewhere", rule="attestation.route")
+        self._history.record(digest, PastTransfer(now_s, request.account, request.asset, request.amount_minor,
+                                                  decision.route, request.kind))
+        return Clearance(digest, decision.route, self._policy.hash, tuple(v.operator_id for v in verified), now_s)
+
+    def _emit(self, event: str, payload: dict[str, object]) -> None:
+        if self._on_event is not None:
+            self._on_event(event, payload)
+
+
+def guarded_sign(guard: SignerGuard, request: WithdrawalRequest, signed: SignedDecision, *, now: datetime,
+                 sign: Callable[[], T]) -> T:
+    """Run `sign` only if the guard clears the request; the guard's refusal propagates untouched."""
+    guard.check(request, signed, now=now)
+    result = sign()
+    if result is None:
+        raise PolicyError("the signing function returned nothing")
+    return result
