@@ -33,6 +33,7 @@ from coffer.mpc.frost.round1 import SigningCommitments, SigningNonces, commit
 from coffer.mpc.frost.round2 import MESSAGE_BYTES_MAX, SignatureShare, SigningPackage, sign
 from coffer.mpc.frost.taproot import SECP256K1_TR, Secp256k1Taproot, bip32_tweak, taproot_tweak
 from coffer.mpc.frost.verify import verify_signature
+from coffer.mpc.hazmat.group import Element
 
 __all__ = [
     "ED25519",
@@ -50,6 +51,7 @@ __all__ = [
     "SigningPackage",
     "SignatureShare",
     "Tweak",
+    "Element",
     "PARTICIPANTS_MAX",
     "MESSAGE_BYTES_MAX",
     "commit",
