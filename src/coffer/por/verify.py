@@ -792,7 +792,7 @@ def verify_reserves_rpc(doc: Mapping[str, Any], rpc: RpcCall) -> int:
                     "rewind it (invalidateblock the next block) before scanning")
     proven = 0
     for number, entry in enumerate(doc["entries"]):
-        result = rpc("scantxoutset", ["start", [entry["descriptor"]]])
+        result = rpc("scantxoutset", ["start", [f"addr({entry['address']})"]])
         if not result or not result.get("success"):
             raise _fail("node", f"scantxoutset failed for {entry['address']}")
         if result.get("bestblock", block_hash) != block_hash:
