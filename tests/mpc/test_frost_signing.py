@@ -208,3 +208,31 @@ def test_rfc_suites_refuse_tweaks() -> None:
     with pytest.raises(errors.InvalidParameters):
         frost.ED25519.signing_key(public, (tweak,))
     del key_packages
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=SUITE_IDS)
+def test_non_contiguous_identifiers_sign(suite: frost.Ciphersuite) -> None:
+    """A key whose holders keep identifiers {1, 2, 4, 5, 9} (as after re-sharing without 3) signs."""
+    from coffer.mpc.hazmat.dealer import evaluate_polynomial
+
+    group = suite.group
+    rng = seeded_rng(5)
+    coefficients = [group.random_scalar(rng) for _ in range(3)]
+    shares = {i: evaluate_polynomial(group, coefficients, i) for i in (1, 2, 4, 5, 9)}
+    public = frost.PublicKeyPackage.from_encoded(
+        group, 3, group.serialize_element(group.base_mul(coefficients[0])),
+        {i: group.serialize_element(group.base_mul(value)) for i, value in shares.items()})
+    assert (1, 2, 4, 5, 9) == public.identifiers
+    packages = {i: frost.KeyPackage(i, value, public) for i, value in shares.items()}
+    rng = seeded_rng(6)
+    nonces, commitments = {}, []
+    for identifier in (2, 5, 9):
+        nonces[identifier], commitment = frost.commit(suite, packages[identifier], rng=rng)
+        commitments.append(commitment)
+    package = frost.SigningPackage.create(commitments, MESSAGE)
+    signature_shares = {i: frost.sign(suite, packages[i], nonces[i], package, message=MESSAGE) for i in (2, 5, 9)}
+    signature = frost.aggregate(suite, public, package, signature_shares)
+    independent_verify(suite, suite.signing_key(public, ()), MESSAGE, signature)
+    assert public == frost.PublicKeyPackage.from_bytes(public.to_bytes())
+    with pytest.raises(errors.InvalidIdentifier):
+        frost.KeyPackage(3, shares[1], public)

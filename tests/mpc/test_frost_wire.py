@@ -108,10 +108,10 @@ def test_public_key_package_refuses_off_polynomial_shares() -> None:
     """A verifying share off the dealer's polynomial, or an identity key, is refused and named."""
     key_packages, public = _keys(frost.SECP256K1)
     group = public.group
-    shares = list(public.verifying_shares)
-    shares[3] = group.base_mul(99)
+    shares = dict(public.verifying_shares)
+    shares[4] = group.base_mul(99)
     with pytest.raises(errors.InvalidKeyMaterial) as raised:
-        frost.PublicKeyPackage(group, 3, public.group_public_key, tuple(shares))
+        frost.PublicKeyPackage(group, 3, public.group_public_key, shares)
     assert 4 == raised.value.identifier
     with pytest.raises(errors.InvalidKeyMaterial):
         frost.PublicKeyPackage(group, 3, group.base_mul(5), public.verifying_shares)

@@ -44,7 +44,7 @@ def verify_share_with_session(suite: Ciphersuite, session: SessionValues, commit
 def verify_signature_share(suite: Ciphersuite, public: PublicKeyPackage, signing_package: SigningPackage,
                            share: SignatureShare) -> None:
     """Raise InvalidSignatureShare(culprits=(share.identifier,)) unless the share is valid."""
-    check_signer_set(signing_package.identifiers, public.min_signers, public.max_signers)
+    check_signer_set(signing_package.identifiers, public)
     if share.identifier not in signing_package.identifiers:
         raise InvalidSignatureShare("share from a participant outside the signer set",
                                     culprits=(share.identifier,))
@@ -81,7 +81,7 @@ def aggregate(suite: Ciphersuite, public: PublicKeyPackage, signing_package: Sig
 
     Raises InvalidSignatureShare naming every signer whose share is wrong.
     """
-    check_signer_set(signing_package.identifiers, public.min_signers, public.max_signers)
+    check_signer_set(signing_package.identifiers, public)
     session = suite.session(public, signing_package.commitments, signing_package.message,
                             signing_package.tweaks)
     signature = aggregate_with_session(suite, session, shares)

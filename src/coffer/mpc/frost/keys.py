@@ -1,6 +1,6 @@
 """Key material for threshold signing: plain Shamir shares and the public data that goes with them.
 
-A participant holds a `KeyPackage`: its identifier (the Shamir x coordinate, 1..n), its secret
+A participant holds a `KeyPackage`: its identifier (the Shamir x coordinate, 1..255), its secret
 share (the polynomial's value there) and the `PublicKeyPackage` every participant agrees on
 (threshold, group public key, every participant's verifying share). This is exactly what a DKG
 (or, in tests, the trusted dealer of RFC 9591 App. C) outputs, so its result feeds straight in.
@@ -13,7 +13,7 @@ repr or an error message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -81,86 +81,104 @@ def _check_unique(identifiers: Iterable[int]) -> None:
         seen.add(identifier)
 
 
-def check_signer_set(identifiers: Sequence[int], min_signers: int, max_signers: int) -> None:
-    """Refuse a signer set with a bad identifier, a duplicate, or a size outside [t, n]."""
+def check_signer_set(identifiers: Sequence[int], public: PublicKeyPackage) -> None:
+    """Refuse a signer set with an unknown identifier, a duplicate, or a size outside [t, n]."""
     for identifier in identifiers:
-        if not 1 <= identifier <= max_signers:
-            raise InvalidIdentifier(f"identifier {identifier} is outside 1..{max_signers}")
+        if identifier not in public.identifiers:
+            raise InvalidIdentifier(f"identifier {identifier} is not a participant of this key")
     _check_unique(identifiers)
-    if not min_signers <= len(identifiers) <= max_signers:
+    if not public.min_signers <= len(identifiers) <= public.max_signers:
         raise InsufficientSigners(
-            f"{len(identifiers)} signers; the number of signers must be between {min_signers} and {max_signers}")
+            f"{len(identifiers)} signers; the number of signers must be between "
+            f"{public.min_signers} and {public.max_signers}")
 
 
 @dataclass(frozen=True, slots=True)
 class PublicKeyPackage:
     """What every participant and the coordinator know: t, the group key, each verifying share.
 
-    `verifying_shares[i]` belongs to identifier i + 1.
+    `verifying_shares` maps identifier -> Y_j = f(j) * G (given as a mapping or as pairs; stored
+    as pairs sorted by identifier). Identifiers are any distinct integers in 1..PARTICIPANTS_MAX,
+    so a re-shared key may keep its co-signers' numbers (e.g. {1, 2, 4, 5} after revoking 3).
     """
 
     group: Group = field(repr=False)
     min_signers: int
     group_public_key: Element
-    verifying_shares: tuple[Element, ...]
+    verifying_shares: Mapping[int, Element] | tuple[tuple[int, Element], ...]
+    _index: dict[int, Element] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "verifying_shares", tuple(self.verifying_shares))
-        max_signers = len(self.verifying_shares)
-        if not 1 <= self.min_signers <= max_signers <= PARTICIPANTS_MAX:
+        pairs = (tuple(self.verifying_shares.items()) if isinstance(self.verifying_shares, Mapping)
+                 else tuple(self.verifying_shares))
+        index = dict(pairs)
+        if len(index) != len(pairs):
+            duplicate = next(i for i, _ in pairs if [j for j, _ in pairs].count(i) > 1)
+            raise DuplicateIdentifier("a verifying share is listed twice", identifier=duplicate)
+        object.__setattr__(self, "verifying_shares", tuple(sorted(index.items())))
+        object.__setattr__(self, "_index", index)
+        if not 1 <= self.min_signers <= len(index) <= PARTICIPANTS_MAX:
             raise InvalidParameters(
-                f"need 1 <= t <= n <= {PARTICIPANTS_MAX}, got t={self.min_signers}, n={max_signers}")
-        for element in (self.group_public_key, *self.verifying_shares):
-            if element.group != self.group.name:
-                raise InvalidKeyMaterial(f"an element of {element.group} in a {self.group.name} package")
-        if self.group.is_identity(self.group_public_key):
-            raise InvalidKeyMaterial("the group public key is the identity")
-        for index, share in enumerate(self.verifying_shares):
-            if self.group.is_identity(share):
-                raise InvalidKeyMaterial("a verifying share is the identity", identifier=index + 1)
+                f"need 1 <= t <= n <= {PARTICIPANTS_MAX}, got t={self.min_signers}, n={len(index)}")
+        for identifier, element in sorted(index.items()):
+            if not 1 <= identifier <= PARTICIPANTS_MAX:
+                raise InvalidIdentifier(f"identifier {identifier} is outside 1..{PARTICIPANTS_MAX}")
+            if element.group != self.group.name or self.group.is_identity(element):
+                raise InvalidKeyMaterial("a verifying share is invalid", identifier=identifier)
+        if self.group_public_key.group != self.group.name or self.group.is_identity(self.group_public_key):
+            raise InvalidKeyMaterial("the group public key is invalid")
         self._check_one_polynomial()
+
+    @classmethod
+    def from_encoded(cls, group: Group, min_signers: int, group_public_key: bytes,
+                     verifying_shares: Mapping[int, bytes]) -> PublicKeyPackage:
+        """Build from encoded points (e.g. a DKG's output), strictly parsed and then checked."""
+        return cls(group, min_signers, group.deserialize_element(group_public_key),
+                   {identifier: group.deserialize_element(encoding)
+                    for identifier, encoding in verifying_shares.items()})
 
     @property
     def max_signers(self) -> int:
-        return len(self.verifying_shares)
+        return len(self._index)
 
     @property
     def identifiers(self) -> tuple[int, ...]:
-        return tuple(range(1, self.max_signers + 1))
+        return tuple(sorted(self._index))
 
     def verifying_share(self, identifier: int) -> Element:
-        if not 1 <= identifier <= self.max_signers:
-            raise InvalidIdentifier(f"identifier {identifier} is outside 1..{self.max_signers}")
-        return self.verifying_shares[identifier - 1]
+        try:
+            return self._index[identifier]
+        except KeyError:
+            raise InvalidIdentifier(f"identifier {identifier} is not a participant of this key") from None
 
     def _check_one_polynomial(self) -> None:
         """The first t verifying shares fix the polynomial; every other share and the key must fit."""
-        base = tuple(range(1, self.min_signers + 1))
+        identifiers = self.identifiers
+        base = identifiers[: self.min_signers]
         group = self.group
 
         def interpolate(x: int) -> Element:
             return group.sum(
-                group.mul(self.verifying_shares[i - 1], lagrange_coefficient_at(group, base, i, x))
-                for i in base)
+                group.mul(self._index[i], lagrange_coefficient_at(group, base, i, x)) for i in base)
 
         if interpolate(0) != self.group_public_key:
             raise InvalidKeyMaterial("the verifying shares do not interpolate to the group public key")
-        for identifier in range(self.min_signers + 1, self.max_signers + 1):
-            if interpolate(identifier) != self.verifying_shares[identifier - 1]:
+        for identifier in identifiers[self.min_signers:]:
+            if interpolate(identifier) != self._index[identifier]:
                 raise InvalidKeyMaterial("the verifying share is off the polynomial", identifier=identifier)
 
     def to_bytes(self) -> bytes:
-        """group tag (1) || t (2) || n (2) || group key || n verifying shares."""
+        """group tag (1) || t (2) || n (2) || group key || n x (identifier (2) || verifying share)."""
         out = bytearray([_GROUP_TAGS[self.group.name]])
         out += self.min_signers.to_bytes(2, "big") + self.max_signers.to_bytes(2, "big")
         out += self.group.serialize_element(self.group_public_key)
-        for share in self.verifying_shares:
-            out += self.group.serialize_element(share)
+        for identifier, share in sorted(self._index.items()):
+            out += identifier.to_bytes(2, "big") + self.group.serialize_element(share)
         return bytes(out)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PublicKeyPackage:
-        """Strict parse of `to_bytes` output: known group, exact length, valid points."""
+        """Strict parse of `to_bytes` output: known group, exact length, sorted ids, valid points."""
         if len(data) < 5:
             raise InvalidEncoding("public key package too short")
         group = next((_GROUPS[name] for name, tag in _GROUP_TAGS.items() if tag == data[0]), None)
@@ -171,11 +189,17 @@ class PublicKeyPackage:
         if max_signers > PARTICIPANTS_MAX:
             raise InvalidParameters(f"n={max_signers} exceeds {PARTICIPANTS_MAX}")
         size = group.element_length
-        if len(data) != 5 + size * (1 + max_signers):
+        if len(data) != 5 + size + (2 + size) * max_signers:
             raise InvalidEncoding("public key package has the wrong length")
-        elements = [group.deserialize_element(data[5 + size * k: 5 + size * (k + 1)])
-                    for k in range(1 + max_signers)]
-        return cls(group, min_signers, elements[0], tuple(elements[1:]))
+        group_public_key = group.deserialize_element(data[5: 5 + size])
+        pairs: list[tuple[int, Element]] = []
+        for k in range(max_signers):
+            offset = 5 + size + (2 + size) * k
+            identifier = int.from_bytes(data[offset: offset + 2], "big")
+            if pairs and identifier <= pairs[-1][0]:
+                raise InvalidEncoding("verifying shares must be sorted by identifier, without repeats")
+            pairs.append((identifier, group.deserialize_element(data[offset + 2: offset + 2 + size])))
+        return cls(group, min_signers, group_public_key, tuple(pairs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +215,8 @@ class KeyPackage:
 
     def __post_init__(self) -> None:
         group = self.public.group
-        if not 1 <= self.identifier <= self.public.max_signers:
-            raise InvalidIdentifier(f"identifier {self.identifier} is outside 1..{self.public.max_signers}")
+        if self.identifier not in self.public.identifiers:
+            raise InvalidIdentifier(f"identifier {self.identifier} is not a participant of this key")
         if not 0 < self.secret_share < group.order:
             raise InvalidScalar("the secret share is out of range")
         if group.base_mul(self.secret_share) != self.public.verifying_share(self.identifier):

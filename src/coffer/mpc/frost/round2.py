@@ -197,7 +197,7 @@ def sign(suite: Ciphersuite, key_package: KeyPackage, nonces: SigningNonces,
     if nonces.identifier != identifier:
         raise InvalidParameters("nonces were made for another participant")
     public = key_package.public
-    check_signer_set(signing_package.identifiers, public.min_signers, public.max_signers)
+    check_signer_set(signing_package.identifiers, public)
     if identifier not in signing_package.identifiers:
         raise InvalidIdentifier(f"participant {identifier} is not in the signer set")
     if signing_package.commitment(identifier) != nonces.commitments:

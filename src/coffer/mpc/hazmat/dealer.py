@@ -65,7 +65,7 @@ def key_packages_from_coefficients(group: Group, coefficients: Sequence[int],
     shares = split_secret(group, coefficients, max_signers)
     public = PublicKeyPackage(
         group, len(coefficients), group.base_mul(coefficients[0]),
-        tuple(group.base_mul(value) for _, value in shares))
+        {identifier: group.base_mul(value) for identifier, value in shares})
     return [KeyPackage(identifier, value, public) for identifier, value in shares], public
 
 
