@@ -117,14 +117,8 @@ class Decision:
     required_approvals: ApprovalRequirement
     present_approvals: ApprovalRequirement
     reasons: tuple[str, ...]              # rule ids that fired, hard ones first
-    refusing_rules: tuple[str, ...] = field(default=())
-
-    @property
-    def pending_rules(self) -> tuple[str, ...]:
-        """Rules still waiting for approvals (empty when allowed or refused)."""
-        if self.allowed or self.refused:
-            return ()
-        return tuple(r for r in self.reasons if r not in self.refusing_rules)
+    refusing_rules: tuple[str, ...] = field(default=())   # the hard rules that refused
+    pending_rules: tuple[str, ...] = field(default=())    # rules whose approvals are not yet present
 
 
 def policy_hash(policies_text: str, schema_text: str) -> str:
@@ -359,9 +353,11 @@ class CompiledPolicy:
         required = ApprovalRequirement(max((r.requirement.approvers for r in soft), default=0),
                                        max((r.requirement.security_officers for r in soft), default=0))
         reasons = tuple(r.rule_id for r in forbids if r.hard) + tuple(r.rule_id for r in soft)
+        pending = tuple(r.rule_id for r in soft if not r.requirement.satisfied_by(present))
         refused = bool(hard)
-        allowed = not refused and required.satisfied_by(present)
-        return Decision(digest, self.hash, allowed, refused, route, required, present, reasons, hard)
+        allowed = not refused and not pending
+        invariant(allowed == (not refused and required.satisfied_by(present)), "approval requirement mismatch")
+        return Decision(digest, self.hash, allowed, refused, route, required, present, reasons, hard, pending)
 
     def _refusal(self, digest: bytes, present: ApprovalRequirement, rules: tuple[str, ...]) -> Decision:
         return Decision(digest, self.hash, False, True, Route.COLD, ApprovalRequirement(), present, rules, rules)
