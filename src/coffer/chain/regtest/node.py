@@ -298,7 +298,7 @@ class RegtestNode:
         fee, parents = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)
         if not test_only:
             self._mempool.add(tx, fee, parents, int(self._clock()), len(self._active) - 1)
-            log.info("mempool_accept", txid=tx.txid_hex, fee_sats=fee, vsize=tx.vsize)
+            log.debug("mempool_accept", txid=tx.txid_hex, fee_sats=fee, vsize=tx.vsize)
         return fee
 
     def accept_transaction(self, raw_tx: bytes, *, max_fee_rate_sat_per_kvb: int | None = None,
@@ -485,7 +485,7 @@ class RegtestNode:
         for event in chain_events:
             self._event_seq += 1
             self._events.append((self._event_seq, event))
-            log.info("chain_event", kind=type(event).__name__, height=event.height, block=event.hash)
+            log.debug("chain_event", kind=type(event).__name__, height=event.height, block=event.hash)
         for callback in list(self._subscribers):
             for event in chain_events:
                 callback(event)

@@ -143,8 +143,6 @@ def check_standard(tx: Tx) -> str | None:
         return "version"
     if tx.weight > MAX_STANDARD_TX_WEIGHT:
         return "tx-size"
-    if tx.base_size < MIN_STANDARD_TX_NONWITNESS_SIZE:
-        return "tx-size-small"
     for txin in tx.inputs:
         if len(txin.script_sig) > MAX_SCRIPT_SIG_SIZE:
             return "scriptsig-size"
@@ -163,4 +161,6 @@ def check_standard(tx: Tx) -> str | None:
             return "dust"
     if data_outputs > 1:
         return "multi-op-return"
+    if tx.base_size < MIN_STANDARD_TX_NONWITNESS_SIZE:  # Core checks this after IsStandardTx
+        return "tx-size-small"
     return None

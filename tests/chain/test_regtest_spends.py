@@ -1,0 +1,189 @@
+"""Spends judged by the embedded node: valid ones accepted and mined, bad ones refused with Core's reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from coffer.chain.errors import BroadcastRejected
+from coffer.chain.regtest import RegtestNode
+from coffer.chain.regtest.wire import parse_tx
+from tests.chain.conftest import MINER_KEY, MINER_SCRIPT, mature_coins
+from tests.chain.helpers import (
+    FEE_SATS,
+    Prevout,
+    flip_signature_byte,
+    key,
+    multisig_witness_script,
+    p2tr_script,
+    p2wpkh_script,
+    p2wsh_script,
+    sign_p2wsh_multisig,
+    sign_taproot_keypath,
+    spend_p2wpkh,
+    unsigned,
+)
+
+
+def _confirm(node: RegtestNode, raw: bytes) -> bytes:
+    tx, _fee = node.accept_transaction(raw)
+    node.generate(1, MINER_SCRIPT)
+    assert node.best_hash == node.tx_block(tx.txid)
+    return tx.txid
+
+
+def _fund(node: RegtestNode, spk: bytes) -> Prevout:
+    coin = mature_coins(node)[0]
+    value = coin.value_sats - FEE_SATS
+    txid = _confirm(node, spend_p2wpkh(coin, MINER_KEY, [(value, spk)]))
+    return Prevout(txid, 0, value, spk)
+
+
+def test_p2wpkh_spend_is_accepted_and_indexed(node: RegtestNode) -> None:
+    """A P2WPKH spend enters the mempool, is mined, and the index moves the coin to the new script."""
+    receiver = p2wpkh_script(key(11))
+    funded = _fund(node, receiver)
+    assert [(funded.txid, 0)] == [op for op, _coin in node.unspent([receiver])]
+    assert node.unspent([receiver])[0][1].value_sats == funded.value_sats
+
+
+def test_p2wsh_two_of_three_multisig_spend_is_accepted(node: RegtestNode) -> None:
+    """A 2-of-3 P2WSH multisig spend signed by two of the keys is accepted and mined."""
+    keys = [key(21), key(22), key(23)]
+    witness_script = multisig_witness_script(keys)
+    funded = _fund(node, p2wsh_script(witness_script))
+    tx = unsigned([funded], [(funded.value_sats - FEE_SATS, p2wpkh_script(key(24)))])
+    sign_p2wsh_multisig(tx, 0, witness_script, [keys[0], keys[2]], funded.value_sats)
+    txid = _confirm(node, tx.serialize())
+    assert node.tx_block(txid) is not None
+
+
+def test_taproot_key_path_spend_with_external_schnorr_signature_is_accepted(node: RegtestNode) -> None:
+    """A Taproot key-path spend signed by coincurve over embit's BIP-341 sighash is accepted and mined."""
+    owner = key(31)
+    funded = _fund(node, p2tr_script(owner))
+    tx = unsigned([funded], [(funded.value_sats - FEE_SATS, p2tr_script(key(32)))])
+    sign_taproot_keypath(tx, 0, owner, [funded])
+    txid = _confirm(node, tx.serialize())
+    assert node.tx_block(txid) is not None
+
+
+def test_changed_signature_byte_is_rejected(node: RegtestNode) -> None:
+    """One changed byte in the DER signature fails libbitcoinkernel's script check."""
+    coin = mature_coins(node)[0]
+    raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)])
+    signature = parse_tx(raw).inputs[0].witness[0]
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(flip_signature_byte(raw, signature))
+    assert caught.value.reason.startswith("mandatory-script-verify-flag-failed (")
+
+
+def test_changed_taproot_signature_byte_is_rejected(node: RegtestNode) -> None:
+    """One changed byte of a Schnorr signature is refused as an invalid Schnorr signature."""
+    owner = key(33)
+    funded = _fund(node, p2tr_script(owner))
+    tx = unsigned([funded], [(funded.value_sats - FEE_SATS, p2tr_script(key(34)))])
+    sign_taproot_keypath(tx, 0, owner, [funded])
+    raw = tx.serialize()
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(flip_signature_byte(raw, parse_tx(raw).inputs[0].witness[0]))
+    assert "mandatory-script-verify-flag-failed (Invalid Schnorr signature)" == caught.value.reason
+
+
+def test_multisig_with_one_signature_changed_is_rejected(node: RegtestNode) -> None:
+    """A 2-of-3 spend with one corrupted signature is refused."""
+    keys = [key(41), key(42), key(43)]
+    witness_script = multisig_witness_script(keys)
+    funded = _fund(node, p2wsh_script(witness_script))
+    tx = unsigned([funded], [(funded.value_sats - FEE_SATS, p2wpkh_script(key(44)))])
+    sign_p2wsh_multisig(tx, 0, witness_script, keys[:2], funded.value_sats)
+    raw = tx.serialize()
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(flip_signature_byte(raw, parse_tx(raw).inputs[0].witness[1]))
+    assert caught.value.reason.startswith("mandatory-script-verify-flag-failed")
+
+
+def test_double_spend_in_mempool_is_a_conflict(node: RegtestNode) -> None:
+    """A second transaction spending the same coin as one in the mempool is txn-mempool-conflict."""
+    coin = mature_coins(node)[0]
+    node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    second = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 2 * FEE_SATS, p2wpkh_script(key(51)))])
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(second)
+    assert ("txn-mempool-conflict", -26) == (caught.value.reason, caught.value.code)
+
+
+def test_double_spend_of_confirmed_coin_is_missing_inputs(node: RegtestNode) -> None:
+    """Spending a coin already spent in a block is bad-txns-inputs-missingorspent (code -25)."""
+    coin = mature_coins(node)[0]
+    _confirm(node, spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    again = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 2 * FEE_SATS, p2wpkh_script(key(52)))])
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(again)
+    assert ("bad-txns-inputs-missingorspent", -25) == (caught.value.reason, caught.value.code)
+
+
+def test_immature_coinbase_spend_is_rejected(node: RegtestNode) -> None:
+    """Spending the newest coinbase is bad-txns-premature-spend-of-coinbase with its depth."""
+    newest = max(node.unspent([MINER_SCRIPT]), key=lambda item: item[1].height)
+    from tests.chain.helpers import prevout
+
+    coin = prevout(*newest)
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    assert "bad-txns-premature-spend-of-coinbase" == caught.value.reason
+    assert "bad-txns-premature-spend-of-coinbase, tried to spend coinbase at depth 1" == caught.value.message
+
+
+def test_non_standard_output_is_rejected(node: RegtestNode) -> None:
+    """An output script of no standard type is refused as "scriptpubkey"."""
+    coin = mature_coins(node)[0]
+    weird = bytes.fromhex("51ae")  # OP_1 OP_CHECKMULTISIG: valid script, not standard
+    raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, weird)])
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(raw)
+    assert "scriptpubkey" == caught.value.reason
+
+
+def test_dust_output_is_rejected(node: RegtestNode) -> None:
+    """A P2WPKH output below 294 sats is dust."""
+    coin = mature_coins(node)[0]
+    raw = spend_p2wpkh(coin, MINER_KEY, [(293, MINER_SCRIPT), (coin.value_sats - FEE_SATS - 293, MINER_SCRIPT)])
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(raw)
+    assert "dust" == caught.value.reason
+
+
+def test_low_fee_is_rejected(node: RegtestNode) -> None:
+    """A fee below 1 sat/vB is "min relay fee not met" with Core's detail."""
+    coin = mature_coins(node)[0]
+    raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 50, MINER_SCRIPT)])
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(raw)
+    assert "min relay fee not met" == caught.value.reason
+    assert caught.value.message.startswith("min relay fee not met, 50 < ")
+
+
+def test_oversized_op_return_is_rejected_and_small_one_accepted(node: RegtestNode) -> None:
+    """OP_RETURN data up to 80 bytes is standard; more is "scriptpubkey"."""
+    first, second = mature_coins(node, 2)
+    small = b"\x6a\x4c\x50" + b"\x00" * 80
+    node.accept_transaction(spend_p2wpkh(first, MINER_KEY, [(0, small), (first.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    big = b"\x6a\x4c\x51" + b"\x00" * 81
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(spend_p2wpkh(second, MINER_KEY, [(0, big), (second.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    assert "scriptpubkey" == caught.value.reason
+
+
+def test_mempool_chain_is_mined_in_order(node: RegtestNode) -> None:
+    """A child spending an unconfirmed parent is accepted and both land in the next block."""
+    coin = mature_coins(node)[0]
+    receiver = key(61)
+    parent_raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, p2wpkh_script(receiver))])
+    parent, _fee = node.accept_transaction(parent_raw)
+    child_in = Prevout(parent.txid, 0, coin.value_sats - FEE_SATS, p2wpkh_script(receiver))
+    child, _fee = node.accept_transaction(spend_p2wpkh(child_in, receiver, [(child_in.value_sats - FEE_SATS,
+                                                                             MINER_SCRIPT)]))
+    assert [parent.txid] == node.mempool_relatives(child.txid)[0]
+    node.generate(1, MINER_SCRIPT)
+    assert node.tx_block(parent.txid) == node.tx_block(child.txid) == node.best_hash
+    assert {} == node.mempool_entries()
