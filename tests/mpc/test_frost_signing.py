@@ -236,3 +236,16 @@ def test_non_contiguous_identifiers_sign(suite: frost.Ciphersuite) -> None:
     assert public == frost.PublicKeyPackage.from_bytes(public.to_bytes())
     with pytest.raises(errors.InvalidIdentifier):
         frost.KeyPackage(3, shares[1], public)
+
+
+def test_taproot_key_path_output_key() -> None:
+    """taproot_output_key gives libsecp256k1's BIP-341 output key, and signing with its tweaks verifies under it."""
+    suite = frost.SECP256K1_TR
+    key_packages, public = _keys_with_parity(False)
+    output_key, tweaks = frost.taproot_output_key(public)
+    internal = coincurve.PublicKeyXOnly(suite.group.x_bytes(public.group_public_key))
+    internal.tweak_add(frost.taproot_tweak(public.group_public_key).value)
+    assert internal.format() == output_key
+    package, shares = sign_all(suite, key_packages, [1, 2, 3], MESSAGE, tweaks)
+    signature = frost.aggregate(suite, public, package, shares)
+    assert coincurve.PublicKeyXOnly(output_key).verify(signature, MESSAGE)

@@ -31,7 +31,13 @@ from coffer.mpc.frost.ciphersuite import (
 from coffer.mpc.frost.keys import PARTICIPANTS_MAX, KeyPackage, PublicKeyPackage
 from coffer.mpc.frost.round1 import SigningCommitments, SigningNonces, commit
 from coffer.mpc.frost.round2 import MESSAGE_BYTES_MAX, SignatureShare, SigningPackage, sign
-from coffer.mpc.frost.taproot import SECP256K1_TR, Secp256k1Taproot, bip32_tweak, taproot_tweak
+from coffer.mpc.frost.taproot import (
+    SECP256K1_TR,
+    Secp256k1Taproot,
+    bip32_tweak,
+    taproot_output_key,
+    taproot_tweak,
+)
 from coffer.mpc.frost.verify import verify_signature
 from coffer.mpc.hazmat.group import Element
 
@@ -60,6 +66,7 @@ __all__ = [
     "verify_signature_share",
     "verify_signature",
     "taproot_tweak",
+    "taproot_output_key",
     "bip32_tweak",
 ]
 

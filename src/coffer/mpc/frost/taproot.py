@@ -49,6 +49,7 @@ __all__ = [
     "validate_signers_context",
     "bip340_verify",
     "taproot_tweak",
+    "taproot_output_key",
     "bip32_tweak",
 ]
 
@@ -234,6 +235,13 @@ def taproot_tweak(internal_key: Element, merkle_root: bytes = b"") -> Tweak:
     if len(merkle_root) not in (0, 32):
         raise InvalidTweak("a merkle root is 32 bytes")
     return Tweak(tagged_hash(TAG_TAPTWEAK, _GROUP.x_bytes(internal_key) + merkle_root), True)
+
+
+def taproot_output_key(public: PublicKeyPackage, merkle_root: bytes = b"") -> tuple[bytes, tuple[Tweak, ...]]:
+    """The P2TR output key (32-byte x-only) of the group key as internal key, and the tweaks to
+    sign with for a key-path spend. `merkle_root` empty: no script path (BIP-341 key-path only)."""
+    tweaks = (taproot_tweak(public.group_public_key, merkle_root),)
+    return _GROUP.x_bytes(apply_tweaks(public.group_public_key, tweaks).key), tweaks
 
 
 def bip32_tweak(public_key: Element, chain_code: bytes, index: int) -> tuple[Tweak, bytes]:
