@@ -1,0 +1,188 @@
+"""Cold wallet descriptors: `wsh(sortedmulti(m, ...))` with BIP-380 checksums, and BIP-129 records.
+
+A wallet is two descriptors of the same keys: receive (`/0/*`) and change (`/1/*`). Its id is
+the SHA-256 of the canonical receive descriptor, so a swapped key is a different wallet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from embit.descriptor import Descriptor
+from embit.networks import NETWORKS
+
+from coffer.cold.errors import DescriptorError
+
+__all__ = [
+    "descriptor_checksum", "add_checksum", "strip_checksum", "KeyOrigin", "ColdWallet", "BIP48_PATH",
+    "SIGNERS_MAX", "RECEIVE", "CHANGE", "network_params",
+]
+
+SIGNERS_MAX = 15
+RECEIVE = 0
+CHANGE = 1
+# BIP-48 multisig P2WSH account path for test networks (coin type 1) and mainnet (0).
+BIP48_PATH = {"regtest": "48h/1h/0h/2h", "testnet": "48h/1h/0h/2h", "signet": "48h/1h/0h/2h",
+              "main": "48h/0h/0h/2h"}
+_NET_NAMES = {"regtest": "regtest", "testnet": "test", "signet": "signet", "main": "main"}
+
+_INPUT_CHARSET = (
+    "0123456789()[],'/*abcdefgh@:$%{}"
+    "IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~"
+    "ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
+)
+_CHECKSUM_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def network_params(network: str) -> dict[str, object]:
+    try:
+        return dict(NETWORKS[_NET_NAMES[network]])
+    except KeyError:
+        raise DescriptorError(f"unknown network {network!r}") from None
+
+
+def _polymod(symbols: list[int]) -> int:
+    generator = (0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)
+    checksum = 1
+    for value in symbols:
+        top = checksum >> 35
+        checksum = (checksum & 0x7FFFFFFFF) << 5 ^ value
+        for i in range(5):
+            if (top >> i) & 1:
+                checksum ^= generator[i]
+    return checksum
+
+
+def descriptor_checksum(descriptor: str) -> str:
+    """The 8-character BIP-380 checksum of a descriptor (without '#')."""
+    symbols: list[int] = []
+    groups: list[int] = []
+    for char in descriptor:
+        position = _INPUT_CHARSET.find(char)
+        if position < 0:
+            raise DescriptorError(f"character {char!r} is not allowed in a descriptor")
+        symbols.append(position & 31)
+        groups.append(position >> 5)
+        if len(groups) == 3:
+            symbols.append(groups[0] * 9 + groups[1] * 3 + groups[2])
+            groups = []
+    if len(groups) == 1:
+        symbols.append(groups[0])
+    elif len(groups) == 2:
+        symbols.append(groups[0] * 3 + groups[1])
+    symbols += [0] * 8
+    checksum = _polymod(symbols) ^ 1
+    return "".join(_CHECKSUM_CHARSET[(checksum >> (5 * (7 - i))) & 31] for i in range(8))
+
+
+def add_checksum(descriptor: str) -> str:
+    return f"{descriptor}#{descriptor_checksum(descriptor)}"
+
+
+def strip_checksum(descriptor: str) -> str:
+    """Check and remove the '#checksum'; a descriptor without one is refused."""
+    body, sep, checksum = descriptor.partition("#")
+    if not sep:
+        raise DescriptorError("descriptor has no checksum")
+    if descriptor_checksum(body) != checksum:
+        raise DescriptorError("descriptor checksum does not match")
+    return body
+
+
+_ORIGIN = re.compile(r"^\[([0-9a-f]{8})/([0-9h/]+)\]([1-9A-HJ-NP-Za-km-z]{100,120})$")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOrigin:
+    """One signer's account key: fingerprint of its master key, BIP-48 path, extended public key."""
+
+    fingerprint: str  # 8 hex characters
+    path: str  # e.g. 48h/1h/0h/2h
+    xpub: str
+
+    def __post_init__(self) -> None:
+        if not _ORIGIN.match(f"[{self.fingerprint}/{self.path}]{self.xpub}"):
+            raise DescriptorError("malformed key origin")
+
+    def expression(self, branch: int) -> str:
+        return f"[{self.fingerprint}/{self.path}]{self.xpub}/{branch}/*"
+
+
+@dataclass(frozen=True, slots=True)
+class ColdWallet:
+    """An m-of-n P2WSH sortedmulti wallet over the given signers' account keys."""
+
+    threshold: int
+    keys: tuple[KeyOrigin, ...]
+    network: str = "regtest"
+
+    def __post_init__(self) -> None:
+        n = len(self.keys)
+        if not 1 <= n <= SIGNERS_MAX:
+            raise DescriptorError(f"a wallet has 1..{SIGNERS_MAX} keys, not {n}")
+        if not 1 <= self.threshold <= n:
+            raise DescriptorError(f"threshold {self.threshold} is not within 1..{n}")
+        if len({k.xpub for k in self.keys}) != n or len({k.fingerprint for k in self.keys}) != n:
+            raise DescriptorError("duplicate key in wallet")
+        network_params(self.network)
+
+    def descriptor(self, branch: int = RECEIVE) -> str:
+        """The descriptor with its checksum, keys in the given (registration) order."""
+        if branch not in (RECEIVE, CHANGE):
+            raise DescriptorError("branch must be 0 (receive) or 1 (change)")
+        inner = ",".join(key.expression(branch) for key in self.keys)
+        return add_checksum(f"wsh(sortedmulti({self.threshold},{inner}))")
+
+    @property
+    def wallet_id(self) -> str:
+        return hashlib.sha256(self.descriptor(RECEIVE).encode()).hexdigest()
+
+    def _parsed(self, branch: int) -> Descriptor:
+        return Descriptor.from_string(strip_checksum(self.descriptor(branch)))
+
+    def script_pubkey(self, branch: int, index: int) -> bytes:
+        return bytes(self._derived(branch, index).script_pubkey().data)
+
+    def witness_script(self, branch: int, index: int) -> bytes:
+        return bytes(self._derived(branch, index).witness_script().data)
+
+    def address(self, branch: int, index: int) -> str:
+        return str(self._derived(branch, index).address(network_params(self.network)))
+
+    def _derived(self, branch: int, index: int) -> Descriptor:
+        if not 0 <= index < 2**31:
+            raise DescriptorError("index out of range")
+        return self._parsed(branch).derive(index)
+
+    def derived_pubkeys(self, branch: int, index: int) -> dict[bytes, tuple[str, list[int]]]:
+        """Each key's compressed pubkey -> (fingerprint, full derivation path as integers)."""
+        result: dict[bytes, tuple[str, list[int]]] = {}
+        for key in self._derived(branch, index).keys:
+            result[bytes(key.get_public_key().sec())] = (key.origin.fingerprint.hex(), list(key.origin.derivation))
+        return result
+
+    @classmethod
+    def from_descriptor(cls, descriptor: str, network: str = "regtest") -> ColdWallet:
+        """Parse a receive descriptor `wsh(sortedmulti(m,[fp/path]xpub/0/*,...))#checksum`."""
+        body = strip_checksum(descriptor)
+        found = re.fullmatch(r"wsh\(sortedmulti\((\d{1,2}),(.+)\)\)", body)
+        if not found:
+            raise DescriptorError("not a wsh(sortedmulti(...)) descriptor")
+        keys = []
+        for part in found.group(2).split(","):
+            item = re.fullmatch(r"\[([0-9a-f]{8})/([0-9h/]+)\]([1-9A-HJ-NP-Za-km-z]+)/0/\*", part)
+            if not item:
+                raise DescriptorError(f"key expression {part[:40]!r}... is not [fp/path]xpub/0/*")
+            keys.append(KeyOrigin(item.group(1), item.group(2), item.group(3)))
+        wallet = cls(int(found.group(1)), tuple(keys), network)
+        if wallet.descriptor(RECEIVE) != descriptor:
+            raise DescriptorError("descriptor is not in canonical form")
+        return wallet
+
+    def bsms_record(self) -> str:
+        """The BIP-129 (BSMS 1.0) descriptor record: version, template, path restrictions, first address."""
+        inner = ",".join(f"[{k.fingerprint}/{k.path}]{k.xpub}/**" for k in self.keys)
+        template = f"wsh(sortedmulti({self.threshold},{inner}))"
+        return "\n".join(["BSMS 1.0", template, "/0/*,/1/*", self.address(RECEIVE, 0)]) + "\n"
