@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from coffer.mpc import errors, frost
 from coffer.mpc.hazmat.group import ED25519 as ED25519_GROUP
 
-from .frost_helpers import SUITE_IDS, SUITES, dealer, round_one, sign_all
+from .frost_helpers import SUITE_IDS, SUITES, dealer, independent_verify, round_one, sign_all
 
 MESSAGE = b"withdrawal 42: 0.5 BTC to bc1p..."
 TORSION = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
@@ -203,3 +203,41 @@ def test_public_key_package_with_one_byte_changed_is_refused(suite: frost.Cipher
     _key_packages, public = _keys(suite)
     with pytest.raises(errors.MpcError):
         frost.PublicKeyPackage.from_bytes(_mutate(public.to_bytes(), position, delta))
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=SUITE_IDS)
+@PROPERTY_SETTINGS
+@given(position=POSITIONS, delta=DELTAS)
+def test_key_package_with_one_byte_changed_is_refused(suite: frost.Ciphersuite, position: int,
+                                                      delta: int) -> None:
+    """A stored key package with one byte changed never loads (the share must match its public share)."""
+    key_packages, _public = _keys(suite)
+    with pytest.raises(errors.MpcError):
+        frost.KeyPackage.from_bytes(_mutate(key_packages[1].to_bytes(), position, delta))
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=SUITE_IDS)
+@settings(max_examples=25, deadline=None)
+@given(message=st.binary(max_size=300), signers=st.permutations([1, 2, 3, 4]).map(lambda p: sorted(p[:3])),
+       tweak_values=st.lists(st.binary(min_size=32, max_size=32), max_size=3), modes=st.lists(st.booleans(), min_size=3,
+                                                                                             max_size=3))
+def test_any_message_and_signer_set_signs_and_round_trips(
+        suite: frost.Ciphersuite, message: bytes, signers: list[int], tweak_values: list[bytes],
+        modes: list[bool]) -> None:
+    """Any message, any 3 of 4 signers (and any tweaks, for Taproot) sign; the package round-trips."""
+    key_packages, public = _keys(suite)
+    tweaks = tuple(frost.Tweak(value, mode) for value, mode in zip(tweak_values, modes, strict=False))
+    if suite is not frost.SECP256K1_TR:
+        tweaks = ()
+    try:
+        key = suite.signing_key(public, tweaks)
+    except errors.InvalidTweak:
+        return  # a tweak at or above the group order
+    nonces, package = round_one(suite, key_packages, signers, message, tweaks)
+    assert package == frost.SigningPackage.from_bytes(suite, package.to_bytes(suite))
+    shares = {i: frost.sign(suite, key_packages[i - 1], nonces[i], package, message=message, tweaks=tweaks)
+              for i in signers}
+    signature = frost.aggregate(suite, public, package, shares)
+    if suite is not frost.SECP256K1_TR or len(message) == 32:
+        independent_verify(suite, key, message, signature)
+    frost.verify_signature(suite, key, message, signature)
