@@ -11,7 +11,9 @@ from nacl import bindings as sodium
 
 from coffer.mpc.dkg import chilldkg, ed25519
 from coffer.mpc.dkg.bound import DkgProtocol
+from coffer.mpc.dkg.errors import InvalidArgument
 from coffer.mpc.dkg.local import LocalDkgResult, run_local_dkg
+from coffer.mpc.dkg.protocol import SessionParams
 from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
 from coffer.mpc.dkg.verify import interpolate_public, verify_output
 from coffer.mpc.dkg.vss import lagrange_coefficient
@@ -111,3 +113,29 @@ def test_threshold_one_and_n_equals_t() -> None:
         for n, t in ((3, 1), (3, 3)):
             _, result = run(dkg, n, t, seed=n * 10 + t)
             verify_output(dkg.suite, result.coordinator_output)
+
+
+@pytest.mark.parametrize("dkg", PROTOCOLS)
+def test_states_survive_a_restart(dkg: DkgProtocol) -> None:
+    """Every state is stored as public bytes and parsed back between rounds; the result is the same."""
+    rng = rng_for(17)
+    keys = [rng.randbytes(32) for _ in range(3)]
+    params = SessionParams(tuple(dkg.hostpubkey_gen(key) for key in keys), 2)
+    steps1 = [dkg.participant_step1(key, params, rng.randbytes(32)) for key in keys]
+    stored1 = [dkg.participant_state1_serialize(state) for state, _ in steps1]
+    cstate, cmsg1 = dkg.coordinator_step1([m for _, m in steps1], params)
+    cstored = dkg.coordinator_state_serialize(cstate)
+    steps2 = [dkg.participant_step2(key, dkg.participant_state1_parse(data), cmsg1, bytes(32))
+              for key, data in zip(keys, stored1, strict=True)]
+    stored2 = [dkg.participant_state2_serialize(state) for state, _ in steps2]
+    cmsg2, coutput, recovery = dkg.coordinator_finalize(dkg.coordinator_state_parse(cstored), [m for _, m in steps2])
+    for key, data, (state2, _) in zip(keys, stored2, steps2, strict=True):
+        restored = dkg.participant_state2_parse(key, data)
+        assert state2 == restored
+        output, participant_recovery = dkg.participant_finalize(restored, cmsg2)
+        assert recovery == participant_recovery
+        assert coutput.group_public_key == output.group_public_key
+    with pytest.raises(InvalidArgument):
+        dkg.participant_state1_parse(stored1[0][:-1])
+    with pytest.raises(InvalidArgument):
+        dkg.participant_state2_parse(keys[0], stored2[0] + b"\x00")

@@ -10,7 +10,13 @@ import pytest
 from coffer.mpc.dkg import chilldkg, dealing, ed25519, refresh, reshare
 from coffer.mpc.dkg.bound import DkgProtocol
 from coffer.mpc.dkg.dealing import Holder
-from coffer.mpc.dkg.errors import FaultyParticipantError, HostSeckeyError, InvalidArgument, InvalidDealing
+from coffer.mpc.dkg.errors import (
+    FaultyParticipantError,
+    HostSeckeyError,
+    InvalidArgument,
+    InvalidDealing,
+    ProtocolError,
+)
 from coffer.mpc.dkg.local import run_local_dkg
 from coffer.mpc.dkg.refresh import RefreshSession
 from coffer.mpc.dkg.reshare import ReshareSession
@@ -284,3 +290,15 @@ def test_refresh_after_reshare(dkg: DkgProtocol) -> None:
     refreshed = run_refresh(regrouped, refresh_session(regrouped))
     assert group.public.group_public_key == refreshed[2].group_public_key
     verify_output(group.suite, refreshed[2])
+
+
+@pytest.mark.parametrize("dkg", PROTOCOLS)
+def test_refresh_refuses_inconsistent_public_shares(dkg: DkgProtocol) -> None:
+    """A session whose public shares do not lie on one polynomial through the group key is refused."""
+    group = make_group(dkg, n=3, t=2)
+    session = refresh_session(group)
+    shares = dict(session.public_shares)
+    shares[2] = shares[1]
+    with pytest.raises(ProtocolError):
+        refresh.refresh_deal(group.suite, dataclasses.replace(session, public_shares=shares), group.keys[1],
+                             bytes([1]) * 32)

@@ -72,3 +72,21 @@ class DkgProtocol:
     def participant_recovery_acks_verify(self, recovery_data: bytes, params: SessionParams,
                                          acks: Sequence[bytes]) -> None:
         protocol.participant_recovery_acks_verify(self.suite, recovery_data, params, acks)
+
+    def participant_state1_serialize(self, state1: ParticipantState1) -> bytes:
+        return protocol.participant_state1_serialize(self.suite, state1)
+
+    def participant_state1_parse(self, data: bytes) -> ParticipantState1:
+        return protocol.participant_state1_parse(self.suite, data)
+
+    def participant_state2_serialize(self, state2: ParticipantState2) -> bytes:
+        return protocol.participant_state2_serialize(state2)
+
+    def participant_state2_parse(self, hostseckey: bytes, data: bytes) -> ParticipantState2:
+        return protocol.participant_state2_parse(self.suite, hostseckey, data)
+
+    def coordinator_state_serialize(self, state: CoordinatorState) -> bytes:
+        return protocol.coordinator_state_serialize(state)
+
+    def coordinator_state_parse(self, data: bytes) -> CoordinatorState:
+        return protocol.coordinator_state_parse(self.suite, data)

@@ -27,6 +27,12 @@ __all__ = [
     "coordinator_recover",
     "participant_recovery_ack_sign",
     "participant_recovery_acks_verify",
+    "participant_state1_serialize",
+    "participant_state1_parse",
+    "participant_state2_serialize",
+    "participant_state2_parse",
+    "coordinator_state_serialize",
+    "coordinator_state_parse",
 ]
 
 PROTOCOL: Final = DkgProtocol(SECP256K1_CHILLDKG)
@@ -45,3 +51,9 @@ participant_recover = PROTOCOL.participant_recover
 coordinator_recover = PROTOCOL.coordinator_recover
 participant_recovery_ack_sign = PROTOCOL.participant_recovery_ack_sign
 participant_recovery_acks_verify = PROTOCOL.participant_recovery_acks_verify
+participant_state1_serialize = PROTOCOL.participant_state1_serialize
+participant_state1_parse = PROTOCOL.participant_state1_parse
+participant_state2_serialize = PROTOCOL.participant_state2_serialize
+participant_state2_parse = PROTOCOL.participant_state2_parse
+coordinator_state_serialize = PROTOCOL.coordinator_state_serialize
+coordinator_state_parse = PROTOCOL.coordinator_state_parse

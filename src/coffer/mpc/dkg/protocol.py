@@ -75,6 +75,12 @@ __all__ = [
     "participant_recovery_acks_verify",
     "encrypt_pads",
     "certeq_message",
+    "participant_state1_serialize",
+    "participant_state1_parse",
+    "participant_state2_serialize",
+    "participant_state2_parse",
+    "coordinator_state_serialize",
+    "coordinator_state_parse",
 ]
 
 PARTICIPANTS_MAX = 2**32 - 1
@@ -518,7 +524,8 @@ class _RecoveryData:
     cert: bytes
 
 
-def _deserialize_recovery_data(suite: DkgSuite, data: bytes) -> _RecoveryData:
+def _deserialize_recovery_data(suite: DkgSuite, data: bytes, *, with_cert: bool = True) -> _RecoveryData:
+    """Parse recovery data (eq_input || cert), or a bare eq_input when `with_cert` is false."""
     size = suite.element_length
     if len(data) < 4:
         raise InvalidArgument("recovery data too short")
@@ -528,7 +535,7 @@ def _deserialize_recovery_data(suite: DkgSuite, data: bytes) -> _RecoveryData:
         raise InvalidArgument("recovery data too short")
     sum_coms = decode_elements(suite, rest[:size * t], t)
     rest = rest[size * t:]
-    n, remainder = divmod(len(rest), 2 * size + SCALAR_LENGTH + SIGNATURE_LENGTH)
+    n, remainder = divmod(len(rest), 2 * size + SCALAR_LENGTH + (SIGNATURE_LENGTH if with_cert else 0))
     if remainder != 0:
         raise InvalidArgument("recovery data has a partial participant entry")
     hostpubkeys = tuple(split(rest, size, n))
@@ -555,26 +562,32 @@ def _load_recovery_data(suite: DkgSuite, recovery_data: bytes) -> _RecoveryData:
     return data
 
 
-def _recover(suite: DkgSuite, hostseckey: bytes | None,
-             recovery_data: bytes) -> tuple[KeyShareOutput, SessionParams]:
-    data = _load_recovery_data(suite, recovery_data)
+def _outputs_from(suite: DkgSuite, data: _RecoveryData, hostseckey: bytes | None) -> KeyShareOutput:
+    """The output a transcript implies; with a host key, its decrypted and checked share."""
     params = data.params
     try:
         sum_coms_tweaked, tweak = _tweaked(suite, data.sum_coms)
     except ProtocolError:
         raise RecoveryDataError("threshold public key in recovery data is the identity") from None
     if hostseckey is None:
-        return _output(suite, params, sum_coms_tweaked, None), params
+        return _output(suite, params, sum_coms_tweaked, None)
     hostpubkey = suite.pubkey_gen(bytes(hostseckey))
     index = _index_of(params, hostpubkey,
                       "Host secret key does not match any host public key in the recovery data")
     pads = _decrypt_pads(suite, bytes(hostseckey), hostpubkey, data.pubnonces, _enc_context(params), index)
     secshare = (data.enc_secshares[index] - sum(pads) + tweak) % suite.order
     output = _output(suite, params, sum_coms_tweaked, SecretShare(index + 1, secshare))
-    # Our own signature is in the certificate: we checked this share when we signed.
-    invariant(suite.encode(suite.base_mul(secshare)) == output.public_shares[index + 1],
-              "recovered share does not match its public share")
-    return output, params
+    if suite.encode(suite.base_mul(secshare)) != output.public_shares[index + 1]:
+        raise RecoveryDataError("the transcript does not give this participant a valid share")
+    return output
+
+
+def _recover(suite: DkgSuite, hostseckey: bytes | None,
+             recovery_data: bytes) -> tuple[KeyShareOutput, SessionParams]:
+    data = _load_recovery_data(suite, recovery_data)
+    # With a certificate that carries our own signature, a bad share cannot happen: we checked
+    # it before signing. Without one (a stored state) it means corrupted storage.
+    return _outputs_from(suite, data, hostseckey), data.params
 
 
 def participant_recover(suite: DkgSuite, hostseckey: bytes,
@@ -625,3 +638,69 @@ def participant_recovery_acks_verify(suite: DkgSuite, recovery_data: bytes, para
         message = _recovery_ack_message(suite, bytes(recovery_data), index)
         if not suite.verify(message, suite.decode_point(hostpubkey), bytes(ack), suite.host_signature_tag):
             raise InvalidRecoveryAckError(culprit=index + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Persisting states between rounds (public bytes only: a co-signer may store them anywhere)
+
+
+def participant_state1_serialize(suite: DkgSuite, state1: ParticipantState1) -> bytes:
+    """t (4) | n (4) | host public keys | participant index (4) | com_to_secret | pubnonce."""
+    params = state1.params
+    return (_u32(params.t) + _u32(params.n) + b"".join(params.hostpubkeys) + _u32(state1.participant_index)
+            + suite.encode(state1.com_to_secret) + state1.pubnonce)
+
+
+def participant_state1_parse(suite: DkgSuite, data: bytes) -> ParticipantState1:
+    """Strict inverse of `participant_state1_serialize` (raises InvalidArgument)."""
+    data = bytes(data)
+    size = suite.element_length
+    if len(data) < 8:
+        raise InvalidArgument("state too short")
+    t, n = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:8], "big")
+    if len(data) != 8 + size * n + 4 + 2 * size:
+        raise InvalidArgument("state has the wrong length")
+    params = SessionParams(tuple(split(data[8:], size, n)), t)
+    try:
+        params_validate(suite, params)
+    except SessionParamsError as error:
+        raise InvalidArgument(f"state carries invalid parameters: {error}") from None
+    rest = data[8 + size * n:]
+    index = int.from_bytes(rest[:4], "big")
+    if index >= n:
+        raise InvalidArgument("state carries an out-of-range participant index")
+    try:
+        com_to_secret = suite.decode_point(rest[4:4 + size])
+        suite.decode_point(rest[4 + size:])
+    except MalformedInput as error:
+        raise InvalidArgument(f"state carries an invalid element: {error}") from None
+    return ParticipantState1(params, index, com_to_secret, rest[4 + size:])
+
+
+def participant_state2_serialize(state2: ParticipantState2) -> bytes:
+    """The transcript only: the share is re-derived from it and the host key when parsed."""
+    return state2.eq_input
+
+
+def participant_state2_parse(suite: DkgSuite, hostseckey: bytes, data: bytes) -> ParticipantState2:
+    """Rebuild the state after step 2 from the stored transcript and the host secret key."""
+    try:
+        parsed = _deserialize_recovery_data(suite, bytes(data), with_cert=False)
+        params_validate(suite, parsed.params)
+    except (MalformedInput, SessionParamsError) as error:
+        raise InvalidArgument(f"stored transcript is invalid: {error}") from None
+    return ParticipantState2(parsed.params, parsed.eq_input, _outputs_from(suite, parsed, hostseckey))
+
+
+def coordinator_state_serialize(state: CoordinatorState) -> bytes:
+    return state.eq_input
+
+
+def coordinator_state_parse(suite: DkgSuite, data: bytes) -> CoordinatorState:
+    """Rebuild the coordinator's state from its stored transcript."""
+    try:
+        parsed = _deserialize_recovery_data(suite, bytes(data), with_cert=False)
+        params_validate(suite, parsed.params)
+    except (MalformedInput, SessionParamsError) as error:
+        raise InvalidArgument(f"stored transcript is invalid: {error}") from None
+    return CoordinatorState(parsed.params, parsed.eq_input, _outputs_from(suite, parsed, None))

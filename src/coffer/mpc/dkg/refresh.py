@@ -31,6 +31,7 @@ from coffer.mpc.dkg.dealing import transcript_digest as _transcript_digest
 from coffer.mpc.dkg.errors import HostSeckeyError, InvalidArgument
 from coffer.mpc.dkg.suite import DkgSuite
 from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
+from coffer.mpc.dkg.verify import verify_output
 from coffer.mpc.dkg.vss import commitment_eval
 from coffer.mpc.errors import InvalidParameters, MalformedInput
 
@@ -65,6 +66,9 @@ def _plan(suite: DkgSuite, session: RefreshSession) -> DealingPlan:
             suite.decode(encoding)
     except MalformedInput as error:
         raise InvalidArgument(f"session carries an invalid key: {error}") from None
+    # Refreshing shares that are already inconsistent would hide the fault: refuse first.
+    verify_output(suite, KeyShareOutput(suite.name, session.threshold, session.group_public_key,
+                                        dict(session.public_shares), None))
     body = (session.session_id + session.threshold.to_bytes(4, "big") + session.group_public_key
             + b"".join(holder.identifier.to_bytes(4, "big") + holder.hostpubkey
                        + session.public_shares[holder.identifier] for holder in holders))
