@@ -249,3 +249,12 @@ def test_taproot_key_path_output_key() -> None:
     package, shares = sign_all(suite, key_packages, [1, 2, 3], MESSAGE, tweaks)
     signature = frost.aggregate(suite, public, package, shares)
     assert coincurve.PublicKeyXOnly(output_key).verify(signature, MESSAGE)
+
+
+def test_key_material_of_another_group_is_refused() -> None:
+    """An Ed25519 key package used with a secp256k1 ciphersuite is a typed error, not a crash."""
+    key_packages, public = dealer(frost.ED25519, 3, 2)
+    with pytest.raises(errors.InvalidParameters):
+        frost.commit(frost.SECP256K1, key_packages[0])
+    with pytest.raises(errors.InvalidSignature):
+        frost.verify_signature(frost.SECP256K1_TR, public.group_public_key, MESSAGE, bytes(64))

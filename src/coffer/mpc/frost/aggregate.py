@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from coffer.invariant import invariant
 from coffer.mpc.errors import InsufficientSigners, InvalidIdentifier, InvalidSignature, InvalidSignatureShare
 from coffer.mpc.frost.ciphersuite import Ciphersuite, SessionValues
-from coffer.mpc.frost.keys import PublicKeyPackage, check_signer_set, lagrange_coefficient
+from coffer.mpc.frost.keys import PublicKeyPackage, check_group, check_signer_set, lagrange_coefficient
 from coffer.mpc.frost.round1 import SigningCommitments
 from coffer.mpc.frost.round2 import SignatureShare, SigningPackage
 from coffer.mpc.hazmat.group import Element
@@ -44,6 +44,7 @@ def verify_share_with_session(suite: Ciphersuite, session: SessionValues, commit
 def verify_signature_share(suite: Ciphersuite, public: PublicKeyPackage, signing_package: SigningPackage,
                            share: SignatureShare) -> None:
     """Raise InvalidSignatureShare(culprits=(share.identifier,)) unless the share is valid."""
+    check_group(public.group, suite.group)
     check_signer_set(signing_package.identifiers, public)
     if share.identifier not in signing_package.identifiers:
         raise InvalidSignatureShare("share from a participant outside the signer set",
@@ -81,6 +82,7 @@ def aggregate(suite: Ciphersuite, public: PublicKeyPackage, signing_package: Sig
 
     Raises InvalidSignatureShare naming every signer whose share is wrong.
     """
+    check_group(public.group, suite.group)
     check_signer_set(signing_package.identifiers, public)
     session = suite.session(public, signing_package.commitments, signing_package.message,
                             signing_package.tweaks)

@@ -35,6 +35,7 @@ __all__ = [
     "lagrange_coefficient",
     "lagrange_coefficient_at",
     "check_signer_set",
+    "check_group",
     "group_by_name",
 ]
 
@@ -79,6 +80,12 @@ def _check_unique(identifiers: Iterable[int]) -> None:
         if identifier in seen:
             raise DuplicateIdentifier("identifiers must be unique", identifier=identifier)
         seen.add(identifier)
+
+
+def check_group(group: Group, expected: Group) -> None:
+    """Refuse key material of one group used with a ciphersuite of another."""
+    if group.name != expected.name:
+        raise InvalidParameters(f"key material of {group.name} used with a {expected.name} ciphersuite")
 
 
 def check_signer_set(identifiers: Sequence[int], public: PublicKeyPackage) -> None:

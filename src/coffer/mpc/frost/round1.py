@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from coffer.mpc.errors import IdentityElement, InvalidNonceCommitment, MalformedInput, NonceReuse
+from coffer.mpc.frost.keys import KeyPackage, check_group
 from coffer.mpc.hazmat.group import Element, Group, Rng, system_rng
 
 if TYPE_CHECKING:
     from coffer.mpc.frost.ciphersuite import Ciphersuite
-    from coffer.mpc.frost.keys import KeyPackage
 
 __all__ = ["SigningNonces", "SigningCommitments", "commit"]
 
@@ -111,6 +111,7 @@ def _make_nonces(suite: Ciphersuite, identifier: int, hiding: int, binding: int)
 def commit(suite: Ciphersuite, key_package: KeyPackage,
            rng: Rng = system_rng) -> tuple[SigningNonces, SigningCommitments]:
     """Round one: fresh hedged nonces and their public commitments for `key_package`'s holder."""
+    check_group(key_package.group, suite.group)
     hiding, binding = suite.generate_nonces(key_package, rng)
     nonces = _make_nonces(suite, key_package.identifier, hiding, binding)
     return nonces, nonces.commitments

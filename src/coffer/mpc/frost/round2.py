@@ -23,7 +23,7 @@ from coffer.mpc.errors import (
     MalformedInput,
 )
 from coffer.mpc.frost.ciphersuite import Ciphersuite, SessionValues, Tweak
-from coffer.mpc.frost.keys import KeyPackage, check_signer_set, lagrange_coefficient
+from coffer.mpc.frost.keys import KeyPackage, check_group, check_signer_set, lagrange_coefficient
 from coffer.mpc.frost.round1 import SigningCommitments, SigningNonces
 from coffer.mpc.hazmat.group import Group
 
@@ -189,6 +189,7 @@ def sign(suite: Ciphersuite, key_package: KeyPackage, nonces: SigningNonces,
     raised. Consumes `nonces` first (a second call with them raises NonceReuse), then checks.
     """
     hiding, binding = nonces.take()
+    check_group(key_package.group, suite.group)
     if signing_package.message != message or signing_package.tweaks != tuple(tweaks):
         raise InvalidMessage("the signing package carries another message or other tweaks", sender=None)
     if nonces.suite_name != suite.name:

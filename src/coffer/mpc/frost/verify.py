@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from coffer.mpc.errors import InvalidSignature
 from coffer.mpc.frost.ciphersuite import Ciphersuite
 from coffer.mpc.hazmat.group import Element
 
@@ -13,4 +14,6 @@ def verify_signature(suite: Ciphersuite, public_key: Element, message: bytes, si
 
     For SECP256K1_TR, `public_key` is the tweaked key (`signing_key`); only its x coordinate counts.
     """
+    if public_key.group != suite.group.name:
+        raise InvalidSignature(f"a {public_key.group} key cannot verify a {suite.name} signature")
     suite.verify(public_key, message, signature)
