@@ -258,3 +258,28 @@ def test_key_material_of_another_group_is_refused() -> None:
         frost.commit(frost.SECP256K1, key_packages[0])
     with pytest.raises(errors.InvalidSignature):
         frost.verify_signature(frost.SECP256K1_TR, public.group_public_key, MESSAGE, bytes(64))
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=SUITE_IDS)
+def test_nonces_are_hedged(suite: frost.Ciphersuite) -> None:
+    """Nonces mix fresh randomness with the secret: a stuck RNG still gives each share its own nonces."""
+    key_packages, _public = dealer(suite, 3, 2)
+
+    def stuck(length: int) -> bytes:
+        return bytes(length)
+
+    first = frost.commit(suite, key_packages[0], rng=stuck)[1]
+    second = frost.commit(suite, key_packages[1], rng=stuck)[1]
+    assert first.hiding != second.hiding
+    fresh = [frost.commit(suite, key_packages[0])[1] for _ in range(2)]
+    assert fresh[0].hiding != fresh[1].hiding
+    assert fresh[0].binding != fresh[1].binding
+
+
+def test_used_nonces_are_wiped() -> None:
+    """After signing, the nonce bytes held by SigningNonces are zero."""
+    suite = frost.SECP256K1_TR
+    key_packages, _public = dealer(suite, 3, 2)
+    nonces, package = round_one(suite, key_packages, [1, 2], MESSAGE)
+    frost.sign(suite, key_packages[0], nonces[1], package, message=MESSAGE)
+    assert bytes(64) == bytes(nonces[1]._secret)
