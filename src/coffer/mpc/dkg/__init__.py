@@ -10,7 +10,13 @@ holder's public share, which `coffer.mpc.frost` consumes. No function here ever 
 key, logs, or performs I/O; randomness comes in as arguments.
 """
 
+from coffer.mpc.dkg.dealing import Holder
 from coffer.mpc.dkg.protocol import SessionParams
+from coffer.mpc.dkg.refresh import RefreshSession
+from coffer.mpc.dkg.reshare import ReshareSession
+from coffer.mpc.dkg.suite import ED25519_DKG, SECP256K1_CHILLDKG, DkgSuite
 from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
+from coffer.mpc.dkg.verify import verify_output
 
-__all__ = ["SessionParams", "KeyShareOutput", "SecretShare"]
+__all__ = ["SessionParams", "KeyShareOutput", "SecretShare", "Holder", "RefreshSession", "ReshareSession",
+           "DkgSuite", "SECP256K1_CHILLDKG", "ED25519_DKG", "verify_output"]

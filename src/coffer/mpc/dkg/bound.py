@@ -7,6 +7,7 @@ module functions, so callers never pass a suite around.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NoReturn
 
 from coffer.mpc.dkg import protocol
 from coffer.mpc.dkg.errors import UnknownFaultyParticipantOrCoordinatorError
@@ -44,7 +45,7 @@ class DkgProtocol:
         return protocol.participant_finalize(self.suite, state2, cmsg2)
 
     def participant_investigate(self, error: UnknownFaultyParticipantOrCoordinatorError,
-                                cinv: bytes) -> None:
+                                cinv: bytes) -> NoReturn:
         protocol.participant_investigate(self.suite, error, cinv)
 
     def coordinator_step1(self, pmsgs1: Sequence[bytes],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from coffer.invariant import invariant
 from coffer.mpc.dkg.errors import (
@@ -403,7 +404,7 @@ def participant_finalize(suite: DkgSuite, state2: ParticipantState2,
 
 
 def participant_investigate(suite: DkgSuite, error: UnknownFaultyParticipantOrCoordinatorError,
-                            cinv: bytes) -> None:
+                            cinv: bytes) -> NoReturn:
     """Name who sent a bad share, from the coordinator's investigation message. Always raises."""
     data = error.investigation
     try:
