@@ -29,6 +29,7 @@ from coffer.policy.attestation import (
     SignedDecision,
     attest_decision,
     ensure_attestation_key,
+    parse_signed_decision,
 )
 from coffer.policy.checkpoint import CHECKPOINT_KEY_LABEL, AuditCheckpoint, sign_checkpoint
 from coffer.policy.engine import (
@@ -379,6 +380,8 @@ class PolicyService:
         if self._hsm is None:
             raise PolicyError("this service has no HSM")
         request = self.request(request_digest)
+        if self._attested(request_digest):
+            raise PolicyRefused("this request was already attested", rule="request.already_attested")
         decision, approvals, facts = self._evaluate(request, now)
         self._record_decision(request, decision, now)
         if not decision.allowed:
@@ -402,6 +405,20 @@ class PolicyService:
                          "policy_hash": decision.policy_hash,
                          "approvers": [a.operator_id for a in approvals]}, now)
         return signed
+
+    def _attested(self, request_digest: str) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(t.attestations.c.request_digest).where(
+                t.attestations.c.request_digest == request_digest)).first() is not None
+
+    def attestation(self, request_digest: str) -> SignedDecision:
+        """The stored attestation of a request (what signers are given)."""
+        with self._engine.connect() as conn:
+            document = conn.execute(sa.select(t.attestations.c.document).where(
+                t.attestations.c.request_digest == request_digest)).scalar()
+        if document is None:
+            raise NotFound(f"request {request_digest} has no attestation")
+        return parse_signed_decision(str(document).encode())
 
     def attestation_public_key(self) -> bytes:
         if self._hsm is None:

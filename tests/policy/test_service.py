@@ -1,0 +1,163 @@
+"""The coordinator's policy service on SQLite and PostgreSQL: storage, audit, quorum, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from coffer.audit import AuditLog
+from coffer.hsm import Hsm
+from coffer.policy import (
+    ApprovalRefused,
+    MalformedPolicy,
+    Operator,
+    PolicyQuorumRefused,
+    PolicyRefused,
+    RequestKind,
+    Route,
+    SegregationOfDuties,
+    sign_activation,
+    verify_checkpoint,
+)
+from coffer.policy.errors import CheckpointInvalid
+from coffer.policy.service import PolicyService, WhitelistEntry
+
+from .conftest import BTC, DAY_S, NOW, NOW_S, ROLES, World, make_signer
+
+LATER = NOW.replace(day=29)
+
+
+@pytest.fixture
+def service(engine: Engine, hsm: Hsm, world: World) -> PolicyService:
+    service = PolicyService(engine, hsm=hsm, halted=lambda: False, hot_balance=lambda asset: 3 * BTC)
+    for name, roles in ROLES.items():
+        service.add_operator(Operator(name, frozenset(roles), world.keys[name].public_key), by="root", now=NOW)
+    service.bootstrap_default(now=NOW)
+    return service
+
+
+def events(engine: Engine, name: str) -> list[dict]:
+    return [event.payload for event in AuditLog(engine).events(event=name)]
+
+
+def test_withdrawal_flow_end_to_end(service: PolicyService, engine: Engine, world: World) -> None:
+    """Whitelist, wait out the lock, submit, approve, attest; the hot co-signer's guard passes it."""
+    mails: list[WhitelistEntry] = []
+    service.whitelist_hooks.append(mails.append)
+    service.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW.replace(day=25))
+    assert ["bcrt1qdestination"] == [entry.destination for entry in mails]
+    request = world.request(amount_minor=5_000_000)
+    pending = service.submit(request, now=NOW)
+    assert ("approvals.tier1",) == pending.pending_rules
+    with pytest.raises(PolicyRefused):
+        service.attest(request.digest_hex, now=NOW)
+    decision = service.approve(world.approve("bob", request), now=NOW)
+    assert (True, Route.HOT) == (decision.allowed, decision.route)
+    attestation = service.attest(request.digest_hex, now=NOW)
+    signer = make_signer(world, service.attestation_public_key(), Route.HOT)
+    signer.sign(request, attestation)
+    assert [request.digest()] == signer.signed
+    with pytest.raises(PolicyRefused) as caught:
+        service.attest(request.digest_hex, now=NOW)
+    assert "request.already_attested" == caught.value.rule
+    assert 1 == len(events(engine, "policy.attested"))
+    assert 1 == len(events(engine, "policy.approval"))
+    assert 1 <= len(events(engine, "policy.refused"))
+    assert 4 == len(events(engine, "policy.decision"))
+    AuditLog(engine).verify_chain()
+
+
+def test_refusals_are_audited(service: PolicyService, engine: Engine, world: World) -> None:
+    """A self-approval and an approval for an unknown request are refused and audited with their rule."""
+    refill = world.request(kind=RequestKind.REFILL,
+                           account="company", source_wallet="cold", initiator="olga", amount_minor=BTC // 10)
+    service.submit(refill, now=NOW)
+    with pytest.raises(SegregationOfDuties):
+        service.approve(world.approve("olga", refill), now=NOW)
+    with pytest.raises(ApprovalRefused):
+        service.approve(world.approve("bob", world.request(nonce="99" * 16)), now=NOW)
+    rules = [payload["rule"] for payload in events(engine, "policy.refused")]
+    assert ["sod.self_approval", "approval.request_mismatch"] == rules
+
+
+def test_coordinator_velocity_counts_attested_withdrawals(service: PolicyService, world: World) -> None:
+    """The coordinator's own view of velocity refuses the third of three 4 BTC withdrawals."""
+    service.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW.replace(day=25))
+    for index in range(3):
+        request = world.request(amount_minor=4 * BTC, nonce=f"{index:02x}" * 16)
+        service.submit(request, now=NOW)
+        for approval in world.tier2_approvals(request):
+            decision = service.approve(approval, now=NOW)
+        if index < 2:
+            service.attest(request.digest_hex, now=NOW)
+        else:
+            assert ("velocity.client",) == decision.refusing_rules
+
+
+def test_policy_change_needs_other_admins(service: PolicyService, engine: Engine, world: World) -> None:
+    """A proposal signed by its proposer alone stays inactive; two other admins activate it."""
+    text = service.active_policy().text.replace("86400", "172800")
+    proposal = service.propose(text, None, proposed_by="erin", now=NOW)
+    old_hash = service.active_policy().hash
+    service.add_signature(proposal.version, sign_activation(world.keys["erin"], proposal, "erin"), now=NOW)
+    service.add_signature(proposal.version, sign_activation(world.keys["frank"], proposal, "frank"), now=NOW)
+    with pytest.raises(PolicyQuorumRefused):
+        service.activate(proposal.version, now=NOW)
+    assert old_hash == service.active_policy().hash
+    service.add_signature(proposal.version, sign_activation(world.keys["gina"], proposal, "gina"), now=NOW)
+    activated = service.activate(proposal.version, now=NOW)
+    assert (proposal.policy_hash, 2) == (service.active_policy().hash, service.active_version()[0])
+    assert activated.hash == proposal.policy_hash
+    assert ["frank", "gina"] == events(engine, "policy.activated")[-1]["signed_by"]
+
+
+def test_malformed_proposal_rejected_and_old_policy_stays(service: PolicyService, engine: Engine) -> None:
+    """A policy set with a syntax error is rejected with its line, audited, and the old set stays active."""
+    old = service.active_policy().hash
+    broken = service.active_policy().text.replace("when { context.halted };", "when { context.halted ;")
+    with pytest.raises(MalformedPolicy) as caught:
+        service.propose(broken, None, proposed_by="erin", now=NOW)
+    assert caught.value.line is not None
+    assert old == service.active_policy().hash
+    assert caught.value.line == events(engine, "policy.rejected")[0]["line"]
+    with engine.connect() as conn:
+        assert 1 == conn.execute(sa.text("SELECT count(*) FROM policy_versions")).scalar()
+
+
+def test_non_admin_cannot_propose(service: PolicyService) -> None:
+    """Only a policy admin may propose a policy set."""
+    with pytest.raises(PolicyRefused) as caught:
+        service.propose(service.active_policy().text, None, proposed_by="bob", now=NOW)
+    assert "policy.proposer" == caught.value.rule
+
+
+def test_frozen_account_refused_by_coordinator(service: PolicyService, world: World) -> None:
+    """A freeze recorded in the service refuses the account's withdrawals."""
+    service.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW.replace(day=25))
+    service.freeze("acct1", by="dave", now=NOW)
+    assert ("freeze",) == service.submit(world.request(), now=NOW).refusing_rules
+
+
+def test_signed_audit_checkpoint(service: PolicyService, engine: Engine, hsm: Hsm) -> None:
+    """An HSM-signed checkpoint verifies, and catches a tail cut from the audit chain."""
+    checkpoint = service.checkpoint(now=NOW)
+    public_key = hsm.public_key("coffer-audit-checkpoint")
+    audit = AuditLog(engine)
+    assert checkpoint.seq <= verify_checkpoint(checkpoint, public_key, audit)
+    assert [checkpoint] == list(service.checkpoints())
+    forged = type(checkpoint)(checkpoint.seq + 1, checkpoint.head_digest, checkpoint.at_s, checkpoint.signature)
+    with pytest.raises(CheckpointInvalid):
+        verify_checkpoint(forged, public_key)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_events WHERE seq >= :seq"), {"seq": checkpoint.seq})
+    with pytest.raises(CheckpointInvalid):
+        verify_checkpoint(checkpoint, public_key, audit)
+
+
+def test_time_lock_in_service(service: PolicyService, world: World) -> None:
+    """An address whitelisted moments ago is refused until its time lock has passed."""
+    service.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW)
+    request = world.request(expires_at_s=NOW_S + 3 * DAY_S)
+    assert ("whitelist.time_lock",) == service.submit(request, now=NOW).refusing_rules
+    assert service.decide(request.digest_hex, now=LATER).allowed
