@@ -220,3 +220,50 @@ def test_tampered_recovery_data_is_refused(dkg: DkgProtocol) -> None:
             dkg.participant_recover(keys[0], bytes(data))
     with pytest.raises(RecoveryDataError):
         dkg.coordinator_recover(result.recovery_data[:-1])
+
+
+ED25519_SMALL_ORDER = [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+]
+
+
+@pytest.mark.parametrize("encoded", ED25519_SMALL_ORDER)
+def test_ed25519_small_order_points_are_refused(encoded: str) -> None:
+    """Ed25519 host keys and public nonces of small order (or the identity) are refused, naming the owner."""
+    r1 = round1(ed25519.PROTOCOL, n=3, t=2)
+    bad = bytes.fromhex(encoded)
+    with pytest.raises(InvalidHostPubkeyError) as info:
+        ed25519.params_hash(SessionParams((r1.params.hostpubkeys[0], bad, r1.params.hostpubkeys[2]), 2))
+    assert 2 == info.value.culprit
+    pmsgs1 = tamper_pmsg1(ed25519.PROTOCOL, r1, 2, lambda message: dataclasses.replace(message, pubnonce=bad))
+    with pytest.raises(FaultyParticipantError) as blamed:
+        ed25519.coordinator_step1(pmsgs1, r1.params)
+    assert 3 == blamed.value.culprit
+
+
+def test_ed25519_point_outside_the_prime_order_subgroup_is_refused() -> None:
+    """A valid point plus a torsion point (outside the prime-order subgroup) is refused in a commitment."""
+    from nacl import bindings as sodium
+
+    r1 = round1(ed25519.PROTOCOL, n=3, t=2)
+    parsed = ParticipantMsg1.parse(ed25519.PROTOCOL.suite, r1.pmsgs1[1], t=2, n=3)
+    torsion = bytes.fromhex(ED25519_SMALL_ORDER[2])
+    mixed = sodium.crypto_core_ed25519_add(parsed.commitment[1].encoding, torsion)
+    raw = bytearray(r1.pmsgs1[1])
+    raw[32:64] = mixed
+    pmsgs1 = list(r1.pmsgs1)
+    pmsgs1[1] = bytes(raw)
+    with pytest.raises(FaultyParticipantError) as info:
+        ed25519.coordinator_step1(pmsgs1, r1.params)
+    assert 2 == info.value.culprit
+
+
+def test_secp256k1_x_coordinate_above_the_field_is_refused() -> None:
+    """A compressed point whose x is not below the field prime is refused as a host key."""
+    r1 = round1(chilldkg.PROTOCOL, n=2, t=1)
+    too_big = b"\x02" + (2**256 - 2**32 - 977 + 1).to_bytes(32, "big")
+    with pytest.raises(InvalidHostPubkeyError):
+        chilldkg.params_hash(SessionParams((r1.params.hostpubkeys[0], too_big), 1))
