@@ -22,7 +22,7 @@ __all__ = ["Kernel", "KernelEvent", "ProcessResult", "kernel_version", "KERNEL_L
 
 KERNEL_LOG_LINES_MAX = 200
 _FAILED = re.compile(r"(?:ConnectBlock|AcceptBlock|CheckBlock|ContextualCheckBlock|ProcessNewBlock)\S*:?\s*"
-                     r"(?:(?P<hash>[0-9a-f]{64}) )?failed,? (?P<reason>[a-z0-9\-]+)")
+                     r"(?:(?P<hash>[0-9a-f]{64}) )?failed,? (?P<reason>[a-z0-9\-]+(?: \([^)]*\))?)")
 
 
 class _LogCapture:

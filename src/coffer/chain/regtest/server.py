@@ -169,7 +169,8 @@ class RpcServer:
         return f"http://{self.host}:{self.port}/"
 
     def start(self) -> RpcServer:
-        self._thread = threading.Thread(target=self._http.serve_forever, name="regtest-rpc", daemon=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="regtest-rpc", daemon=True)
         self._thread.start()
         log.info("rpc_listening", host=self.host, port=self.port)
         return self
