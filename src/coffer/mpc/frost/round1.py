@@ -116,7 +116,3 @@ def commit(suite: Ciphersuite, key_package: KeyPackage,
     nonces = _make_nonces(suite, key_package.identifier, hiding, binding)
     return nonces, nonces.commitments
 
-
-def nonces_from_scalars(suite: Ciphersuite, identifier: int, hiding: int, binding: int) -> SigningNonces:
-    """HAZMAT, for test vectors and `hazmat.deterministic` only: wrap externally derived nonces."""
-    return _make_nonces(suite, identifier, hiding, binding)
