@@ -23,6 +23,7 @@ from coffer.mpc.ecdsa.errors import (
     EcdsaError,
     MalformedMessage,
     ProtocolAbort,
+    SecretReuse,
     SessionStateError,
     SetupDiscarded,
     SignerSetError,
@@ -90,13 +91,17 @@ class PeerSetup:
             raise SetupDiscarded(f"discarded after an abort ({self.discard_reason}); "
                                  "run a fresh base OT", counterparty=self.peer)
 
-    def claim(self, session_id: bytes) -> None:
-        """Registers a session id; refuses a discarded setup and a session id seen before."""
+    def check_fresh(self, session_id: bytes) -> None:
+        """Refuses a discarded setup and a session id this setup has served before."""
         self.require_usable()
         if session_id in self._sessions:
-            raise SetupDiscarded("session id already used with this setup", counterparty=self.peer)
+            raise SecretReuse(f"session id already used with participant {self.peer}")
         if len(self._sessions) >= SESSIONS_PER_SETUP_MAX:
             raise SetupDiscarded("setup exhausted", counterparty=self.peer)
+
+    def claim(self, session_id: bytes) -> None:
+        """Registers a session id (after `check_fresh`)."""
+        self.check_fresh(session_id)
         self._sessions.add(session_id)
 
     # Accessors used by the signing rounds; each refuses a discarded setup.

@@ -256,6 +256,9 @@ class SigningSession:
     # -- round 1 -----------------------------------------------------------------------------
     def round1(self) -> dict[int, bytes]:
         """Samples r_i, phi_i; returns one message per peer."""
+        if self._state is _State.NEW:
+            for setup in self._setups.values():  # refused without discarding anything
+                setup.check_fresh(self.session_id)
         self._advance(_State.NEW, _State.ROUND1)
         return self._run(self._round1)  # type: ignore[return-value]
 
