@@ -73,6 +73,7 @@ def demo(home: Path = typer.Option(Path(".coffer-demo"), "--home", help="demo da
 # Sub-commands of the parts: (module, attribute, name). A part registers itself with one line.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.chain.cli", "regtest", "regtest"),
+    ("coffer.por.cli", "por", "por"),
     ("coffer.exchange.cli", "app", "exchange-sim"),
 ]
 
