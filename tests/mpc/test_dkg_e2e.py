@@ -9,7 +9,7 @@ import coincurve
 import pytest
 from nacl import bindings as sodium
 
-from coffer.mpc.dkg import chilldkg, ed25519
+from coffer.mpc.dkg import chilldkg, ed25519, secp256k1_untweaked
 from coffer.mpc.dkg.bound import DkgProtocol
 from coffer.mpc.dkg.errors import InvalidArgument
 from coffer.mpc.dkg.local import LocalDkgResult, run_local_dkg
@@ -18,7 +18,8 @@ from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
 from coffer.mpc.dkg.verify import interpolate_public, verify_output
 from coffer.mpc.dkg.vss import lagrange_coefficient
 
-PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519")]
+PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519"),
+             pytest.param(secp256k1_untweaked.PROTOCOL, id="secp256k1-untweaked")]
 
 
 def rng_for(seed: int) -> random.Random:
@@ -139,3 +140,15 @@ def test_states_survive_a_restart(dkg: DkgProtocol) -> None:
         dkg.participant_state1_parse(stored1[0][:-1])
     with pytest.raises(InvalidArgument):
         dkg.participant_state2_parse(keys[0], stored2[0] + b"\x00")
+
+
+def test_untweaked_and_chilldkg_transcripts_differ() -> None:
+    """The same host keys and randomness give unrelated first messages in the two secp256k1 suites."""
+    rng = rng_for(23)
+    keys = [rng.randbytes(32) for _ in range(3)]
+    params = SessionParams(tuple(chilldkg.hostpubkey_gen(key) for key in keys), 2)
+    random_bytes = rng.randbytes(32)
+    _, tweaked = chilldkg.participant_step1(keys[0], params, random_bytes)
+    _, plain = secp256k1_untweaked.participant_step1(keys[0], params, random_bytes)
+    assert len(tweaked) == len(plain)
+    assert tweaked[:33] != plain[:33]

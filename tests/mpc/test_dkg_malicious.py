@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from coffer.mpc.dkg import chilldkg, ed25519
+from coffer.mpc.dkg import chilldkg, ed25519, secp256k1_untweaked
 from coffer.mpc.dkg.bound import DkgProtocol
 from coffer.mpc.dkg.errors import (
     DuplicateHostPubkeyError,
@@ -27,7 +27,8 @@ from coffer.mpc.dkg.local import run_local_dkg
 from coffer.mpc.dkg.messages import CoordinatorMsg1, ParticipantMsg1
 from coffer.mpc.dkg.protocol import ParticipantState1, SessionParams
 
-PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519")]
+PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519"),
+             pytest.param(secp256k1_untweaked.PROTOCOL, id="secp256k1-untweaked")]
 
 
 @dataclasses.dataclass

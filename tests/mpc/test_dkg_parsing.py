@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coffer.mpc.dkg import chilldkg, ed25519, refresh
+from coffer.mpc.dkg import chilldkg, ed25519, refresh, secp256k1_untweaked
 from coffer.mpc.dkg.dealing import Holder, open_dealing
 from coffer.mpc.dkg.errors import (
     DkgError,
@@ -25,7 +25,8 @@ from coffer.mpc.dkg.messages import CoordinatorInvestigationMsg, CoordinatorMsg1
 from coffer.mpc.dkg.protocol import ParticipantState1, SessionParams
 from coffer.mpc.dkg.refresh import RefreshSession
 
-PROTOCOLS = {"secp256k1": chilldkg.PROTOCOL, "ed25519": ed25519.PROTOCOL}
+PROTOCOLS = {"secp256k1": chilldkg.PROTOCOL, "ed25519": ed25519.PROTOCOL,
+             "secp256k1-untweaked": secp256k1_untweaked.PROTOCOL}
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 N, T = 3, 2
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from coffer.mpc.dkg import chilldkg, dealing, ed25519, refresh, reshare
+from coffer.mpc.dkg import chilldkg, dealing, ed25519, refresh, reshare, secp256k1_untweaked
 from coffer.mpc.dkg.bound import DkgProtocol
 from coffer.mpc.dkg.dealing import Holder
 from coffer.mpc.dkg.errors import (
@@ -26,7 +26,8 @@ from coffer.mpc.dkg.verify import verify_output
 from coffer.mpc.dkg.vss import lagrange_coefficient
 from coffer.mpc.errors import DuplicateIdentifier, InsufficientSigners
 
-PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519")]
+PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519"),
+             pytest.param(secp256k1_untweaked.PROTOCOL, id="secp256k1-untweaked")]
 
 
 @dataclasses.dataclass

@@ -2,6 +2,8 @@
 
 * `coffer.mpc.dkg.chilldkg` — ChillDKG for secp256k1 (BIP draft, byte-exact, Taproot-safe key).
 * `coffer.mpc.dkg.ed25519` — the same design for Ed25519.
+* `coffer.mpc.dkg.secp256k1_untweaked` — the same design for secp256k1 without the Taproot tweak
+  (the threshold ECDSA key).
 * `coffer.mpc.dkg.refresh` — new shares of the same key (dealings of zero).
 * `coffer.mpc.dkg.reshare` — move the key to a new set of holders / threshold (revocation).
 
@@ -14,9 +16,9 @@ from coffer.mpc.dkg.dealing import Holder
 from coffer.mpc.dkg.protocol import SessionParams
 from coffer.mpc.dkg.refresh import RefreshSession
 from coffer.mpc.dkg.reshare import ReshareSession
-from coffer.mpc.dkg.suite import ED25519_DKG, SECP256K1_CHILLDKG, DkgSuite
+from coffer.mpc.dkg.suite import ED25519_DKG, SECP256K1_CHILLDKG, SECP256K1_UNTWEAKED, DkgSuite
 from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
 from coffer.mpc.dkg.verify import verify_output
 
 __all__ = ["SessionParams", "KeyShareOutput", "SecretShare", "Holder", "RefreshSession", "ReshareSession",
-           "DkgSuite", "SECP256K1_CHILLDKG", "ED25519_DKG", "verify_output"]
+           "DkgSuite", "SECP256K1_CHILLDKG", "SECP256K1_UNTWEAKED", "ED25519_DKG", "verify_output"]

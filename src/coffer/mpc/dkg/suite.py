@@ -15,6 +15,8 @@ Two suites exist:
   ephemeral-static ECDH on edwards25519 itself (not X25519): shared = k * P with P strictly
   parsed (canonical, prime-order subgroup, not the identity), pad input = SHA-256(shared). No
   Taproot tweak.
+* `SECP256K1_UNTWEAKED` is ChillDKG over secp256k1 without the Taproot tweak and under its own
+  tags ("COFFER DKG secp256k1 untweaked v1/"), for the threshold ECDSA key.
 
 Everything here is pure. Nothing here may log or put into an error a scalar it was given.
 """
@@ -29,7 +31,8 @@ from coffer.mpc.dkg.errors import HostSeckeyError, InvalidArgument
 from coffer.mpc.errors import MalformedInput
 from coffer.mpc.hazmat.group import ED25519, SECP256K1, Ed25519Group, Element, Secp256k1Group
 
-__all__ = ["DkgSuite", "Secp256k1ChillSuite", "Ed25519DkgSuite", "SECP256K1_CHILLDKG", "ED25519_DKG",
+__all__ = ["DkgSuite", "Secp256k1ChillSuite", "Secp256k1UntweakedSuite", "Ed25519DkgSuite",
+           "SECP256K1_CHILLDKG", "SECP256K1_UNTWEAKED", "ED25519_DKG",
            "SIGNATURE_LENGTH", "SCALAR_LENGTH", "bip340_tagged_hash"]
 
 SIGNATURE_LENGTH: Final = 64
@@ -374,5 +377,18 @@ class Ed25519DkgSuite(DkgSuite):
         return 0
 
 
+class Secp256k1UntweakedSuite(Secp256k1ChillSuite):
+    """ChillDKG's design over secp256k1 without the Taproot tweak, for keys that are not Taproot
+    keys (the threshold ECDSA key). Its own tags keep its transcripts apart from ChillDKG's."""
+
+    tag_prefix = "COFFER DKG secp256k1 untweaked v1/"
+    certeq_prefix_length = 64
+    host_signature_tag = "COFFER DKG secp256k1 untweaked v1/host signature"
+
+    def vss_tweak(self, commitment_to_secret: Element) -> int:
+        return 0
+
+
 SECP256K1_CHILLDKG: Final = Secp256k1ChillSuite()
+SECP256K1_UNTWEAKED: Final = Secp256k1UntweakedSuite()
 ED25519_DKG: Final = Ed25519DkgSuite()
