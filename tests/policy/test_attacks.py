@@ -280,3 +280,26 @@ def test_honest_path_signs(world: World, coordinator: Coordinator, cold_signer: 
     signer = make_signer(world, coordinator.public_key, Route.COLD)
     assert b"signature" == signer.sign(request, coordinator.attest(request, world.tier2_approvals(request)))
     assert [request.digest()] == signer.signed
+
+
+def test_splitting_within_one_batch(world: World, coordinator: Coordinator, cold_signer: Signer) -> None:
+    """Three 4 BTC withdrawals in one cold batch: the batch is refused whole and nothing is recorded."""
+    items = []
+    for index in range(3):
+        request = world.request(amount_minor=4 * BTC, nonce=f"{index + 10:02x}" * 16)
+        items.append((request, coordinator.attest(request, world.tier2_approvals(request))))
+    with pytest.raises(PolicyRefused) as caught:
+        cold_signer.guard.check_batch(items, now=NOW)
+    assert "velocity.client" == caught.value.rule
+    assert not any(cold_signer.history.contains(request.digest()) for request, _ in items)
+    assert 2 == len(cold_signer.guard.check_batch(items[:2], now=NOW))
+
+
+def test_embedded_documents_round_trip(world: World, coordinator: Coordinator) -> None:
+    """Requests and attestations embedded as JSON objects (signing bundles) parse back exactly."""
+    from coffer.policy import request_from_json, signed_decision_from_json
+
+    request = world.request()
+    attestation = coordinator.attest(request)
+    assert request == request_from_json(request.to_json())
+    assert attestation == signed_decision_from_json(attestation.to_json())

@@ -30,6 +30,7 @@ from coffer.policy.attestation import (
     attest_decision,
     ensure_attestation_key,
     parse_signed_decision,
+    signed_decision_from_json,
     verify_attestation,
 )
 from coffer.policy.checkpoint import AuditCheckpoint, sign_checkpoint, verify_checkpoint
@@ -64,7 +65,7 @@ from coffer.policy.guard import (
     SqliteSignedHistory,
     guarded_sign,
 )
-from coffer.policy.request import RequestKind, WithdrawalRequest, new_nonce, parse_request
+from coffer.policy.request import RequestKind, WithdrawalRequest, new_nonce, parse_request, request_from_json
 from coffer.policy.roles import Operator, OperatorKey, OperatorRegistry, Role, generate_operator_key
 from coffer.policy.versions import AdminSignature, PolicyProposal, check_quorum, sign_activation
 
@@ -72,14 +73,14 @@ __all__ = [
     "Approval", "ApprovalVerifier", "Ed25519ApprovalVerifier", "VerifiedApproval", "approval_message",
     "check_initiator", "default_verifiers", "parse_approval", "sign_approval", "verify_approvals",
     "ATTESTATION_KEY_LABEL", "AttestedFacts", "DecisionStatement", "SignedDecision", "attest_decision",
-    "ensure_attestation_key", "parse_signed_decision", "verify_attestation",
+    "ensure_attestation_key", "parse_signed_decision", "signed_decision_from_json", "verify_attestation",
     "AuditCheckpoint", "sign_checkpoint", "verify_checkpoint",
     "ApprovalRequirement", "CompiledPolicy", "Decision", "DecisionContext", "PastTransfer", "Route",
     "compile_policy", "default_policy", "epoch_s", "decide",
     "AlreadySigned", "ApprovalRefused", "ApprovalsMissing", "AttestationRefused", "MalformedDocument",
     "MalformedPolicy", "PolicyError", "PolicyQuorumRefused", "PolicyRefused", "SegregationOfDuties",
     "Clearance", "MemorySignedHistory", "SignedHistory", "SignerGuard", "SqliteSignedHistory", "guarded_sign",
-    "RequestKind", "WithdrawalRequest", "new_nonce", "parse_request",
+    "RequestKind", "WithdrawalRequest", "new_nonce", "parse_request", "request_from_json",
     "Operator", "OperatorKey", "OperatorRegistry", "Role", "generate_operator_key",
     "AdminSignature", "PolicyProposal", "check_quorum", "sign_activation",
 ]

@@ -26,7 +26,7 @@ from coffer.policy.errors import AttestationRefused, MalformedDocument, PolicyEr
 from coffer.policy.request import WithdrawalRequest
 
 __all__ = ["AttestedFacts", "DecisionStatement", "SignedDecision", "attest_decision", "verify_attestation",
-           "parse_signed_decision", "ensure_attestation_key", "ATTESTATION_KEY_LABEL", "ATTESTATION_TTL_S",
+           "parse_signed_decision", "signed_decision_from_json", "ensure_attestation_key", "ATTESTATION_KEY_LABEL", "ATTESTATION_TTL_S",
            "P256_ORDER", "attestation_key_id"]
 
 ATTESTATION_KEY_LABEL = "coffer-decision-attestation"
@@ -82,8 +82,11 @@ class SignedDecision:
     statement: DecisionStatement
     signature: bytes  # raw r||s, low-S, P-256
 
+    def to_json(self) -> dict[str, Any]:
+        return {"statement": self.statement.to_json(), "signature": self.signature.hex()}
+
     def encode(self) -> bytes:
-        return canonical_json({"statement": self.statement.to_json(), "signature": self.signature.hex()})
+        return canonical_json(self.to_json())
 
 
 def attestation_key_id(public_key: bytes) -> str:
@@ -168,6 +171,17 @@ def _parse_statement(value: Any) -> DecisionStatement:
 
 def _bad_approval() -> Approval:
     raise MalformedDocument("each approval must be an object", field="approvals")
+
+
+def signed_decision_from_json(value: Any) -> SignedDecision:
+    """Parse an attestation embedded as a JSON object in another document (e.g. a signing bundle)."""
+    if not isinstance(value, dict):
+        raise MalformedDocument("an attestation must be a JSON object")
+    try:
+        data = canonical_json(value)
+    except Exception:  # a float or other value without canonical form
+        raise MalformedDocument("attestation has no canonical encoding") from None
+    return parse_signed_decision(data)
 
 
 def parse_signed_decision(data: bytes) -> SignedDecision:

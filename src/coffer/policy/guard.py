@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ __all__ = ["SignerGuard", "Clearance", "SignedHistory", "MemorySignedHistory", "
            "guarded_sign", "HISTORY_WINDOW_S"]
 
 HISTORY_WINDOW_S = 8 * 24 * 3600  # the guard reads back this much history for velocity
+BATCH_MAX = 10_000
+CLOCK_SKEW_S_MAX = 300
 T = TypeVar("T")
 
 
@@ -148,16 +150,34 @@ class SignerGuard:
 
     def check(self, request: WithdrawalRequest, signed: SignedDecision, *, now: datetime) -> Clearance:
         """Verify everything and record the request as signed. Call right before signing; raise = don't sign."""
-        with self._lock:  # one request at a time, so two of a split can't both see the old velocity
-            try:
-                clearance = self._check(request, signed, now)
-            except PolicyRefused as refusal:
-                self._emit("guard.refused", {"request_digest": request.digest_hex, "rule": refusal.rule})
-                raise
-            self._emit("guard.cleared", {"request_digest": request.digest_hex, "route": clearance.route.value})
-            return clearance
+        return self.check_batch([(request, signed)], now=now)[0]
 
-    def _check(self, request: WithdrawalRequest, signed: SignedDecision, now: datetime) -> Clearance:
+    def check_batch(self, items: Sequence[tuple[WithdrawalRequest, SignedDecision]], *, now: datetime
+                    ) -> tuple[Clearance, ...]:
+        """Check a batch (e.g. one cold PSBT) all-or-nothing: each item counts toward the velocity of the
+        next, and the batch is recorded only when every item passes."""
+        if len(items) > BATCH_MAX:
+            raise PolicyRefused(f"more than {BATCH_MAX} requests in one batch", rule="guard.batch_size")
+        with self._lock:  # one check at a time, so two halves of a split can't both see the old velocity
+            pending: list[tuple[bytes, PastTransfer]] = []
+            clearances: list[Clearance] = []
+            for request, signed in items:
+                try:
+                    clearance, transfer = self._verify(request, signed, now, pending)
+                except PolicyRefused as refusal:
+                    self._emit("guard.refused", {"request_digest": request.digest_hex, "rule": refusal.rule})
+                    raise
+                pending.append((clearance.request_digest, transfer))
+                clearances.append(clearance)
+            for digest, transfer in pending:
+                self._history.record(digest, transfer)
+            for clearance in clearances:
+                self._emit("guard.cleared", {"request_digest": clearance.request_digest.hex(),
+                                             "route": clearance.route.value})
+            return tuple(clearances)
+
+    def _verify(self, request: WithdrawalRequest, signed: SignedDecision, now: datetime,
+                pending: Sequence[tuple[bytes, PastTransfer]]) -> tuple[Clearance, PastTransfer]:
         now_s = epoch_s(now)
         if self._halted():
             raise PolicyRefused("the halt switch is on", rule="halt")
@@ -170,16 +190,16 @@ class SignerGuard:
             raise AttestationRefused("the attestation names another policy set", rule="attestation.policy_mismatch")
         if statement.expires_at_s <= now_s:
             raise AttestationRefused("the attestation expired", rule="attestation.expired")
-        if statement.decided_at_s > now_s + 300:
+        if statement.decided_at_s > now_s + CLOCK_SKEW_S_MAX:
             raise AttestationRefused("the attestation is from the future", rule="attestation.time")
         if statement.route is not self.route:
             raise AttestationRefused(f"this signer signs {self.route.value} only", rule="attestation.route")
         check_initiator(request, self._operators)
         verified = verify_approvals(request, statement.approvals, self._operators, now_s=now_s,
                                     verifiers=self._verifiers)
-        if self._history.contains(digest):
+        if self._history.contains(digest) or any(digest == item for item, _ in pending):
             raise AlreadySigned("this signer already signed that request", rule="guard.already_signed")
-        past = self._history.transfers_since(now_s - HISTORY_WINDOW_S)
+        past = self._history.transfers_since(now_s - HISTORY_WINDOW_S) + [transfer for _, transfer in pending]
         facts = statement.facts
         context = DecisionContext(halted=False, account_frozen=facts.account_frozen,
                                   whitelisted_at_s=facts.whitelisted_at_s, hot_balance_minor=facts.hot_balance_minor,
@@ -194,9 +214,11 @@ class SignerGuard:
                 f"needs {decision.required_approvals}, has {decision.present_approvals}", rule=rule)
         if decision.route is not statement.route:
             raise AttestationRefused("the policy routes this request elsewhere", rule="attestation.route")
-        self._history.record(digest, PastTransfer(now_s, request.account, request.asset, request.amount_minor,
-                                                  decision.route, request.kind))
-        return Clearance(digest, decision.route, self._policy.hash, tuple(v.operator_id for v in verified), now_s)
+        transfer = PastTransfer(now_s, request.account, request.asset, request.amount_minor, decision.route,
+                                request.kind)
+        clearance = Clearance(digest, decision.route, self._policy.hash, tuple(v.operator_id for v in verified),
+                              now_s)
+        return clearance, transfer
 
     def _emit(self, event: str, payload: dict[str, object]) -> None:
         if self._on_event is not None:

@@ -22,7 +22,7 @@ from coffer.policy._strict import (
 from coffer.policy.errors import MalformedDocument
 
 __all__ = ["RequestKind", "WithdrawalRequest", "parse_request", "new_nonce", "ASSETS",
-           "REQUEST_BYTES_MAX", "SOURCE_WALLETS", "REQUEST_DIGEST_TAG", "AMOUNT_MINOR_MAX"]
+           "REQUEST_BYTES_MAX", "SOURCE_WALLETS", "request_from_json", "REQUEST_DIGEST_TAG", "AMOUNT_MINOR_MAX"]
 
 REQUEST_BYTES_MAX = 4096
 REQUEST_DIGEST_TAG = "coffer/withdrawal-request/v1"
@@ -77,6 +77,10 @@ class WithdrawalRequest:
                 "fee_policy": self.fee_policy, "nonce": self.nonce, "expires_at_s": self.expires_at_s,
                 "initiator": self.initiator}
 
+    def to_json(self) -> dict[str, Any]:
+        """The document as a JSON object (for embedding in other documents)."""
+        return self._fields()
+
     def encode(self) -> bytes:
         return canonical_json(self._fields())
 
@@ -107,6 +111,17 @@ def _validate(doc: dict[str, Any]) -> None:
     expect_hex(doc, "nonce", length_bytes=NONCE_BYTES)
     expect_int(doc, "expires_at_s", minimum=0, maximum=EPOCH_S_MAX)
     expect_str(doc, "initiator", chars_max=71, pattern=_INITIATOR)
+
+
+def request_from_json(value: Any) -> WithdrawalRequest:
+    """Parse a request embedded as a JSON object in another document."""
+    if not isinstance(value, dict):
+        raise MalformedDocument("a request must be a JSON object")
+    try:
+        data = canonical_json(value)
+    except Exception:  # a float or other value without canonical form
+        raise MalformedDocument("request has no canonical encoding") from None
+    return parse_request(data)
 
 
 def parse_request(data: bytes) -> WithdrawalRequest:
