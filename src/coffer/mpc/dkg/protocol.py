@@ -352,6 +352,10 @@ def participant_step2(suite: DkgSuite, hostseckey: bytes, state1: ParticipantSta
     UnknownFaultyParticipantOrCoordinatorError (then ask the coordinator for an investigation
     message and call `participant_investigate`). After sending the returned signature the
     host secret key must be kept: another participant may already use the key.
+
+    Single use: a participant signs at most one transcript per session. A service must record
+    durably that it ran step 2 for this `state1` before the signature leaves, and refuse any
+    second `cmsg1` for the same session (CertEq's agreement rests on it).
     """
     hostseckey = bytes(hostseckey)
     hostpubkey = suite.pubkey_gen(hostseckey)
