@@ -75,6 +75,10 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.chain.cli", "regtest", "regtest"),
     ("coffer.por.cli", "por", "por"),
     ("coffer.exchange.cli", "app", "exchange-sim"),
+    ("coffer.policy.cli", "policy_app", "policy"),
+    ("coffer.policy.cli", "request_app", "request"),
+    ("coffer.policy.cli", "approve", "approve"),
+    ("coffer.policy.cli", "operator_app", "operator"),
 ]
 
 
