@@ -9,9 +9,10 @@ import pytest
 from nacl.signing import VerifyKey
 
 from coffer.mpc import frost
-from coffer.mpc.dkg import chilldkg, ed25519, refresh, reshare
+from coffer.mpc.dkg import chilldkg, ed25519, frost_keys, refresh, reshare
 from coffer.mpc.dkg.bound import DkgProtocol
 from coffer.mpc.dkg.dealing import Holder
+from coffer.mpc.dkg.errors import InvalidArgument
 from coffer.mpc.dkg.local import run_local_dkg
 from coffer.mpc.dkg.types import KeyShareOutput
 from coffer.mpc.frost.keys import group_by_name
@@ -82,3 +83,15 @@ def test_dkg_refresh_reshare_then_sign(dkg: DkgProtocol) -> None:
                                         rng.randbytes(32)) for i in (1, 2, 3)}
     reshared = [reshare.reshare_receive(dkg.suite, resession, keys[i - 1], dealings) for i in kept]
     check(dkg, reshared, [3, 5])
+
+
+@pytest.mark.parametrize("dkg", PROTOCOLS)
+def test_key_packages_round_trip(dkg: DkgProtocol) -> None:
+    """DKG output -> FROST key package -> bytes -> key package -> DKG output is the identity."""
+    rng = random.Random(5)
+    keys = [rng.randbytes(32) for _ in range(3)]
+    output = run_local_dkg(dkg, keys, 2, rng.randbytes).participant_outputs[1]
+    package = frost_keys.to_key_package(output)
+    assert output == frost_keys.from_key_package(frost.KeyPackage.from_bytes(package.to_bytes()))
+    with pytest.raises(InvalidArgument):
+        frost_keys.to_key_package(output.without_secret())
