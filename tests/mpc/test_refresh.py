@@ -6,6 +6,8 @@ import dataclasses
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coffer.mpc.dkg import chilldkg, dealing, ed25519, refresh, reshare, secp256k1_untweaked
 from coffer.mpc.dkg.bound import DkgProtocol
@@ -24,7 +26,7 @@ from coffer.mpc.dkg.suite import DkgSuite
 from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
 from coffer.mpc.dkg.verify import verify_output
 from coffer.mpc.dkg.vss import lagrange_coefficient
-from coffer.mpc.errors import DuplicateIdentifier, InsufficientSigners
+from coffer.mpc.errors import DuplicateIdentifier, InsufficientSigners, MpcError
 
 PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519"),
              pytest.param(secp256k1_untweaked.PROTOCOL, id="secp256k1-untweaked")]
@@ -303,3 +305,57 @@ def test_refresh_refuses_inconsistent_public_shares(dkg: DkgProtocol) -> None:
     with pytest.raises(ProtocolError):
         refresh.refresh_deal(group.suite, dataclasses.replace(session, public_shares=shares), group.keys[1],
                              bytes([1]) * 32)
+
+
+@pytest.mark.parametrize("dkg", PROTOCOLS)
+def test_sessions_round_trip_strictly(dkg: DkgProtocol) -> None:
+    """Refresh and re-share sessions survive serialize/parse; short, long or unsorted input is refused."""
+    group = make_group(dkg, n=4, t=2, seed=77)
+    suite = group.suite
+    session = refresh_session(group)
+    data = refresh.serialize_session(suite, session)
+    assert session == refresh.parse_session(suite, data)
+    new_keys = {i: group.keys[i] for i in (1, 2, 4)}
+    resession = reshare_session(group, [1, 3], [1, 2, 4], 2, new_keys)
+    redata = reshare.serialize_session(suite, resession)
+    assert resession == reshare.parse_session(suite, redata)
+    for bad in (data[:-1], data + b"\x00"):
+        with pytest.raises(MpcError):
+            refresh.parse_session(suite, bad)
+    for bad in (redata[:-1], redata + b"\x00"):
+        with pytest.raises(MpcError):
+            reshare.parse_session(suite, bad)
+    first = 32 + 8 + suite.element_length
+    entry = 4 + 2 * suite.element_length
+    swapped = bytearray(data)
+    swapped[first:first + entry], swapped[first + entry:first + 2 * entry] = (
+        data[first + entry:first + 2 * entry], data[first:first + entry])
+    with pytest.raises(MpcError):
+        refresh.parse_session(suite, bytes(swapped))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(position=st.integers(0, 10_000), mask=st.integers(1, 255))
+def test_session_with_one_byte_changed_invalidates_every_dealing(position: int, mask: int) -> None:
+    """Any changed byte in a refresh session is refused, or no dealing of the real session verifies under it."""
+    group, session, dealings = refresh_fixture()
+    data = bytearray(refresh.serialize_session(group.suite, session))
+    data[position % len(data)] ^= mask
+    try:
+        changed = refresh.parse_session(group.suite, bytes(data))
+    except MpcError:
+        return
+    with pytest.raises(MpcError):
+        refresh.refresh_observe(group.suite, changed, dealings)
+
+
+_REFRESH_FIXTURE: list[tuple[Group, RefreshSession, dict[int, bytes]]] = []
+
+
+def refresh_fixture() -> tuple[Group, RefreshSession, dict[int, bytes]]:
+    if not _REFRESH_FIXTURE:
+        group = make_group(ed25519.PROTOCOL, n=3, t=2, seed=88)
+        session = refresh_session(group)
+        dealings = {i: refresh.refresh_deal(group.suite, session, key, bytes([i]) * 32) for i, key in group.keys.items()}
+        _REFRESH_FIXTURE.append((group, session, dealings))
+    return _REFRESH_FIXTURE[0]

@@ -33,9 +33,11 @@ from coffer.mpc.dkg.suite import DkgSuite
 from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
 from coffer.mpc.dkg.verify import verify_output
 from coffer.mpc.dkg.vss import commitment_eval
+from coffer.mpc.dkg.wire import Reader, u32
 from coffer.mpc.errors import InvalidParameters, MalformedInput
 
-__all__ = ["RefreshSession", "refresh_deal", "refresh_receive", "refresh_observe", "transcript_digest"]
+__all__ = ["RefreshSession", "refresh_deal", "refresh_receive", "refresh_observe", "transcript_digest",
+           "serialize_session", "parse_session"]
 
 KIND = "refresh"
 
@@ -133,3 +135,32 @@ def refresh_receive(suite: DkgSuite, session: RefreshSession, hostseckey: bytes,
 def transcript_digest(suite: DkgSuite, session: RefreshSession, dealings: Mapping[int, bytes]) -> bytes:
     """The digest every holder acknowledges (`dealing.ack_sign`) once it accepted the refresh."""
     return _transcript_digest(suite, _plan(suite, session), dealings)
+
+
+def serialize_session(suite: DkgSuite, session: RefreshSession) -> bytes:
+    """session_id (32) | t (4) | n (4) | group key | n x (identifier (4) | host key | public share),
+    ascending identifiers."""
+    holders = sorted(session.holders, key=lambda holder: holder.identifier)
+    if {holder.identifier for holder in holders} != set(session.public_shares):
+        raise InvalidParameters("holders and public shares name different identifiers")
+    return (session.session_id + u32(session.threshold) + u32(len(holders)) + session.group_public_key
+            + b"".join(u32(holder.identifier) + holder.hostpubkey + session.public_shares[holder.identifier]
+                       for holder in holders))
+
+
+def parse_session(suite: DkgSuite, data: bytes) -> RefreshSession:
+    """Strict inverse of `serialize_session`; then the session's rules are checked too."""
+    size = suite.element_length
+    reader = Reader(data)
+    session_id = reader.take(32)
+    threshold, count = reader.u32(), reader.count()
+    group_public_key = reader.take(size)
+    holders, public_shares, previous = [], {}, 0
+    for _ in range(count):
+        identifier = previous = reader.identifiers_ascending(previous, reader.u32())
+        holders.append(Holder(identifier, reader.take(size)))
+        public_shares[identifier] = reader.take(size)
+    reader.finish()
+    session = RefreshSession(session_id, threshold, group_public_key, tuple(holders), public_shares)
+    _plan(suite, session)
+    return session

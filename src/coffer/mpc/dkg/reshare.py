@@ -31,9 +31,11 @@ from coffer.mpc.dkg.errors import HostSeckeyError, InvalidArgument, ProtocolErro
 from coffer.mpc.dkg.suite import DkgSuite
 from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
 from coffer.mpc.dkg.vss import commitment_eval, lagrange_coefficient
+from coffer.mpc.dkg.wire import Reader, u32
 from coffer.mpc.errors import InsufficientSigners, InvalidParameters, MalformedInput
 
-__all__ = ["ReshareSession", "reshare_deal", "reshare_receive", "reshare_observe", "transcript_digest"]
+__all__ = ["ReshareSession", "reshare_deal", "reshare_receive", "reshare_observe", "transcript_digest",
+           "serialize_session", "parse_session"]
 
 KIND = "reshare"
 
@@ -146,3 +148,48 @@ def reshare_receive(suite: DkgSuite, session: ReshareSession, hostseckey: bytes,
 def transcript_digest(suite: DkgSuite, session: ReshareSession, dealings: Mapping[int, bytes]) -> bytes:
     """The digest every new holder acknowledges (`dealing.ack_sign`) once it accepted its share."""
     return _transcript_digest(suite, _plan(suite, session), dealings)
+
+
+def _holders_bytes(holders: tuple[Holder, ...]) -> bytes:
+    ordered = sorted(holders, key=lambda holder: holder.identifier)
+    return u32(len(ordered)) + b"".join(u32(holder.identifier) + holder.hostpubkey for holder in ordered)
+
+
+def serialize_session(suite: DkgSuite, session: ReshareSession) -> bytes:
+    """session_id (32) | group key | old t (4) | old n (4) | old n x (identifier (4) | public share)
+    | dealers: count (4) + (identifier (4) | host key)* | new t (4) | new holders: count + (id | key)*.
+    Identifiers ascending in every list."""
+    return (session.session_id + session.group_public_key + u32(session.old_threshold)
+            + u32(len(session.old_public_shares))
+            + b"".join(u32(identifier) + session.old_public_shares[identifier]
+                       for identifier in sorted(session.old_public_shares))
+            + _holders_bytes(session.dealers) + u32(session.new_threshold) + _holders_bytes(session.new_holders))
+
+
+def _read_holders(reader: Reader, size: int) -> tuple[Holder, ...]:
+    holders, previous = [], 0
+    for _ in range(reader.count()):
+        previous = reader.identifiers_ascending(previous, reader.u32())
+        holders.append(Holder(previous, reader.take(size)))
+    return tuple(holders)
+
+
+def parse_session(suite: DkgSuite, data: bytes) -> ReshareSession:
+    """Strict inverse of `serialize_session`; then the session's rules are checked too."""
+    size = suite.element_length
+    reader = Reader(data)
+    session_id = reader.take(32)
+    group_public_key = reader.take(size)
+    old_threshold = reader.u32()
+    old_public_shares, previous = {}, 0
+    for _ in range(reader.count()):
+        previous = reader.identifiers_ascending(previous, reader.u32())
+        old_public_shares[previous] = reader.take(size)
+    dealers = _read_holders(reader, size)
+    new_threshold = reader.u32()
+    new_holders = _read_holders(reader, size)
+    reader.finish()
+    session = ReshareSession(session_id, group_public_key, old_threshold, old_public_shares, dealers,
+                             new_threshold, new_holders)
+    _plan(suite, session)
+    return session

@@ -1,0 +1,48 @@
+"""A strict byte reader for the session encodings of refresh and re-share."""
+
+from __future__ import annotations
+
+from coffer.mpc.dkg.dealing import IDENTIFIER_MAX
+from coffer.mpc.errors import InvalidEncoding
+
+__all__ = ["Reader", "u32"]
+
+COUNT_MAX = 1024
+"""More holders than this in one session is refused before any allocation."""
+
+
+def u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
+class Reader:
+    """Reads fixed-size fields; refuses short input, trailing bytes and out-of-range counts."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = bytes(data)
+        self._offset = 0
+
+    def take(self, size: int) -> bytes:
+        if self._offset + size > len(self._data):
+            raise InvalidEncoding("input too short")
+        chunk = self._data[self._offset:self._offset + size]
+        self._offset += size
+        return chunk
+
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "big")
+
+    def count(self) -> int:
+        value = self.u32()
+        if value > COUNT_MAX:
+            raise InvalidEncoding(f"count {value} exceeds {COUNT_MAX}")
+        return value
+
+    def identifiers_ascending(self, previous: int, value: int) -> int:
+        if not previous < value <= IDENTIFIER_MAX:
+            raise InvalidEncoding("identifiers must be ascending, non-zero and at most 2^32-1")
+        return value
+
+    def finish(self) -> None:
+        if self._offset != len(self._data):
+            raise InvalidEncoding("unexpected trailing bytes")
