@@ -75,10 +75,12 @@ class Rule:
     route_cold: bool
     requirement: ApprovalRequirement
     order: int = 0
+    hard: bool = field(init=False, default=False)
 
-    @property
-    def hard(self) -> bool:
-        return self.effect == "forbid" and not self.route_cold and self.requirement == ApprovalRequirement()
+    def __post_init__(self) -> None:
+        # A forbid that neither routes nor asks for approvals refuses outright.
+        hard = self.effect == "forbid" and not self.route_cold and self.requirement == ApprovalRequirement()
+        object.__setattr__(self, "hard", hard)
 
 
 @dataclass(frozen=True, slots=True)

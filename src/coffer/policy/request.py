@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from coffer.canonical import canonical_digest, canonical_json
@@ -65,10 +65,13 @@ class WithdrawalRequest:
     nonce: str
     expires_at_s: int
     initiator: str
+    _digest: bytes = field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        # Building a request goes through the same checks as parsing one.
-        _validate(self._fields())
+        # Building a request goes through the same checks as parsing one; the digest is computed once.
+        fields = self._fields()
+        _validate(fields)
+        object.__setattr__(self, "_digest", canonical_digest(fields, tag=REQUEST_DIGEST_TAG))
 
     def _fields(self) -> dict[str, Any]:
         return {"type": DOCUMENT_TYPE, "kind": self.kind.value, "asset": self.asset,
@@ -85,7 +88,7 @@ class WithdrawalRequest:
         return canonical_json(self._fields())
 
     def digest(self) -> bytes:
-        return canonical_digest(self._fields(), tag=REQUEST_DIGEST_TAG)
+        return self._digest
 
     @property
     def digest_hex(self) -> str:
