@@ -18,7 +18,14 @@ from eth_tester.backends.pyevm.main import get_account_keys_from_mnemonic
 
 from coffer.chain import BroadcastRejected, EthereumChain
 from coffer.chain.doctor import hardhat_path
-from coffer.chain.ethereum import DEV_HD_PATH, DEV_MNEMONIC, SECP256K1_ORDER, EmbeddedEthereum, Eip1559Tx, JsonRpcEthereum
+from coffer.chain.ethereum import (
+    DEV_HD_PATH,
+    DEV_MNEMONIC,
+    SECP256K1_ORDER,
+    Eip1559Tx,
+    EmbeddedEthereum,
+    JsonRpcEthereum,
+)
 from tests.chain.rpchelp import free_port
 
 SENDER_KEY = get_account_keys_from_mnemonic(DEV_MNEMONIC, 1, DEV_HD_PATH)[0].to_bytes()
