@@ -74,6 +74,19 @@ def test_table_multiplier_matches_carryless_product(left: int, right: int) -> No
     assert expected == actual
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, (1 << 208) - 1), st.integers(0, (1 << 208) - 1),
+       st.binary(min_size=COLUMN_BYTES, max_size=COLUMN_BYTES))
+def test_column_hash_is_the_universal_hash_in_gf2_208(first: int, second: int, column: bytes) -> None:
+    """The table-driven column hash equals chunk1*chi1 + chunk2*chi2 + chunk3 in GF(2^208)."""
+    size = gf2.FIELD_BYTES
+    chunks = [int.from_bytes(column[k * size:(k + 1) * size], "little") for k in range(3)]
+    expected = gf2.reduce(gf2.clmul(chunks[0], first) ^ gf2.clmul(chunks[1], second)) ^ chunks[2]
+    packed = np.frombuffer(column, dtype=np.uint8)[None, :]
+    actual = gf2.hash_columns(packed, gf2.hash_tables(first, second))[0].tobytes()
+    assert expected.to_bytes(size, "little") == actual
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=BATCH // 8, max_size=BATCH // 8),
        st.lists(st.integers(0, Q - 1), min_size=WIDTH, max_size=WIDTH),
@@ -116,12 +129,10 @@ def _polychrome_message(column: int) -> ExtensionMessage:
     u = t0 ^ t1 ^ extended
     u[column, 3] ^= 1  # in this column the receiver pretends x_3 = 1
     columns = np.packbits(u, axis=1, bitorder="little").tobytes()
-    chi1, chi2 = ote._challenges(b"s", columns)
-    check_x = ote._column_hash(np.packbits(extended, bitorder="little").tobytes(), chi1, chi2)
-    packed = np.packbits(t0, axis=1, bitorder="little")
-    check_t = b"".join(ote._column_hash(packed[i].tobytes(), chi1, chi2).to_bytes(gf2.FIELD_BYTES, "little")
-                       for i in range(KAPPA))
-    return ExtensionMessage(columns, check_x.to_bytes(gf2.FIELD_BYTES, "little"), check_t)
+    tables = ote._challenges(b"s", columns)
+    check_x = gf2.hash_columns(np.packbits(extended, bitorder="little")[None, :], tables).tobytes()
+    check_t = gf2.hash_columns(np.packbits(t0, axis=1, bitorder="little"), tables).tobytes()
+    return ExtensionMessage(columns, check_x, check_t)
 
 
 def test_inconsistent_rows_are_caught_when_the_correlation_bit_is_one() -> None:

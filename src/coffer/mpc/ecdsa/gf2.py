@@ -1,7 +1,7 @@
 """GF(2^208) for the KOS consistency check: x^208 + x^9 + x^3 + x + 1 (irreducible; tested).
 
-Elements are `int`s below 2^208, bit k the coefficient of x^k. Multiplication by a fixed
-challenge uses a byte table, so a check over KAPPA columns costs a few milliseconds in Python.
+Elements are `int`s below 2^208, bit k the coefficient of x^k. The check hashes every column
+with byte tables in numpy (`hash_tables`, `hash_columns`); `Multiplier` and `clmul` are references.
 
 hazmat: used by `coffer.mpc.ecdsa.ot_extension` only.
 """
@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FIELD_BITS", "FIELD_BYTES", "MODULUS", "reduce", "clmul", "Multiplier"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FIELD_BITS", "FIELD_BYTES", "MODULUS", "reduce", "clmul", "Multiplier", "hash_tables",
+           "hash_columns"]
 
 FIELD_BITS: Final = 208
 FIELD_BYTES: Final = FIELD_BITS // 8
@@ -56,3 +60,42 @@ class Multiplier:
             if byte:
                 result ^= table[byte] << (8 * position)
         return result
+
+
+def _times_x(value: int) -> int:
+    value <<= 1
+    if value >> FIELD_BITS:
+        value ^= MODULUS
+    return value
+
+
+def hash_tables(first: int, second: int) -> npt.NDArray[np.uint64]:
+    """Byte tables of the GF(2)-linear map v -> v[0:208]*first + v[208:416]*second + v[416:624].
+
+    The image of bit j is first * x^j, second * x^(j-208) or x^(j-416); table[p][b] is the XOR of
+    the images of the bits set in byte value b at byte position p (four Russians), so hashing many
+    columns is one gather and one XOR reduction in numpy (no BLAS, no floating point).
+    """
+    images = []
+    for factor in (first, second):
+        value = factor
+        for _ in range(FIELD_BITS):
+            images.append(value)
+            value = _times_x(value)
+    images.extend(1 << j for j in range(FIELD_BITS))
+    raw = b"".join(v.to_bytes(32, "little") for v in images)
+    words = np.frombuffer(raw, dtype="<u8").reshape(len(images) // 8, 8, 4)
+    tables = np.zeros((len(images) // 8, 256, 4), dtype=np.uint64)
+    for bit in range(8):
+        size = 1 << bit
+        tables[:, size:2 * size] = tables[:, :size] ^ words[:, bit][:, None, :]
+    return tables
+
+
+def hash_columns(packed: npt.NDArray[np.uint8], tables: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    """Hashes each packed column (n x 78 bytes, little-endian bits) to n x FIELD_BYTES bytes."""
+    positions = np.arange(tables.shape[0])[None, :]
+    gathered = tables[positions, packed]  # n x 78 x 4
+    words = np.bitwise_xor.reduce(gathered, axis=1).astype("<u8")
+    hashed: npt.NDArray[np.uint8] = words.view(np.uint8).reshape(packed.shape[0], 32)[:, :FIELD_BYTES]
+    return hashed

@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from coffer.mpc.ecdsa import gf2
 from coffer.mpc.ecdsa.base_ot import KAPPA
-from coffer.mpc.ecdsa.curve import DOMAIN, Q, Rng, hash_to_scalars, tagged_hash
+from coffer.mpc.ecdsa.curve import DOMAIN, Q, Rng, tagged_hash
 from coffer.mpc.ecdsa.errors import OtConsistencyFailure
 
 __all__ = [
@@ -85,22 +85,26 @@ def _expand(context: bytes, seeds: list[bytes]) -> Bits:
     return np.unpackbits(raw.reshape(KAPPA, COLUMN_BYTES), axis=1, bitorder="little")
 
 
-def _challenges(context: bytes, columns: bytes) -> tuple[gf2.Multiplier, gf2.Multiplier]:
+def _challenges(context: bytes, columns: bytes) -> npt.NDArray[np.uint64]:
+    """The check's universal hash, keyed by Fiat-Shamir challenges fixed after the matrix u."""
     digest = tagged_hash("ote/chi", [context, columns], 2 * gf2.FIELD_BYTES)
     first = int.from_bytes(digest[:gf2.FIELD_BYTES], "little")
     second = int.from_bytes(digest[gf2.FIELD_BYTES:], "little")
-    return gf2.Multiplier(first), gf2.Multiplier(second)
-
-
-def _column_hash(column: bytes, chi1: gf2.Multiplier, chi2: gf2.Multiplier) -> int:
-    size = gf2.FIELD_BYTES
-    product = chi1.unreduced(column[:size]) ^ chi2.unreduced(column[size:2 * size])
-    return gf2.reduce(product) ^ int.from_bytes(column[2 * size:3 * size], "little")
+    return gf2.hash_tables(first, second)
 
 
 def _row_pads(context: bytes, rows: Bits) -> list[list[int]]:
-    return [hash_to_scalars("ote/row", [context, j.to_bytes(2, "big"), rows[j].tobytes()], WIDTH)
-            for j in range(BATCH)]
+    """H(context, j, row_j) as WIDTH scalars per row (48 bytes each, bias below 2^-128)."""
+    prefix = hashlib.shake_256()
+    tag = DOMAIN + b"ote/row"
+    prefix.update(len(tag).to_bytes(4, "big") + tag + len(context).to_bytes(4, "big") + context)
+    pads = []
+    for j in range(BATCH):
+        hasher = prefix.copy()
+        hasher.update(j.to_bytes(2, "big") + rows[j].tobytes())
+        output = hasher.digest(48 * WIDTH)
+        pads.append([int.from_bytes(output[48 * k:48 * k + 48], "big") % Q for k in range(WIDTH)])
+    return pads
 
 
 def receiver_extend(context: bytes, seeds0: list[bytes], seeds1: list[bytes], choices: Bits,
@@ -114,36 +118,29 @@ def receiver_extend(context: bytes, seeds0: list[bytes], seeds1: list[bytes], ch
     t1 = _expand(context, seeds1)
     packed_u = np.packbits(t0 ^ t1 ^ extended, axis=1, bitorder="little")
     columns = packed_u.tobytes()
-    chi1, chi2 = _challenges(context, columns)
-    check_x = _column_hash(np.packbits(extended, bitorder="little").tobytes(), chi1, chi2)
-    packed_t0 = np.packbits(t0, axis=1, bitorder="little")
-    check_t = b"".join(_column_hash(packed_t0[i].tobytes(), chi1, chi2)
-                       .to_bytes(gf2.FIELD_BYTES, "little") for i in range(KAPPA))
+    matrix = _challenges(context, columns)
+    check_x = gf2.hash_columns(np.packbits(extended, bitorder="little")[None, :], matrix).tobytes()
+    check_t = gf2.hash_columns(np.packbits(t0, axis=1, bitorder="little"), matrix).tobytes()
     rows = np.packbits(t0.T[:BATCH], axis=1, bitorder="little")
-    message = ExtensionMessage(columns, check_x.to_bytes(gf2.FIELD_BYTES, "little"), check_t)
+    message = ExtensionMessage(columns, check_x, check_t)
     return message, ReceiverExtension(choices.astype(np.uint8), _row_pads(context, rows))
 
 
 def sender_extend(context: bytes, correlation: Bits, seeds: list[bytes], message: ExtensionMessage,
                   counterparty: int) -> tuple[list[list[int]], list[list[int]]]:
     """Checks the receiver's message (KOS) and returns the sender's two pads per row."""
-    if len(message.columns) != KAPPA * COLUMN_BYTES or len(message.check_t) != KAPPA * gf2.FIELD_BYTES:
+    if (len(message.columns) != KAPPA * COLUMN_BYTES or len(message.check_x) != gf2.FIELD_BYTES
+            or len(message.check_t) != KAPPA * gf2.FIELD_BYTES):
         raise OtConsistencyFailure("OT extension message has wrong dimensions",
                                    counterparties=[counterparty])
     columns_u = np.unpackbits(np.frombuffer(message.columns, dtype=np.uint8)
                               .reshape(KAPPA, COLUMN_BYTES), axis=1, bitorder="little")
     q = _expand(context, seeds) ^ (columns_u * correlation[:, None].astype(np.uint8))
-    chi1, chi2 = _challenges(context, message.columns)
-    check_x = int.from_bytes(message.check_x, "little")
-    packed_q = np.packbits(q, axis=1, bitorder="little")
-    size = gf2.FIELD_BYTES
-    mismatch = 0
-    for i in range(KAPPA):
-        expected = int.from_bytes(message.check_t[i * size:(i + 1) * size], "little")
-        if correlation[i]:
-            expected ^= check_x
-        mismatch |= _column_hash(packed_q[i].tobytes(), chi1, chi2) ^ expected
-    if mismatch:
+    matrix = _challenges(context, message.columns)
+    check_x = np.frombuffer(message.check_x, dtype=np.uint8)
+    check_t = np.frombuffer(message.check_t, dtype=np.uint8).reshape(KAPPA, gf2.FIELD_BYTES)
+    expected = check_t ^ (correlation[:, None].astype(np.uint8) * check_x[None, :])
+    if not np.array_equal(gf2.hash_columns(np.packbits(q, axis=1, bitorder="little"), matrix), expected):
         raise OtConsistencyFailure("OT extension consistency check failed",
                                    counterparties=[counterparty])
     rows = np.packbits(q.T[:BATCH], axis=1, bitorder="little")
