@@ -20,6 +20,9 @@ from coffer.por.liabilities import build_liabilities_tree_arrays
 from coffer.por.verify import parse_inclusion_proof, serialize_inclusion_proof, verify_inclusion
 
 
+WORKERS = int(os.environ.get("POR_BENCH_WORKERS", "2"))
+
+
 def plain_merkle_seconds(leaf_count: int) -> float:
     level = os.urandom(32 * leaf_count)
     started = time.perf_counter()
@@ -38,7 +41,7 @@ def main() -> None:
     amounts = np.frombuffer(os.urandom(8 * accounts_count), dtype="<u8").astype(np.uint64) >> np.uint64(24)
     nonce_blob = os.urandom(32 * accounts_count)
     started = time.perf_counter()
-    tree = build_liabilities_tree_arrays("BTC", 900_000, accounts, amounts, nonce_blob)
+    tree = build_liabilities_tree_arrays("BTC", 900_000, accounts, amounts, nonce_blob, workers=WORKERS)
     build_s = time.perf_counter() - started
     scaled_baseline_s = baseline_s * tree.leaf_count / baseline_leaves
     sample = np.random.default_rng(1).choice(accounts_count, size=200, replace=False)

@@ -202,3 +202,20 @@ def test_bitmex_reader_is_strict(text: str) -> None:
     """Malformed headers, digests, negative or oversized values and incomplete levels are refused."""
     with pytest.raises(VerificationFailed, match="liabilities file"):
         parse_liabilities_file(text)
+
+
+def test_forked_workers_build_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashing in two forked worker processes gives exactly the single-process tree."""
+    import numpy as np
+
+    from coffer.por import liabilities
+
+    monkeypatch.setattr(liabilities, "PARALLEL_MIN", 8)
+    count = 301
+    accounts = np.arange(1, count + 1, dtype=np.uint64)
+    amounts = accounts * np.uint64(1000)
+    blob = random.Random(1).randbytes(32 * count)
+    roots = [liabilities.build_liabilities_tree_arrays("BTC", 5, accounts, amounts, blob, parts=3,
+                                                       rng=random.Random(9).randbytes, workers=workers).root
+             for workers in (1, 2)]
+    assert roots[0] == roots[1]
