@@ -19,7 +19,6 @@ import numpy as np
 from coffer.por.liabilities import build_liabilities_tree_arrays
 from coffer.por.verify import parse_inclusion_proof, serialize_inclusion_proof, verify_inclusion
 
-
 WORKERS = int(os.environ.get("POR_BENCH_WORKERS", "2"))
 
 
