@@ -78,6 +78,11 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "host": Setting("127.0.0.1", "address the coordinator's web server binds to"),
         "port": Setting(8080, "port of the coordinator's web server"),
     },
+    "policy": {
+        "admin_quorum": Setting(2, "policy admins (other than the proposer) who must sign a new policy set"),
+        "attestation_ttl_s": Setting(900, "seconds an HSM-attested decision stays valid for signers"),
+        "attestation_key_label": Setting("coffer-decision-attestation", "label of the HSM attestation key"),
+    },
 }
 
 
