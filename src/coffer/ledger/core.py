@@ -17,8 +17,9 @@ other than by the kinds that may (`fee`, `pnl` against the insurance fund).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -132,6 +133,8 @@ class AccountKey:
     name: str
     asset: str
     client_id: str | None = None
+    _text: str = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.book, Book):
@@ -148,6 +151,21 @@ class AccountKey:
                    Book.EXTERNAL: EXTERNAL_ACCOUNTS}.get(self.book)
         if allowed is not None and self.name not in allowed:
             raise InvalidAccountKey(f"{self.book} accounts are {', '.join(allowed)}; not {self.name!r}")
+        text = (f"client:{self.client_id}:{self.asset}:{self.name}" if self.client_id is not None
+                else f"{self.book}:{self.name}:{self.asset}")
+        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "_hash", hash(text))
+
+    # keys are hashed on every posting of every transfer: hash and compare the cached text form
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        if type(other) is not AccountKey:
+            return NotImplemented
+        return self._text == other._text
 
     @classmethod
     def available(cls, client_id: str, asset: str) -> AccountKey:
@@ -170,9 +188,7 @@ class AccountKey:
         return cls(Book.EXTERNAL, "world", asset)
 
     def __str__(self) -> str:
-        if self.client_id is not None:
-            return f"client:{self.client_id}:{self.asset}:{self.name}"
-        return f"{self.book}:{self.name}:{self.asset}"
+        return self._text
 
     @classmethod
     def parse(cls, text: str) -> AccountKey:
@@ -221,13 +237,27 @@ def credit(account: AccountKey, amount: int) -> Posting:
     return Posting(account, Side.CREDIT, amount)
 
 
-def _frozen_metadata(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value))
+def _encode_metadata(value: object) -> bytes:
+    if not isinstance(value, Mapping):
+        raise InvalidTransfer("metadata must be a mapping")
+    if not value:
+        return b"{}"
+    try:
+        encoded = canonical_json(dict(value))
+    except NotCanonical as exc:
+        raise InvalidTransfer(f"metadata: {exc}") from exc
+    if len(encoded) > METADATA_BYTES_MAX:
+        raise InvalidTransfer(f"metadata must encode to at most {METADATA_BYTES_MAX} bytes")
+    return encoded
 
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """A request to move value: postings that balance, a kind, an idempotency key, a time."""
+    """A request to move value: postings that balance, a kind, an idempotency key, a time.
+
+    `metadata` is plain JSON data (no floats), snapshotted at construction: `metadata_json` is
+    what is stored and digested, so a caller mutating its dict afterwards changes nothing.
+    """
 
     idempotency_key: str
     kind: Kind
@@ -235,12 +265,13 @@ class Transfer:
     at: datetime
     metadata: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""
+    metadata_json: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "postings", tuple(self.postings))
-        if not isinstance(self.metadata, Mapping):
-            raise InvalidTransfer("metadata must be a mapping")
-        object.__setattr__(self, "metadata", _frozen_metadata(self.metadata))
+        encoded = _encode_metadata(self.metadata)
+        object.__setattr__(self, "metadata_json", encoded)
+        object.__setattr__(self, "metadata", MappingProxyType(json.loads(encoded)))
 
     @property
     def asset(self) -> str:
@@ -258,31 +289,35 @@ def _check_shape(transfer: Transfer) -> None:
         raise InvalidTransfer(f"reason must be a string of at most {REASON_CHARS_MAX} characters")
     if not 2 <= len(transfer.postings) <= POSTINGS_MAX:
         raise InvalidTransfer(f"a transfer has 2..{POSTINGS_MAX} postings")
-    for posting in transfer.postings:
-        if not isinstance(posting, Posting):
-            raise InvalidTransfer("postings must be Posting values")
-        check_amount(posting.amount)  # re-check: a dataclass can be bypassed with object.__setattr__
-    try:
-        encoded = canonical_json(dict(transfer.metadata))
-    except NotCanonical as exc:
-        raise InvalidTransfer(f"metadata: {exc}") from exc
-    if len(encoded) > METADATA_BYTES_MAX:
-        raise InvalidTransfer(f"metadata must encode to at most {METADATA_BYTES_MAX} bytes")
 
 
-def check_transfer(transfer: Transfer, assets: Iterable[str]) -> None:
-    """Every rule a transfer must pass on its own: shape, amounts, one known asset, balance, ring fence."""
+def check_transfer(transfer: Transfer, assets: Collection[str]) -> None:
+    """Every rule a transfer must pass on its own: shape, amounts, one known asset, balance, ring fence.
+
+    Runs once per transfer on the batched path, hence one loop over the postings.
+    """
     _check_shape(transfer)
-    asset_codes = {posting.account.asset for posting in transfer.postings}
+    asset_codes = set()
+    debit_total = credit_total = 0
+    for posting in transfer.postings:
+        if type(posting) is not Posting:
+            raise InvalidTransfer("postings must be Posting values")
+        amount = posting.amount
+        if type(amount) is not int or not 0 < amount <= AMOUNT_MAX:
+            check_amount(amount)  # re-check: a dataclass can be bypassed with object.__setattr__
+        asset_codes.add(posting.account.asset)
+        if posting.side is Side.DEBIT:
+            debit_total += amount
+        else:
+            credit_total += amount
     if len(asset_codes) != 1:
         raise MixedAssets(f"one transfer moves one asset; found {', '.join(sorted(asset_codes))}")
     (asset,) = asset_codes
-    if asset not in set(assets):
+    if asset not in assets:
         raise UnknownAsset(f"asset {asset} is not configured")
-    debit_total = sum(p.amount for p in transfer.postings if p.side is Side.DEBIT)
-    credit_total = sum(p.amount for p in transfer.postings if p.side is Side.CREDIT)
     if debit_total != credit_total:
-        raise UnbalancedTransfer(f"debits {debit_total} != credits {credit_total}", debit_total=debit_total, credit_total=credit_total)
+        raise UnbalancedTransfer(f"debits {debit_total} != credits {credit_total}",
+                                 debit_total=debit_total, credit_total=credit_total)
     check_ring_fence(transfer.kind, transfer.postings, reason=transfer.reason)
 
 
@@ -293,6 +328,24 @@ class KindRule:
     debits: tuple[tuple[Book, tuple[str, ...] | None], ...]
     credits: tuple[tuple[Book, tuple[str, ...] | None], ...]
     one_client: bool = False
+    # the same rule as sets, for a fast membership test: books open whole, (book, name) pairs
+    debit_books: frozenset[Book] = field(init=False, repr=False, compare=False)
+    debit_accounts: frozenset[tuple[Book, str]] = field(init=False, repr=False, compare=False)
+    credit_books: frozenset[Book] = field(init=False, repr=False, compare=False)
+    credit_accounts: frozenset[tuple[Book, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for side, slots in (("debit", self.debits), ("credit", self.credits)):
+            books = frozenset(book for book, names in slots if names is None)
+            accounts = frozenset((book, name) for book, names in slots if names is not None for name in names)
+            object.__setattr__(self, f"{side}_books", books)
+            object.__setattr__(self, f"{side}_accounts", accounts)
+
+    def allows(self, posting: Posting) -> bool:
+        account = posting.account
+        if posting.side is Side.DEBIT:
+            return account.book in self.debit_books or (account.book, account.name) in self.debit_accounts
+        return account.book in self.credit_books or (account.book, account.name) in self.credit_accounts
 
 
 _ANY_CUSTODY = (Book.CUSTODY, None)
@@ -325,18 +378,13 @@ RULES: Mapping[Kind, KindRule] = MappingProxyType({
 })
 
 
-def _allowed(account: AccountKey, slots: tuple[tuple[Book, tuple[str, ...] | None], ...]) -> bool:
-    return any(account.book is book and (names is None or account.name in names) for book, names in slots)
-
-
 def check_ring_fence(kind: Kind, postings: Sequence[Posting], *, reason: str = "") -> None:
     """Raise RingFenceViolation unless `kind` may move value between these accounts."""
     rule = RULES.get(kind)
     if rule is None:
         raise RingFenceViolation(f"no rule for kind {kind!r}", rule="unknown_kind")
     for posting in postings:
-        slots = rule.debits if posting.side is Side.DEBIT else rule.credits
-        if not _allowed(posting.account, slots):
+        if not rule.allows(posting):
             side = "debit" if posting.side is Side.DEBIT else "credit"
             raise RingFenceViolation(f"{kind} may not {side} {posting.account}", rule=f"{kind}_{side}")
     clients = {p.account.client_id for p in postings if p.account.book is Book.CLIENT}
@@ -355,15 +403,20 @@ def check_ring_fence(kind: Kind, postings: Sequence[Posting], *, reason: str = "
 
 def transfer_digest(transfer: Transfer) -> str:
     """SHA-256 of the transfer's content: what idempotency compares. The time is not content:
-    a retry made later with the same key and the same postings is the same request."""
-    body = {
-        "key": transfer.idempotency_key,
-        "kind": str(transfer.kind),
-        "postings": [[str(p.account), str(p.side), p.amount] for p in transfer.postings],
-        "metadata": dict(transfer.metadata),
-        "reason": transfer.reason,
-    }
-    return hashlib.sha256(_DIGEST_TAG + canonical_json(body)).hexdigest()
+    a retry made later with the same key and the same postings is the same request.
+
+    The bytes hashed are `canonical_json({"key", "kind", "metadata", "postings", "reason"})`,
+    assembled by hand from parts already known to be canonical (this runs once per transfer).
+    """
+    postings = _dumps([[p.account._text, p.side.value, p.amount] for p in transfer.postings])
+    body = (f'{{"key":{_dumps(transfer.idempotency_key)},"kind":"{transfer.kind.value}",'
+            f'"metadata":{transfer.metadata_json.decode()},"postings":{postings},'
+            f'"reason":{_dumps(transfer.reason)}}}')
+    return hashlib.sha256(_DIGEST_TAG + body.encode()).hexdigest()
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
 def check_idempotent_replay(idempotency_key: str, stored_digest: str, digest: str) -> None:
@@ -385,16 +438,22 @@ def apply_transfers(balances: Mapping[AccountKey, int], transfers: Sequence[Tran
     zero at any point, and leaves `balances` untouched.
     """
     updated: dict[AccountKey, int] = {}
+    client = Book.CLIENT
     for index, transfer in enumerate(transfers):
         touched: dict[AccountKey, int] = {}
         for posting in transfer.postings:
             account = posting.account
-            current = touched.get(account, updated.get(account, balances.get(account, 0)))
+            current = touched.get(account)
+            if current is None:
+                current = updated.get(account)
+                if current is None:
+                    current = balances.get(account, 0)
             touched[account] = current + balance_delta(posting)
         for account, value in touched.items():
-            if account.book is Book.CLIENT and value < 0:
+            if value < 0 and account.book is client:
                 raise InsufficientFunds(f"{account} would go below zero in transfer {index}",
                                         account=str(account), index=index)
-            invariant(-BALANCE_MAX <= value <= BALANCE_MAX, f"balance of {account} out of range")
+            if not -BALANCE_MAX <= value <= BALANCE_MAX:
+                invariant(False, f"balance of {account} out of range")
         updated.update(touched)
     return updated

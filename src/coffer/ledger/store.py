@@ -16,17 +16,18 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from coffer.audit import AuditLog
-from coffer.canonical import canonical_json
 from coffer.invariant import invariant
 from coffer.ledger.core import (
     CLIENT_ACCOUNTS,
@@ -315,9 +316,9 @@ class Ledger:
     def _account_ids_or_raise(self, conn: Connection, keys: Iterable[AccountKey]) -> dict[AccountKey, int]:
         wanted = set(keys)
         ids = self._lookup_ids(conn, wanted)
-        for key in sorted(wanted):
-            if key not in ids:
-                raise UnknownAccount(f"account {key} is not open", account=str(key))
+        if len(ids) != len(wanted):
+            first = min(key for key in wanted if key not in ids)
+            raise UnknownAccount(f"account {first} is not open", account=str(first))
         return ids
 
     # ----------------------------------------------------------------- transfers
@@ -329,18 +330,41 @@ class Ledger:
     def apply_many(self, transfers: Sequence[Transfer], *, actor: str = "ledger") -> list[AppliedTransfer]:
         """Apply transfers in order, atomically: all are written (one commit) or, if any is refused,
         none. Results are in input order; replayed keys return their first result."""
-        if len(transfers) > BATCH_TRANSFERS_MAX:
-            raise InvalidTransfer(f"at most {BATCH_TRANSFERS_MAX} transfers per batch")
+        digests = self._prepare(transfers)
         if not transfers:
             return []
+        results: list[AppliedTransfer] = self._retrying(lambda: self._apply_once(transfers, digests, actor))
+        return results
+
+    def apply_batches(self, batches: Iterable[Sequence[Transfer]], *,
+                      actor: str = "ledger") -> Iterator[list[AppliedTransfer]]:
+        """Apply batches in order, each as `apply_many` does (atomic, one commit), yielding each
+        batch's results once it is committed. While one batch is being written, the next is
+        checked, so the checks overlap the database's work. Stops at the first refused batch:
+        the batches before it are committed, it and the rest are not."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer:
+            pending: Future[list[AppliedTransfer]] | None = None
+            for batch in batches:
+                digests = self._prepare(batch)
+                if pending is not None:
+                    yield pending.result()
+                    pending = None
+                if batch:
+                    pending = writer.submit(self._retrying, partial(self._apply_once, batch, digests, actor))
+            if pending is not None:
+                yield pending.result()
+
+    def _prepare(self, transfers: Sequence[Transfer]) -> list[str]:
+        """Check each transfer on its own (pure core) and return the content digests."""
+        if len(transfers) > BATCH_TRANSFERS_MAX:
+            raise InvalidTransfer(f"at most {BATCH_TRANSFERS_MAX} transfers per batch")
         digests = []
         for transfer in transfers:
-            if not isinstance(transfer, Transfer):
+            if type(transfer) is not Transfer:
                 raise InvalidTransfer("apply takes Transfer values")
             check_transfer(transfer, self._assets)
             digests.append(transfer_digest(transfer))
-        results: list[AppliedTransfer] = self._retrying(lambda: self._apply_once(transfers, digests, actor))
-        return results
+        return digests
 
     def _apply_once(self, transfers: Sequence[Transfer], digests: list[str], actor: str) -> list[AppliedTransfer]:
         with self._write() as conn:
@@ -379,9 +403,7 @@ class Ledger:
         t = ledger_transfers.c
         for chunk in _chunks(unique, 5_000 if self._postgres else _IN_CHUNK):
             if self._postgres:
-                raw = conn.connection.driver_connection
-                invariant(raw is not None, "no driver connection")
-                with raw.cursor() as cursor:  # type: ignore[union-attr]
+                with _cursor(conn) as cursor:
                     cursor.execute("SELECT idempotency_key, id, digest FROM ledger_transfers "
                                    "WHERE idempotency_key = ANY(%s)", (list(chunk),))
                     rows = cursor.fetchall()
@@ -398,11 +420,16 @@ class Ledger:
         key_of = {account_id: key for key, account_id in ids.items()}
         balances: dict[AccountKey, int] = {}
         ordered = sorted(key_of)
-        for chunk in _chunks(ordered, 5_000):
-            query = (sa.select(ledger_accounts.c.id, ledger_accounts.c.balance)
-                     .where(ledger_accounts.c.id.in_(chunk)).order_by(ledger_accounts.c.id))
-            if self._postgres:
-                query = query.with_for_update()
+        if self._postgres:
+            # in id order, so two writers locking overlapping accounts never deadlock
+            with _cursor(conn) as cursor:
+                cursor.execute("SELECT id, balance FROM ledger_accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                               (ordered,))
+                for account_id, balance in cursor.fetchall():
+                    balances[key_of[account_id]] = int(balance)
+            return balances
+        for chunk in _chunks(ordered):
+            query = sa.select(ledger_accounts.c.id, ledger_accounts.c.balance).where(ledger_accounts.c.id.in_(chunk))
             for row in conn.execute(query):
                 balances[key_of[int(row.id)]] = int(row.balance)
         return balances
@@ -411,10 +438,10 @@ class Ledger:
         if count == 0:
             return []
         if self._postgres:
-            rows = conn.exec_driver_sql(
-                "SELECT nextval(pg_get_serial_sequence('ledger_transfers', 'id')) "
-                "FROM generate_series(1, %(n)s)", {"n": count})
-            return [int(row[0]) for row in rows]
+            with _cursor(conn) as cursor:
+                cursor.execute("SELECT nextval(pg_get_serial_sequence('ledger_transfers', 'id')) "
+                               "FROM generate_series(1, %s)", (count,))
+                return [row[0] for row in cursor.fetchall()]
         last = conn.execute(sa.select(sa.func.max(ledger_transfers.c.id))).scalar()
         first = 1 if last is None else int(last) + 1
         return list(range(first, first + count))
@@ -422,27 +449,28 @@ class Ledger:
     def _insert_transfers(self, conn: Connection, transfers: Sequence[Transfer], digests: Sequence[str],
                           transfer_ids: Sequence[int], ids: Mapping[AccountKey, int]) -> None:
         transfer_rows = [
-            (transfer_id, t.idempotency_key, str(t.kind), t.asset, digest, t.reason,
-             canonical_json(dict(t.metadata)).decode(), _stamp(t.at))
+            (transfer_id, t.idempotency_key, t.kind.value, t.asset, digest, t.reason,
+             t.metadata_json.decode(), _stamp(t.at))
             for transfer_id, t, digest in zip(transfer_ids, transfers, digests, strict=True)]
         posting_rows = [
-            (transfer_id, index, ids[p.account], str(p.side), p.amount)
+            (transfer_id, index, ids[p.account], p.side.value, p.amount)
             for transfer_id, t in zip(transfer_ids, transfers, strict=True)
             for index, p in enumerate(t.postings)]
         if not transfer_rows:
             return
         if self._postgres:
-            raw = conn.connection.driver_connection
-            invariant(raw is not None, "no driver connection")
-            with raw.cursor() as cursor:  # type: ignore[union-attr]
+            # one buffer per table, one write each: cheap in Python and a single hand-over to the driver
+            transfer_text = "".join(
+                f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{_copy_escape(r[5])}\t{_copy_escape(r[6])}\t{r[7]}\n"
+                for r in transfer_rows)
+            posting_text = "".join(f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\n" for r in posting_rows)
+            with _cursor(conn) as cursor:
                 with cursor.copy("COPY ledger_transfers (id, idempotency_key, kind, asset, digest, reason, "
                                  "metadata, at) FROM STDIN") as copy:
-                    for row in transfer_rows:
-                        copy.write_row(row)
+                    copy.write(transfer_text)
                 with cursor.copy("COPY ledger_postings (transfer_id, idx, account_id, side, amount) "
                                  "FROM STDIN") as copy:
-                    for posting_row in posting_rows:
-                        copy.write_row(posting_row)
+                    copy.write(posting_text)
             return
         columns = ("id", "idempotency_key", "kind", "asset", "digest", "reason", "metadata", "at")
         conn.execute(ledger_transfers.insert(), [dict(zip(columns, row, strict=True)) for row in transfer_rows])
@@ -454,9 +482,7 @@ class Ledger:
         if not balances:
             return
         if self._postgres:
-            raw = conn.connection.driver_connection
-            invariant(raw is not None, "no driver connection")
-            with raw.cursor() as cursor:  # type: ignore[union-attr]
+            with _cursor(conn) as cursor:
                 cursor.execute(
                     "UPDATE ledger_accounts AS a SET balance = u.balance "
                     "FROM unnest(%s::bigint[], %s::numeric[]) AS u(id, balance) WHERE a.id = u.id",
@@ -480,12 +506,15 @@ class Ledger:
                 "postings": [[str(p.account), str(p.side), p.amount] for p in t.postings]}
             self._audit.append(actor, "ledger.transfer_applied", payload, at=at, connection=conn)
             return
-        entries = [[tid, t.idempotency_key, str(t.kind), digest]
-                   for tid, t, digest in zip(transfer_ids, transfers, digests, strict=True)]
-        batch_digest = hashlib.sha256("".join(digests).encode()).hexdigest()
+        # one event for the batch: the id ranges, and a digest over every (id, content digest)
+        batch_digest = hashlib.sha256("".join(f"{tid}:{digest};" for tid, digest in
+                                              zip(transfer_ids, digests, strict=True)).encode()).hexdigest()
+        kinds: dict[str, int] = {}
+        for t in transfers:
+            kinds[str(t.kind)] = kinds.get(str(t.kind), 0) + 1
         self._audit.append(actor, "ledger.transfers_applied",
-                           {"count": len(entries), "batch_digest": batch_digest, "transfers": entries},
-                           at=at, connection=conn)
+                           {"count": len(transfers), "id_ranges": _ranges(transfer_ids),
+                            "batch_digest": batch_digest, "kinds": kinds}, at=at, connection=conn)
 
     def _load_transfers(self, conn: Connection, transfer_ids: Sequence[int]) -> dict[int, AppliedTransfer]:
         loaded: dict[int, AppliedTransfer] = {}
@@ -699,6 +728,35 @@ def _applied(transfer_id: int, transfer: Transfer, digest: str) -> AppliedTransf
 def _as_replay(first: AppliedTransfer) -> AppliedTransfer:
     return AppliedTransfer(first.transfer_id, first.idempotency_key, first.kind, first.asset, first.postings,
                            first.at, first.metadata, first.reason, first.digest, replayed=True)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_escape(text: str) -> str:
+    """A value in PostgreSQL's COPY text format. Keys, kinds, assets, digests and times cannot hold
+    these characters (their formats forbid them); reasons and metadata can."""
+    return text.translate(_COPY_ESCAPES) if text else text
+
+
+@contextmanager
+def _cursor(conn: Connection) -> Iterator[Any]:
+    """A psycopg cursor inside the SQLAlchemy transaction of `conn` (COPY, arrays)."""
+    raw = conn.connection.driver_connection
+    invariant(raw is not None, "no driver connection")
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        yield cursor
+
+
+def _ranges(values: Sequence[int]) -> list[list[int]]:
+    """[[first, last], ...] covering `values` (ascending runs)."""
+    ranges: list[list[int]] = []
+    for value in values:
+        if ranges and ranges[-1][1] + 1 == value:
+            ranges[-1][1] = value
+        else:
+            ranges.append([value, value])
+    return ranges
 
 
 def _is_unique_violation(exc: sa.exc.IntegrityError) -> bool:

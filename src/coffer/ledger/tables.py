@@ -82,9 +82,9 @@ ledger_transfers = sa.Table(
 
 ledger_postings = sa.Table(
     "ledger_postings", metadata,
-    sa.Column("transfer_id", _ID, sa.ForeignKey("ledger_transfers.id"), primary_key=True),
+    sa.Column("transfer_id", _ID, primary_key=True),
     sa.Column("idx", sa.SmallInteger(), primary_key=True),
-    sa.Column("account_id", _ID, sa.ForeignKey("ledger_accounts.id"), nullable=False, index=True),
+    sa.Column("account_id", _ID, nullable=False, index=True),
     sa.Column("side", sa.String(1), nullable=False),
     sa.Column("amount", sa.BigInteger(), nullable=False),
 )
