@@ -26,17 +26,18 @@ class TableGuard:
         self.approved: dict[str, tuple[str, int]] = {}
         self.signed: list[str] = []
 
-    def check(self, payment: ApprovedPayment, now: dt.datetime) -> ApprovedOutput:
-        request_id = str(payment.request["request_id"])
-        if request_id not in self.approved:
-            raise SignerRefused("request not approved", rule="policy.not_approved")
-        address, amount = self.approved[request_id]
-        if (payment.request["destination"], payment.request["amount"]) != (address, amount):
-            raise SignerRefused("request differs from the approved one", rule="policy.attestation")
-        return ApprovedOutput(request_id, address, amount)
+    def describe(self, payment: ApprovedPayment) -> ApprovedOutput:
+        return ApprovedOutput(str(payment.request["request_id"]), str(payment.request["destination"]),
+                              int(payment.request["amount"]))
 
-    def record_signed(self, payment: ApprovedPayment, now: dt.datetime) -> None:
-        self.signed.append(str(payment.request["request_id"]))
+    def clear(self, payments: tuple[ApprovedPayment, ...], now: dt.datetime) -> None:
+        for payment in payments:
+            request_id = str(payment.request["request_id"])
+            if request_id not in self.approved:
+                raise SignerRefused("request not approved", rule="policy.not_approved")
+            if (payment.request["destination"], payment.request["amount"]) != self.approved[request_id]:
+                raise SignerRefused("request differs from the approved one", rule="policy.attestation")
+        self.signed.extend(str(p.request["request_id"]) for p in payments)
 
 
 class FlagHalt:

@@ -49,11 +49,16 @@ class ApprovedOutput:
 
 
 class RequestGuard(Protocol):
-    """Checks one approved payment the way the policy part says (attestation, approvals, own policy)."""
+    """The policy part's judgement of the payments in a batch.
 
-    def check(self, payment: ApprovedPayment, now: dt.datetime) -> ApprovedOutput: ...
+    `describe` only parses a payment's request document (no side effect). `clear` verifies every
+    payment (attestation, approvals, this signer's own policy evaluation and history) and records
+    them as signed, all or nothing; it raises SignerRefused naming the rule.
+    """
 
-    def record_signed(self, payment: ApprovedPayment, now: dt.datetime) -> None: ...
+    def describe(self, payment: ApprovedPayment) -> ApprovedOutput: ...
+
+    def clear(self, payments: tuple[ApprovedPayment, ...], now: dt.datetime) -> None: ...
 
 
 class HaltGuard(Protocol):
@@ -190,7 +195,7 @@ class ColdSigner:
         key = self._vault.account_key()
         total_in = check_inputs(psbt, wallet, key.fingerprint, key.path, signer_id=self.signer_id)
         external, change_total = classify_outputs(psbt, wallet, key.fingerprint, key.path, signer_id=self.signer_id)
-        approved = [self._request_guard.check(payment, now) for payment in bundle.payments]
+        approved = [self._request_guard.describe(payment) for payment in bundle.payments]
         request_ids = [a.request_id for a in approved]
         if len(set(request_ids)) != len(request_ids):
             raise self._refuse("a request appears twice in the batch", "bundle.duplicate_request")
@@ -206,6 +211,7 @@ class ColdSigner:
         if again:
             raise self._refuse(f"request {again[0][0]} was already signed in batch {again[0][1]}",
                                "request.already_signed")
+        self._request_guard.clear(bundle.payments, now)  # last check: it records the requests as signed
         with self._vault.root() as root:
             signatures = psbt.sign_with(root)
         if signatures != len(psbt.inputs):
@@ -214,8 +220,6 @@ class ColdSigner:
             inp.bip32_derivations = {k: v for k, v in inp.bip32_derivations.items() if k in inp.partial_sigs}
         signed = serialize_psbt(psbt)
         self._store.record_signed(bundle.batch_id, txid, request_ids, signed, now)
-        for payment in bundle.payments:
-            self._request_guard.record_signed(payment, now)
         log.info("cold.signed", signer=self.signer_id, batch=bundle.batch_id, txid=txid, requests=len(request_ids))
         return signed
 
