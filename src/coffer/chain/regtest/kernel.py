@@ -62,7 +62,6 @@ class KernelEvent:
     kind: str  # "connected" | "disconnected"
     block_hash: bytes
     height: int
-    raw: bytes
 
 
 @dataclass(slots=True)
@@ -94,10 +93,11 @@ class Kernel:
         self._checked[bytes(block.block_hash)] = state.validation_mode
 
     def _on_connected(self, _user: object, block: pbk.Block, entry: pbk.BlockTreeEntry) -> None:
-        self._events.append(KernelEvent("connected", bytes(entry.block_hash), entry.height, bytes(block)))
+        # The block itself is not serialised here (slow); the node reads it from its own store.
+        self._events.append(KernelEvent("connected", bytes(entry.block_hash), entry.height))
 
     def _on_disconnected(self, _user: object, block: pbk.Block, entry: pbk.BlockTreeEntry) -> None:
-        self._events.append(KernelEvent("disconnected", bytes(entry.block_hash), entry.height, bytes(block)))
+        self._events.append(KernelEvent("disconnected", bytes(entry.block_hash), entry.height))
 
     @property
     def cm(self) -> pbk.ChainstateManager:
@@ -117,6 +117,10 @@ class Kernel:
 
     def active_hash(self, height: int) -> bytes:
         return bytes(self.cm.get_active_chain().block_tree_entries[height].block_hash)
+
+    def read_block(self, block_hash: bytes) -> bytes:
+        cm = self.cm
+        return bytes(cm.blocks[cm.block_tree_entries[pbk.BlockHash(block_hash)]])
 
     def knows(self, block_hash: bytes) -> bool:
         return pbk.BlockHash(block_hash) in self.cm.block_tree_entries

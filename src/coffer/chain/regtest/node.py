@@ -39,6 +39,7 @@ EVENTS_KEPT_MAX = 10_000
 BLOCK_WEIGHT_BUDGET = 3_996_000
 GENERATE_BLOCKS_MAX = 10_000
 FEE_HISTORY_BLOCKS = 20
+TXS_CACHE_BLOCKS_MAX = 256
 MAX_FUTURE_BLOCK_TIME_S = 2 * 60 * 60
 # Script nobody can spend: where blocks pay when no payout script is given (anyone may find it).
 DEFAULT_PAYOUT_SCRIPT = bytes.fromhex("6a")
@@ -139,9 +140,7 @@ class RegtestNode:
         genesis_hash = self._kernel.active_hash(0)
         if genesis_hash in self._headers:
             return
-        cm = self._kernel.cm
-        raw = bytes(cm.blocks[cm.get_active_chain().block_tree_entries[0]])
-        self._remember_block(genesis_hash, raw, 0, 1)
+        self._remember_block(genesis_hash, self._kernel.read_block(genesis_hash), 0, 1)
 
     def _remember_block(self, block_hash: bytes, raw: bytes, height: int, tx_count: int) -> None:
         prev = raw[4:36]
@@ -237,10 +236,13 @@ class RegtestNode:
             return cached
         txs = parse_block(self.raw_block(block_hash))[1]
         with self.lock:
-            if len(self._txs_cache) > 256:
-                self._txs_cache.clear()
-            self._txs_cache[block_hash] = txs
+            self._cache_txs(block_hash, txs)
         return txs
+
+    def _cache_txs(self, block_hash: bytes, txs: list[Tx]) -> None:
+        if len(self._txs_cache) >= TXS_CACHE_BLOCKS_MAX:
+            self._txs_cache.pop(next(iter(self._txs_cache)))
+        self._txs_cache[block_hash] = txs
 
     def find_transaction(self, txid: bytes, block_hash: bytes | None = None) -> tuple[Tx, bytes | None]:
         """A transaction from the mempool or the active chain (or a named block); BlockNotFound/KeyError."""
@@ -398,7 +400,7 @@ class RegtestNode:
             if block_hash in self._invalid or raw[4:36] in self._invalid:
                 return "duplicate-invalid"
             try:
-                tx_count = len(parse_block(raw)[1])
+                txs = parse_block(raw)[1]
             except DecodeError as exc:
                 raise DecodeError("Block decode failed") from exc
             result = self._kernel.process(raw, block_hash)
@@ -408,7 +410,8 @@ class RegtestNode:
             if result.accepted:
                 parent = self._headers.get(raw[4:36])
                 height = parent.height + 1 if parent else 0
-                self._remember_block(block_hash, raw, height, tx_count)
+                self._remember_block(block_hash, raw, height, len(txs))
+                self._cache_txs(block_hash, txs)
             self._apply(result.events)
             if result.invalid:
                 log.info("block_rejected", block=block_hash[::-1].hex(), reason=result.reason)
@@ -447,7 +450,7 @@ class RegtestNode:
         returned: list[Tx] = []
         chain_events: list[ChainEvent] = []
         for event in events:
-            txs = self._txs_cache.get(event.block_hash) or parse_block(event.raw)[1]
+            txs = self._event_txs(event.block_hash)
             if event.kind == "disconnected":
                 self._index.disconnect(txs, self._kernel.spent_coins(event.block_hash))
                 returned.extend(tx for tx in txs if not tx.is_coinbase)
@@ -461,6 +464,17 @@ class RegtestNode:
         if returned:
             self._resubmit(returned)
         self._publish(chain_events)
+
+    def _event_txs(self, block_hash: bytes) -> list[Tx]:
+        cached = self._txs_cache.get(block_hash)
+        if cached is not None:
+            return cached
+        raw = self._store.raw(block_hash)
+        if raw is None:
+            raw = self._recover_block(block_hash)
+        txs = parse_block(raw)[1]
+        self._cache_txs(block_hash, txs)
+        return txs
 
     def _record_fees(self, height: int, txs: list[Tx]) -> None:
         rates = []
@@ -503,10 +517,8 @@ class RegtestNode:
             self._index.connect(block_hash, height, txs)
 
     def _recover_block(self, block_hash: bytes) -> bytes:
-        import pbk
-
-        cm = self._kernel.cm
-        raw = bytes(cm.blocks[cm.block_tree_entries[pbk.BlockHash(block_hash)]])
+        """A block the kernel holds but the store lost (a crash between the two writes)."""
+        raw = self._kernel.read_block(block_hash)
         header = self._headers.get(raw[4:36])
         self._remember_block(block_hash, raw, header.height + 1 if header else 0, len(parse_block(raw)[1]))
         return raw
