@@ -161,3 +161,13 @@ def test_time_lock_in_service(service: PolicyService, world: World) -> None:
     request = world.request(expires_at_s=NOW_S + 3 * DAY_S)
     assert ("whitelist.time_lock",) == service.submit(request, now=NOW).refusing_rules
     assert service.decide(request.digest_hex, now=LATER).allowed
+
+
+def test_credentials_and_periodic_checkpoint(service: PolicyService, engine: Engine) -> None:
+    """A further credential is stored with its operator; checkpoints are signed only when due."""
+    service.add_credential("bob", "webauthn", b"\x01\x02", by="root", now=NOW)
+    assert b"\x01\x02" == service.operators().get("bob").key_for("webauthn")
+    first = service.checkpoint_if_due(now=NOW, every_events=5)
+    assert first is not None
+    assert service.checkpoint_if_due(now=NOW, every_events=5) is None
+    assert [first] == list(service.checkpoints())

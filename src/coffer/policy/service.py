@@ -9,7 +9,8 @@ the same transaction as the change. It never holds an operator's private key.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,14 @@ from coffer.audit import AuditLog
 from coffer.errors import NotFound
 from coffer.hsm import Hsm
 from coffer.policy import tables as t
-from coffer.policy.approval import Approval, check_initiator, parse_approval, verify_approvals
+from coffer.policy.approval import (
+    Approval,
+    ApprovalVerifier,
+    check_initiator,
+    default_verifiers,
+    parse_approval,
+    verify_approvals,
+)
 from coffer.policy.attestation import (
     ATTESTATION_KEY_LABEL,
     ATTESTATION_TTL_S,
@@ -51,12 +59,13 @@ from coffer.policy.errors import (
     PolicyRefused,
 )
 from coffer.policy.request import RequestKind, WithdrawalRequest, parse_request
-from coffer.policy.roles import Operator, OperatorRegistry, Role
+from coffer.policy.roles import ED25519_SCHEME, Operator, OperatorRegistry, Role
 from coffer.policy.versions import AdminSignature, PolicyProposal, check_quorum
 
 __all__ = ["PolicyService", "WhitelistEntry", "SYSTEM_ACTOR"]
 
 SYSTEM_ACTOR = "system"
+_SCHEME = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +84,7 @@ class PolicyService:
     def __init__(self, engine: Engine, *, hsm: Hsm | None, halted: Callable[[], bool],
                  hot_balance: Callable[[str], int], admin_quorum: int = 2,
                  attestation_label: str = ATTESTATION_KEY_LABEL, attestation_ttl_s: int = ATTESTATION_TTL_S,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, verifiers: Mapping[str, ApprovalVerifier] | None = None) -> None:
         self._engine = engine
         self._hsm = hsm
         self._halted = halted
@@ -85,6 +94,7 @@ class PolicyService:
         self._attestation_ttl_s = attestation_ttl_s
         self._audit = audit or AuditLog(engine)
         self._compiled: dict[str, CompiledPolicy] = {}
+        self._verifiers = default_verifiers() if verifiers is None else verifiers
         self.whitelist_hooks: list[Callable[[WhitelistEntry], None]] = []
 
     # -- audit ----------------------------------------------------------------------------
@@ -110,12 +120,30 @@ class PolicyService:
             self._event(conn, by, "operator.added", {"operator_id": operator.operator_id, "roles": roles,
                                                      "ed25519_public_key": operator.ed25519_public_key.hex()}, now)
 
+    def add_credential(self, operator_id: str, scheme: str, public_key: bytes, *, by: str, now: datetime) -> None:
+        """Register a further credential (e.g. a WebAuthn key) for an operator, for its ApprovalVerifier."""
+        if scheme == ED25519_SCHEME or not _SCHEME.fullmatch(scheme):
+            raise PolicyError(f"scheme {scheme!r} cannot be added as a credential")
+        self.operators().get(operator_id)
+        with self._engine.begin() as conn:
+            conn.execute(t.credentials.delete().where(sa.and_(t.credentials.c.operator_id == operator_id,
+                                                              t.credentials.c.scheme == scheme)))
+            conn.execute(t.credentials.insert().values(operator_id=operator_id, scheme=scheme,
+                                                       public_key=public_key.hex(), added_at_s=epoch_s(now),
+                                                       added_by=by))
+            self._event(conn, by, "operator.credential_added", {"operator_id": operator_id, "scheme": scheme}, now)
+
     def operators(self) -> OperatorRegistry:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(t.operators)).all()
+            extra = conn.execute(sa.select(t.credentials).order_by(t.credentials.c.scheme)).all()
+        others: dict[str, list[tuple[str, bytes]]] = {}
+        for row in extra:
+            others.setdefault(row.operator_id, []).append((row.scheme, bytes.fromhex(row.public_key)))
         return OperatorRegistry(
             Operator(row.operator_id, frozenset(Role(r) for r in row.roles.split(",")),
-                     bytes.fromhex(row.ed25519_public_key)) for row in rows)
+                     bytes.fromhex(row.ed25519_public_key), tuple(others.get(row.operator_id, ())))
+            for row in rows)
 
     # -- policy versions ------------------------------------------------------------------
     def _compile(self, policies: str, schema: str) -> CompiledPolicy:
@@ -307,7 +335,7 @@ class PolicyService:
             self._refused(approval.operator_id, refusal, {"request_digest": digest_hex}, now)
             raise refusal from None
         try:
-            verify_approvals(request, [approval], self.operators(), now_s=epoch_s(now))
+            verify_approvals(request, [approval], self.operators(), now_s=epoch_s(now), verifiers=self._verifiers)
         except PolicyRefused as refusal:
             self._refused(approval.operator_id, refusal, {"request_digest": digest_hex}, now)
             raise
@@ -326,7 +354,7 @@ class PolicyService:
         valid = []
         for approval in self.approvals(request.digest_hex):
             try:
-                verify_approvals(request, [approval], registry, now_s=now_s)
+                verify_approvals(request, [approval], registry, now_s=now_s, verifiers=self._verifiers)
             except PolicyRefused:
                 continue  # expired since it was stored, or its operator lost the role
             valid.append(approval)
@@ -348,7 +376,7 @@ class PolicyService:
     def _evaluate(self, request: WithdrawalRequest, now: datetime) -> tuple[Decision, tuple[Approval, ...], AttestedFacts]:
         now_s = epoch_s(now)
         approvals = self._valid_approvals(request, now_s)
-        verified = verify_approvals(request, approvals, self.operators(), now_s=now_s)
+        verified = verify_approvals(request, approvals, self.operators(), now_s=now_s, verifiers=self._verifiers)
         facts = self.facts(request)
         context = DecisionContext(halted=bool(self._halted()), account_frozen=facts.account_frozen,
                                   whitelisted_at_s=facts.whitelisted_at_s, hot_balance_minor=facts.hot_balance_minor,
@@ -441,6 +469,16 @@ class PolicyService:
             self._event(conn, SYSTEM_ACTOR, "policy.audit_checkpoint",
                         {"seq": checkpoint.seq, "head_digest": checkpoint.head_digest}, now)
         return checkpoint
+
+    def checkpoint_if_due(self, *, now: datetime, every_events: int = 1000,
+                          label: str = CHECKPOINT_KEY_LABEL) -> AuditCheckpoint | None:
+        """Sign a checkpoint when `every_events` events were appended since the last one (scheduler job)."""
+        seq, _ = self._audit.head()
+        with self._engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(t.checkpoints.c.seq))).scalar()
+        if seq - int(last or 0) < every_events:
+            return None
+        return self.checkpoint(now=now, label=label)
 
     def checkpoints(self) -> Sequence[AuditCheckpoint]:
         with self._engine.connect() as conn:

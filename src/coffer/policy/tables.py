@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from coffer.db import metadata
 
 __all__ = ["operators", "policy_versions", "policy_signatures", "requests", "approvals", "decisions",
-           "attestations", "whitelist", "frozen_accounts", "checkpoints"]
+           "attestations", "whitelist", "frozen_accounts", "credentials", "checkpoints"]
 
 _BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -97,6 +97,15 @@ frozen_accounts = sa.Table(
     sa.Column("account", sa.String(64), primary_key=True),
     sa.Column("frozen_at_s", _BIG, nullable=False),
     sa.Column("frozen_by", sa.String(64), nullable=False),
+)
+
+credentials = sa.Table(
+    "policy_operator_credentials", metadata,
+    sa.Column("operator_id", sa.String(64), primary_key=True),
+    sa.Column("scheme", sa.String(32), primary_key=True),
+    sa.Column("public_key", sa.Text(), nullable=False),  # hex; the scheme's own key encoding
+    sa.Column("added_at_s", _BIG, nullable=False),
+    sa.Column("added_by", sa.String(64), nullable=False),
 )
 
 checkpoints = sa.Table(
