@@ -33,7 +33,13 @@ from coffer.mpc.ecdsa.errors import (
 from coffer.mpc.ecdsa.hd import Derivation, default_chain_code, derive, ethereum_address
 from coffer.mpc.ecdsa.messages import SignRound1, SignRound2, SignRound3
 from coffer.mpc.ecdsa.setup import PeerSetup, SetupMessage, SetupSession, setup_id_for
-from coffer.mpc.ecdsa.sign import KeyShare, Signature, SigningSession, session_id_for
+from coffer.mpc.ecdsa.sign import (
+    KeyShare,
+    Signature,
+    SigningSession,
+    key_share_from_dkg,
+    session_id_for,
+)
 
 __all__ = [
     "BaseOtFailure",
@@ -64,6 +70,7 @@ __all__ = [
     "default_chain_code",
     "derive",
     "ethereum_address",
+    "key_share_from_dkg",
     "session_id_for",
     "setup_id_for",
 ]

@@ -16,6 +16,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from coffer.mpc.ecdsa.base_ot import KAPPA, BaseOtReceiver, BaseOtSender, DlogProof
 from coffer.mpc.ecdsa.curve import Rng, system_rng, tagged_hash
@@ -32,6 +33,8 @@ from coffer.mpc.ecdsa.vole import gadget_vector
 from coffer.mpc.ecdsa.wire import WIRE_VERSION, Reader, Writer
 
 __all__ = ["PeerSetup", "SetupSession", "SetupMessage", "IDENTIFIER_MAX", "setup_id_for"]
+
+log = structlog.get_logger("coffer.mpc.ecdsa")
 
 IDENTIFIER_MAX: Final = 0xFFFF
 _SETUP_TYPE: Final = 0x10
@@ -78,7 +81,10 @@ class PeerSetup:
         return f"PeerSetup(me={self.me}, peer={self.peer}, {state}, <redacted>)"
 
     def discard(self, reason: str) -> None:
-        """Makes this setup unusable for good (an abort happened); wipes its secrets."""
+        """Makes this setup unusable for good (an abort happened); wipes its secrets; alerts."""
+        if not self.discarded:
+            log.warning("ecdsa.ot_setup_discarded", me=self.me, peer=self.peer,
+                        setup_id=self.setup_id.hex(), reason=reason)
         self.discarded = True
         self.discard_reason = reason
         self._receiver_seeds = ([], [])

@@ -30,6 +30,7 @@ from typing import Final
 
 import coincurve
 
+from coffer.mpc.dkg.types import KeyShareOutput
 from coffer.mpc.ecdsa import vole
 from coffer.mpc.ecdsa.curve import (
     IdentityResult,
@@ -66,7 +67,7 @@ from coffer.mpc.ecdsa.setup import PeerSetup, check_identifier
 from coffer.mpc.ecdsa.zero_share import zero_share
 
 __all__ = ["KeyShare", "Signature", "SigningSession", "session_id_for", "lagrange_at_zero",
-           "SIGNERS_MAX", "HALF_ORDER"]
+           "key_share_from_dkg", "SIGNERS_MAX", "HALF_ORDER"]
 
 SIGNERS_MAX: Final = 32
 HALF_ORDER: Final = Q // 2
@@ -93,6 +94,22 @@ class KeyShare:
 
     def __repr__(self) -> str:
         return f"KeyShare(identifier={self.identifier}, threshold={self.threshold}, <redacted>)"
+
+
+def key_share_from_dkg(output: KeyShareOutput, key_id: bytes) -> KeyShare:
+    """A `KeyShare` from the DKG / refresh / re-share layer (`coffer.mpc.dkg`, secp256k1 suite).
+
+    Checks that the secret share matches this party's public share from the same output.
+    """
+    share = output.secret_share
+    if share is None:
+        raise SignerSetError("DKG output holds no secret share")
+    if output.suite != "secp256k1":
+        raise SignerSetError(f"DKG output is for {output.suite}, not secp256k1")
+    expected = output.public_shares.get(share.identifier)
+    if not 1 <= share.value < Q or expected is None or point_bytes(base_mul(share.value)) != expected:
+        raise SignerSetError("secret share does not match its public share")
+    return KeyShare(key_id, share.identifier, output.threshold, output.group_public_key, share.value)
 
 
 @dataclass(frozen=True, slots=True)
