@@ -159,3 +159,25 @@ def test_estimate_fee_uses_recent_blocks(node: RegtestNode) -> None:
     estimate = chain.estimate_fee(6)
     assert not estimate.fallback
     assert 5_000 * 1000 // 110 == estimate.sat_per_kvb
+
+
+def test_restart_after_kill_keeps_tip(tmp_path: Path) -> None:
+    """A node killed with SIGKILL (kernel state unflushed) reopens at the same tip from its block store."""
+    import subprocess
+    import sys
+
+    datadir = tmp_path / "killed"
+    code = (
+        "import os, signal\n"
+        "from coffer.chain.regtest import RegtestNode\n"
+        f"node = RegtestNode({str(datadir)!r})\n"
+        f"node.generate(120, bytes.fromhex({MINER_SCRIPT.hex()!r}))\n"
+        "print(node.best_hash[::-1].hex(), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert -9 == child.returncode
+    tip = child.stdout.strip().splitlines()[-1]
+    with RegtestNode(datadir) as reopened:
+        assert (120, tip) == (reopened.height, reopened.best_hash[::-1].hex())
+        assert 120 == len(reopened.unspent([MINER_SCRIPT]))

@@ -114,6 +114,7 @@ class RegtestNode:
         self._closed = False
         with self.lock:
             self._store_genesis()
+            self._replay_missing()
             self._sync_active()
             self._rebuild_index()
             self._load_mempool()
@@ -141,6 +142,26 @@ class RegtestNode:
         if genesis_hash in self._headers:
             return
         self._remember_block(genesis_hash, self._kernel.read_block(genesis_hash), 0, 1)
+
+    def _replay_missing(self) -> None:
+        """After a crash the kernel may have lost blocks it had not flushed; the store has them."""
+        excluded = self._excluded()
+        replayed = 0
+        for block_hash, raw in self._store.all_raw():
+            if block_hash in excluded or self._kernel.knows(block_hash):
+                continue
+            result = self._kernel.process(raw, block_hash)
+            replayed += 1
+            if result.invalid:
+                self._forget_block(block_hash)
+        if replayed:
+            log.warning("kernel_replayed_blocks", blocks=replayed)
+
+    def _excluded(self) -> set[bytes]:
+        excluded: set[bytes] = set()
+        for bad in self._invalid:
+            excluded |= {bad} | self._descendants(bad)
+        return excluded
 
     def _remember_block(self, block_hash: bytes, raw: bytes, height: int, tx_count: int) -> None:
         prev = raw[4:36]
@@ -578,9 +599,7 @@ class RegtestNode:
     def _rebuild_kernel(self) -> None:
         """libbitcoinkernel has no invalidateblock: replay every block not marked invalid into a
         fresh chainstate and let the kernel choose the best chain among them."""
-        excluded: set[bytes] = set()
-        for bad in self._invalid:
-            excluded |= {bad} | self._descendants(bad)
+        excluded = self._excluded()
         new_generation = self._generation + 1
         new_dir = self.datadir / f"kernel-{new_generation}"
         shutil.rmtree(new_dir, ignore_errors=True)
