@@ -58,6 +58,10 @@ class SignedHistory(Protocol):
 
     def record(self, request_digest: bytes, transfer: PastTransfer) -> None: ...
 
+    def record_many(self, items: Sequence[tuple[bytes, PastTransfer]]) -> None:
+        """All or nothing."""
+        ...
+
 
 class MemorySignedHistory:
     """In-memory history, for tests and for co-signers that keep their state elsewhere."""
@@ -79,6 +83,13 @@ class MemorySignedHistory:
             if request_digest in self._items:
                 raise AlreadySigned("this signer already signed that request", rule="guard.already_signed")
             self._items[request_digest] = transfer
+
+    def record_many(self, items: Sequence[tuple[bytes, PastTransfer]]) -> None:
+        with self._lock:
+            digests = [digest for digest, _ in items]
+            if len(set(digests)) != len(digests) or any(digest in self._items for digest in digests):
+                raise AlreadySigned("this signer already signed that request", rule="guard.already_signed")
+            self._items.update(items)
 
 
 class SqliteSignedHistory:
@@ -113,13 +124,18 @@ class SqliteSignedHistory:
         return row is not None
 
     def record(self, request_digest: bytes, transfer: PastTransfer) -> None:
+        self.record_many([(request_digest, transfer)])
+
+    def record_many(self, items: Sequence[tuple[bytes, PastTransfer]]) -> None:
+        rows = [(digest, transfer.at_s, transfer.account, transfer.asset, str(transfer.amount_minor),
+                 transfer.route.value, transfer.kind.value) for digest, transfer in items]
         with self._lock:
             try:
-                self._conn.execute(
-                    "INSERT INTO signed VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (request_digest, transfer.at_s, transfer.account, transfer.asset, str(transfer.amount_minor),
-                     transfer.route.value, transfer.kind.value))
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany("INSERT INTO signed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
             except sqlite3.IntegrityError:
+                self._conn.execute("ROLLBACK")
                 raise AlreadySigned("this signer already signed that request", rule="guard.already_signed") from None
 
 
@@ -169,8 +185,7 @@ class SignerGuard:
                     raise
                 pending.append((clearance.request_digest, transfer))
                 clearances.append(clearance)
-            for digest, transfer in pending:
-                self._history.record(digest, transfer)
+            self._history.record_many(pending)
             for clearance in clearances:
                 self._emit("guard.cleared", {"request_digest": clearance.request_digest.hex(),
                                              "route": clearance.route.value})
