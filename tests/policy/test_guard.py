@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from coffer.policy import AlreadySigned, AttestationRefused, PastTransfer, PolicyRefused, Route, SqliteSignedHistory
+from coffer.policy import (
+    AlreadySigned,
+    AttestationRefused,
+    PastTransfer,
+    PolicyRefused,
+    Route,
+    SqliteSignedHistory,
+)
 
 from .conftest import NOW, NOW_S, Coordinator, Signer, World
 
