@@ -15,7 +15,7 @@ from coffer.mpc.ecdsa import (
     KeyShare,
     PeerSetup,
     SecretReuse,
-    SetupDiscarded,
+    SessionStateError,
     SignerSetError,
     SigningSession,
     default_chain_code,
@@ -154,12 +154,15 @@ def test_used_marker_is_persisted_before_each_output() -> None:
     assert [(session.session_id, 1)] == calls
 
     def refuse(session_id: bytes, number: int) -> None:
-        raise SetupDiscarded("store unavailable", counterparty=0)
+        raise OSError("store unavailable")
 
     failing = SigningSession(key=shares[2], signers=[2, 3], digest=bytes(32),
                              nonce=secrets.token_bytes(16), setups=setups[2], mark_used=refuse)
-    with pytest.raises(SetupDiscarded):
+    with pytest.raises(OSError):
         failing.round1()
+    assert setups[2][3].discarded  # the session is over; no output ever left
+    with pytest.raises(SessionStateError):
+        failing.round2({3: b""})
     _key.cache_clear()
 
 

@@ -11,6 +11,7 @@ id it has seen before.
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -75,6 +76,7 @@ class PeerSetup:
     discarded: bool = False
     discard_reason: str = ""
     _sessions: set[bytes] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __repr__(self) -> str:
         state = "discarded" if self.discarded else "usable"
@@ -82,15 +84,16 @@ class PeerSetup:
 
     def discard(self, reason: str) -> None:
         """Makes this setup unusable for good (an abort happened); wipes its secrets; alerts."""
-        if not self.discarded:
-            log.warning("ecdsa.ot_setup_discarded", me=self.me, peer=self.peer,
-                        setup_id=self.setup_id.hex(), reason=reason)
-        self.discarded = True
-        self.discard_reason = reason
-        self._receiver_seeds = ([], [])
-        self._sender_seeds = []
-        self._sender_correlation = np.zeros(0, dtype=np.uint8)
-        self._zero_seed = b""
+        with self._lock:
+            if not self.discarded:
+                log.warning("ecdsa.ot_setup_discarded", me=self.me, peer=self.peer,
+                            setup_id=self.setup_id.hex(), reason=reason)
+                self.discard_reason = reason
+            self.discarded = True
+            self._receiver_seeds = ([], [])
+            self._sender_seeds = []
+            self._sender_correlation = np.zeros(0, dtype=np.uint8)
+            self._zero_seed = b""
 
     def require_usable(self) -> None:
         if self.discarded:
@@ -106,9 +109,10 @@ class PeerSetup:
             raise SetupDiscarded("setup exhausted", counterparty=self.peer)
 
     def claim(self, session_id: bytes) -> None:
-        """Registers a session id (after `check_fresh`)."""
-        self.check_fresh(session_id)
-        self._sessions.add(session_id)
+        """Registers a session id (atomically with `check_fresh`)."""
+        with self._lock:
+            self.check_fresh(session_id)
+            self._sessions.add(session_id)
 
     # Accessors used by the signing rounds; each refuses a discarded setup.
     def receiver_seeds(self) -> tuple[list[bytes], list[bytes]]:

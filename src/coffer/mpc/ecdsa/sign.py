@@ -24,6 +24,7 @@ returned, so the service persists "used" before anything leaves the process.
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -50,7 +51,6 @@ from coffer.mpc.ecdsa.curve import (
 )
 from coffer.mpc.ecdsa.errors import (
     CommitmentMismatch,
-    EcdsaError,
     InvalidTweak,
     MalformedMessage,
     MultiplicationCheckFailure,
@@ -204,6 +204,7 @@ class SigningSession:
         self._rng = rng
         self._mark_used = mark_used or (lambda session_id, round_number: None)
         self._state = _State.NEW
+        self._lock = threading.Lock()
         self._wipe()
 
     def __repr__(self) -> str:
@@ -253,12 +254,13 @@ class SigningSession:
             setup.discard(reason)
 
     def _run(self, step: Callable[[], object]) -> object:
+        """Runs a round; any failure (a check, bad input, the used-marker store) aborts it all."""
         try:
             return step()
         except IdentityResult as error:
             self.abort("identity point")
             raise ProtocolAbort("a point became the identity", counterparties=self.peers) from error
-        except EcdsaError as error:
+        except Exception as error:
             self.abort(type(error).__name__)
             raise
 
@@ -273,11 +275,12 @@ class SigningSession:
     # -- round 1 -----------------------------------------------------------------------------
     def round1(self) -> dict[int, bytes]:
         """Samples r_i, phi_i; returns one message per peer."""
-        if self._state is _State.NEW:
-            for setup in self._setups.values():  # refused without discarding anything
-                setup.check_fresh(self.session_id)
-        self._advance(_State.NEW, _State.ROUND1)
-        return self._run(self._round1)  # type: ignore[return-value]
+        with self._lock:
+            if self._state is _State.NEW:
+                for setup in self._setups.values():  # refused without discarding anything
+                    setup.check_fresh(self.session_id)
+            self._advance(_State.NEW, _State.ROUND1)
+            return self._run(self._round1)  # type: ignore[return-value]
 
     def _round1(self) -> dict[int, bytes]:
         for setup in self._setups.values():
@@ -309,8 +312,9 @@ class SigningSession:
     # -- round 2 -----------------------------------------------------------------------------
     def round2(self, messages: Mapping[int, bytes]) -> dict[int, bytes]:
         """Takes every peer's round-1 message; returns one message per peer."""
-        self._advance(_State.ROUND1, _State.ROUND2)
-        return self._run(lambda: self._round2(messages))  # type: ignore[return-value]
+        with self._lock:
+            self._advance(_State.ROUND1, _State.ROUND2)
+            return self._run(lambda: self._round2(messages))  # type: ignore[return-value]
 
     def _round2(self, messages: Mapping[int, bytes]) -> dict[int, bytes]:
         self._collect(messages)
@@ -338,8 +342,9 @@ class SigningSession:
     # -- round 3 -----------------------------------------------------------------------------
     def round3(self, messages: Mapping[int, bytes]) -> bytes:
         """Takes every peer's round-2 message, runs every check, returns the broadcast."""
-        self._advance(_State.ROUND2, _State.ROUND3)
-        return self._run(lambda: self._round3(messages))  # type: ignore[return-value]
+        with self._lock:
+            self._advance(_State.ROUND2, _State.ROUND3)
+            return self._run(lambda: self._round3(messages))  # type: ignore[return-value]
 
     def _round3(self, messages: Mapping[int, bytes]) -> bytes:
         self._collect(messages)
@@ -389,8 +394,9 @@ class SigningSession:
     # -- output ------------------------------------------------------------------------------
     def finalize(self, messages: Mapping[int, bytes]) -> Signature:
         """Takes every peer's round-3 broadcast; returns the verified low-S signature."""
-        self._advance(_State.ROUND3, _State.DONE)
-        return self._run(lambda: self._finalize(messages))  # type: ignore[return-value]
+        with self._lock:
+            self._advance(_State.ROUND3, _State.DONE)
+            return self._run(lambda: self._finalize(messages))  # type: ignore[return-value]
 
     def _finalize(self, messages: Mapping[int, bytes]) -> Signature:
         self._collect(messages)
