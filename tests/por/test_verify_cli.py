@@ -176,3 +176,18 @@ def test_wrong_group_key_fails(published: Published, capsys: pytest.CaptureFixtu
     """A snapshot checked against a key the client did not pin fails on the statement signature."""
     assert 1 == main([str(published.directory), "--group-key", "ab" * 32])
     assert "statement signature" in capsys.readouterr().err
+
+
+def test_rewind_checks_a_node_ahead_of_the_snapshot(published: Published, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --rewind a node mined past the snapshot is taken back for the scan and restored after."""
+    from coffer.por.verify import rpc_client
+
+    rpc = rpc_client(published.rpc_url)
+    published.node.generate(2)
+    tip = rpc("getbestblockhash", [])
+    try:
+        _fails(published.directory, published, capsys, "rewind", "--rpc", published.rpc_url)
+        assert 0 == _run(published.directory, published, "--rpc", published.rpc_url, "--rewind")
+        assert tip == rpc("getbestblockhash", [])
+    finally:
+        rpc("invalidateblock", [rpc("getblockhash", [rpc("getblockcount", []) - 1])])

@@ -781,15 +781,33 @@ def _btc_to_sats(amount: Any) -> int:
     return int(whole) * 100_000_000 + int((fraction + "00000000")[:8])
 
 
-def verify_reserves_rpc(doc: Mapping[str, Any], rpc: RpcCall) -> int:
-    """Each entry's balance as the node sees it at the snapshot height; returns the proven total."""
+def verify_reserves_rpc(doc: Mapping[str, Any], rpc: RpcCall, *, rewind: bool = False) -> int:
+    """Each entry's balance as the node sees it at the snapshot height; returns the proven total.
+
+    scantxoutset reads the node's tip. With `rewind`, a node ahead of the snapshot is taken back
+    (invalidateblock of the next block) for the scan and brought forward again (reconsiderblock):
+    only on a node nothing else is using.
+    """
     block_hash = rpc("getblockhash", [doc["height"]])
     if block_hash != doc["block_hash"]:
         raise _fail("node", f"block {doc['height']} is {block_hash} on the node, the snapshot says {doc['block_hash']}")
     tip = rpc("getblockcount", [])
-    if tip != doc["height"]:
+    if tip == doc["height"]:
+        return _scan_entries(doc, rpc, block_hash)
+    if not rewind:
         raise _fail("node", f"the node's tip is at {tip}, not the snapshot height {doc['height']}; "
-                    "rewind it (invalidateblock the next block) before scanning")
+                    "rewind it (invalidateblock the next block) before scanning, or pass --rewind")
+    next_hash = rpc("getblockhash", [doc["height"] + 1])
+    rpc("invalidateblock", [next_hash])
+    try:
+        if rpc("getbestblockhash", []) != block_hash:
+            raise _fail("node", "the node did not rewind to the snapshot block (another fork?)")
+        return _scan_entries(doc, rpc, block_hash)
+    finally:
+        rpc("reconsiderblock", [next_hash])
+
+
+def _scan_entries(doc: Mapping[str, Any], rpc: RpcCall, block_hash: str) -> int:
     proven = 0
     for number, entry in enumerate(doc["entries"]):
         result = rpc("scantxoutset", ["start", [f"addr({entry['address']})"]])
@@ -827,7 +845,8 @@ def _read_json(path: Path, what: str) -> Any:
         raise _fail(what, f"cannot read {path}: {exc.strerror}") from None
 
 
-def verify_snapshot(directory: Path, public_key: bytes, *, rpc: RpcCall | None = None) -> list[str]:
+def verify_snapshot(directory: Path, public_key: bytes, *, rpc: RpcCall | None = None,
+                    rewind: bool = False) -> list[str]:
     """Everything public in a snapshot directory; returns one line per check passed."""
     passed: list[str] = []
     snapshot = _read_json(directory / "snapshot.json", "snapshot")
@@ -852,7 +871,7 @@ def verify_snapshot(directory: Path, public_key: bytes, *, rpc: RpcCall | None =
             raise _fail("statement", f"{asset}: the statement does not commit to this reserves document")
         passed.append(f"{asset}: reserves {total}, every proof of control valid")
         if rpc is not None and asset == "BTC":
-            passed.append(f"{asset}: node confirms {verify_reserves_rpc(reserves, rpc)} at height {reserves['height']}")
+            passed.append(f"{asset}: node confirms {verify_reserves_rpc(reserves, rpc, rewind=rewind)} at height {reserves['height']}")
         passed.append(f"{asset}: statement signed, solvent ({total} >= {statement['liabilities_total']})")
     log_path = directory / "log.jsonl"
     if log_path.exists():
@@ -871,6 +890,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--balance", type=int, help="your balance at the snapshot height, to compare")
     parser.add_argument("--asset", default="BTC")
     parser.add_argument("--rpc", help="Bitcoin Core JSON-RPC URL, http://user:pass@host:port, to check reserves")
+    parser.add_argument("--rewind", action="store_true",
+                        help="take a node that is ahead back to the snapshot height for the scan (changes the node)")
     return parser
 
 
@@ -900,7 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         key = _hex(args.group_key, "group key")
         rpc = rpc_client(args.rpc) if args.rpc else None
-        passed = verify_snapshot(args.snapshot, key, rpc=rpc)
+        passed = verify_snapshot(args.snapshot, key, rpc=rpc, rewind=args.rewind)
         if args.account_nonce is not None:
             passed += _client_checks(args, args.snapshot)
     except VerificationFailed as exc:
