@@ -318,3 +318,25 @@ def test_messages_round_trip() -> None:
     assert seen[1] == SignRound1.parse(seen[1], sender=2, receiver=1, session_id=sid).serialize()
     assert seen[2] == SignRound2.parse(seen[2], sender=2, receiver=1, session_id=sid).serialize()
     assert seen[3] == SignRound3.parse(seen[3], sender=2, session_id=sid).serialize()
+
+
+def test_abort_stops_parallel_sessions_with_the_same_peer() -> None:
+    """A session running in parallel on the same setup stops at its next round after an abort."""
+    setups = _fresh()
+    shares = _shares()
+    nonce_a, nonce_b, digest = secrets.token_bytes(16), secrets.token_bytes(16), secrets.token_bytes(32)
+    a1 = SigningSession(key=shares[1], signers=[1, 2], digest=digest, nonce=nonce_a, setups=setups[1])
+    a2 = SigningSession(key=shares[2], signers=[1, 2], digest=digest, nonce=nonce_a, setups=setups[2])
+    b1 = SigningSession(key=shares[1], signers=[1, 2], digest=digest, nonce=nonce_b, setups=setups[1])
+    b2 = SigningSession(key=shares[2], signers=[1, 2], digest=digest, nonce=nonce_b, setups=setups[2])
+    b1_first, b2_first = b1.round1(), b2.round1()
+    a1.round1()
+    a2_first = a2.round1()
+    broken = bytearray(a2_first[1])
+    broken[38 + 32 + 77] ^= 1
+    with pytest.raises(OtConsistencyFailure):
+        a1.round2({2: bytes(broken)})
+    with pytest.raises(SetupDiscarded) as caught:
+        b1.round2({2: b2_first[1]})
+    assert 2 == caught.value.counterparty
+    b2.round2({1: b1_first[2]})  # party 2 has not heard of the abort yet; its peer refuses anyway

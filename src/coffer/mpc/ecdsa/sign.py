@@ -254,8 +254,14 @@ class SigningSession:
             setup.discard(reason)
 
     def _run(self, step: Callable[[], object]) -> object:
-        """Runs a round; any failure (a check, bad input, the used-marker store) aborts it all."""
+        """Runs a round; any failure (a check, bad input, the used-marker store) aborts it all.
+
+        Every round first re-checks every setup, so an abort in a parallel session with the same
+        peer (which discards the shared setup) stops this session too.
+        """
         try:
+            for setup in self._setups.values():
+                setup.require_usable()
             return step()
         except IdentityResult as error:
             self.abort("identity point")
