@@ -171,3 +171,14 @@ def test_credentials_and_periodic_checkpoint(service: PolicyService, engine: Eng
     assert first is not None
     assert service.checkpoint_if_due(now=NOW, every_events=5) is None
     assert [first] == list(service.checkpoints())
+
+
+def test_migration_matches_table_definitions(engine: Engine) -> None:
+    """Every policy table the migrations create has exactly the columns the code defines."""
+    from coffer.policy import tables
+
+    inspector = sa.inspect(engine)
+    for table in (tables.operators, tables.policy_versions, tables.policy_signatures, tables.requests,
+                  tables.approvals, tables.decisions, tables.attestations, tables.whitelist,
+                  tables.frozen_accounts, tables.credentials, tables.checkpoints):
+        assert {c.name for c in table.columns} == {c["name"] for c in inspector.get_columns(table.name)}

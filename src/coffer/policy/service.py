@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from coffer.audit import AuditLog
+from coffer.db import is_postgres
 from coffer.errors import NotFound
 from coffer.hsm import Hsm
 from coffer.policy import tables as t
@@ -95,6 +97,7 @@ class PolicyService:
         self._audit = audit or AuditLog(engine)
         self._compiled: dict[str, CompiledPolicy] = {}
         self._verifiers = default_verifiers() if verifiers is None else verifiers
+        self._attest_lock = threading.Lock()
         self.whitelist_hooks: list[Callable[[WhitelistEntry], None]] = []
 
     # -- audit ----------------------------------------------------------------------------
@@ -404,9 +407,27 @@ class PolicyService:
                          "required_security_officers": decision.required_approvals.security_officers}, now)
 
     def attest(self, request_digest: str, *, now: datetime) -> SignedDecision:
-        """Decide, and if allowed have the HSM sign the decision (once per request)."""
-        if self._hsm is None:
+        """Decide, and if allowed have the HSM sign the decision (once per request).
+
+        Serialised (a process lock, and an advisory lock on PostgreSQL for several coordinators) so
+        two withdrawals cannot both be judged against the velocity history before either counts.
+        """
+        hsm = self._hsm
+        if hsm is None:
             raise PolicyError("this service has no HSM")
+        with self._attest_lock, self._engine.connect() as lock_conn:
+            postgres = is_postgres(self._engine)
+            if postgres:
+                lock_conn.execute(sa.text("SELECT pg_advisory_lock(7310005)"))
+                lock_conn.commit()
+            try:
+                return self._attest(hsm, request_digest, now)
+            finally:
+                if postgres:
+                    lock_conn.execute(sa.text("SELECT pg_advisory_unlock(7310005)"))
+                    lock_conn.commit()
+
+    def _attest(self, hsm: Hsm, request_digest: str, now: datetime) -> SignedDecision:
         request = self.request(request_digest)
         if self._attested(request_digest):
             raise PolicyRefused("this request was already attested", rule="request.already_attested")
@@ -417,8 +438,8 @@ class PolicyService:
             refusal = PolicyRefused(f"not allowed: {', '.join(decision.reasons)}", rule=rules[0])
             self._refused(SYSTEM_ACTOR, refusal, {"request_digest": request_digest}, now)
             raise refusal
-        ensure_attestation_key(self._hsm, self._attestation_label)
-        signed = attest_decision(self._hsm, request, decision, approvals, facts, now_s=epoch_s(now),
+        ensure_attestation_key(hsm, self._attestation_label)
+        signed = attest_decision(hsm, request, decision, approvals, facts, now_s=epoch_s(now),
                                  ttl_s=self._attestation_ttl_s, label=self._attestation_label)
         with self._engine.begin() as conn:
             if conn.execute(sa.select(t.attestations.c.request_digest).where(
