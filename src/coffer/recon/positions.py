@@ -191,21 +191,72 @@ def replay_fills(book: ContractBook, fills: FillColumns) -> Replay:
         s, c = size[g], cost[g]
         qv = q * v
         new_size = s + q
-        adding = (s == 0) | ((s > 0) == (q > 0))
-        reducing = ~adding & (np.abs(q) <= np.abs(s))
-        flipping = ~(adding | reducing)
-        removed = _mul_div_floor(c, np.abs(q), np.where(reducing, np.abs(s), 1))
-        new_cost = np.where(adding, c + qv, c - removed)
-        gain = np.where(reducing, -qv - removed, 0)
+        abs_q, abs_s = np.abs(q), np.abs(s)
+        adding = s * q >= 0
+        # `removed` is the cost leaving the position; adding lanes "remove" -q*v so one formula
+        # gives both the new cost and the gain; flipping lanes are overwritten below.
+        removed = np.where(adding, -qv, _mul_div_floor(c, abs_q, np.maximum(abs_s, 1)))
+        new_cost = c - removed
+        gain = -qv - removed
+        flipping = ~adding & (abs_q > abs_s)
         if flipping.any():
             gain = np.where(flipping, s * v - c, gain)
             new_cost = np.where(flipping, new_size * v, new_cost)
-        over_limit += int(np.count_nonzero(np.abs(new_size) > QUANTITY_MAX))
+        if (np.abs(new_size) > QUANTITY_MAX).any():
+            over_limit += int(np.count_nonzero(np.abs(new_size) > QUANTITY_MAX))
         size[g] = new_size
         cost[g] = new_cost
         realised[g] += gain
         fees[g] += fee[lo:hi]
     return Replay(keys // contracts, keys % contracts, size, cost, realised, fees, over_limit)
+
+
+DENSE_CELLS_MAX = 1 << 25
+
+
+class _Cells:
+    """Sums of per-position values by contract and by (account, settlement asset), exact int64.
+
+    Positions are unique (account, contract) pairs, so when accounts x contracts is small enough
+    the values are placed in a dense matrix and summed along its axes (much faster than
+    scattered additions); otherwise np.add.at does the same sums.
+    """
+
+    def __init__(self, book: ContractBook, accounts: int, account: Int64Array, contract: Int64Array) -> None:
+        self.contracts = len(book.contracts)
+        self.assets = len(book.assets)
+        self.accounts = accounts
+        self._flat = account * self.contracts + contract
+        _, _, _, settle = book.arrays()
+        self._settle = settle
+        self._columns = [np.flatnonzero(settle == asset) for asset in range(self.assets)]
+        self._cell = account * self.assets + settle[contract]
+        self._dense = accounts * self.contracts <= max(DENSE_CELLS_MAX, 4 * account.shape[0])
+
+    def _matrix(self, values: Int64Array) -> Int64Array:
+        matrix = np.zeros(self.accounts * self.contracts, dtype=np.int64)
+        matrix[self._flat] = values
+        return matrix.reshape(self.accounts, self.contracts)
+
+    def by_contract(self, values: Int64Array) -> Int64Array:
+        if self._dense:
+            totals: Int64Array = self._matrix(values).sum(axis=0, dtype=np.int64)
+            return totals
+        totals = np.zeros(self.contracts, dtype=np.int64)
+        np.add.at(totals, self._flat % self.contracts, values)
+        return totals
+
+    def by_account_asset(self, values: Int64Array) -> Int64Array:
+        """Flat (account * assets + asset) sums."""
+        if self._dense:
+            matrix = self._matrix(values)
+            out = np.empty((self.accounts, self.assets), dtype=np.int64)
+            for asset, columns in enumerate(self._columns):
+                out[:, asset] = matrix[:, columns].sum(axis=1, dtype=np.int64)
+            return out.ravel()
+        totals = np.zeros(self.accounts * self.assets, dtype=np.int64)
+        np.add.at(totals, self._cell, values)
+        return totals
 
 
 class _Collector:
@@ -253,7 +304,8 @@ def _check_shapes(data: PositionCheckInput) -> None:
         raise InvalidCheckInput("fill account index out of range")
 
 
-def _compare_positions(data: PositionCheckInput, replay: Replay, out: _Collector) -> None:
+def _compare_positions(data: PositionCheckInput, replay: Replay, out: _Collector) -> Int64Array:
+    """Compare positions; return the engine's open interest per contract."""
     contracts = len(data.book.contracts)
     engine = data.positions
     engine_key = engine.account * contracts + engine.contract
@@ -266,33 +318,41 @@ def _compare_positions(data: PositionCheckInput, replay: Replay, out: _Collector
             np.zeros_like(keys), keys)
     size, cost = engine.size[order], engine.cost_minor[order]
     replay_key = replay.account * contracts + replay.contract
-    at = np.minimum(np.searchsorted(keys, replay_key), max(keys.shape[0] - 1, 0))
-    found = (keys[at] == replay_key) if keys.shape[0] else np.zeros(replay_key.shape[0], dtype=bool)
-    engine_size = np.where(found, size[at] if keys.shape[0] else 0, 0)
-    engine_cost = np.where(found, cost[at] if keys.shape[0] else 0, 0)
+    if keys.shape == replay_key.shape and np.array_equal(keys, replay_key):
+        # The usual case: the engine lists exactly the positions the fills made.
+        engine_size, engine_cost = size, cost
+        backed = np.ones(keys.shape[0], dtype=bool)
+    else:
+        at = np.minimum(np.searchsorted(keys, replay_key), max(keys.shape[0] - 1, 0))
+        found = (keys[at] == replay_key) if keys.shape[0] else np.zeros(replay_key.shape[0], dtype=bool)
+        engine_size = np.where(found, size[at] if keys.shape[0] else 0, 0)
+        engine_cost = np.where(found, cost[at] if keys.shape[0] else 0, 0)
+        back = np.minimum(np.searchsorted(replay_key, keys), max(replay_key.shape[0] - 1, 0))
+        backed = (replay_key[back] == keys) if replay_key.shape[0] else np.zeros(keys.shape[0], dtype=bool)
     name = out.position_name(replay.account, replay.contract)
     out.add("position_size", engine_size != replay.size, name, replay.size, engine_size)
     out.add("position_cost", engine_cost != replay.cost_minor, name, replay.cost_minor, engine_cost)
-    back = np.minimum(np.searchsorted(replay_key, keys), max(replay_key.shape[0] - 1, 0))
-    backed = (replay_key[back] == keys) if replay_key.shape[0] else np.zeros(keys.shape[0], dtype=bool)
     unbacked = ~backed & ((size != 0) | (cost != 0))
     out.add("position_without_fills", unbacked, out.position_name(engine.account[order], engine.contract[order]),
             np.zeros_like(size), size)
+    if duplicated.any():
+        totals = np.zeros(contracts, dtype=np.int64)
+        np.add.at(totals, engine.contract, engine.size)
+        return totals
+    return _Cells(data.book, len(data.accounts), keys // contracts, keys % contracts).by_contract(size)
 
 
-def _open_interest(data: PositionCheckInput, replay: Replay, out: _Collector) -> None:
+def _open_interest(data: PositionCheckInput, engine_total: Int64Array, replay_cells: _Cells, replay: Replay,
+                   out: _Collector) -> None:
     contracts = len(data.book.contracts)
-    engine_total = np.zeros(contracts, dtype=np.int64)
-    np.add.at(engine_total, data.positions.contract, data.positions.size)
-    replay_total = np.zeros(contracts, dtype=np.int64)
-    np.add.at(replay_total, replay.contract, replay.size)
+    replay_total = replay_cells.by_contract(replay.size)
     zero = np.zeros(contracts, dtype=np.int64)
     name = lambda row: data.book.contracts[row].contract_id  # noqa: E731
     out.add("open_interest", engine_total != 0, name, zero, engine_total)
     out.add("open_interest_replayed", replay_total != 0, name, zero, replay_total)
 
 
-def _margin(data: PositionCheckInput, replay: Replay, flat: Int64Array, out: _Collector) -> int:
+def _margin(data: PositionCheckInput, replay: Replay, cells: _Cells, out: _Collector) -> int:
     _, _, bps, _ = data.book.arrays()
     mark_value = contract_values(data.book, np.arange(len(data.book.contracts), dtype=np.int64),
                                  data.mark_price_ticks)[replay.contract]
@@ -301,10 +361,8 @@ def _margin(data: PositionCheckInput, replay: Replay, flat: Int64Array, out: _Co
     rate = bps[replay.contract]
     whole, rest = np.divmod(notional, BPS_DENOMINATOR)
     requirement = whole * rate + (rest * rate + BPS_DENOMINATOR - 1) // BPS_DENOMINATOR
-    equity = data.ledger_balances.ravel().copy()
-    np.add.at(equity, flat, unrealised)
-    margin = np.zeros(equity.shape[0], dtype=np.int64)
-    np.add.at(margin, flat, requirement)
+    equity = data.ledger_balances.ravel() + cells.by_account_asset(unrealised)
+    margin = cells.by_account_asset(requirement)
     below = equity < margin
     assets = len(data.book.assets)
     liquidating = np.repeat(data.liquidating, assets)
@@ -319,23 +377,19 @@ def check_positions(data: PositionCheckInput) -> PositionCheckResult:
     replay = replay_fills(data.book, data.fills)
     if replay.over_limit:
         out.counts["position_limit"] = replay.over_limit
-    _compare_positions(data, replay, out)
-    _open_interest(data, replay, out)
-    _, _, _, settle = data.book.arrays()
+    engine_open_interest = _compare_positions(data, replay, out)
+    cells = _Cells(data.book, len(data.accounts), replay.account, replay.contract)
+    _open_interest(data, engine_open_interest, cells, replay, out)
     assets = len(data.book.assets)
-    flat = replay.account * assets + settle[replay.contract]
-    cells = len(data.accounts) * assets
-    realised = np.zeros(cells, dtype=np.int64)
-    np.add.at(realised, flat, replay.realised_minor)
-    fees = np.zeros(cells, dtype=np.int64)
-    np.add.at(fees, flat, replay.fees_minor)
+    realised = cells.by_account_asset(replay.realised_minor)
+    fees = cells.by_account_asset(replay.fees_minor)
     name = out.balance_name(assets)
     out.add("ledger_pnl", data.ledger_pnl.ravel() != realised, name, realised, data.ledger_pnl.ravel())
     out.add("ledger_fees", data.ledger_fees.ravel() != fees, name, fees, data.ledger_fees.ravel())
     ledger = data.ledger_balances.ravel()
     engine = data.engine_balances.ravel()
     out.add("margin_balance", engine != ledger, name, ledger, engine)
-    liquidating_below = _margin(data, replay, flat, out)
+    liquidating_below = _margin(data, replay, cells, out)
     total = sum(out.counts.values())
     return PositionCheckResult(total == 0, total, tuple(out.examples), len(data.fills), int(replay.size.shape[0]),
                                len(data.accounts), liquidating_below, data.as_of_sequence, dict(out.counts))
