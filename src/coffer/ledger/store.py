@@ -744,8 +744,12 @@ def _cursor(conn: Connection) -> Iterator[Any]:
     """A psycopg cursor inside the SQLAlchemy transaction of `conn` (COPY, arrays)."""
     raw = conn.connection.driver_connection
     invariant(raw is not None, "no driver connection")
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
-        yield cursor
+    driver_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+    try:
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            yield cursor
+    except driver_error as exc:  # wrapped as SQLAlchemy would, so callers see one kind of error
+        raise sa.exc.DBAPIError.instance(None, None, exc, driver_error) from exc
 
 
 def _ranges(values: Sequence[int]) -> list[list[int]]:
