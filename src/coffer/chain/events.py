@@ -13,18 +13,23 @@ from coffer.chain.interface import BitcoinChain, BlockConnected, BlockDisconnect
 __all__ = ["BlockWatcher", "REORG_DEPTH_MAX", "CATCH_UP_BLOCKS_MAX"]
 
 REORG_DEPTH_MAX = 1000
+INITIAL_DEPTH = 100  # hashes read at start; the memory grows to REORG_DEPTH_MAX as blocks arrive
 CATCH_UP_BLOCKS_MAX = 10_000
 
 
 class BlockWatcher:
-    """Remembers the hashes of the last REORG_DEPTH_MAX active blocks it reported."""
+    """Remembers the hashes of the last REORG_DEPTH_MAX active blocks it reported.
+
+    `start_height` resumes after a block the consumer already processed: the first poll reports
+    blocks above it. A reorg deeper than the memory raises ChainError (rescan from scratch then).
+    """
 
     def __init__(self, chain: BitcoinChain, *, start_height: int | None = None) -> None:
         self._chain = chain
         self._seen: dict[int, str] = {}
         tip = chain.tip()
         first = tip.height if start_height is None else start_height
-        for height in range(max(first - REORG_DEPTH_MAX, 0), min(first, tip.height) + 1):
+        for height in range(max(first - INITIAL_DEPTH, 0), min(first, tip.height) + 1):
             self._seen[height] = chain.block_hash(height)
         self._top = min(first, tip.height)
 

@@ -49,6 +49,8 @@ class ChainView:
     next_height: int
     median_time_past: int  # of the tip
     median_time_at: Callable[[int], int]  # median time past of the block at a height
+    # Asks the kernel itself for Core's script error text of a failing transaction (tx, fee).
+    script_error: Callable[[Tx, int], str | None] | None = None
 
 
 def _script_error(spent_script: bytes) -> str:
@@ -105,7 +107,7 @@ class Mempool:
         fee = self._check_inputs(tx, coins, view)
         self._check_relative_locks(tx, coins, view)
         self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
-        self._check_scripts(tx, coins)
+        self._check_scripts(tx, coins, fee, view)
         if len(self.entries) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
         return fee, parents
@@ -149,7 +151,7 @@ class Mempool:
         if max_fee_rate_sat_per_kvb and fee > policy.fee_for_vsize(max_fee_rate_sat_per_kvb, tx.vsize):
             raise BroadcastRejected("max-fee-exceeded", code=-25)
 
-    def _check_scripts(self, tx: Tx, coins: list[Coin]) -> None:
+    def _check_scripts(self, tx: Tx, coins: list[Coin], fee: int, view: ChainView) -> None:
         for txin, coin in zip(tx.inputs, coins, strict=True):
             kind = policy.script_type(coin.script_pubkey)
             if kind in ("witness_v0_keyhash", "witness_v0_scripthash") and any(
@@ -161,7 +163,9 @@ class Mempool:
         precomputed = pbk.script.PrecomputedTransactionData(kernel_tx, spent)
         for index, coin in enumerate(coins):
             if not verify_input(coin.script_pubkey, coin.value_sats, kernel_tx, precomputed, index):
-                raise BroadcastRejected(f"mandatory-script-verify-flag-failed ({_script_error(coin.script_pubkey)})")
+                exact = view.script_error(tx, fee) if view.script_error is not None else None
+                raise BroadcastRejected(
+                    exact or f"mandatory-script-verify-flag-failed ({_script_error(coin.script_pubkey)})")
 
     @staticmethod
     def _is_final(tx: Tx, view: ChainView) -> bool:

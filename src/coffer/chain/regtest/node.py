@@ -28,6 +28,7 @@ from coffer.chain.regtest.kernel import Kernel, KernelEvent
 from coffer.chain.regtest.mempool import ChainView, Mempool, MempoolEntry
 from coffer.chain.regtest.store import BlockStore, StoredHeader
 from coffer.chain.regtest.wire import Tx, build_block, parse_block, parse_tx, sha256d
+from coffer.invariant import invariant
 
 __all__ = ["RegtestNode", "HeaderInfo", "subsidy_sats", "HALVING_INTERVAL", "EVENTS_KEPT_MAX"]
 
@@ -315,7 +316,31 @@ class RegtestNode:
     def _view(self) -> ChainView:
         tip_mtp = self._median_time(self._active[-1])
         return ChainView(self._index.coins.get, len(self._active), tip_mtp,
-                         lambda h: self._median_time(self._active[min(h, len(self._active) - 1)]))
+                         lambda h: self._median_time(self._active[min(h, len(self._active) - 1)]),
+                         self._probe_script_error)
+
+    def _probe_script_error(self, tx: Tx, fee_sats: int) -> str | None:
+        """Core's exact script error text, from the kernel: a probe block on the tip carrying the
+        transaction (and its mempool ancestors) whose coinbase overpays by one satoshi. The kernel
+        checks scripts before the coinbase amount, so it names the script failure, and the probe
+        can never connect (it is invalid either way)."""
+        entries = self._mempool.entries
+        needed: set[bytes] = set()
+        for parent in {txin.prev_txid for txin in tx.inputs if txin.prev_txid in entries}:
+            needed |= {parent, *self._mempool.ancestors(parent)}
+        txs = [entry.tx for txid, entry in entries.items() if txid in needed] + [tx]
+        fees = fee_sats + sum(entries[txid].fee_sats for txid in needed)
+        tip, height = self._active[-1], len(self._active)
+        self._extra_nonce += 1
+        raw = build_block(tip, height, self._next_time(tip), subsidy_sats(height) + fees + 1, DEFAULT_PAYOUT_SCRIPT,
+                          txs, extra_nonce=self._extra_nonce)
+        result = self._kernel.process(raw, sha256d(raw[:80]))
+        invariant(not result.accepted and not result.events, "a script-probe block was connected")
+        reason = result.reason or ""
+        for prefix in ("block-script-verify-flag-failed (", "mandatory-script-verify-flag-failed ("):
+            if reason.startswith(prefix):
+                return "mandatory-script-verify-flag-failed (" + reason[len(prefix):]
+        return None
 
     def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool) -> int:
         fee, parents = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)

@@ -240,7 +240,7 @@ class RpcDispatcher:
             "getblockhash": spec(RpcDispatcher.getblockhash, "height", 1),
             "getblock": spec(RpcDispatcher.getblock, "blockhash verbosity", 1),
             "getblockheader": spec(RpcDispatcher.getblockheader, "blockhash verbose", 1),
-            "getrawtransaction": spec(RpcDispatcher.getrawtransaction, "txid verbose blockhash", 1),
+            "getrawtransaction": spec(RpcDispatcher.getrawtransaction, "txid verbosity blockhash", 1),
             "gettxout": spec(RpcDispatcher.gettxout, "txid n include_mempool", 2),
             "sendrawtransaction": spec(RpcDispatcher.sendrawtransaction, "hexstring maxfeerate maxburnamount", 1),
             "testmempoolaccept": spec(RpcDispatcher.testmempoolaccept, "rawtxs maxfeerate", 1),
