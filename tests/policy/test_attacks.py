@@ -303,3 +303,23 @@ def test_embedded_documents_round_trip(world: World, coordinator: Coordinator) -
     attestation = coordinator.attest(request)
     assert request == request_from_json(request.to_json())
     assert attestation == signed_decision_from_json(attestation.to_json())
+
+
+def test_signer_refuses_policy_swap_without_quorum(world: World, hot_signer: Signer) -> None:
+    """A signer asked to adopt a new policy set checks the admin quorum itself and keeps the old one."""
+    text = world.policy.text.replace("86400", "3600")  # a weaker time lock
+    weaker = compile_policy(text, default_schema_text())
+    proposal = PolicyProposal(2, weaker.hash, "erin")
+    own_and_one = [sign_activation(world.keys["erin"], proposal, "erin"),
+                   sign_activation(world.keys["frank"], proposal, "frank")]
+    with pytest.raises(PolicyQuorumRefused) as caught:
+        hot_signer.guard.adopt_policy(weaker, proposal, own_and_one)
+    assert "policy.quorum" == caught.value.rule
+    assert world.policy.hash == hot_signer.guard.policy_hash
+    forged_text = compile_policy(text.replace("3600", "60"), default_schema_text())
+    quorum = own_and_one + [sign_activation(world.keys["gina"], proposal, "gina")]
+    with pytest.raises(PolicyQuorumRefused) as caught:
+        hot_signer.guard.adopt_policy(forged_text, proposal, quorum)
+    assert "policy.hash_mismatch" == caught.value.rule
+    assert ("frank", "gina") == hot_signer.guard.adopt_policy(weaker, proposal, quorum)
+    assert (weaker.hash, 2) == (hot_signer.guard.policy_hash, hot_signer.guard.policy_version)

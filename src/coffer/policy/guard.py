@@ -24,10 +24,12 @@ from coffer.policy.errors import (
     ApprovalsMissing,
     AttestationRefused,
     PolicyError,
+    PolicyQuorumRefused,
     PolicyRefused,
 )
 from coffer.policy.request import RequestKind, WithdrawalRequest
 from coffer.policy.roles import OperatorRegistry
+from coffer.policy.versions import ADMIN_QUORUM_DEFAULT, AdminSignature, PolicyProposal, check_quorum
 
 __all__ = ["SignerGuard", "Clearance", "SignedHistory", "MemorySignedHistory", "SqliteSignedHistory",
            "guarded_sign", "HISTORY_WINDOW_S"]
@@ -145,8 +147,11 @@ class SignerGuard:
     def __init__(self, *, signer_id: str, route: Route, attestation_public_key: bytes,
                  operators: OperatorRegistry, policy: CompiledPolicy, history: SignedHistory,
                  halted: Callable[[], bool], verifiers: Mapping[str, ApprovalVerifier] | None = None,
-                 on_event: Callable[[str, dict[str, object]], None] | None = None) -> None:
+                 on_event: Callable[[str, dict[str, object]], None] | None = None, policy_version: int = 1,
+                 admin_quorum: int = ADMIN_QUORUM_DEFAULT) -> None:
         self.signer_id = signer_id
+        self.policy_version = policy_version
+        self._admin_quorum = admin_quorum
         self.route = route
         self._attestation_key = bytes(attestation_public_key)
         self._operators = operators
@@ -163,6 +168,21 @@ class SignerGuard:
     @property
     def policy_hash(self) -> str:
         return self._policy.hash
+
+    def adopt_policy(self, policy: CompiledPolicy, proposal: PolicyProposal, signatures: Sequence[AdminSignature]
+                     ) -> tuple[str, ...]:
+        """Switch to a newer policy set, checking the policy-admin quorum itself (never the coordinator's word)."""
+        with self._lock:
+            if proposal.policy_hash != policy.hash:
+                raise PolicyQuorumRefused("the signatures are for another policy text", rule="policy.hash_mismatch")
+            if proposal.version <= self.policy_version:
+                raise PolicyQuorumRefused("not newer than the pinned policy", rule="policy.version")
+            counted = check_quorum(proposal, signatures, self._operators, quorum=self._admin_quorum)
+            self._policy = policy
+            self.policy_version = proposal.version
+            self._emit("guard.policy_adopted", {"version": proposal.version, "policy_hash": policy.hash,
+                                                "signed_by": list(counted)})
+            return counted
 
     def check(self, request: WithdrawalRequest, signed: SignedDecision, *, now: datetime) -> Clearance:
         """Verify everything and record the request as signed. Call right before signing; raise = don't sign."""

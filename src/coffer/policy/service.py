@@ -219,6 +219,21 @@ class PolicyService:
                 signed_at_s=epoch_s(now)))
             self._event(conn, signature.operator_id, "policy.signed", {"version": version}, now)
 
+    def signatures(self, version: int) -> tuple[AdminSignature, ...]:
+        """The admin signatures of a version (signers check the quorum themselves with these)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(t.policy_signatures).where(t.policy_signatures.c.version == version)
+                                .order_by(t.policy_signatures.c.operator_id)).all()
+        return tuple(AdminSignature(r.operator_id, bytes.fromhex(r.signature)) for r in rows)
+
+    def policy_text(self, version: int) -> tuple[str, str]:
+        """(policies, schema) of a version, for signers to compile and adopt."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(t.policy_versions).where(t.policy_versions.c.version == version)).first()
+        if row is None:
+            raise NotFound(f"no policy version {version}")
+        return str(row.policies), str(row.schema)
+
     def activate(self, version: int, *, now: datetime, by: str = SYSTEM_ACTOR) -> CompiledPolicy:
         """Make `version` active if k other policy admins signed it; otherwise the old one stays."""
         proposal = self.proposal(version)
