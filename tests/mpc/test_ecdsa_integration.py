@@ -10,12 +10,18 @@ import coincurve
 import pytest
 from structlog.testing import capture_logs
 
-from coffer.mpc.dkg import refresh
+from coffer.mpc.dkg import refresh, reshare
 from coffer.mpc.dkg import secp256k1_untweaked as dkg
 from coffer.mpc.dkg.dealing import Holder
 from coffer.mpc.dkg.local import run_local_dkg
 from coffer.mpc.dkg.types import SecretShare
-from coffer.mpc.ecdsa import SignatureInvalid, SignerSetError, ethereum_address, key_share_from_dkg
+from coffer.mpc.ecdsa import (
+    ProtocolAbort,
+    SignatureInvalid,
+    SignerSetError,
+    ethereum_address,
+    key_share_from_dkg,
+)
 from coffer.mpc.ecdsa.curve import P_FIELD, Q, point_from_bytes
 from coffer.mpc.ecdsa.local import pair, pair_all, sign_locally
 from coffer.mpc.ecdsa.sign import finish_signature
@@ -45,6 +51,29 @@ def test_dkg_shares_sign_before_and_after_a_refresh() -> None:
     signature = sign_locally({2: new_shares[2], 3: new_shares[3]}, setups, digest)[2]
     assert coincurve.PublicKey(public_key).verify(signature.to_der(), digest, hasher=None)
     assert ethereum_address(public_key) == ethereum_address(new_shares[2].public_key)
+
+
+def test_revoked_co_signer_cannot_sign_after_a_re_share() -> None:
+    """After a re-share that removes co-signer 3, the kept co-signers sign; 3's old share does not."""
+    rng = random.Random(11)
+    keys = [rng.randbytes(32) for _ in range(4)]
+    outputs = list(run_local_dkg(dkg.PROTOCOL, keys, 2, rng.randbytes).participant_outputs)
+    holders = tuple(Holder(i + 1, dkg.hostpubkey_gen(key)) for i, key in enumerate(keys))
+    kept = (1, 2, 4)
+    session = reshare.ReshareSession(rng.randbytes(32), outputs[0].group_public_key, 2,
+                                     dict(outputs[0].public_shares), (holders[0], holders[1]), 2,
+                                     tuple(holders[i - 1] for i in kept))
+    dealings = {i: reshare.reshare_deal(dkg.PROTOCOL.suite, session, keys[i - 1], outputs[i - 1].secret_share,  # type: ignore[arg-type]
+                                        rng.randbytes(32)) for i in (1, 2)}
+    new = {i: key_share_from_dkg(reshare.reshare_receive(dkg.PROTOCOL.suite, session, keys[i - 1], dealings),
+                                 b"reshared") for i in kept}
+    revoked = key_share_from_dkg(outputs[2], b"reshared")
+    setups = pair_all([1, 2, 3, 4], b"reshared")
+    digest = secrets.token_bytes(32)
+    signature = sign_locally({2: new[2], 4: new[4]}, setups, digest)[2]
+    assert coincurve.PublicKey(outputs[0].group_public_key).verify(signature.to_der(), digest, hasher=None)
+    with pytest.raises(ProtocolAbort):
+        sign_locally({1: new[1], 3: revoked}, setups, digest)
 
 
 def test_dkg_share_must_match_its_public_share() -> None:
