@@ -138,3 +138,25 @@ def test_approval_and_attestation_round_trip(world: World, coordinator: Coordina
     assert approval == parse_approval(approval.encode())
     signed = coordinator.attest(request, (approval,))
     assert signed == parse_signed_decision(signed.encode())
+
+
+def test_attestation_with_any_byte_changed_is_refused(world: World, coordinator: Coordinator) -> None:
+    """Every one-byte change to an encoded attestation fails to parse or fails verification."""
+    from coffer.policy import AttestationRefused, verify_attestation
+
+    request = world.request(amount_minor=5_000_000)
+    encoded = coordinator.attest(request, (world.approve("bob", request),)).encode()
+
+    @given(st.integers(min_value=0, max_value=len(encoded) - 1), st.integers(min_value=1, max_value=255))
+    @settings(max_examples=300, deadline=None)
+    def mutate(index: int, delta: int) -> None:
+        changed = bytearray(encoded)
+        changed[index] = (changed[index] + delta) % 256
+        try:
+            signed = parse_signed_decision(bytes(changed))
+        except MalformedDocument:
+            return
+        with pytest.raises(AttestationRefused):
+            verify_attestation(signed, coordinator.public_key)
+
+    mutate()
