@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from coffer.por.errors import ReservesError
 from coffer.por.liabilities import Liability
+from coffer.por.verify import tree_unit_scale
 
 if TYPE_CHECKING:
     from coffer.chain.interface import BitcoinChain, BlockRef, EthereumChain
@@ -29,9 +30,12 @@ def floor_equity(balances: Iterable[tuple[int, int]], unrealised_pnl: Mapping[in
 
 def liabilities_from_ledger(ledger: Ledger, asset: str, *,
                             unrealised_pnl: Mapping[int, int] | None = None) -> list[Liability]:
-    """Every client account's liability in `asset`, keyed by its 64-bit account number."""
+    """Every client account's liability in `asset` in the tree's unit, keyed by its 64-bit account number."""
     rows = ledger.client_liabilities(asset)
-    return floor_equity(((row.account_number, row.total) for row in rows), unrealised_pnl)
+    scale = tree_unit_scale(asset)
+    floored = floor_equity(((row.account_number, row.total) for row in rows), unrealised_pnl)
+    # The tree counts in its own unit (ETH: gwei); round liabilities up so rounding never flatters.
+    return [Liability(item.account_number, -(-item.amount // scale)) for item in floored]
 
 
 def bitcoin_balances_at_tip(chain: BitcoinChain, addresses: Sequence[str]) -> tuple[BlockRef, dict[str, int]]:

@@ -14,7 +14,7 @@ from typing import Any
 from embit.script import address_to_scriptpubkey
 
 from coffer.por.errors import ReservesError
-from coffer.por.verify import RESERVES_FORMAT, U64_MAX, reserves_challenge, verify_reserves_document
+from coffer.por.verify import RESERVES_FORMAT, reserves_challenge, verify_reserves_document
 
 __all__ = ["ReserveEntry", "KeyProof", "ControlProof", "build_reserves_document", "reserves_challenge"]
 
@@ -56,7 +56,7 @@ def build_reserves_document(asset: str, chain: str, height: int, block_hash: str
     for entry in entries:
         if entry.kind not in KINDS:
             raise ReservesError(f"{entry.address}: kind must be one of {KINDS}")
-        if not 0 <= entry.balance <= U64_MAX:
+        if not 0 <= entry.balance < (1 << 64 if asset == "BTC" else 1 << 256):
             raise ReservesError(f"{entry.address}: balance out of range")
         if not entry.proofs:
             raise ReservesError(f"{entry.address}: no proof of control")

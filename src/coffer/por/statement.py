@@ -25,6 +25,7 @@ from coffer.por.verify import (
     log_entry_digest,
     log_entry_message,
     statement_message,
+    tree_unit_scale,
     verify_log,
 )
 
@@ -37,8 +38,10 @@ def solvency_statement(chain: str, block_hash: str, liabilities: PublishedRoot,
                        reserves_document: Mapping[str, Any]) -> dict[str, Any]:
     """The statement for one asset; `solvent` is computed, never passed in."""
     invariant(reserves_document["asset"] == liabilities.asset, "reserves and liabilities of different assets")
-    invariant(reserves_document["height"] == liabilities.height, "reserves and liabilities at different heights")
-    reserves_total = int(reserves_document["total"])
+    if liabilities.asset == "BTC":
+        invariant(reserves_document["height"] == liabilities.height, "reserves and liabilities at different heights")
+    # Both totals in the tree's unit: reserves rounded down (ETH: wei to gwei), never flattering.
+    reserves_total = int(reserves_document["total"]) // tree_unit_scale(liabilities.asset)
     return {
         "format": STATEMENT_FORMAT, "asset": liabilities.asset, "chain": chain, "height": liabilities.height,
         "block_hash": block_hash, "liabilities_root": liabilities.root.hex(),

@@ -671,6 +671,92 @@ def bip322_verify(address: str, message: bytes, signature: str) -> str:
     return kind
 
 
+# ---------------------------------------------------------------- Ethereum (Keccak-256, EIP-191)
+
+_KECCAK_RC = [
+    0x0000000000000001, 0x0000000000008082, 0x800000000000808A, 0x8000000080008000, 0x000000000000808B,
+    0x0000000080000001, 0x8000000080008081, 0x8000000000008009, 0x000000000000008A, 0x0000000000000088,
+    0x0000000080008009, 0x000000008000000A, 0x000000008000808B, 0x800000000000008B, 0x8000000000008089,
+    0x8000000000008003, 0x8000000000008002, 0x8000000000000080, 0x000000000000800A, 0x800000008000000A,
+    0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008,
+]
+_KECCAK_ROT = [[0, 36, 3, 41, 18], [1, 44, 10, 45, 2], [62, 6, 43, 15, 61], [28, 55, 25, 21, 56], [27, 20, 39, 8, 14]]
+_KECCAK_MASK = (1 << 64) - 1
+
+
+def _rol(value: int, shift: int) -> int:
+    return ((value << shift) | (value >> (64 - shift))) & _KECCAK_MASK if shift else value
+
+
+def _keccak_f(state: list[list[int]]) -> None:
+    for rc in _KECCAK_RC:
+        c = [state[x][0] ^ state[x][1] ^ state[x][2] ^ state[x][3] ^ state[x][4] for x in range(5)]
+        d = [c[(x - 1) % 5] ^ _rol(c[(x + 1) % 5], 1) for x in range(5)]
+        for x in range(5):
+            for y in range(5):
+                state[x][y] ^= d[x]
+        b = [[0] * 5 for _ in range(5)]
+        for x in range(5):
+            for y in range(5):
+                b[y][(2 * x + 3 * y) % 5] = _rol(state[x][y], _KECCAK_ROT[x][y])
+        for x in range(5):
+            for y in range(5):
+                state[x][y] = b[x][y] ^ (~b[(x + 1) % 5][y] & b[(x + 2) % 5][y])
+        state[0][0] ^= rc
+
+
+def keccak256(data: bytes) -> bytes:
+    """Keccak-256 as Ethereum uses it (not SHA3-256: the padding differs)."""
+    rate = 136
+    pad = rate - len(data) % rate
+    padded = bytes(data) + (b"\x81" if pad == 1 else b"\x01" + b"\x00" * (pad - 2) + b"\x80")
+    state = [[0] * 5 for _ in range(5)]
+    for offset in range(0, len(padded), rate):
+        block = padded[offset:offset + rate]
+        for i in range(rate // 8):
+            state[i % 5][i // 5] ^= int.from_bytes(block[8 * i:8 * i + 8], "little")
+        _keccak_f(state)
+    return b"".join(state[i % 5][i // 5].to_bytes(8, "little") for i in range(4))
+
+
+def eth_personal_digest(message: bytes) -> bytes:
+    """EIP-191 version 0x45 (personal_sign) digest of a message."""
+    return keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
+
+
+def eth_address_of(public_key: bytes) -> str:
+    """Lower-case 0x address of a secp256k1 public key (any encoding coincurve reads)."""
+    from coincurve import PublicKey
+
+    return "0x" + keccak256(PublicKey(public_key).format(compressed=False)[1:])[-20:].hex()
+
+
+_ETH_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def eth_verify(address: str, message: bytes, signature_hex: str) -> None:
+    """A personal_sign signature (r || s || v, v in 27/28 or 0/1) by the key of `address`."""
+    from coincurve import PublicKey
+
+    if not _ETH_ADDRESS.match(address):
+        raise _fail("eth signature", f"invalid address {address!r}")
+    raw = _hex(signature_hex.removeprefix("0x").lower(), "eth signature")
+    if len(raw) != 65 or raw[64] not in (0, 1, 27, 28):
+        raise _fail("eth signature", "a signature is 65 bytes r || s || v")
+    if int.from_bytes(raw[32:64], "big") > _SECP256K1_ORDER // 2:
+        raise _fail("eth signature", "high-s signature (EIP-2) refused")
+    try:
+        recovered = PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] % 27]),
+                                                         eth_personal_digest(message), hasher=None)
+    except (ValueError, TypeError):
+        raise _fail("eth signature", "invalid signature") from None
+    if eth_address_of(recovered.format()) != address.lower():
+        raise _fail("eth signature", "invalid signature: signed by another key")
+
+
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 # ---------------------------------------------------------------- reserves
 
 
@@ -684,9 +770,9 @@ _RESERVES_KEYS = {"format", "asset", "chain", "height", "block_hash", "challenge
 _ENTRY_KEYS = {"address", "descriptor", "script_pubkey", "balance", "kind", "proofs"}
 
 
-def _check_int(value: Any, check: str, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= U64_MAX:
-        raise _fail(check, f"{what} must be a non-negative 64-bit integer")
+def _check_int(value: Any, check: str, what: str, *, bits: int = 64) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise _fail(check, f"{what} must be a non-negative {bits}-bit integer")
     return value
 
 
@@ -708,9 +794,13 @@ def verify_reserves_document(doc: Mapping[str, Any]) -> int:
         if entry["address"] in seen:
             raise _fail(where, f"address {entry['address']} listed twice")
         seen.add(entry["address"])
-        total += _check_int(entry["balance"], where, "balance")
+        total += _check_int(entry["balance"], where, "balance", bits=256)
         if doc["asset"] == "BTC":
             _check_btc_entry(entry, challenge, where)
+        elif doc["asset"] == "ETH":
+            _check_eth_entry(entry, challenge, where)
+        else:
+            raise _fail(where, f"unsupported asset {doc['asset']}")
         if not entry["proofs"]:
             raise _fail(where, f"no proof of control for {entry['address']}")
     for number, key_proof in enumerate(doc["key_proofs"]):
@@ -740,6 +830,44 @@ def _check_btc_entry(entry: Mapping[str, Any], challenge: bytes, where: str) -> 
             bip322_verify(entry["address"], challenge, proof["signature"])
         except VerificationFailed as exc:
             raise _fail(where, f"proof of control by {proof.get('signer', '?')}: {exc.reason}") from None
+
+
+def _check_eth_entry(entry: Mapping[str, Any], challenge: bytes, where: str) -> None:
+    if not _ETH_ADDRESS.match(entry["address"]) or entry["script_pubkey"] != "":
+        raise _fail(where, "invalid Ethereum address entry")
+    if entry["descriptor"] != f"addr({entry['address']})":
+        raise _fail(where, "unexpected descriptor")
+    for proof in entry["proofs"]:
+        try:
+            eth_verify(entry["address"], challenge, proof["signature"])
+        except VerificationFailed as exc:
+            raise _fail(where, f"proof of control by {proof.get('signer', '?')}: {exc.reason}") from None
+
+
+# Liabilities trees hold unsigned 64-bit values: wei would overflow, so ETH trees count gwei.
+# Liabilities are rounded up and reserves down, so the rounding never flatters solvency.
+TREE_UNIT_SCALE = {"BTC": 1, "ETH": 10**9}
+
+
+def tree_unit_scale(asset: str) -> int:
+    if asset not in TREE_UNIT_SCALE:
+        raise _fail("asset", f"unsupported asset {asset}")
+    return TREE_UNIT_SCALE[asset]
+
+
+def verify_eth_reserves_rpc(doc: Mapping[str, Any], rpc: RpcCall) -> int:
+    """Each Ethereum address's balance at the snapshot block, by eth_getBalance at that number."""
+    block = rpc("eth_getBlockByNumber", [hex(doc["height"]), False])
+    if not block or str(block.get("hash", "")).removeprefix("0x").lower() != doc["block_hash"].removeprefix("0x").lower():
+        raise _fail("node", f"block {doc['height']} on the node is not the snapshot's block")
+    proven = 0
+    for number, entry in enumerate(doc["entries"]):
+        found = int(rpc("eth_getBalance", [entry["address"], hex(doc["height"])]), 16)
+        if found != entry["balance"]:
+            raise _fail(f"reserves entry {number}", f"{entry['address']} holds {found} wei on chain, "
+                        f"the document claims {entry['balance']}")
+        proven += found
+    return proven
 
 
 RpcCall = Callable[[str, list[Any]], Any]
@@ -846,7 +974,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def verify_snapshot(directory: Path, public_key: bytes, *, rpc: RpcCall | None = None,
-                    rewind: bool = False) -> list[str]:
+                    rewind: bool = False, eth_rpc: RpcCall | None = None) -> list[str]:
     """Everything public in a snapshot directory; returns one line per check passed."""
     passed: list[str] = []
     snapshot = _read_json(directory / "snapshot.json", "snapshot")
@@ -867,11 +995,15 @@ def verify_snapshot(directory: Path, public_key: bytes, *, rpc: RpcCall | None =
         reserves = _read_json(directory / f"reserves-{asset}.json", "reserves")
         total = verify_reserves_document(reserves)
         digest = hashlib.sha256(canonical_json(reserves)).hexdigest()
-        if (statement["reserves_total"], statement["reserves_digest"]) != (total, digest):
+        if (statement["reserves_total"], statement["reserves_digest"]) != (total // tree_unit_scale(asset), digest):
             raise _fail("statement", f"{asset}: the statement does not commit to this reserves document")
+        if (reserves["height"], reserves["block_hash"]) != (snapshot["height"], snapshot["block_hash"]) and asset == "BTC":
+            raise _fail("reserves", f"{asset}: the reserves are for another snapshot")
         passed.append(f"{asset}: reserves {total}, every proof of control valid")
         if rpc is not None and asset == "BTC":
             passed.append(f"{asset}: node confirms {verify_reserves_rpc(reserves, rpc, rewind=rewind)} at height {reserves['height']}")
+        if eth_rpc is not None and asset == "ETH":
+            passed.append(f"{asset}: node confirms {verify_eth_reserves_rpc(reserves, eth_rpc)} wei at block {reserves['height']}")
         passed.append(f"{asset}: statement signed, solvent ({total} >= {statement['liabilities_total']})")
     log_path = directory / "log.jsonl"
     if log_path.exists():
@@ -890,6 +1022,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--balance", type=int, help="your balance at the snapshot height, to compare")
     parser.add_argument("--asset", default="BTC")
     parser.add_argument("--rpc", help="Bitcoin Core JSON-RPC URL, http://user:pass@host:port, to check reserves")
+    parser.add_argument("--eth-rpc", help="Ethereum JSON-RPC URL, to check the ETH reserves at their block")
     parser.add_argument("--rewind", action="store_true",
                         help="take a node that is ahead back to the snapshot height for the scan (changes the node)")
     return parser
@@ -921,7 +1054,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         key = _hex(args.group_key, "group key")
         rpc = rpc_client(args.rpc) if args.rpc else None
-        passed = verify_snapshot(args.snapshot, key, rpc=rpc, rewind=args.rewind)
+        eth_rpc = rpc_client(args.eth_rpc) if args.eth_rpc else None
+        passed = verify_snapshot(args.snapshot, key, rpc=rpc, rewind=args.rewind, eth_rpc=eth_rpc)
         if args.account_nonce is not None:
             passed += _client_checks(args, args.snapshot)
     except VerificationFailed as exc:
