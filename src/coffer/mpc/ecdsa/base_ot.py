@@ -141,6 +141,11 @@ class BaseOtSender:
     def pads(self) -> tuple[list[bytes], list[bytes]]:
         return list(self._pads0), list(self._pads1)
 
+    def wipe(self) -> None:
+        self._secret = 0
+        self._pads0.clear()
+        self._pads1.clear()
+
 
 @dataclass(slots=True)
 class BaseOtReceiver:
@@ -197,3 +202,7 @@ class BaseOtReceiver:
                 raise BaseOtFailure("base OT opening does not match its challenge",
                                     counterparties=[self.counterparty])
         return list(self._pads)
+
+    def wipe(self) -> None:
+        self._pads.clear()
+        self.choices = []

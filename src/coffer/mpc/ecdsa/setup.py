@@ -228,8 +228,8 @@ class SetupSession:
                                round_number=round_number)
             reader = Reader(data[_HEADER_BYTES:], sender=self.peer)
             reply = self._step(round_number, reader)
-        except (EcdsaError, ValueError) as error:
-            self._state = _State.FAILED
+        except Exception as error:
+            self._fail()
             if isinstance(error, EcdsaError):
                 raise
             raise ProtocolAbort("setup failed", counterparties=[self.peer]) from error
@@ -278,7 +278,19 @@ class SetupSession:
             gadget_vector(direction_context(self.setup_id, self.me, self.peer)),
             gadget_vector(direction_context(self.setup_id, self.peer, self.me)))
         self._state = _State.DONE
+        self._wipe()  # the PeerSetup holds its own copies
         return None
+
+    def _fail(self) -> None:
+        self._state = _State.FAILED
+        self._wipe()
+
+    def _wipe(self) -> None:
+        self._ot_sender.wipe()
+        self._ot_receiver.wipe()
+        self._zero_contribution = b""
+        self._zero_seed = b""
+        self._correlation = np.zeros(0, dtype=np.uint8)
 
     def result(self) -> PeerSetup:
         if self._state is not _State.DONE or self._result is None:

@@ -204,7 +204,7 @@ class SigningSession:
         self._rng = rng
         self._mark_used = mark_used or (lambda session_id, round_number: None)
         self._state = _State.NEW
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # abort() may run inside a failing round
         self._wipe()
 
     def __repr__(self) -> str:
@@ -246,12 +246,13 @@ class SigningSession:
 
     def abort(self, reason: str) -> None:
         """Ends the session (e.g. another signer reported an abort) and discards its setups."""
-        if self._state is _State.ABORTED:
-            return
-        self._state = _State.ABORTED
-        self._wipe()
-        for setup in self._setups.values():
-            setup.discard(reason)
+        with self._lock:
+            if self._state is _State.ABORTED:
+                return
+            self._state = _State.ABORTED
+            self._wipe()
+            for setup in self._setups.values():
+                setup.discard(reason)
 
     def _run(self, step: Callable[[], object]) -> object:
         """Runs a round; any failure (a check, bad input, the used-marker store) aborts it all.
