@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -129,9 +130,9 @@ def test_batch_calls(rpc_chain: tuple[RegtestNode, BitcoinRpcChain]) -> None:
     assert -8 == caught.value.code
 
 
-def _start_process(datadir: Path, port: int) -> subprocess.Popen[str]:
+def _start_process(datadir: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-c", "from coffer.cli import main; main()", "regtest", "--datadir", str(datadir),
-               "--rpcport", str(port)]
+               "--rpcport", str(port), *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -171,6 +172,16 @@ def test_real_coffer_regtest_process(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-    with RegtestNode(datadir) as reopened:
-        assert (tip.height, tip.hash) == (reopened.height, reopened.best_hash[::-1].hex())
-        assert 1 == len(reopened.unspent([p2wpkh_script(RECEIVER)]))
+    process = _start_process(datadir, port, "--rpcuser", "ops", "--rpcpassword", "s3cret")
+    try:
+        _wait_ready(process)
+        again = BitcoinRpcChain(BitcoinCoreRpc(f"http://127.0.0.1:{port}/", user="ops", password="s3cret"))
+        assert tip == again.tip()
+        assert [txid] == [u.txid for u in again.unspent([p2wpkh_script(RECEIVER)])]
+        again.close()
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

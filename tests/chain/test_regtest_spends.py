@@ -191,3 +191,23 @@ def test_mempool_chain_is_mined_in_order(node: RegtestNode) -> None:
     node.generate(1, MINER_SCRIPT)
     assert node.tx_block(parent.txid) == node.tx_block(child.txid) == node.best_hash
     assert {} == node.mempool_entries()
+
+
+def test_any_changed_byte_of_a_signed_spend_is_refused(node: RegtestNode) -> None:
+    """Every single-byte change of a signed P2WPKH spend is refused and leaves the mempool empty."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    coin = mature_coins(node)[0]
+    raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)])
+
+    @given(st.integers(0, len(raw) - 1), st.integers(1, 255))
+    @settings(max_examples=120, deadline=None)
+    def check(position: int, mask: int) -> None:
+        mutated = raw[:position] + bytes([raw[position] ^ mask]) + raw[position + 1:]
+        with pytest.raises(BroadcastRejected):
+            node.accept_transaction(mutated)
+        assert {} == node.mempool_entries()
+
+    check()
+    node.accept_transaction(raw)
