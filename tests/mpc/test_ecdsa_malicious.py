@@ -340,3 +340,41 @@ def test_abort_stops_parallel_sessions_with_the_same_peer() -> None:
         b1.round2({2: b2_first[1]})
     assert 2 == caught.value.counterparty
     b2.round2({1: b1_first[2]})  # party 2 has not heard of the abort yet; its peer refuses anyway
+
+
+def test_every_header_byte_is_checked() -> None:
+    """A changed byte anywhere in the header (type, version, sender, receiver, session) is refused."""
+    setups = _fresh()
+    seen: dict[int, bytes] = {}
+
+    def record(number: int, sender: int, receiver: int, message: bytes) -> bytes:
+        if sender == 2 and receiver == 1:
+            seen[number] = message
+        return message
+
+    _sign(setups, record)
+    sid = seen[1][6:38]
+    parsers = {1: lambda data: SignRound1.parse(data, sender=2, receiver=1, session_id=sid),
+               2: lambda data: SignRound2.parse(data, sender=2, receiver=1, session_id=sid),
+               3: lambda data: SignRound3.parse(data, sender=2, session_id=sid)}
+    for number, parse in parsers.items():
+        for position in range(38):
+            changed = bytearray(seen[number])
+            changed[position] ^= 0x01
+            with pytest.raises(MalformedMessage) as caught:
+                parse(bytes(changed))
+            assert 2 == caught.value.sender
+
+
+def test_out_of_range_scalar_and_off_curve_point_are_refused() -> None:
+    """u = q (not below the order) and an x with no curve point are MalformedMessage from the sender."""
+    sid = bytes(32)
+    good = SignRound3(2, sid, base_mul(5), 1, 2).serialize()
+    too_big = good[:38 + 33] + Q.to_bytes(32, "big") + good[38 + 65:]
+    off_curve = good[:38] + b"\x02" + bytes(32) + good[38 + 33:]
+    bad_prefix = good[:38] + b"\x04" + good[39:]
+    assert good == SignRound3.parse(good, sender=2, session_id=sid).serialize()
+    for data in (too_big, off_curve, bad_prefix):
+        with pytest.raises(MalformedMessage) as caught:
+            SignRound3.parse(data, sender=2, session_id=sid)
+        assert 2 == caught.value.sender
