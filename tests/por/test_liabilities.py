@@ -219,3 +219,32 @@ def test_forked_workers_build_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> 
                                                        rng=random.Random(9).randbytes, workers=workers).root
              for workers in (1, 2)]
     assert roots[0] == roots[1]
+
+
+def test_parts_of_one_account_are_never_siblings() -> None:
+    """No two parts of one account share a parent, so no inner node shows a client's exact balance."""
+    balances = {account: 1_000 + account for account in range(1, 200)}
+    for seed in range(5):
+        tree, _ = _tree(balances, parts=3, seed=seed)
+        for account in balances:
+            parents = [index >> 1 for index in tree.leaf_indices(account)]
+            assert len(set(parents)) == len(parents)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), line=st.integers(1, 10_000), field=st.sampled_from(["digest", "value"]))
+def test_property_tampered_tree_file_fails(seed: int, line: int, field: str) -> None:
+    """Any one node of the BitMEX-format file changed: the tree check or the published root refuses it."""
+    tree, _ = _tree({account: 10 + account for account in range(1, 9)}, seed=seed)
+    lines = list(tree.bitmex_lines())
+    number = 1 + line % (len(lines) - 1)
+    digest, value = lines[number].split(",")
+    if field == "digest":
+        lines[number] = ("f" if digest[0] != "f" else "e") + digest[1:] + "," + value
+    else:
+        lines[number] = f"{digest},{int(value) + 1}"
+    read = parse_liabilities_file("\n".join(lines))
+    with pytest.raises(VerificationFailed):
+        check_liabilities_tree(read)
+        if (read.root, read.total) != (tree.root, tree.total):
+            raise VerificationFailed("liabilities tree", "root differs from the published root")

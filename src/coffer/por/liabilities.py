@@ -276,6 +276,7 @@ def build_liabilities_tree_arrays(asset: str, height: int, accounts: U64Array, a
         leaf_count *= 2
     invariant(leaf_count.bit_length() - 1 <= DEPTH_MAX, "tree too deep")
     leaf_of_slot = np.argsort(_random_u64(rng, leaf_count), kind="stable").astype(np.int64)
+    _separate_siblings(leaf_of_slot, count, parts, rng)
     values = np.zeros(leaf_count, dtype=np.uint64)
     values[leaf_of_slot[:real]] = pieces
     digests = np.frombuffer(rng(32 * leaf_count), dtype=np.uint8).reshape(leaf_count, 32).copy()
@@ -286,6 +287,34 @@ def build_liabilities_tree_arrays(asset: str, height: int, accounts: U64Array, a
     tree = LiabilityTree(asset, height, parts, levels, accounts, leaf_of_slot[:real])
     invariant(tree.total == _exact_total(amounts), "the tree's total differs from the liabilities")
     return tree
+
+
+SEPARATE_PASSES_MAX = 64
+
+
+def _sibling_clashes(leaf_of_slot: npt.NDArray[np.int64], count: int, parts: int) -> npt.NDArray[np.int64]:
+    """Accounts two of whose parts are siblings (their parent's value would be the balance)."""
+    if parts < 2 or count == 0:
+        return np.empty(0, dtype=np.int64)
+    parents = np.sort(leaf_of_slot[:count * parts].reshape(count, parts) >> 1, axis=1)
+    clash: npt.NDArray[np.int64] = np.nonzero(np.any(parents[:, 1:] == parents[:, :-1], axis=1))[0]
+    return clash
+
+
+def _separate_siblings(leaf_of_slot: npt.NDArray[np.int64], count: int, parts: int, rng: RandomBytes) -> None:
+    """Move one part of each clashing account to a random other leaf (swapping), until none clash."""
+    leaf_count = len(leaf_of_slot)
+    if leaf_count < 4 * parts:
+        return  # too small a tree to keep parts apart; nothing to hide in it anyway
+    for _ in range(SEPARATE_PASSES_MAX):
+        clash = _sibling_clashes(leaf_of_slot, count, parts)
+        if len(clash) == 0:
+            return
+        targets = _random_u64(rng, len(clash)) % np.uint64(leaf_count)
+        for account, target in zip(clash.tolist(), targets.tolist(), strict=True):
+            slot = account * parts
+            leaf_of_slot[[slot, target]] = leaf_of_slot[[target, slot]]
+    invariant(len(_sibling_clashes(leaf_of_slot, count, parts)) == 0, "could not separate sibling parts")
 
 
 def _leaf_digests(keys: list[bytes], pieces: U64Array, leaf_index: npt.NDArray[np.int64],
