@@ -1,0 +1,459 @@
+"""The coordinator's side of the MPC co-signers: it holds no share and no nonce, ever.
+
+It relays DKG, refresh and re-share messages between the co-signers (shares travel encrypted to
+their recipients inside the protocol messages), opens signing sessions with t..n co-signers,
+aggregates the signature shares and verifies every signature before releasing it; a bad share
+names its co-signer (`InvalidSignatureShare.culprits` holds co-signer ids). Revoked co-signers
+are refused here as well as by the co-signers themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from coffer.log import get_logger
+from coffer.mpc import frost
+from coffer.mpc.dkg import refresh as dkg_refresh
+from coffer.mpc.dkg import reshare as dkg_reshare
+from coffer.mpc.dkg.dealing import Holder
+from coffer.mpc.dkg.errors import DkgError
+from coffer.mpc.dkg.protocol import SessionParams
+from coffer.mpc.errors import InsufficientSigners, InvalidSignatureShare, MalformedInput, MpcError
+from coffer.mpc.frost.keys import group_by_name
+from coffer.mpc.service import messages as msg
+from coffer.mpc.service.client import CosignerClient
+from coffer.mpc.service.cosigner import SUITES
+from coffer.mpc.service.errors import (
+    CosignerRefused,
+    CosignerRevoked,
+    ProtocolViolation,
+    QuorumUnavailable,
+    UnknownKey,
+)
+from coffer.mpc.service.tables import mpc_keys
+from coffer.policy import SignedDecision, WithdrawalRequest
+
+__all__ = ["MpcCoordinator", "MpcKey", "Member"]
+
+log = get_logger("coffer.mpc.coordinator")
+FANOUT_WORKERS: Final = 64
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    identifier: int
+    cosigner: int
+    hostpubkey: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MpcKey:
+    """The public facts of one threshold key, as the coordinator keeps them."""
+
+    key_id: str
+    suite: str  # "taproot" | "ed25519"
+    version: int
+    public: frost.PublicKeyPackage
+    members: tuple[Member, ...]
+    revoked: tuple[int, ...]  # co-signer ids
+    status: str
+
+    @property
+    def threshold(self) -> int:
+        return self.public.min_signers
+
+    @property
+    def group_public_key(self) -> bytes:
+        return self.public.group.serialize_element(self.public.group_public_key)
+
+    def member(self, cosigner: int) -> Member:
+        for member in self.members:
+            if member.cosigner == cosigner:
+                return member
+        raise CosignerRevoked(cosigner) if cosigner in self.revoked else UnknownKey(
+            f"co-signer {cosigner} holds no share of {self.key_id!r}")
+
+    def cosigner_of(self, identifier: int) -> int:
+        return next(m.cosigner for m in self.members if m.identifier == identifier)
+
+    def taproot_output_key(self) -> bytes:
+        return frost.taproot_output_key(self.public)[0]
+
+    def publication_public_key(self) -> bytes:
+        """The 32-byte Ed25519 public key (RFC 8032 encoding), for an "ed25519" key."""
+        if self.suite != "ed25519":
+            raise UnknownKey(f"{self.key_id!r} is not an Ed25519 key")
+        return self.group_public_key
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class MpcCoordinator:
+    """Runs DKG, signing, refresh and re-share sessions with the co-signers over mutual TLS."""
+
+    def __init__(self, engine: Engine, clients: Mapping[int, CosignerClient], *,
+                 rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+        self._engine = engine
+        self._clients = dict(clients)
+        self._rng = rng
+        self._pool = ThreadPoolExecutor(max_workers=FANOUT_WORKERS, thread_name_prefix="mpc-fanout")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for client in self._clients.values():
+            client.close()
+
+    # -- fan-out ----------------------------------------------------------------------------------
+    def _fanout(self, calls: Mapping[int, Callable[[], T]]) -> dict[int, T]:
+        """Run one call per co-signer in parallel; raise the first error in co-signer order."""
+        futures = {cosigner: self._pool.submit(call) for cosigner, call in calls.items()}
+        results: dict[int, T] = {}
+        first: BaseException | None = None
+        for cosigner in sorted(futures):
+            try:
+                results[cosigner] = futures[cosigner].result()
+            except BaseException as error:  # collect every answer before raising
+                first = first or error
+        if first is not None:
+            raise first
+        return results
+
+    def _client(self, cosigner: int) -> CosignerClient:
+        try:
+            return self._clients[cosigner]
+        except KeyError:
+            raise QuorumUnavailable(f"no connection to co-signer {cosigner}") from None
+
+    def _call_all(self, cosigners: Sequence[int], path: str, body: Callable[[int], dict[str, Any]]
+                  ) -> dict[int, dict[str, Any]]:
+        def call(cosigner: int) -> Callable[[], dict[str, Any]]:
+            client = self._client(cosigner)
+            return lambda: client.call(path, body(cosigner))
+
+        return self._fanout({cosigner: call(cosigner) for cosigner in cosigners})
+
+    # -- the key directory -----------------------------------------------------------------------
+    def key(self, key_id: str) -> MpcKey:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(mpc_keys).where(mpc_keys.c.key_id == key_id)).first()
+        if row is None:
+            raise UnknownKey(f"no key {key_id!r}")
+        members = tuple(Member(int(i), int(m["cosigner"]), bytes.fromhex(m["hostpubkey"]))
+                        for i, m in sorted(json.loads(row.members).items(), key=lambda item: int(item[0])))
+        return MpcKey(row.key_id, row.suite, int(row.version), frost.PublicKeyPackage.from_bytes(
+            bytes.fromhex(row.public_package)), members, tuple(json.loads(row.revoked)), row.status)
+
+    def keys(self) -> list[MpcKey]:
+        with self._engine.connect() as conn:
+            ids = [r.key_id for r in conn.execute(sa.select(mpc_keys.c.key_id).order_by(mpc_keys.c.key_id))]
+        return [self.key(key_id) for key_id in ids]
+
+    def _save(self, key: MpcKey, *, insert: bool) -> None:
+        values = dict(suite=key.suite, version=key.version, threshold=key.threshold,
+                      group_public_key=key.group_public_key.hex(), public_package=key.public.to_bytes().hex(),
+                      members=json.dumps({str(m.identifier): {"cosigner": m.cosigner, "hostpubkey": m.hostpubkey.hex()}
+                                          for m in key.members}),
+                      revoked=json.dumps(sorted(key.revoked)), status=key.status, updated_at=_now())
+        with self._engine.begin() as conn:
+            if insert:
+                conn.execute(mpc_keys.insert().values(key_id=key.key_id, created_at=_now(), **values))
+            else:
+                conn.execute(mpc_keys.update().where(mpc_keys.c.key_id == key.key_id).values(**values))
+
+    def retire(self, key_id: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(mpc_keys.update().where(mpc_keys.c.key_id == key_id).values(status="retired",
+                                                                                        updated_at=_now()))
+
+    # -- distributed key generation -----------------------------------------------------------------
+    def dkg(self, key_id: str, suite: str, threshold: int, cosigners: Sequence[int] | None = None,
+            *, revoked: Sequence[int] = ()) -> MpcKey:
+        """A fresh t-of-n key among `cosigners` (default: every configured one not revoked)."""
+        if suite not in SUITES:
+            raise UnknownKey(f"unknown suite {suite!r}")
+        chosen = sorted(cosigners if cosigners is not None else (c for c in self._clients if c not in revoked))
+        for cosigner in chosen:
+            if cosigner in revoked:
+                raise CosignerRevoked(cosigner)
+        if len(set(chosen)) != len(chosen) or not 1 <= threshold <= len(chosen):
+            raise InsufficientSigners(f"threshold {threshold} of {len(chosen)} co-signers")
+        hostkeys = self._call_all(chosen, "/v1/hostkey", lambda c: {"suite": suite})
+        hostpubkeys = tuple(_hex_field(hostkeys[c], "hostpubkey", c) for c in chosen)
+        dkg = SUITES[suite].dkg
+        params = SessionParams(hostpubkeys, threshold)
+        session = self._rng(32)
+        by_index = {index: cosigner for index, cosigner in enumerate(chosen)}
+        replies = self._call_all(chosen, "/v1/dkg/step1", lambda c: {
+            "dkg_session": session.hex(), "key_id": key_id, "suite": suite, "threshold": threshold,
+            "hostpubkeys": [h.hex() for h in hostpubkeys]})
+        try:
+            state, cmsg1 = dkg.coordinator_step1([_hex_field(replies[c], "pmsg1", c) for c in chosen], params)
+            replies = self._call_all(chosen, "/v1/dkg/step2", lambda c: {"dkg_session": session.hex(),
+                                                                           "cmsg1": cmsg1.hex()})
+            cmsg2, output, _recovery = dkg.coordinator_finalize(
+                state, [_hex_field(replies[c], "pmsg2", c) for c in chosen])
+        except DkgError as error:
+            raise _blame_dkg(error, by_index) from None
+        replies = self._call_all(chosen, "/v1/dkg/finalize", lambda c: {"dkg_session": session.hex(),
+                                                                          "cmsg2": cmsg2.hex()})
+        public = frost.PublicKeyPackage.from_encoded(group_by_name(output.suite), output.threshold,
+                                                     output.group_public_key, output.public_shares)
+        for index, cosigner in by_index.items():
+            if _hex_field(replies[cosigner], "public_package", cosigner) != public.to_bytes() or \
+                    replies[cosigner].get("identifier") != index + 1:
+                raise ProtocolViolation("co-signer finished the DKG with another key", sender=cosigner)
+        members = tuple(Member(index + 1, cosigner, hostpubkeys[index]) for index, cosigner in by_index.items())
+        key = MpcKey(key_id, suite, 1, public, members, tuple(sorted(revoked)), "active")
+        self._save(key, insert=True)
+        log.info("mpc.dkg_done", key_id=key_id, suite=suite, threshold=threshold, cosigners=chosen)
+        return key
+
+    # -- signing --------------------------------------------------------------------------------
+    def _signers(self, key: MpcKey, cosigners: Sequence[int] | None) -> list[int]:
+        if cosigners is None:
+            chosen = [m.cosigner for m in key.members][: key.threshold]
+        else:
+            chosen = list(cosigners)
+        for cosigner in chosen:
+            if cosigner in key.revoked:
+                raise CosignerRevoked(cosigner)
+        if len(set(chosen)) != len(chosen):
+            raise InsufficientSigners("a co-signer is listed twice")
+        if len(chosen) < key.threshold:
+            raise InsufficientSigners(f"{len(chosen)} co-signers, the threshold is {key.threshold}")
+        return chosen
+
+    def sign_session(self, key: MpcKey, kind: str, payload: dict[str, Any], messages: Sequence[bytes],
+                     tweaks: Sequence[frost.Tweak] = (), *, cosigners: Sequence[int] | None = None,
+                     version: int | None = None, public: frost.PublicKeyPackage | None = None) -> list[bytes]:
+        """One two-round session: one signature per message, each verified before it is returned."""
+        chosen = self._signers(key, cosigners)
+        public = public or key.public
+        version = version or key.version
+        suite = SUITES[key.suite].frost
+        identifiers = {cosigner: key.member(cosigner).identifier for cosigner in chosen}
+        nonce = self._rng(32)
+        expected = msg.session_id(key.key_id, version, list(identifiers.values()),
+                                  msg.messages_digest(kind, messages), nonce)
+        commit_body = {"key_id": key.key_id, "version": version, "signers": sorted(identifiers.values()),
+                       "coordinator_nonce": nonce.hex(), "kind": kind, "payload": payload}
+        replies = self._call_all(chosen, "/v1/sign/commit", lambda c: commit_body)
+        commitments = {c: self._parse_commitments(replies[c], c, identifiers[c], expected, len(messages), public)
+                       for c in chosen}
+        relay = {str(identifiers[c]): [x.to_bytes(public.group).hex() for x in commitments[c]] for c in chosen}
+        replies = self._call_all(chosen, "/v1/sign/share", lambda c: {"session_id": expected.hex(),
+                                                                        "commitments": relay})
+        signatures = []
+        for index, message in enumerate(messages):
+            package = frost.SigningPackage.create([commitments[c][index] for c in chosen], message, tweaks)
+            shares = {identifiers[c]: self._parse_share(replies[c], c, identifiers[c], index, len(messages), public)
+                      for c in chosen}
+            try:
+                signature = frost.aggregate(suite, public, package, shares)
+            except InvalidSignatureShare as error:
+                culprits = tuple(key.cosigner_of(i) for i in error.culprits)
+                log.warning("mpc.bad_signature_share", key_id=key.key_id, culprits=culprits)
+                raise InvalidSignatureShare("bad signature share from co-signer(s)", culprits=culprits) from None
+            suite.verify(suite.signing_key(public, tweaks), message, signature)
+            signatures.append(signature)
+        return signatures
+
+    @staticmethod
+    def _parse_commitments(reply: dict[str, Any], cosigner: int, identifier: int, expected: bytes, count: int,
+                           public: frost.PublicKeyPackage) -> list[frost.SigningCommitments]:
+        if set(reply) != {"session_id", "commitments"} or reply["session_id"] != expected.hex():
+            raise ProtocolViolation("round-one reply for another session", sender=cosigner)
+        items = reply["commitments"]
+        if not isinstance(items, list) or len(items) != count:
+            raise ProtocolViolation("one commitment per message is needed", sender=cosigner)
+        try:
+            return [frost.SigningCommitments.from_bytes(public.group, identifier, bytes.fromhex(item))
+                    for item in items]
+        except (TypeError, ValueError):
+            raise ProtocolViolation("commitment must be hex", sender=cosigner) from None
+        except MalformedInput as error:
+            raise ProtocolViolation(f"bad commitment: {error}", sender=cosigner) from None
+
+    @staticmethod
+    def _parse_share(reply: dict[str, Any], cosigner: int, identifier: int, index: int, count: int,
+                     public: frost.PublicKeyPackage) -> frost.SignatureShare:
+        items = reply.get("shares")
+        if set(reply) != {"shares"} or not isinstance(items, list) or len(items) != count:
+            raise ProtocolViolation("round-two reply must hold one share per message", sender=cosigner)
+        try:
+            data = bytes.fromhex(items[index])
+        except (TypeError, ValueError):
+            raise ProtocolViolation("share must be hex", sender=cosigner) from None
+        try:
+            return frost.SignatureShare.from_bytes(public.group, identifier, data)
+        except InvalidSignatureShare:
+            raise InvalidSignatureShare("malformed signature share", culprits=(cosigner,)) from None
+
+    def sign_taproot_spend(self, key_id: str, raw_tx: bytes, prevouts: Sequence[msg.Prevout],
+                           approvals: Sequence[tuple[WithdrawalRequest, SignedDecision]], *,
+                           cosigners: Sequence[int] | None = None, network: str = "regtest") -> list[bytes]:
+        """BIP-340 signatures (one per input) for a key-path spend of the key's P2TR output."""
+        key = self.key(key_id)
+        output_key, tweaks = frost.taproot_output_key(key.public)
+        payments = [(msg.address_script(r.destination, network), r.amount_minor) for r, _ in approvals]
+        check = msg.check_taproot_spend(raw_tx, prevouts, msg.p2tr_script(output_key), payments)
+        payload = {"tx": raw_tx.hex(),
+                   "prevouts": [{"amount_sats": p.amount_sats, "script_pubkey": p.script_pubkey.hex()}
+                                for p in prevouts],
+                   "approvals": [{"request": r.to_json(), "decision": d.to_json()} for r, d in approvals]}
+        return self.sign_session(key, "taproot_spend", payload, check.messages, tweaks, cosigners=cosigners)
+
+    def sign_publication(self, key_id: str, document: bytes, attestation: bytes, *,
+                         cosigners: Sequence[int] | None = None) -> bytes:
+        """An Ed25519 signature on a publication document (PoR statement, halt/resume event)."""
+        msg.check_publication(document)
+        key = self.key(key_id)
+        payload = {"document": document.hex(), "attestation": attestation.hex()}
+        return self.sign_session(key, "publication", payload, [document], cosigners=cosigners)[0]
+
+    # -- refresh, re-share ------------------------------------------------------------------------
+    def refresh(self, key_id: str) -> MpcKey:
+        """New shares of the same key for every member; old shares deleted after a test signature."""
+        key = self.key(key_id)
+        session = self._rng(32)
+        holders = [{"identifier": m.identifier, "hostpubkey": m.hostpubkey.hex()} for m in key.members]
+        cosigners = [m.cosigner for m in key.members]
+        replies = self._call_all(cosigners, "/v1/refresh/deal", lambda c: {
+            "session": session.hex(), "key_id": key_id, "version": key.version, "holders": holders})
+        dealings = {key.member(c).identifier: _hex_field(replies[c], "dealing", c) for c in cosigners}
+        dkg_suite = SUITES[key.suite].dkg.suite
+        refresh_session = dkg_refresh.RefreshSession(
+            session, key.threshold, key.group_public_key, tuple(Holder(m.identifier, m.hostpubkey) for m in key.members),
+            {i: key.public.group.serialize_element(key.public.verifying_share(i)) for i in key.public.identifiers})
+        try:
+            observed = dkg_refresh.refresh_observe(dkg_suite, refresh_session, dealings)
+        except DkgError as error:
+            raise _blame_dkg(error, {m.identifier - 1: m.cosigner for m in key.members}) from None
+        return self._finish_dealing(key, session, cosigners, dealings, observed.public_shares, key.threshold,
+                                    key.members, revoked=())
+
+    def reshare(self, key_id: str, *, revoke: Sequence[int] = (), new_threshold: int | None = None) -> MpcKey:
+        """Move the key to the members minus `revoke` (co-signer ids); they are refused from then on."""
+        key = self.key(key_id)
+        for cosigner in revoke:
+            key.member(cosigner)
+        keep = tuple(m for m in key.members if m.cosigner not in revoke)
+        threshold = new_threshold or min(key.threshold, len(keep))
+        if len(keep) < key.threshold or not 1 <= threshold <= len(keep):
+            raise InsufficientSigners(f"{len(keep)} remaining co-signers cannot re-share a {key.threshold}-of-n key "
+                                      f"to threshold {threshold}")
+        dealers = keep[: key.threshold]
+        session = self._rng(32)
+
+        def holders(members: Sequence[Member]) -> list[dict[str, Any]]:
+            return [{"identifier": m.identifier, "hostpubkey": m.hostpubkey.hex()} for m in members]
+
+        cosigners = [m.cosigner for m in keep]
+        replies = self._call_all(cosigners, "/v1/reshare/deal", lambda c: {
+            "session": session.hex(), "key_id": key_id, "version": key.version, "dealers": holders(dealers),
+            "new_threshold": threshold, "new_holders": holders(keep), "deal": any(d.cosigner == c for d in dealers)})
+        dealings = {d.identifier: _hex_field(replies[d.cosigner], "dealing", d.cosigner) for d in dealers}
+        reshare_session = dkg_reshare.ReshareSession(
+            session, key.group_public_key, key.threshold,
+            {i: key.public.group.serialize_element(key.public.verifying_share(i)) for i in key.public.identifiers},
+            tuple(Holder(m.identifier, m.hostpubkey) for m in dealers), threshold,
+            tuple(Holder(m.identifier, m.hostpubkey) for m in keep))
+        try:
+            observed = dkg_reshare.reshare_observe(SUITES[key.suite].dkg.suite, reshare_session, dealings)
+        except DkgError as error:
+            raise _blame_dkg(error, {m.identifier - 1: m.cosigner for m in key.members}) from None
+        revoked_identifiers = tuple(key.member(c).identifier for c in revoke)
+        result = self._finish_dealing(key, session, cosigners, dealings, observed.public_shares, threshold, keep,
+                                      revoked=revoked_identifiers)
+        updated = MpcKey(result.key_id, result.suite, result.version, result.public, keep,
+                         tuple(sorted({*key.revoked, *revoke})), "active")
+        self._save(updated, insert=False)
+        log.info("mpc.reshared", key_id=key_id, revoked=list(revoke), threshold=threshold, version=updated.version)
+        return updated
+
+    def _finish_dealing(self, key: MpcKey, session: bytes, cosigners: Sequence[int], dealings: Mapping[int, bytes],
+                        public_shares: Mapping[int, bytes], threshold: int, members: Sequence[Member], *,
+                        revoked: Sequence[int]) -> MpcKey:
+        relay = {str(identifier): dealing.hex() for identifier, dealing in dealings.items()}
+        replies = self._call_all(cosigners, "/v1/dealing/receive", lambda c: {"session": session.hex(),
+                                                                                "dealings": relay})
+        public = frost.PublicKeyPackage.from_encoded(key.public.group, threshold, key.group_public_key,
+                                                     dict(public_shares))
+        for cosigner in cosigners:
+            if _hex_field(replies[cosigner], "public_package", cosigner) != public.to_bytes():
+                raise ProtocolViolation("co-signer derived other public shares", sender=cosigner)
+        new_version = key.version + 1
+        pending = MpcKey(key.key_id, key.suite, new_version, public, tuple(members), key.revoked, "active")
+        message = msg.refresh_test_message(session, key.group_public_key)
+        signatures = []
+        for window in _covering_windows([m.cosigner for m in members], threshold):
+            signatures += self.sign_session(pending, "refresh_test", {}, [message], cosigners=window,
+                                            version=new_version, public=public)
+        acks = {str(key.member(c).identifier): _hex_field(replies[c], "ack", c).hex() for c in cosigners}
+        self._call_all(cosigners, "/v1/dealing/confirm", lambda c: {
+            "session": session.hex(), "acks": acks, "test_signatures": [s.hex() for s in signatures],
+            "revoked": list(revoked)})
+        self._save(pending, insert=False)
+        log.info("mpc.shares_renewed", key_id=key.key_id, version=new_version)
+        return pending
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"keys": [], "cosigners": {}}
+        for key in self.keys():
+            out["keys"].append({"key_id": key.key_id, "suite": key.suite, "version": key.version,
+                                "threshold": key.threshold, "n": len(key.members),
+                                "group_public_key": key.group_public_key.hex(), "revoked": list(key.revoked),
+                                "status": key.status})
+        for cosigner, client in sorted(self._clients.items()):
+            try:
+                reply = client.call("/v1/status", {})
+                out["cosigners"][cosigner] = {"up": True, "keys": len(reply.get("keys", []))}
+            except MpcError as error:
+                out["cosigners"][cosigner] = {"up": False, "error": type(error).__name__}
+        return out
+
+
+def _covering_windows(cosigners: Sequence[int], threshold: int) -> list[list[int]]:
+    """Signer sets of size `threshold` that together include every co-signer."""
+    ordered = list(cosigners)
+    windows, start = [], 0
+    while start < len(ordered):
+        window = ordered[start: start + threshold]
+        if len(window) < threshold:
+            window = ordered[-threshold:]
+        windows.append(window)
+        start += threshold
+    return windows
+
+
+def _hex_field(reply: dict[str, Any], name: str, cosigner: int) -> bytes:
+    value = reply.get(name)
+    if not isinstance(value, str) or len(value) > 2 * 1024 * 1024:
+        raise ProtocolViolation(f"reply field {name} missing or not hex", sender=cosigner)
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ProtocolViolation(f"reply field {name} is not hex", sender=cosigner) from None
+
+
+def _blame_dkg(error: DkgError, by_index: Mapping[int, int]) -> Exception:
+    """Translate a DKG blame (Shamir identifier = index + 1) into the co-signer it names."""
+    culprit = getattr(error, "culprit", None)
+    if isinstance(culprit, int) and (culprit - 1) in by_index:
+        cosigner = by_index[culprit - 1]
+        return CosignerRefused(f"DKG blames co-signer {cosigner}: {error}", rule="dkg.faulty_participant",
+                               cosigner=cosigner, culprits=(cosigner,))
+    return error

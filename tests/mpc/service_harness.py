@@ -1,0 +1,169 @@
+"""A co-signer cluster for tests and the benchmark: n real `coffer cosigner` processes on loopback
+with mutual TLS, a pinned attestation HSM key, operators, a halt-notice server, a coordinator."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from coffer.db import make_engine, migrate, sqlite_url
+from coffer.hsm import Hsm
+from coffer.mpc.service import CosignerClient, CosignerPins, MpcCoordinator, write_pins
+from coffer.mpc.service.messages import attest_publication
+from coffer.policy import (
+    AttestedFacts,
+    Operator,
+    OperatorKey,
+    RequestKind,
+    Role,
+    SignedDecision,
+    WithdrawalRequest,
+    attest_decision,
+    default_policy,
+    ensure_attestation_key,
+    new_nonce,
+    verify_approvals,
+)
+from coffer.policy import OperatorRegistry
+from coffer.recon.notice import NOTICE_TAG, HaltNotice, NoticeServer, SignedNotice
+from coffer.testing import ServiceProcess, free_port, make_token
+from coffer.tls import TlsFiles, issue_certificate, make_ca
+
+ROLES: dict[str, set[Role]] = {"ivan": {Role.INITIATOR}, "bob": {Role.APPROVER}, "carol": {Role.APPROVER},
+                               "dave": {Role.SECURITY_OFFICER}}
+
+
+class NoticeSource:
+    """Stands in for the coordinator's notice issuer: fresh signed notices, halted or not."""
+
+    def __init__(self) -> None:
+        self.key = SigningKey.generate()
+        self.halted = False
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def issue(self) -> SignedNotice:
+        with self._lock:
+            notice = HaltNotice("coordinator", self.halted, "h-1" if self.halted else None, next(self._seq),
+                                datetime.now(UTC))
+        payload = notice.payload()
+        return SignedNotice(payload, self.key.sign(NOTICE_TAG + payload).signature)
+
+
+@dataclass
+class Cluster:
+    home: Path
+    hsm: Hsm
+    attestation_key: bytes
+    notices: NoticeSource
+    notice_server: NoticeServer
+    processes: dict[int, ServiceProcess]
+    ports: dict[int, int]
+    tls: TlsFiles
+    engine: Any
+    mpc: MpcCoordinator
+    operator_keys: dict[str, OperatorKey] = field(default_factory=dict)
+    registry: OperatorRegistry | None = None
+
+    def client(self, cosigner: int) -> CosignerClient:
+        return CosignerClient(cosigner, self.ports[cosigner], self.tls)
+
+    def restart(self, cosigner: int) -> None:
+        self.processes[cosigner].kill()
+        self.processes[cosigner] = _process(self.home, cosigner, self.ports[cosigner]).start()
+
+    def request(self, destination: str, amount_sats: int, *, kind: RequestKind = RequestKind.CLIENT_WITHDRAWAL,
+                account: str = "acct1") -> WithdrawalRequest:
+        now_s = int(datetime.now(UTC).timestamp())
+        return WithdrawalRequest(kind=kind, asset="BTC", amount_minor=amount_sats, destination=destination,
+                                 source_wallet="hot", account=account, fee_policy="normal", nonce=new_nonce(),
+                                 expires_at_s=now_s + 3600,
+                                 initiator=f"client:{account}" if kind is RequestKind.CLIENT_WITHDRAWAL else "ivan")
+
+    def attest(self, request: WithdrawalRequest) -> SignedDecision:
+        """The honest coordinator: decide with the policy, then have the HSM attest."""
+        from coffer.policy import DecisionContext
+
+        now = datetime.now(UTC)
+        now_s = int(now.timestamp())
+        assert self.registry is not None
+        approvals = ()
+        if request.kind is not RequestKind.CLIENT_WITHDRAWAL:
+            from coffer.policy import sign_approval
+
+            approvals = tuple(sign_approval(self.operator_keys[name], request=request, operator_id=name,
+                                            role=Role.APPROVER, expires_at_s=now_s + 600) for name in ("bob", "carol"))
+        verified = verify_approvals(request, approvals, self.registry, now_s=now_s)
+        context = DecisionContext(halted=False, account_frozen=False, whitelisted_at_s=now_s - 3 * 86400,
+                                  hot_balance_minor=10**9, approvals=verified)
+        decision = default_policy().decide(request, context, now)
+        assert decision.allowed, decision
+        return attest_decision(self.hsm, request, decision, approvals, AttestedFacts(False, now_s - 3 * 86400, 10**9),
+                               now_s=now_s)
+
+    def attest_publication(self, document: bytes) -> bytes:
+        return attest_publication(self.hsm, document)
+
+    def stop(self) -> None:
+        self.mpc.close()
+        for process in self.processes.values():
+            process.stop()
+        self.notice_server.stop()
+        self.hsm.close()
+        self.engine.dispose()
+
+
+def _process(home: Path, cosigner: int, port: int) -> ServiceProcess:
+    return ServiceProcess.python(f"cosigner-{cosigner}", ["cosigner", "--id", str(cosigner), "--home", str(home),
+                                                          "--port", str(port)],
+                                 workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=60)
+
+
+def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_max_age_s: int = 30) -> Cluster:
+    home.mkdir(parents=True, exist_ok=True)
+    make_ca(home / "tls")
+    tls = issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")
+    token = make_token(f"coord-{secrets.token_hex(4)}")
+    hsm = token.open()
+    attestation_key = ensure_attestation_key(hsm)
+    notices = NoticeSource()
+    notice_server = NoticeServer(notices).start()  # type: ignore[arg-type]
+    operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
+    operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
+    ids = list(cosigners)
+    for cosigner in ids:
+        write_pins(home / "cosigners" / str(cosigner), CosignerPins(
+            attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
+    ports = {cosigner: free_port() for cosigner in ids}
+    processes = {}
+    for cosigner in ids:
+        process = _process(home, cosigner, ports[cosigner])
+        process.ready_timeout_s = 60
+        processes[cosigner] = process
+    # start them together: each one's import time overlaps the others'
+    import subprocess
+
+    for process in processes.values():
+        process.workdir.mkdir(parents=True, exist_ok=True)
+        log = process.log_path.open("ab")
+        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+    from coffer.testing import wait_until
+
+    for process in processes.values():
+        wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
+    engine = make_engine(sqlite_url(home / "coordinator.db"))
+    migrate(engine)
+    clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls) for cosigner in ids}
+    mpc = MpcCoordinator(engine, clients)
+    return Cluster(home, hsm, attestation_key, notices, notice_server, processes, ports, tls, engine, mpc,
+                   operator_keys, OperatorRegistry(operators))
