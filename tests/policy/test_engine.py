@@ -150,3 +150,15 @@ def test_context_matches_schema(world: World) -> None:
     result = cedarpy.is_authorized(cedar, world.policy.text, [], schema=schema)
     assert [] == result.diagnostics.errors
     assert result.allowed
+
+
+def test_erroring_rule_fails_closed(world: World) -> None:
+    """A forbid that errors while evaluating (Long overflow) refuses instead of being skipped."""
+    from coffer.policy import compile_policy
+
+    text = ('@id("withdraw.kinds")\npermit (principal, action, resource);\n'
+            '@id("limit.weird")\nforbid (principal, action, resource)\n'
+            'when { context.amount * 4611686018427387904 > 0 };\n')
+    policy = compile_policy(text, world.policy.schema_text)
+    decision = policy.decide(world.request(), world.context(), NOW)
+    assert (False, True, ("policy.error",)) == (decision.allowed, decision.refused, decision.refusing_rules)
