@@ -354,9 +354,10 @@ def test_every_header_byte_is_checked() -> None:
 
     _sign(setups, record)
     sid = seen[1][6:38]
-    parsers = {1: lambda data: SignRound1.parse(data, sender=2, receiver=1, session_id=sid),
-               2: lambda data: SignRound2.parse(data, sender=2, receiver=1, session_id=sid),
-               3: lambda data: SignRound3.parse(data, sender=2, session_id=sid)}
+    parsers: dict[int, Callable[[bytes], object]] = {
+        1: lambda data: SignRound1.parse(data, sender=2, receiver=1, session_id=sid),
+        2: lambda data: SignRound2.parse(data, sender=2, receiver=1, session_id=sid),
+        3: lambda data: SignRound3.parse(data, sender=2, session_id=sid)}
     for number, parse in parsers.items():
         for position in range(38):
             changed = bytearray(seen[number])

@@ -9,7 +9,7 @@ from functools import cache
 import coincurve
 import pytest
 from eth_account import Account
-from eth_account.typed_transactions import TypedTransaction
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
 
 from coffer.mpc.ecdsa import (
     KeyShare,
