@@ -72,6 +72,8 @@ def demo(home: Path = typer.Option(Path(".coffer-demo"), "--home", help="demo da
 
 # Sub-commands of the parts: (module, attribute, name). A part registers itself with one line.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("coffer.cold.cli", "cold_app", "cold"),
+    ("coffer.cold.cli", "signer_app", "signer"),
     ("coffer.chain.cli", "regtest", "regtest"),
     ("coffer.por.cli", "por", "por"),
     ("coffer.exchange.cli", "app", "exchange-sim"),

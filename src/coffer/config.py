@@ -40,6 +40,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "module": Setting("/usr/lib/softhsm/libsofthsm2.so", "path of the PKCS#11 module"),
         "token_label": Setting("coffer-coordinator", "label of the coordinator's token"),
         "pin_file": Setting("hsm/pin", "file holding the token user PIN, relative to the data directory"),
+        "softhsm_conf": Setting("hsm/softhsm2.conf", "SoftHSM2 configuration (when the module is SoftHSM2)"),
     },
     "bitcoin": {
         "backend": Setting("embedded", "embedded (regtest in-process) or rpc (Bitcoin Core JSON-RPC)"),
@@ -58,6 +59,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "threshold": Setting(3, "signatures required (m)"),
         "batch_max": Setting(1000, "withdrawals per batch at most"),
         "batch_interval_s": Setting(60, "seconds between batch seals"),
+        "signer_port_base": Setting(18600, "signer N listens on 127.0.0.1:(base + N)"),
     },
     "mpc": {
         "cosigners": Setting(5, "number of MPC co-signers"),
@@ -68,15 +70,26 @@ SETTINGS: dict[str, dict[str, Setting]] = {
     "recon": {
         "positions_interval_s": Setting(15, "seconds between position and margin checks"),
         "onchain_interval_s": Setting(600, "seconds between on-chain balance checks"),
+        "officer_quorum": Setting(2, "security officer signatures needed to resume after a halt (k of n)"),
+        "notice_key_label": Setting("coffer-halt-notice", "HSM label of the Ed25519 key that signs halt notices"),
+        "notice_max_age_s": Setting(10, "signers refuse when their newest halt notice is older (fail closed)"),
+        "errors_before_halt": Setting(3, "consecutive checks that cannot run before the exchange halts"),
     },
     "mail": {
         "smtp_host": Setting("127.0.0.1", "SMTP server host"),
         "smtp_port": Setting(8025, "SMTP server port"),
         "sender": Setting("security@coffer.invalid", "From address of every mail"),
+        "team_address": Setting("security-team@coffer.invalid", "address of the security team (halt/resume, tickets)"),
+        "smtp_timeout_s": Setting(10, "seconds before an SMTP connection attempt gives up (the outbox retries)"),
     },
     "web": {
         "host": Setting("127.0.0.1", "address the coordinator's web server binds to"),
         "port": Setting(8080, "port of the coordinator's web server"),
+        "notice_port": Setting(8081, "port of the halt-notice endpoint signers and co-signers poll"),
+    },
+    "halt": {
+        "officer_quorum": Setting(2, "security-officer signatures needed to resume"),
+        "notice_max_age_s": Setting(30, "a signer refuses when its newest halt notice is older than this"),
     },
     "policy": {
         "admin_quorum": Setting(2, "policy admins (other than the proposer) who must sign a new policy set"),

@@ -56,7 +56,7 @@ def init_home(home: Path) -> Config:
     finally:
         engine.dispose()
     hsm_dir = home / "hsm"
-    conf = use_softhsm_conf(hsm_dir)
+    conf = _softhsm_conf(config)
     pin = _ensure_pin(config.path(str(config.get("hsm", "pin_file"))))
     so_pin_path = hsm_dir / "so-pin"
     so_pin = _ensure_pin(so_pin_path)
@@ -68,13 +68,32 @@ def init_home(home: Path) -> Config:
     make_ca(home / "tls")
     if not (home / "tls" / "coordinator" / "tls.pem").exists():
         issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")
+    parties = [("signers", int(config.get("cold", "signers"))), ("cosigners", int(config.get("mpc", "cosigners")))]
+    for kind, count in parties:
+        for number in range(1, count + 1):
+            directory = home / kind / str(number)
+            if not (directory / "tls" / "tls.pem").exists():
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                issue_certificate(home / "tls", directory / "tls", f"{kind[:-1]}-{number}")
     return config
+
+
+def _softhsm_conf(config: Config) -> Path:
+    """Point this process's SoftHSM2 at the configured file (created with its token directory)."""
+    conf = config.path(str(config.get("hsm", "softhsm_conf")))
+    if not conf.exists():
+        conf.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        written = write_config(conf.parent)
+        if written != conf:
+            written.replace(conf)
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    return conf
 
 
 def open_coordinator_hsm(config: Config) -> Hsm:
     """The coordinator's token, as configured (SoftHSM2 under the data directory by default)."""
     module = str(config.get("hsm", "module"))
-    if "softhsm" in module and "SOFTHSM2_CONF" not in os.environ:
-        use_softhsm_conf(config.home / "hsm")
+    if "softhsm" in module:
+        _softhsm_conf(config)
     pin = read_pin(config.path(str(config.get("hsm", "pin_file"))))
     return Hsm(module=module, token_label=str(config.get("hsm", "token_label")), pin=pin)

@@ -88,11 +88,12 @@ def _now_s(now: dt.datetime) -> str:
 
 
 class ColdCustody:
-    def __init__(self, engine: Engine, chain: BitcoinChain, ledger: Ledger, signers: Mapping[int, SignerClient], *,
+    def __init__(self, engine: Engine, chain: BitcoinChain | Callable[[], BitcoinChain], ledger: Ledger,
+                 signers: Mapping[int, SignerClient], *,
                  confirmations: int = 3, network: str = "regtest", halted: Callable[[], bool] = lambda: False,
                  audit: AuditLog | None = None, batch_max: int = BATCH_MAX) -> None:
         self._engine = engine
-        self._chain = chain
+        self._chain_source = chain
         self._ledger = ledger
         self._signers = dict(signers)
         self._confirmations = confirmations
@@ -100,6 +101,13 @@ class ColdCustody:
         self._halted = halted
         self._audit = audit or AuditLog(engine)
         self._batch_max = batch_max
+
+    @property
+    def _chain(self) -> BitcoinChain:
+        """The chain, opened on first use (reading batches and draws needs no chain)."""
+        if callable(self._chain_source) and not isinstance(self._chain_source, BitcoinChain):
+            self._chain_source = self._chain_source()
+        return self._chain_source
 
     # -- the wallet ceremony ---------------------------------------------------------------------
     def setup(self, threshold: int, *, now: dt.datetime) -> ColdWallet:

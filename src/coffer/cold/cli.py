@@ -1,0 +1,147 @@
+"""`coffer cold …` (the coordinator's side) and `coffer signer …` (one signer's side)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import threading
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+__all__ = ["cold_app", "signer_app"]
+
+cold_app = typer.Typer(no_args_is_help=True, help="Cold multisig custody (coordinator side; holds no key).")
+signer_app = typer.Typer(help="One cold signer: serve over mutual TLS, or sign offline on files.")
+console = Console()
+HOME = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
+
+
+def _home(home: Path | None) -> Path:
+    from coffer.config import default_home
+
+    return (home or default_home()).resolve()
+
+
+@cold_app.command("setup")
+def setup(home: Path | None = HOME, threshold: int | None = typer.Option(None, help="m (default from config)")) -> None:
+    """Run the wallet ceremony with the running signers, then pin the policy in each signer's directory."""
+    from coffer.cold.service import signer_directory
+    from coffer.coordinator import Coordinator
+
+    coordinator = Coordinator.open(_home(home))
+    try:
+        now = coordinator.now()
+        coordinator.policy.bootstrap_default(now=now)
+        wallet = coordinator.cold.setup(threshold or int(coordinator.config.get("cold", "threshold")), now=now)
+        pins = coordinator.signer_pins()
+        for signer_id in coordinator.signer_ids():
+            pins.save(signer_directory(coordinator.home, signer_id))
+        console.print(f"cold wallet {wallet.wallet_id}\n{wallet.descriptor()}")
+    finally:
+        coordinator.close()
+
+
+@cold_app.command("bsms")
+def bsms(home: Path | None = HOME) -> None:
+    """Print the BIP-129 (BSMS 1.0) record of the cold wallet."""
+    from coffer.coordinator import Coordinator
+
+    coordinator = Coordinator.open(_home(home))
+    try:
+        console.print(coordinator.cold.bsms(), end="")
+    finally:
+        coordinator.close()
+
+
+@cold_app.command("verify-draw")
+def verify_draw_command(batch: str, home: Path | None = HOME) -> None:
+    """Recompute every quorum draw of BATCH from its public inputs."""
+    from coffer.cold.draw import verify_draw
+    from coffer.cold.errors import DrawMismatch
+    from coffer.coordinator import Coordinator
+
+    coordinator = Coordinator.open(_home(home))
+    try:
+        draws = coordinator.cold.draws(batch)
+        if not draws:
+            console.print(f"[red]no draw recorded for {batch}[/]")
+            raise typer.Exit(1)
+        for draw in draws:
+            try:
+                verify_draw(draw)
+            except DrawMismatch as exc:
+                console.print(f"[red]attempt {draw.attempt}: {exc}[/]")
+                raise typer.Exit(1) from None
+            typer.echo(json.dumps({**draw.as_dict(), "verified": True}, sort_keys=True))
+    finally:
+        coordinator.close()
+
+
+@cold_app.command("export-bundle")
+def export_bundle(batch: str, out: Path = typer.Option(..., "--out"), home: Path | None = HOME) -> None:
+    """Write the signing bundle of BATCH (PSBT, requests, attestations, draw) for an air-gapped signer."""
+    from coffer.coordinator import Coordinator
+
+    coordinator = Coordinator.open(_home(home))
+    try:
+        custody = coordinator.cold
+        row = custody._batch(batch)
+        draws = custody.draws(batch)
+        if not draws:
+            raise typer.BadParameter("the batch has no draw yet")
+        out.write_bytes(custody._bundle(row, draws[-1]).to_json())
+    finally:
+        coordinator.close()
+
+
+@signer_app.callback(invoke_without_command=True)
+def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="signer number"),
+          home: Path | None = HOME, port: int | None = typer.Option(None, "--port"),
+          network: str = typer.Option("regtest", "--network")) -> None:
+    """Serve signer ID over mutual TLS on 127.0.0.1 (default port: cold.signer_port_base + ID)."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"signer_id": signer_id, "home": _home(home), "network": network}
+        return
+    from coffer.cold.service import SignerProcess, serve_signer, signer_tls
+    from coffer.config import load_config
+    from coffer.log import configure_logging
+
+    configure_logging()
+    resolved = _home(home)
+    config = load_config(resolved)
+    process = SignerProcess(resolved, signer_id, network=network)
+    listen = port or int(config.get("cold", "signer_port_base")) + signer_id
+    server = serve_signer(process, port=listen, tls=signer_tls(resolved, signer_id))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    console.print(f"signer {signer_id} ready on https://127.0.0.1:{listen}")
+    done.wait()
+    server.shutdown()
+
+
+@signer_app.command("sign")
+def sign_offline(ctx: typer.Context, bundle: Path = typer.Option(..., "--bundle", help="signing bundle JSON"),
+                 psbt_in: Path | None = typer.Option(None, "--in", help="the PSBT (must equal the bundle's)"),
+                 out: Path = typer.Option(..., "--out", help="signed PSBT (binary)")) -> None:
+    """Air-gapped signing: judge the bundle exactly as online, write this signer's partial signatures."""
+    import datetime as dt
+
+    from coffer.cold.bundle import SigningBundle
+    from coffer.cold.service import SignerProcess
+
+    options = ctx.obj
+    process = SignerProcess(options["home"], options["signer_id"], network=options["network"])
+    document = SigningBundle.from_json(bundle.read_bytes())
+    if psbt_in is not None:
+        raw = psbt_in.read_bytes()
+        if raw[:5] != b"psbt\xff":
+            raw = base64.b64decode(raw.strip(), validate=True)
+        if raw != document.psbt:
+            raise typer.BadParameter("--in is not the PSBT the bundle carries")
+    signed = process.signer.sign(document, dt.datetime.now(dt.UTC))
+    out.write_bytes(signed)
+    console.print(f"signed by signer {options['signer_id']}: {out}")
