@@ -16,6 +16,7 @@ __all__ = ["Statement", "split_statements", "position_of"]
 class Statement:
     text: str
     start: int  # offset of the first character that is not blank or comment
+    end: int    # offset just past the statement's `;` (or the end of the text)
     line: int
     column: int
 
@@ -53,14 +54,14 @@ def split_statements(text: str) -> tuple[list[Statement], Statement | None]:
             continue
         if char == ";":
             line, column = position_of(text, begin)
-            statements.append(Statement(text[piece_start:index + 1], begin, line, column))
+            statements.append(Statement(text[piece_start:index + 1], begin, index + 1, line, column))
             begin = -1
             piece_start = index + 1
         index += 1
     trailing = None
     if begin >= 0:
         line, column = position_of(text, begin)
-        trailing = Statement(text[piece_start:], begin, line, column)
+        trailing = Statement(text[piece_start:], begin, length, line, column)
     return statements, trailing
 
 
@@ -71,8 +72,7 @@ def locate_token(text: str, statement: Statement, message: str) -> tuple[int, in
     """Line and column of the first token Cedar quotes in `message`, else of the statement."""
     match = _TOKEN.search(message)
     if match:
-        offset = text.find(match.group(1), statement.start)
-        end = statement.start + len(statement.text)
-        if 0 <= offset < end + len(match.group(1)):
+        offset = text.find(match.group(1), statement.start, statement.end)
+        if offset >= 0:
             return position_of(text, offset)
     return statement.line, statement.column
