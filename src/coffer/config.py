@@ -70,9 +70,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
     "recon": {
         "positions_interval_s": Setting(15, "seconds between position and margin checks"),
         "onchain_interval_s": Setting(600, "seconds between on-chain balance checks"),
-        "officer_quorum": Setting(2, "security officer signatures needed to resume after a halt (k of n)"),
         "notice_key_label": Setting("coffer-halt-notice", "HSM label of the Ed25519 key that signs halt notices"),
-        "notice_max_age_s": Setting(10, "signers refuse when their newest halt notice is older (fail closed)"),
         "errors_before_halt": Setting(3, "consecutive checks that cannot run before the exchange halts"),
     },
     "mail": {
