@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +15,21 @@ MINER_KEY = key(7)
 MINER_SCRIPT = p2wpkh_script(MINER_KEY)
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[RegtestNode]:
-    """A fresh node with 110 blocks paying MINER_SCRIPT: ten mature coinbase coins."""
-    with RegtestNode(tmp_path / "regtest") as fresh:
+@pytest.fixture(scope="session")
+def _template_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """110 blocks paying MINER_SCRIPT, mined once per session and copied for each test."""
+    directory = tmp_path_factory.mktemp("chain-template") / "regtest"
+    with RegtestNode(directory) as fresh:
         fresh.generate(110, MINER_SCRIPT)
+    return directory
+
+
+@pytest.fixture
+def node(tmp_path: Path, _template_chain: Path) -> Iterator[RegtestNode]:
+    """A node of its own with 110 blocks paying MINER_SCRIPT: ten mature coinbase coins."""
+    shutil.copytree(_template_chain, tmp_path / "regtest")
+    with RegtestNode(tmp_path / "regtest") as fresh:
+        assert 110 == fresh.height
         yield fresh
 
 
