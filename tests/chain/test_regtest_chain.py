@@ -181,3 +181,14 @@ def test_restart_after_kill_keeps_tip(tmp_path: Path) -> None:
     with RegtestNode(datadir) as reopened:
         assert (120, tip) == (reopened.height, reopened.best_hash[::-1].hex())
         assert 120 == len(reopened.unspent([MINER_SCRIPT]))
+
+
+def test_faucet_pays_exact_amounts(tmp_path: Path) -> None:
+    """RegtestChain.fund pays an exact amount to any script and confirms it."""
+    with RegtestNode(tmp_path / "faucet") as fresh:
+        chain = RegtestChain(fresh)
+        txid = chain.fund(RECEIVER_SCRIPT, 123_456)
+        [utxo] = chain.unspent([RECEIVER_SCRIPT])
+        assert (txid, 123_456, 1) == (utxo.txid, utxo.amount_sats, chain.confirmations(txid))
+        second = chain.fund(RECEIVER_SCRIPT, 7_000, confirm=False)
+        assert 0 == chain.tx_status(second).confirmations

@@ -14,8 +14,10 @@ REGTEST_GENESIS_HASH = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11
 
 def hardhat_path(project_root: Path | None = None) -> Path:
     """node_modules/.bin/hardhat of the checkout (installed by `make` from package-lock.json)."""
-    root = project_root or Path(__file__).resolve().parents[3]
-    return root / "node_modules" / ".bin" / "hardhat"
+    if project_root is not None:
+        return project_root / "node_modules" / ".bin" / "hardhat"
+    checkout = Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "hardhat"
+    return checkout if checkout.exists() else Path.cwd() / "node_modules" / ".bin" / "hardhat"
 
 
 def _kernel_check() -> tuple[str, bool, str]:

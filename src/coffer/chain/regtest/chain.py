@@ -16,6 +16,7 @@ from coffer.chain.interface import (
     TxStatus,
     Utxo,
 )
+from coffer.chain.regtest.faucet import Faucet
 from coffer.chain.regtest.index import Coin, Outpoint
 from coffer.chain.regtest.node import DEFAULT_PAYOUT_SCRIPT, RegtestNode
 
@@ -119,6 +120,10 @@ class RegtestChain:
         """Mine blocks from the mempool paying `address` (or a script); returns their hashes."""
         spk = address_to_script(address) if address is not None else (script_pubkey or DEFAULT_PAYOUT_SCRIPT)
         return [h[::-1].hex() for h in self.node.generate(blocks, spk)]
+
+    def fund(self, script_pubkey: bytes, amount_sats: int, *, confirm: bool = True) -> str:
+        """Pay `amount_sats` to a script from the regtest faucet (mined as needed); returns the txid."""
+        return Faucet(self.node).send([(script_pubkey, amount_sats)], confirm=confirm)
 
     def subscribe(self, callback: Callable[[ChainEvent], None]) -> None:
         self.node.subscribe(callback)
