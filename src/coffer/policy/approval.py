@@ -9,7 +9,7 @@ in; a WebAuthn verifier plugs in the same way: its challenge is `approval_messag
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,7 +26,6 @@ from coffer.policy._strict import (
 from coffer.policy.errors import (
     ApprovalRefused,
     MalformedDocument,
-    PolicyError,
     SegregationOfDuties,
     UnknownOperator,
 )
@@ -196,11 +195,6 @@ def verify_approvals(request: WithdrawalRequest, approvals: Iterable[Approval], 
         seen.add(item.operator_id)
         verified.append(item)
     return tuple(verified)
-
-
-def check_distinct(approvals: Sequence[VerifiedApproval]) -> None:
-    if len({a.operator_id for a in approvals}) != len(approvals):
-        raise PolicyError("approvals are not from distinct operators")
 
 
 def check_initiator(request: WithdrawalRequest, registry: OperatorRegistry) -> None:

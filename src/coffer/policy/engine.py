@@ -10,7 +10,6 @@ This module never reads the clock, the database or the HSM.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -381,7 +380,3 @@ def default_schema_text() -> str:
 def default_policy() -> CompiledPolicy:
     """The shipped default policy set, compiled."""
     return compile_policy(default_policy_text(), default_schema_text())
-
-
-def text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
