@@ -211,7 +211,7 @@ def test_protocol_errors(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
 
 
 def test_batch_and_json_rpc_2(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
-    """A batch gets an array of replies in order; JSON-RPC 2.0 errors come with HTTP 200."""
+    """A batch gets replies in order; JSON-RPC 2.0 errors come with HTTP 200, notifications with 204."""
     _node, server, rpc = served
     batch = [{"jsonrpc": "1.0", "id": i, "method": m, "params": p}
              for i, (m, p) in enumerate([("getblockcount", []), ("nosuch", []), ("getblockhash", [0])])]
@@ -225,6 +225,7 @@ def test_batch_and_json_rpc_2(served: tuple[RegtestNode, RpcServer, RawRpc]) -> 
     reply = json.loads(body)
     assert (200, "2.0", -32601) == (status, reply["jsonrpc"], reply["error"]["code"])
     assert "result" not in reply
+    assert (204, b"") == post(server.url, json.dumps({"jsonrpc": "2.0", "method": "getblockcount"}).encode(), AUTH)
 
 
 def test_bad_auth_is_401(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:

@@ -105,7 +105,7 @@ class _HttpServer(ThreadingHTTPServer):
             replies = [self._one(item)[1] for item in request]
             return 200, dumps([reply for reply in replies if reply is not None])
         status, reply = self._one(request)
-        return status, dumps(reply if reply is not None else "")
+        return (204, "") if reply is None else (status, dumps(reply))
 
     def _one(self, request: object) -> tuple[int, dict[str, object] | None]:
         if not isinstance(request, dict):
@@ -122,12 +122,14 @@ class _HttpServer(ThreadingHTTPServer):
         except Exception:  # noqa: BLE001 - one bad call must not take the server down
             log.exception("rpc_internal_error", method=str(request.get("method"))[:64])
             return self._error(RPC_MISC_ERROR, "Internal error", request_id, version_2)
+        if version_2 and "id" not in request:
+            return 204, None  # a JSON-RPC 2.0 notification gets no reply, as in Core
         if version_2:
             return 200, {"jsonrpc": "2.0", "result": result, "id": request_id}
         return 200, {"result": result, "error": None, "id": request_id}
 
     @staticmethod
-    def _error(code: int, message: str, request_id: object, version_2: bool) -> tuple[int, dict[str, object]]:
+    def _error(code: int, message: str, request_id: object, version_2: bool) -> tuple[int, dict[str, object] | None]:
         error = {"code": code, "message": message}
         if version_2:
             return 200, {"jsonrpc": "2.0", "error": error, "id": request_id}
