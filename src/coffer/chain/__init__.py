@@ -4,7 +4,8 @@ Bitcoin (`BitcoinChain`): `RegtestChain` over the embedded regtest node judged b
 (`coffer.chain.regtest`), and `BitcoinRpcChain` over Bitcoin Core's JSON-RPC
 (`coffer.chain.bitcoin_rpc`). Ethereum (`EthereumChain`): `EmbeddedEthereum` (py-evm) and
 `JsonRpcEthereum` (`coffer.chain.ethereum`). `BlockWatcher` turns any BitcoinChain into a
-poll-able stream of BlockConnected / BlockDisconnected events.
+poll-able stream of BlockConnected / BlockDisconnected events. `open_bitcoin_chain(config)` and
+`open_ethereum_chain(config)` (`coffer.chain.factory`) open what the configuration names.
 """
 
 from coffer.chain.doctor import doctor_checks
