@@ -77,6 +77,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.chain.cli", "regtest", "regtest"),
     ("coffer.por.cli", "por", "por"),
     ("coffer.exchange.cli", "app", "exchange-sim"),
+    ("coffer.recon.cli", "app", "recon"),
     ("coffer.policy.cli", "policy_app", "policy"),
     ("coffer.policy.cli", "request_app", "request"),
     ("coffer.policy.cli", "approve", "approve"),

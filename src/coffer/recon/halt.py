@@ -125,7 +125,10 @@ class HaltSwitch:
 
     def __init__(self, engine: Engine, *, quorum: int, audit: AuditLog | None = None,
                  hooks: Sequence[HaltHook] = (), publication_signer: PublicationSigner | None = None,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now,
+                 officer_keys: Callable[[], Mapping[str, bytes]] | None = None) -> None:
+        """`officer_keys`, when given, replaces the recon_officers table as the registry of
+        security officers' public keys (e.g. the policy part's operators with that role)."""
         if quorum < 1 or quorum > OFFICERS_MAX:
             raise ReconError(f"quorum must be 1..{OFFICERS_MAX}")
         self._engine = engine
@@ -134,6 +137,7 @@ class HaltSwitch:
         self._hooks = tuple(hooks)
         self._publication_signer = publication_signer
         self._clock = clock
+        self._officer_keys = officer_keys
 
     # -- reading -----------------------------------------------------------------------------
     def state(self) -> HaltState:
@@ -141,7 +145,7 @@ class HaltSwitch:
             row = conn.execute(sa.select(halt_state).where(halt_state.c.id == 1)).first()
         if row is None:
             # The migration writes the row; without it the state is unknown, so report halted.
-            return HaltState(True, None, -1, "")
+            return HaltState(True, "state-unreadable", -1, "")
         return HaltState(bool(row.halted), row.halt_id, int(row.seq), row.updated_at)
 
     def is_halted(self) -> bool:
@@ -192,6 +196,8 @@ class HaltSwitch:
                                at=at, connection=conn)
 
     def officers(self) -> dict[str, bytes]:
+        if self._officer_keys is not None:
+            return {str(k): bytes(v) for k, v in self._officer_keys().items()}
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(officers.c.officer_id, officers.c.public_key)).all()
         return {row.officer_id: bytes.fromhex(row.public_key) for row in rows}
