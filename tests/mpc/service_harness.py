@@ -127,7 +127,7 @@ def _process(home: Path, cosigner: int, port: int) -> ServiceProcess:
                                  workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=60)
 
 
-def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_max_age_s: int = 30) -> Cluster:
+def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_max_age_s: int = 4) -> Cluster:
     home.mkdir(parents=True, exist_ok=True)
     make_ca(home / "tls")
     tls = issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")

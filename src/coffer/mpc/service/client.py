@@ -88,8 +88,9 @@ class CosignerClient:
                 status = response.status
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
-                if attempt == 1 and not fresh and isinstance(error, http.client.RemoteDisconnected | BrokenPipeError |
-                                                            ConnectionResetError):
+                if attempt == 1 and not fresh:
+                    # A pooled socket may have died with a restarted co-signer. Retrying is safe: a
+                    # request that did arrive is refused the second time (its session id is spent).
                     continue
                 raise CosignerUnavailable(self.cosigner_id, type(error).__name__) from None
             self._give_back(connection)

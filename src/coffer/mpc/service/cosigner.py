@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from coffer.errors import Refused
 from coffer.log import get_logger
 from coffer.mpc import frost
 from coffer.mpc.dkg import chilldkg, ed25519
@@ -361,7 +362,7 @@ class Cosigner:
         if fresh:
             try:
                 self._guard.check_batch(fresh, now=self._clock())
-            except PolicyError as refusal:
+            except (PolicyError, Refused) as refusal:
                 raise CosignerRefused(str(refusal), rule=getattr(refusal, "rule", "policy"),
                                       cosigner=self.cosigner_id) from None
             self._store.record_cleared([r.digest() for r, _ in fresh], check.txid, _now_s(self._clock()))
@@ -416,6 +417,8 @@ class Cosigner:
                         frost.SigningCommitments.from_bytes(public.group, identifier, bytes.fromhex(item)))
                 except ValueError:
                     raise ProtocolViolation("commitment must be hex", sender=identifier) from None
+                except InvalidMessage as error:  # names the participant whose commitment it is
+                    raise ProtocolViolation(f"bad commitment: {error}", sender=identifier) from None
         if session.kind == "taproot_spend":
             self._require_clear()
         self._store.use_session(session_id)  # durable before any share exists
@@ -575,4 +578,4 @@ def _wipe(secret: bytearray) -> None:
 
 
 # Errors a handler may raise that mean "bad input or refused", never a crash of the co-signer.
-EXPECTED_ERRORS: Final = (CosignerRefused, InvalidMessage, MalformedInput, UnknownKey, PolicyError)
+EXPECTED_ERRORS: Final = (CosignerRefused, InvalidMessage, MalformedInput, UnknownKey, PolicyError, Refused)
