@@ -47,13 +47,22 @@ class BitcoinCoreRpc:
 
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
                  cookie_file: Path | None = None, timeout_s: float = RPC_TIMEOUT_S) -> None:
+        self._cookie_file = cookie_file
         if cookie_file is not None:
-            user, _sep, password = cookie_file.read_text().strip().partition(":")
+            user, password = self._read_cookie(cookie_file)
         if user is None or password is None:
             raise ValueError("give user and password, or a cookie file")
         self.url = url
         self._client = httpx.Client(auth=(user, password), timeout=timeout_s,
                                     headers={"Content-Type": "application/json"})
+
+    @staticmethod
+    def _read_cookie(path: Path) -> tuple[str, str]:
+        try:
+            user, _sep, password = path.read_text().strip().partition(":")
+        except OSError as exc:
+            raise ChainUnavailable(f"cannot read the RPC cookie file {path}") from exc
+        return user, password
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -63,11 +72,19 @@ class BitcoinCoreRpc:
     def close(self) -> None:
         self._client.close()
 
-    def _post(self, payload: object) -> Any:
+    def _send(self, body: str) -> httpx.Response:
         try:
-            response = self._client.post(self.url, content=json.dumps(payload))
+            return self._client.post(self.url, content=body)
         except httpx.HTTPError as exc:
             raise ChainUnavailable(f"cannot reach {self.url}: {type(exc).__name__}") from exc
+
+    def _post(self, payload: object) -> Any:
+        body = json.dumps(payload)
+        response = self._send(body)
+        if response.status_code == 401 and self._cookie_file is not None:
+            # The node restarted and wrote a new cookie: read it again, once.
+            self._client.auth = httpx.BasicAuth(*self._read_cookie(self._cookie_file))
+            response = self._send(body)
         if response.status_code == 401:
             raise ChainUnavailable("RPC authentication failed (401)")
         if len(response.content) > RESPONSE_BYTES_MAX:
