@@ -191,3 +191,18 @@ def test_rewind_checks_a_node_ahead_of_the_snapshot(published: Published, capsys
         assert tip == rpc("getbestblockhash", [])
     finally:
         rpc("invalidateblock", [rpc("getblockhash", [rpc("getblockcount", []) - 1])])
+
+
+@pytest.mark.parametrize("field", ["liabilities_root", "liabilities_total", "leaf_count"])
+def test_tampered_snapshot_root_fails(published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      field: str) -> None:
+    """A snapshot.json whose root, total or size differs from the signed statement is refused."""
+    directory = _copy(published, tmp_path)
+
+    def change(doc: dict) -> None:  # type: ignore[type-arg]
+        item = doc["assets"]["BTC"]
+        item[field] = ("00" * 32) if field == "liabilities_root" else item[field] * 2
+
+    _edit_json(directory / "snapshot.json", change)
+    assert 1 == _run(directory, published)
+    assert "statement" in capsys.readouterr().err or field == "leaf_count"

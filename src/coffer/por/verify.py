@@ -983,8 +983,11 @@ def verify_snapshot(directory: Path, public_key: bytes, *, rpc: RpcCall | None =
         statement_doc = _read_json(directory / f"statement-{asset}.json", "statement")
         statement = statement_doc["statement"]
         verify_statement(statement, _hex(statement_doc["signature"], "statement"), public_key)
-        if (_hex(statement["liabilities_root"], "statement"), statement["liabilities_total"]) != (root.root, root.total):
-            raise _fail("statement", f"{asset}: the statement's root or total differs from the published one")
+        published = (root.root, root.total, root.leaf_count, snapshot["height"], snapshot["block_hash"], snapshot["chain"])
+        stated = (_hex(statement["liabilities_root"], "statement"), statement["liabilities_total"],
+                  statement["leaf_count"], statement["height"], statement["block_hash"], statement["chain"])
+        if stated != published or statement["asset"] != asset:
+            raise _fail("statement", f"{asset}: the statement's root, total, size or snapshot differs from the published one")
         tree_path = directory / f"liabilities-{asset}.txt"
         if tree_path.exists():
             tree = parse_liabilities_file(tree_path.read_text(encoding="ascii"))
