@@ -18,6 +18,14 @@ Hash formats follow BitMEX's proof-of-liabilities tool so their validator accept
     leaf_digest = HMAC-SHA256(key=sub_nonce, u64le(value) || u64le(leaf_index))
     node_digest = SHA256(left_digest || u64le(left_value) || right_digest || u64le(right_value))
 Values are unsigned 64-bit: a negative liability cannot be encoded and no sum may overflow.
+
+A client's inclusion proof (binary, all integers little-endian, no trailing bytes):
+    "CPIP" | u8 version=1 | u8 len | asset (ASCII [A-Z0-9]) | u64 height | u64 account_number
+    | u8 depth | u8 k (1..64) | k x (u64 leaf_index, u64 value), indices strictly increasing
+    | u16 s | s x (32-byte digest, u64 value)
+The siblings are those `sibling_positions(indices, depth)` lists: level by level from the leaves,
+left to right, skipping every node the proof's own leaves let the client compute.
+The published root per asset (snapshot.json, and the signed statement) is (root, total, leaf_count).
 """
 
 from __future__ import annotations
