@@ -185,3 +185,18 @@ def test_real_coffer_regtest_process(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_client_rereads_cookie_after_node_restart(node: RegtestNode) -> None:
+    """After the server restarts with a new cookie, the client reads the cookie again and carries on."""
+    first = RpcServer(RpcDispatcher(node), port=0).start()
+    port = first.port
+    rpc = BitcoinCoreRpc(first.url, cookie_file=node.datadir / ".cookie")
+    assert node.height == rpc.call("getblockcount")
+    first.close()
+    second = RpcServer(RpcDispatcher(node), port=port).start()
+    try:
+        assert node.height == rpc.call("getblockcount")
+    finally:
+        rpc.close()
+        second.close()

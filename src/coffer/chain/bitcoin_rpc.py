@@ -55,6 +55,8 @@ class BitcoinCoreRpc:
         self.url = url
         self._client = httpx.Client(auth=(user, password), timeout=timeout_s,
                                     headers={"Content-Type": "application/json"})
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
 
     @staticmethod
     def _read_cookie(path: Path) -> tuple[str, str]:
@@ -63,8 +65,6 @@ class BitcoinCoreRpc:
         except OSError as exc:
             raise ChainUnavailable(f"cannot read the RPC cookie file {path}") from exc
         return user, password
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"BitcoinCoreRpc({self.url!r})"
