@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from coffer.audit import AuditLog
+from coffer.db import make_engine, migrate
 from coffer.hsm import Hsm
 from coffer.policy import (
     ApprovalRefused,
@@ -28,13 +32,32 @@ from .conftest import BTC, DAY_S, NOW, NOW_S, ROLES, World, make_signer
 LATER = NOW.replace(day=29)
 
 
-@pytest.fixture
-def service(engine: Engine, hsm: Hsm, world: World) -> PolicyService:
+def make_service(engine: Engine, hsm: Hsm, world: World) -> PolicyService:
     service = PolicyService(engine, hsm=hsm, halted=lambda: False, hot_balance=lambda asset: 3 * BTC)
     for name, roles in ROLES.items():
         service.add_operator(Operator(name, frozenset(roles), world.keys[name].public_key), by="root", now=NOW)
     service.bootstrap_default(now=NOW)
     return service
+
+
+@pytest.fixture
+def service(engine: Engine, hsm: Hsm, world: World) -> PolicyService:
+    """On SQLite and on PostgreSQL."""
+    return make_service(engine, hsm, world)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'coffer.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def lite(sqlite_engine: Engine, hsm: Hsm, world: World) -> PolicyService:
+    """On SQLite only, for behaviour that does not depend on the database."""
+    return make_service(sqlite_engine, hsm, world)
 
 
 def events(engine: Engine, name: str) -> list[dict]:
@@ -68,16 +91,16 @@ def test_withdrawal_flow_end_to_end(service: PolicyService, engine: Engine, worl
     AuditLog(engine).verify_chain()
 
 
-def test_refusals_are_audited(service: PolicyService, engine: Engine, world: World) -> None:
+def test_refusals_are_audited(lite: PolicyService, sqlite_engine: Engine, world: World) -> None:
     """A self-approval and an approval for an unknown request are refused and audited with their rule."""
     refill = world.request(kind=RequestKind.REFILL,
                            account="company", source_wallet="cold", initiator="olga", amount_minor=BTC // 10)
-    service.submit(refill, now=NOW)
+    lite.submit(refill, now=NOW)
     with pytest.raises(SegregationOfDuties):
-        service.approve(world.approve("olga", refill), now=NOW)
+        lite.approve(world.approve("olga", refill), now=NOW)
     with pytest.raises(ApprovalRefused):
-        service.approve(world.approve("bob", world.request(nonce="99" * 16)), now=NOW)
-    rules = [payload["rule"] for payload in events(engine, "policy.refused")]
+        lite.approve(world.approve("bob", world.request(nonce="99" * 16)), now=NOW)
+    rules = [payload["rule"] for payload in events(sqlite_engine, "policy.refused")]
     assert ["sod.self_approval", "approval.request_mismatch"] == rules
 
 
@@ -112,65 +135,65 @@ def test_policy_change_needs_other_admins(service: PolicyService, engine: Engine
     assert ["frank", "gina"] == events(engine, "policy.activated")[-1]["signed_by"]
 
 
-def test_malformed_proposal_rejected_and_old_policy_stays(service: PolicyService, engine: Engine) -> None:
+def test_malformed_proposal_rejected_and_old_policy_stays(lite: PolicyService, sqlite_engine: Engine) -> None:
     """A policy set with a syntax error is rejected with its line, audited, and the old set stays active."""
-    old = service.active_policy().hash
-    broken = service.active_policy().text.replace("when { context.halted };", "when { context.halted ;")
+    old = lite.active_policy().hash
+    broken = lite.active_policy().text.replace("when { context.halted };", "when { context.halted ;")
     with pytest.raises(MalformedPolicy) as caught:
-        service.propose(broken, None, proposed_by="erin", now=NOW)
+        lite.propose(broken, None, proposed_by="erin", now=NOW)
     assert caught.value.line is not None
-    assert old == service.active_policy().hash
-    assert caught.value.line == events(engine, "policy.rejected")[0]["line"]
-    with engine.connect() as conn:
+    assert old == lite.active_policy().hash
+    assert caught.value.line == events(sqlite_engine, "policy.rejected")[0]["line"]
+    with sqlite_engine.connect() as conn:
         assert 1 == conn.execute(sa.text("SELECT count(*) FROM policy_versions")).scalar()
 
 
-def test_non_admin_cannot_propose(service: PolicyService) -> None:
+def test_non_admin_cannot_propose(lite: PolicyService) -> None:
     """Only a policy admin may propose a policy set."""
     with pytest.raises(PolicyRefused) as caught:
-        service.propose(service.active_policy().text, None, proposed_by="bob", now=NOW)
+        lite.propose(lite.active_policy().text, None, proposed_by="bob", now=NOW)
     assert "policy.proposer" == caught.value.rule
 
 
-def test_frozen_account_refused_by_coordinator(service: PolicyService, world: World) -> None:
+def test_frozen_account_refused_by_coordinator(lite: PolicyService, world: World) -> None:
     """A freeze recorded in the service refuses the account's withdrawals."""
-    service.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW.replace(day=25))
-    service.freeze("acct1", by="dave", now=NOW)
-    assert ("freeze",) == service.submit(world.request(), now=NOW).refusing_rules
+    lite.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW.replace(day=25))
+    lite.freeze("acct1", by="dave", now=NOW)
+    assert ("freeze",) == lite.submit(world.request(), now=NOW).refusing_rules
 
 
-def test_signed_audit_checkpoint(service: PolicyService, engine: Engine, hsm: Hsm) -> None:
+def test_signed_audit_checkpoint(lite: PolicyService, sqlite_engine: Engine, hsm: Hsm) -> None:
     """An HSM-signed checkpoint verifies, and catches a tail cut from the audit chain."""
-    checkpoint = service.checkpoint(now=NOW)
+    checkpoint = lite.checkpoint(now=NOW)
     public_key = hsm.public_key("coffer-audit-checkpoint")
-    audit = AuditLog(engine)
+    audit = AuditLog(sqlite_engine)
     assert checkpoint.seq <= verify_checkpoint(checkpoint, public_key, audit)
-    assert [checkpoint] == list(service.checkpoints())
+    assert [checkpoint] == list(lite.checkpoints())
     forged = type(checkpoint)(checkpoint.seq + 1, checkpoint.head_digest, checkpoint.at_s, checkpoint.signature)
     with pytest.raises(CheckpointInvalid):
         verify_checkpoint(forged, public_key)
-    with engine.begin() as conn:
+    with sqlite_engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_events WHERE seq >= :seq"), {"seq": checkpoint.seq})
     with pytest.raises(CheckpointInvalid):
         verify_checkpoint(checkpoint, public_key, audit)
 
 
-def test_time_lock_in_service(service: PolicyService, world: World) -> None:
+def test_time_lock_in_service(lite: PolicyService, world: World) -> None:
     """An address whitelisted moments ago is refused until its time lock has passed."""
-    service.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW)
+    lite.add_whitelist("acct1", "BTC", "bcrt1qdestination", by="client:acct1", now=NOW)
     request = world.request(expires_at_s=NOW_S + 3 * DAY_S)
-    assert ("whitelist.time_lock",) == service.submit(request, now=NOW).refusing_rules
-    assert service.decide(request.digest_hex, now=LATER).allowed
+    assert ("whitelist.time_lock",) == lite.submit(request, now=NOW).refusing_rules
+    assert lite.decide(request.digest_hex, now=LATER).allowed
 
 
-def test_credentials_and_periodic_checkpoint(service: PolicyService, engine: Engine) -> None:
+def test_credentials_and_periodic_checkpoint(lite: PolicyService, sqlite_engine: Engine) -> None:
     """A further credential is stored with its operator; checkpoints are signed only when due."""
-    service.add_credential("bob", "webauthn", b"\x01\x02", by="root", now=NOW)
-    assert b"\x01\x02" == service.operators().get("bob").key_for("webauthn")
-    first = service.checkpoint_if_due(now=NOW, every_events=5)
+    lite.add_credential("bob", "webauthn", b"\x01\x02", by="root", now=NOW)
+    assert b"\x01\x02" == lite.operators().get("bob").key_for("webauthn")
+    first = lite.checkpoint_if_due(now=NOW, every_events=5)
     assert first is not None
-    assert service.checkpoint_if_due(now=NOW, every_events=5) is None
-    assert [first] == list(service.checkpoints())
+    assert lite.checkpoint_if_due(now=NOW, every_events=5) is None
+    assert [first] == list(lite.checkpoints())
 
 
 def test_migration_matches_table_definitions(engine: Engine) -> None:
