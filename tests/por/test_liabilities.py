@@ -248,3 +248,18 @@ def test_property_tampered_tree_file_fails(seed: int, line: int, field: str) -> 
         check_liabilities_tree(read)
         if (read.root, read.total) != (tree.root, tree.total):
             raise VerificationFailed("liabilities tree", "root differs from the published root")
+
+
+def test_json_proof_round_trip_and_strictness() -> None:
+    """The JSON form round-trips, verifies, and refuses unknown fields, floats and bad digests."""
+    from coffer.por.verify import inclusion_proof_to_json, parse_inclusion_proof_json
+
+    tree, nonces = _tree({1: 100, 2: 200, 3: 300})
+    proof = tree.proof_for(2)
+    text = inclusion_proof_to_json(proof)
+    assert proof == parse_inclusion_proof_json(text)
+    verify_inclusion(parse_inclusion_proof_json(text), nonces[2], tree.published_root(), expected_balance=200)
+    for bad in [text[:-1] + ',"extra":1}', text.replace('"depth":', '"depth":1.0,"x":'),
+                text.replace(proof.siblings[0].digest.hex(), "ab"), text.replace('"height":800000', '"height":-1')]:
+        with pytest.raises(VerificationFailed, match="proof format"):
+            parse_inclusion_proof_json(bad)

@@ -51,6 +51,7 @@ __all__ = [
     "sub_nonce", "leaf_digest", "node_digest", "sibling_positions",
     "InclusionProof", "ProofLeaf", "ProofSibling", "PublishedRoot", "InclusionResult",
     "parse_inclusion_proof", "serialize_inclusion_proof", "verify_inclusion",
+    "inclusion_proof_to_json", "parse_inclusion_proof_json",
     "LiabilitiesFile", "parse_liabilities_file", "check_liabilities_tree", "scan_liabilities_file",
     "canonical_json", "reserves_challenge", "verify_reserves_document", "verify_reserves_rpc",
     "statement_message", "verify_statement", "log_entry_message", "log_entry_digest", "verify_log",
@@ -248,6 +249,39 @@ def parse_inclusion_proof(data: bytes) -> InclusionProof:
     if reader.offset != len(data):
         raise _fail("proof format", "unexpected trailing bytes")
     return InclusionProof(asset, height, account, depth, leaves, siblings)
+
+
+def inclusion_proof_to_json(proof: InclusionProof) -> str:
+    """The same proof as canonical JSON (for browsers): hex digests, integers as numbers."""
+    return canonical_json({
+        "format": "coffer-por-proof/1", "asset": proof.asset, "height": proof.height,
+        "account_number": proof.account_number, "depth": proof.depth,
+        "leaves": [[leaf.index, leaf.value] for leaf in proof.leaves],
+        "siblings": [[sibling.digest.hex(), sibling.value] for sibling in proof.siblings]}).decode()
+
+
+def parse_inclusion_proof_json(text: str) -> InclusionProof:
+    """Strict: exact keys, integer ranges, 32-byte digests; the result re-encodes to the same bytes."""
+    data = _strict_json(text, "proof format")
+    keys = {"format", "asset", "height", "account_number", "depth", "leaves", "siblings"}
+    if not isinstance(data, dict) or set(data) != keys or data["format"] != "coffer-por-proof/1":
+        raise _fail("proof format", "unexpected or missing fields")
+    try:
+        leaves = [ProofLeaf(_check_int(i, "proof format", "index"), _check_int(v, "proof format", "value"))
+                  for i, v in data["leaves"]]
+        siblings = [ProofSibling(_hex(d, "proof format"), _check_int(v, "proof format", "value"))
+                    for d, v in data["siblings"]]
+    except (TypeError, ValueError):
+        raise _fail("proof format", "leaves and siblings are pairs") from None
+    if not isinstance(data["asset"], str) or not ASSET_PATTERN.match(data["asset"]):
+        raise _fail("proof format", "invalid asset name")
+    depth = _check_int(data["depth"], "proof format", "depth", bits=8)
+    if any(len(sibling.digest) != 32 for sibling in siblings) or len(siblings) > 0xFFFF or len(leaves) > 255:
+        raise _fail("proof format", "malformed sibling or too many entries")
+    proof = InclusionProof(data["asset"], _check_int(data["height"], "proof format", "height"),
+                           _check_int(data["account_number"], "proof format", "account"), depth,
+                           tuple(leaves), tuple(siblings))
+    return parse_inclusion_proof(serialize_inclusion_proof(proof))  # one set of rules for both forms
 
 
 def _fold(proof: InclusionProof, digests: dict[int, tuple[bytes, int]]) -> tuple[bytes, int]:
@@ -1045,7 +1079,9 @@ def _client_checks(args: argparse.Namespace, directory: Path) -> list[str]:
     if args.asset not in roots:
         raise _fail("inclusion", f"no published root for {args.asset}")
     if args.proof is not None:
-        proof = parse_inclusion_proof(args.proof.read_bytes())
+        raw = args.proof.read_bytes()
+        proof = (parse_inclusion_proof_json(raw.decode("utf-8", errors="replace")) if raw[:1] == b"{"
+                 else parse_inclusion_proof(raw))
         result = verify_inclusion(proof, nonce, roots[args.asset], expected_balance=args.balance)
         return [f"{args.asset}: your {len(result.leaf_values)} leaves hold {result.balance}, included in the root"]
     if args.account is None:
