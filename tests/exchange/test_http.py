@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coffer.exchange import ExchangeError, ExchangeSimulator, SimulatorFeed
+from coffer.exchange import ExchangeError, ExchangeSimulator, ExchangeUnavailable, SimulatorFeed
 from coffer.exchange.http import ExchangeClient, SimulatorServer
 from coffer.testing import ServiceProcess, free_port, wait_until
 
@@ -43,6 +43,12 @@ def test_fault_over_http_and_bad_requests(served: tuple[ExchangeSimulator, Excha
         client.inject("no_such_fault")
     with pytest.raises(ExchangeError, match="400"):
         client.fills(-1, 5)
+
+
+def test_unreachable_exchange_is_unavailable_not_bad_data() -> None:
+    """An engine that cannot be reached raises ExchangeUnavailable (counted, not an instant halt)."""
+    with pytest.raises(ExchangeUnavailable):
+        ExchangeClient(f"http://127.0.0.1:{free_port()}", timeout_s=1).snapshot()
 
 
 def test_exchange_sim_runs_as_its_own_process(tmp_path: Path, services: list[ServiceProcess]) -> None:

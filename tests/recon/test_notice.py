@@ -24,7 +24,7 @@ from coffer.recon import (
     hsm_notice_signer,
     http_notice_fetcher,
 )
-from coffer.recon.notice import HaltNotice
+from coffer.recon.notice import HaltNotice, push_hook
 from coffer.testing import TokenHandle, wait_until
 
 LABEL = "coordinator-halt-notice"
@@ -151,3 +151,18 @@ def test_watcher_cut_off_from_coordinator_refuses(sqlite_engine: Engine, hsm: Hs
         assert watcher.last_error is not None
     finally:
         watcher.stop()
+
+
+def test_push_hook_delivers_notice_on_halt(sqlite_engine: Engine) -> None:
+    """A push hook hands each watcher a fresh signed notice the moment the halt is set; a dead target is skipped."""
+    key = SigningKey(b"\x01" * 32)
+    watcher = HaltWatcher(bytes(key.verify_key), max_age_s=5)
+    switch = HaltSwitch(sqlite_engine, quorum=1)
+    issuer = NoticeIssuer(switch, lambda m: key.sign(m).signature)
+
+    def dead(_: SignedNotice) -> None:
+        raise ConnectionError("signer 2 is down")
+
+    switch = HaltSwitch(sqlite_engine, quorum=1, hooks=[push_hook(issuer, [dead, watcher.receive])])
+    halt = switch.trip("position_mismatch", {}, actor="recon")
+    assert watcher.latest is not None and (True, halt.halt_id) == (watcher.latest.halted, watcher.latest.halt_id)

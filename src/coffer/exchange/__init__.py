@@ -8,6 +8,7 @@ from coffer.exchange.errors import (
     DuplicateFill,
     DuplicateSequence,
     ExchangeError,
+    ExchangeUnavailable,
     InvalidContract,
     InvalidFault,
     InvalidFill,
@@ -38,7 +39,7 @@ from coffer.exchange.simulator import (
 
 __all__ = [
     "Position", "apply_fill", "maintenance_margin", "unrealised_pnl",
-    "ExchangeError", "InvalidContract", "UnknownContract", "InvalidFill", "SequenceGap", "DuplicateSequence",
+    "ExchangeError", "ExchangeUnavailable", "InvalidContract", "UnknownContract", "InvalidFill", "SequenceGap", "DuplicateSequence",
     "DuplicateFill", "InvalidSnapshot", "InvalidFault", "SimulatorHalted",
     "ExchangeFeed", "ExchangeSnapshot", "LedgerMarginTotal", "MarginLedger",
     "ContractBook", "FillColumns", "FillLog",

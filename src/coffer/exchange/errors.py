@@ -7,6 +7,7 @@ from coffer.errors import CofferError
 __all__ = [
     "ExchangeError", "InvalidContract", "UnknownContract", "InvalidFill", "SequenceGap",
     "DuplicateSequence", "DuplicateFill", "InvalidSnapshot", "InvalidFault", "SimulatorHalted",
+    "ExchangeUnavailable",
 ]
 
 
@@ -72,3 +73,7 @@ class InvalidFault(ExchangeError):
 
 class SimulatorHalted(ExchangeError):
     """The simulator refused to match because the halt is in force (or its state is unknown)."""
+
+
+class ExchangeUnavailable(ExchangeError):
+    """The engine could not be reached or answered with an error status: no data, not bad data."""

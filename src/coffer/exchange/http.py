@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from coffer.errors import CofferError
-from coffer.exchange.errors import ExchangeError, InvalidFault, InvalidSnapshot
+from coffer.exchange.errors import ExchangeUnavailable, InvalidFault, InvalidSnapshot
 from coffer.exchange.feed import ExchangeSnapshot, LedgerMarginTotal
 from coffer.exchange.model import Contract, Fill
 from coffer.exchange.simulator import ExchangeSimulator
@@ -186,7 +186,9 @@ class ExchangeClient:
                 raw = response.read(RESPONSE_BYTES_MAX + 1)
         except urllib.error.HTTPError as exc:
             detail = exc.read(4096).decode(errors="replace")
-            raise ExchangeError(f"exchange answered {exc.code}: {detail}") from None
+            raise ExchangeUnavailable(f"exchange answered {exc.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ExchangeUnavailable(f"exchange unreachable: {type(exc).__name__}") from None
         if len(raw) > RESPONSE_BYTES_MAX:
             raise InvalidSnapshot("exchange response too large")
         try:

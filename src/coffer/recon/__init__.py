@@ -28,6 +28,8 @@ from coffer.recon.notice import (
     SignedNotice,
     hsm_notice_signer,
     http_notice_fetcher,
+    http_notice_pusher,
+    push_hook,
 )
 from coffer.recon.onchain import (
     AssetLine,
@@ -51,6 +53,7 @@ from coffer.recon.positions import (
     check_positions,
     replay_fills,
 )
+from coffer.recon.runtime import ReconRuntime
 from coffer.recon.scheduler import Job, JobOutcome, RunRecord, Scheduler, recent_runs
 from coffer.recon.service import (
     ONCHAIN_JOB,
@@ -62,6 +65,7 @@ from coffer.recon.service import (
     ethereum_holdings,
     latest_onchain,
 )
+from coffer.recon.sources import OnchainSource, ledger_custody
 
 __all__ = [
     "ReconError", "InvalidCheckInput", "HaltInForce", "HaltStateUnknown", "InvalidNotice", "ResumeRefused",
@@ -69,7 +73,7 @@ __all__ = [
     "OfficerExists",
     "HaltSwitch", "HaltState", "Halt", "HaltEvent", "OfficerSignature", "resume_message",
     "HaltNotice", "SignedNotice", "NoticeIssuer", "HaltWatcher", "NoticeServer", "http_notice_fetcher",
-    "hsm_notice_signer",
+    "hsm_notice_signer", "http_notice_pusher", "push_hook", "ReconRuntime", "OnchainSource", "ledger_custody",
     "CustodyScript", "Holding", "HoldingColumns", "PendingDeposit", "InflightWithdrawal", "OnchainCheckInput",
     "OnchainCheckResult", "WalletLine", "AssetLine", "check_onchain", "holding_columns",
     "PositionColumns", "PositionCheckInput", "PositionCheckResult", "Mismatch", "Replay", "check_positions",

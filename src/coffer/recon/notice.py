@@ -17,7 +17,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +33,7 @@ from coffer.recon.halt import HaltSwitch
 
 __all__ = [
     "HaltNotice", "SignedNotice", "NoticeIssuer", "HaltWatcher", "NoticeServer", "http_notice_fetcher",
+    "push_hook", "http_notice_pusher", "PUSH_TARGETS_MAX",
     "hsm_notice_signer", "NOTICE_TAG", "NOTICE_BYTES_MAX", "NOTICE_PATH", "FETCH_TIMEOUT_S",
 ]
 
@@ -41,6 +42,7 @@ NOTICE_BYTES_MAX = 4096
 NOTICE_PATH = "/halt/notice"
 FETCH_TIMEOUT_S = 2.0
 FUTURE_SKEW_S = 5.0
+PUSH_TARGETS_MAX = 64
 _FIELDS = ("coordinator", "halt_id", "halted", "issued_at", "seq")
 _log = get_logger("coffer.recon.notice")
 
@@ -248,6 +250,39 @@ def http_notice_fetcher(url: str, *, timeout_s: float = FETCH_TIMEOUT_S) -> Fetc
         return SignedNotice.from_json(json.loads(body))
 
     return fetch
+
+
+def http_notice_pusher(url: str, *, timeout_s: float = FETCH_TIMEOUT_S) -> Callable[[SignedNotice], None]:
+    """POST a signed notice (its JSON form) to a signer's or co-signer's notice endpoint."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidNotice("the push URL must be http:// or https://")
+
+    def push(signed: SignedNotice) -> None:
+        body = json.dumps(signed.to_json()).encode()
+        request = urllib.request.Request(url, data=body, method="POST",  # noqa: S310 - scheme checked
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            response.read(1024)
+
+    return push
+
+
+def push_hook(issuer: NoticeIssuer, targets: Sequence[Callable[[SignedNotice], None]]) -> Callable[[Any], None]:
+    """A HaltSwitch hook that pushes a fresh signed notice to every target after each halt and
+    resume. A target that cannot be reached is skipped: it polls, and fails closed on its own."""
+    if len(targets) > PUSH_TARGETS_MAX:
+        raise InvalidNotice(f"at most {PUSH_TARGETS_MAX} push targets")
+    chosen = tuple(targets)
+
+    def hook(_event: Any) -> None:
+        signed = issuer.issue()
+        for target in chosen:
+            try:
+                target(signed)
+            except Exception as exc:  # one unreachable signer must not stop the push to the others
+                _log.warning("recon.notice.push_failed", error=type(exc).__name__)
+
+    return hook
 
 
 class NoticeServer:

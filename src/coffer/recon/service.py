@@ -18,7 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from coffer.exchange.errors import ExchangeError, InvalidSnapshot
+from coffer.exchange.errors import ExchangeError, ExchangeUnavailable, InvalidSnapshot
 from coffer.exchange.feed import ExchangeFeed, ExchangeSnapshot, LedgerMarginTotal, MarginLedger
 from coffer.exchange.ingest import ContractBook, FillLog
 from coffer.log import get_logger
@@ -164,6 +164,9 @@ class Reconciler:
             raise ReconError("no position source configured")
         try:
             result = self.positions.check()
+        except ExchangeUnavailable as exc:
+            self._failed_to_run(POSITIONS_JOB, exc)
+            raise
         except (ExchangeError, InvalidCheckInput) as exc:
             self._errors[POSITIONS_JOB] = 0
             details = {"run_id": run_id, "error": type(exc).__name__, "message": str(exc)[:2000]}
