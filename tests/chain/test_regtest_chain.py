@@ -192,3 +192,12 @@ def test_faucet_pays_exact_amounts(tmp_path: Path) -> None:
         assert (txid, 123_456, 1) == (utxo.txid, utxo.amount_sats, chain.confirmations(txid))
         second = chain.fund(RECEIVER_SCRIPT, 7_000, confirm=False)
         assert 0 == chain.tx_status(second).confirmations
+
+
+def test_block_on_unknown_parent_or_old_time_is_rejected(node: RegtestNode) -> None:
+    """The kernel's reasons come through: prev-blk-not-found, time-too-old."""
+    orphan = build_block(b"\x11" * 32, 5, node.header(node.best_hash).time + 1, subsidy_sats(5), MINER_SCRIPT, [])
+    assert "prev-blk-not-found" == node.submit_block(orphan)
+    stale = build_block(node.best_hash, node.height + 1, 1_296_688_000, subsidy_sats(node.height + 1), MINER_SCRIPT, [])
+    assert "time-too-old" == node.submit_block(stale)
+    assert 110 == node.height

@@ -21,8 +21,9 @@ from coffer.chain.regtest.index import Coin
 __all__ = ["Kernel", "KernelEvent", "ProcessResult", "kernel_version", "KERNEL_LOG_LINES_MAX"]
 
 KERNEL_LOG_LINES_MAX = 200
+_CHECKED = re.compile(r"BlockChecked: block hash=(?P<hash>[0-9a-f]{64}) state=(?P<state>[^\n]+)")
 _FAILED = re.compile(r"(?:ConnectBlock|AcceptBlock|CheckBlock|ContextualCheckBlock|ProcessNewBlock)\S*:?\s*"
-                     r"(?:(?P<hash>[0-9a-f]{64}) )?failed,? (?P<reason>[a-z0-9\-]+(?: \([^)]*\))?)")
+                     r"(?:(?P<hash>[0-9a-f]{64}) )?failed,? (?P<reason>[^\n]+)")
 
 
 class _LogCapture:
@@ -165,16 +166,33 @@ class Kernel:
         return result
 
 
+def _state_reason(state: str) -> str:
+    """Core's reject reason from a logged state "reason, debug" or "reason (detail, maybe nested)"."""
+    token = re.match(r"[a-z0-9\-]+", state)
+    if token is None:
+        return state.strip() or "invalid"
+    end = token.end()
+    if state[end:end + 2] == " (":
+        depth = 0
+        for position in range(end + 1, len(state)):
+            depth += {"(": 1, ")": -1}.get(state[position], 0)
+            if depth == 0:
+                return state[:position + 1]
+    return state[:end]
+
+
 def _reason(block_hash: bytes, lines: list[str]) -> str:
     display = block_hash[::-1].hex()
     fallback = None
     for line in lines:
+        checked = _CHECKED.search(line)
+        if checked is not None and checked.group("hash") == display:
+            return _state_reason(checked.group("state"))
         match = _FAILED.search(line)
         if match is None:
             continue
         if match.group("hash") in (None, display):
-            return match.group("reason")
-        fallback = fallback or match.group("reason")
+            fallback = fallback or _state_reason(match.group("reason"))
     return fallback or "invalid"
 
 
