@@ -17,6 +17,7 @@ from coffer.recon import (
     NotHalted,
     OfficerExists,
     OfficerSignature,
+    ResumeRefused,
     UnknownOfficer,
     WrongHalt,
     resume_message,
@@ -148,3 +149,12 @@ def test_hooks_and_publication_signature_after_commit(engine: Engine) -> None:
     group_key.verify_key.verify(seen[1].statement(), switch.publication_signature(halt.halt_id, "resume"))
     assert 2 == len(AuditLog(engine).events(event="recon.halt.hook_failed"))
     AuditLog(engine).verify_chain()
+
+
+def test_resume_without_reason_refused(engine: Engine) -> None:
+    """A resume must say why: an empty reason is refused before any signature is looked at."""
+    switch = switch_with_officers(engine)
+    halt = switch.trip("officer", {}, actor="officer-1")
+    with pytest.raises(ResumeRefused):
+        switch.resume(halt.halt_id, "", sign(["officer-1", "officer-2"], halt.halt_id, ""), actor="officer-1")
+    assert switch.is_halted()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coffer.recon import (
     CustodyScript,
     Holding,
+    HoldingColumns,
     InflightWithdrawal,
     InvalidCheckInput,
     OnchainCheckInput,
@@ -88,3 +91,22 @@ def test_negative_amount_refused() -> None:
     """A negative holding is refused."""
     with pytest.raises(InvalidCheckInput):
         holding_columns(SCRIPTS, [Holding("0014aa", -1)])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([s.script for s in SCRIPTS]), st.integers(0, 10**12)), max_size=40),
+       st.integers(-3, 3))
+def test_fast_and_exact_paths_agree(holdings: list[tuple[str, int]], skew: int) -> None:
+    """The int64 path and the exact Python-integer path give the same lines for the same holdings."""
+    items = [Holding(script, amount) for script, amount in holdings]
+    ledger: dict[tuple[str, str], int] = {}
+    for script, amount in holdings:
+        owner = next(s for s in SCRIPTS if s.script == script)
+        ledger[(owner.asset, owner.wallet)] = ledger.get((owner.asset, owner.wallet), 0) + amount
+    if ledger:
+        first = sorted(ledger)[0]
+        ledger[first] = max(0, ledger[first] + skew)
+    fast = make(items, ledger, {})
+    exact = OnchainCheckInput(fast.heights, SCRIPTS, HoldingColumns(fast.holdings.script_index, None,
+                                                                    tuple(h.amount for h in items)), ledger, {})
+    assert check_onchain(fast) == check_onchain(exact)

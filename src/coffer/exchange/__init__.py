@@ -14,7 +14,6 @@ from coffer.exchange.errors import (
     InvalidFill,
     InvalidSnapshot,
     SequenceGap,
-    SimulatorHalted,
     UnknownContract,
 )
 from coffer.exchange.feed import ExchangeFeed, ExchangeSnapshot, LedgerMarginTotal, MarginLedger
@@ -40,7 +39,7 @@ from coffer.exchange.simulator import (
 __all__ = [
     "Position", "apply_fill", "maintenance_margin", "unrealised_pnl",
     "ExchangeError", "ExchangeUnavailable", "InvalidContract", "UnknownContract", "InvalidFill", "SequenceGap", "DuplicateSequence",
-    "DuplicateFill", "InvalidSnapshot", "InvalidFault", "SimulatorHalted",
+    "DuplicateFill", "InvalidSnapshot", "InvalidFault",
     "ExchangeFeed", "ExchangeSnapshot", "LedgerMarginTotal", "MarginLedger",
     "ContractBook", "FillColumns", "FillLog",
     "AccountBalance", "Contract", "ContractKind", "Fill", "MarkPrice", "PositionSnapshot", "Side", "contract_value",

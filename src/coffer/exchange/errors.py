@@ -6,7 +6,7 @@ from coffer.errors import CofferError
 
 __all__ = [
     "ExchangeError", "InvalidContract", "UnknownContract", "InvalidFill", "SequenceGap",
-    "DuplicateSequence", "DuplicateFill", "InvalidSnapshot", "InvalidFault", "SimulatorHalted",
+    "DuplicateSequence", "DuplicateFill", "InvalidSnapshot", "InvalidFault",
     "ExchangeUnavailable",
 ]
 
@@ -69,10 +69,6 @@ class InvalidSnapshot(ExchangeError):
 
 class InvalidFault(ExchangeError):
     """A fault-injection command names an unknown fault or bad arguments."""
-
-
-class SimulatorHalted(ExchangeError):
-    """The simulator refused to match because the halt is in force (or its state is unknown)."""
 
 
 class ExchangeUnavailable(ExchangeError):
