@@ -129,7 +129,7 @@ class Kernel:
     def process(self, raw: bytes, block_hash: bytes) -> ProcessResult:
         """Hand a block to the kernel and report its verdict; never raises for an invalid block."""
         self._events = []
-        self._checked.pop(block_hash, None)
+        self._checked = {}
         mark = _LOG.count
         try:
             block = pbk.Block(raw)
