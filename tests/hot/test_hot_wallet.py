@@ -16,10 +16,10 @@ from coffer.chain.regtest import RegtestChain
 from coffer.hot import HotWallet
 from coffer.ledger import AccountKey, Kind, Ledger, Transfer, credit, debit
 from coffer.mpc.service import SpendNotApproved
+from coffer.mpc.service.harness import Cluster, start_cluster
 from coffer.mpc.service.messages import Prevout
 from coffer.policy import RequestKind
 from coffer.testing.faucet import Faucet
-from tests.mpc.service_harness import Cluster, start_cluster
 
 
 @dataclass

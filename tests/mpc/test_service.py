@@ -25,9 +25,9 @@ from coffer.mpc.service import (
     ProtocolViolation,
     SessionReplayed,
 )
+from coffer.mpc.service.harness import Cluster, start_cluster
 from coffer.testing import wait_until
 from coffer.tls import TlsFiles, issue_certificate
-from tests.mpc.service_harness import Cluster, start_cluster
 
 STATEMENT = b"coffer-por-statement/1\n" + canonical_json({"asset": "BTC", "height": 101, "solvent": True})
 

@@ -27,7 +27,13 @@ from coffer.mpc.dkg import reshare as dkg_reshare
 from coffer.mpc.dkg.dealing import Holder
 from coffer.mpc.dkg.errors import DkgError
 from coffer.mpc.dkg.protocol import SessionParams
-from coffer.mpc.errors import InsufficientSigners, InvalidMessage, InvalidSignatureShare, MalformedInput, MpcError
+from coffer.mpc.errors import (
+    InsufficientSigners,
+    InvalidMessage,
+    InvalidSignatureShare,
+    MalformedInput,
+    MpcError,
+)
 from coffer.mpc.frost.keys import group_by_name
 from coffer.mpc.service import messages as msg
 from coffer.mpc.service.client import CosignerClient

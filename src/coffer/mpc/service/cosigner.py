@@ -58,6 +58,7 @@ from coffer.policy.errors import PolicyError
 __all__ = ["Cosigner", "HaltGate", "SUITES", "SESSION_TTL_S", "SESSIONS_MAX"]
 
 SESSION_TTL_S: Final = 60.0
+SHARE_CACHE_S: Final = 30.0  # an unsealed share stays in memory this long (it never leaves the process)
 SESSIONS_MAX: Final = 10_000
 DKG_SESSIONS_MAX: Final = 16
 log = get_logger("coffer.mpc.cosigner")
@@ -144,6 +145,7 @@ class Cosigner:
         self._dkg: dict[bytes, _DkgRun] = {}
         self._dealings: dict[bytes, _Dealing] = {}
         self._publics: dict[tuple[str, int], frost.PublicKeyPackage] = {}
+        self._shares: dict[tuple[str, int], tuple[float, frost.KeyPackage]] = {}
 
     def __repr__(self) -> str:
         return f"Cosigner(id={self.cosigner_id})"
@@ -168,6 +170,23 @@ class Cosigner:
         return cached
 
     def _key_package(self, record: KeyRecord) -> frost.KeyPackage:
+        """The unsealed share, kept in this process's memory for at most SHARE_CACHE_S."""
+        cache_key = (record.key_id, record.version)
+        with self._lock:
+            cached = self._shares.get(cache_key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        package = self._unseal(record)
+        with self._lock:
+            self._shares[cache_key] = (time.monotonic() + SHARE_CACHE_S, package)
+        return package
+
+    def _forget_shares(self, key_id: str) -> None:
+        with self._lock:
+            for cache_key in [k for k in self._shares if k[0] == key_id]:
+                del self._shares[cache_key]
+
+    def _unseal(self, record: KeyRecord) -> frost.KeyPackage:
         sealed = self._store.sealed_share(record.key_id, record.version)
         plain = self._vault.open_share(record.key_id, record.version, record.identifier, sealed)
         try:
@@ -565,6 +584,7 @@ class Cosigner:
         if revoked:
             self._store.revoke(run.key_id, revoked, now)
         self._store.activate(run.key_id, run.new_version, now)
+        self._forget_shares(run.key_id)
         with self._lock:
             self._dealings.pop(session_bytes, None)
         log.info("mpc.cosigner.key_rotated_shares", cosigner=self.cosigner_id, key_id=run.key_id,

@@ -14,6 +14,7 @@ coordinator nonce. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -164,12 +165,17 @@ def verify_publication_attestation(document: bytes, signature: bytes, public_key
     if not (0 < r < _P256_ORDER and 0 < s <= _P256_ORDER // 2):
         raise AttestationRefused("attestation signature out of range or not low-S", rule="attestation.signature")
     try:
-        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public_key)
+        key = _p256_key(bytes(public_key))
         key.verify(utils.encode_dss_signature(r, s), publication_digest(document),
                    ec.ECDSA(utils.Prehashed(hashes.SHA256())))
     except (InvalidSignature, ValueError):
         raise AttestationRefused("publication attestation does not verify under the pinned HSM key",
                                  rule="attestation.signature") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _p256_key(public_key: bytes) -> ec.EllipticCurvePublicKey:
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public_key)
 
 
 def refresh_test_message(session: bytes, group_public_key: bytes) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from coffer.mpc.service.errors import SessionReplayed, UnknownKey
 __all__ = ["ShareVault", "CosignerStore", "KeyRecord", "SHARE_KEK_LABEL"]
 
 SHARE_KEK_LABEL: Final = "cosigner-share-kek"
+GROUP_COMMIT_MAX: Final = 256
 _SHARE_AAD: Final = b"coffer/cosigner/share/v1\x00"
 _HOSTKEY_AAD: Final = b"coffer/cosigner/hostkey/v1\x00"
 
@@ -88,6 +89,39 @@ class KeyRecord:
     session: bytes
 
 
+class _GroupCommit:
+    """Batches concurrent durable updates into one transaction (one fsync for all of them)."""
+
+    def __init__(self, commit: Callable[[list[bytes]], list[bool]]) -> None:
+        self._commit = commit
+        self._condition = threading.Condition()
+        self._pending: list[bytes] = []
+        self._results: dict[bytes, bool] = {}
+        self._busy = False
+
+    def mark(self, item: bytes) -> bool:
+        with self._condition:
+            self._pending.append(item)
+            while item not in self._results:
+                if not self._busy:
+                    batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+                    self._busy = True
+                    self._condition.release()
+                    try:
+                        outcome = self._commit(batch)
+                    except BaseException:
+                        outcome = [False] * len(batch)
+                        raise
+                    finally:
+                        self._condition.acquire()
+                        self._busy = False
+                        self._results.update(zip(batch, outcome, strict=True))
+                        self._condition.notify_all()
+                else:
+                    self._condition.wait()
+            return self._results.pop(item)
+
+
 class CosignerStore:
     """The co-signer's own SQLite file."""
 
@@ -99,6 +133,7 @@ class CosignerStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._marker = _GroupCommit(self._mark_used_batch)
 
     def close(self) -> None:
         with self._lock:
@@ -186,20 +221,41 @@ class CosignerStore:
 
     # -- sessions -------------------------------------------------------------------------------
     def open_session(self, session_id: bytes, key_id: str, version: int, at: str) -> None:
-        """Durably record a new session id; a second time raises SessionReplayed."""
-        try:
-            with self._transaction() as db:
-                db.execute("INSERT INTO sessions VALUES (?, ?, ?, 'committed', ?)", (session_id, key_id, version, at))
-        except sqlite3.IntegrityError:
-            raise SessionReplayed("session id seen before") from None
+        """Record a new session id in the replay cache; a second time raises SessionReplayed.
+
+        Written without its own fsync: it becomes durable with the next durable commit (at the
+        latest `use_session` of any session, which syncs the whole write-ahead log). A session id
+        lost in a crash before that had no nonce used and none left (nonces live in memory only).
+        """
+        with self._lock:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, 'committed', ?)",
+                                     (session_id, key_id, version, at))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError:
+                raise SessionReplayed("session id seen before") from None
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def use_session(self, session_id: bytes) -> None:
-        """Durably mark the session's nonces used; raises SessionReplayed unless it was fresh."""
-        with self._transaction() as db:
-            updated = db.execute("UPDATE sessions SET state = 'used' WHERE session_id = ? AND state = 'committed'",
-                                 (session_id,)).rowcount
-        if updated != 1:
+        """Durably mark the session's nonces used; raises SessionReplayed unless it was fresh.
+
+        Concurrent callers share one fsync (group commit): each waits until the transaction that
+        holds its update is on disk.
+        """
+        if not self._marker.mark(session_id):
             raise SessionReplayed("session unknown or its nonces already used")
+
+    def _mark_used_batch(self, session_ids: list[bytes]) -> list[bool]:
+        with self._transaction() as db:
+            return [db.execute("UPDATE sessions SET state = 'used' WHERE session_id = ? AND state = 'committed'",
+                               (session_id,)).rowcount == 1 for session_id in session_ids]
 
     # -- cleared requests, revocations, refusals --------------------------------------------------
     def cleared_txid(self, request_digest: bytes) -> str | None:

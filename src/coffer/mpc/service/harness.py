@@ -1,5 +1,7 @@
-"""A co-signer cluster for tests and the benchmark: n real `coffer cosigner` processes on loopback
-with mutual TLS, a pinned attestation HSM key, operators, a halt-notice server, a coordinator."""
+"""A co-signer cluster for tests, the benchmark and the demo (never production): n real
+`coffer cosigner` processes on loopback with mutual TLS, a pinned attestation HSM key, operators,
+a halt-notice server and an `MpcCoordinator`. The coordinator's attestation key lives in a test
+SoftHSM2 token; operator keys are fixed test keys."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from coffer.hsm import Hsm
 from coffer.mpc.service import CosignerClient, CosignerPins, MpcCoordinator, write_pins
 from coffer.mpc.service.messages import attest_publication
 from coffer.policy import (
+    Approval,
     AttestedFacts,
     Operator,
     OperatorKey,
+    OperatorRegistry,
     RequestKind,
     Role,
     SignedDecision,
@@ -32,7 +36,6 @@ from coffer.policy import (
     new_nonce,
     verify_approvals,
 )
-from coffer.policy import OperatorRegistry
 from coffer.recon.notice import NOTICE_TAG, HaltNotice, NoticeServer, SignedNotice
 from coffer.testing import ServiceProcess, free_port, make_token
 from coffer.tls import TlsFiles, issue_certificate, make_ca
@@ -95,7 +98,7 @@ class Cluster:
         now = datetime.now(UTC)
         now_s = int(now.timestamp())
         assert self.registry is not None
-        approvals = ()
+        approvals: tuple[Approval, ...] = ()
         if request.kind is not RequestKind.CLIENT_WITHDRAWAL:
             from coffer.policy import sign_approval
 
@@ -135,7 +138,7 @@ def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_
     hsm = token.open()
     attestation_key = ensure_attestation_key(hsm)
     notices = NoticeSource()
-    notice_server = NoticeServer(notices).start()  # type: ignore[arg-type]
+    notice_server = NoticeServer(notices).start()  # type: ignore[arg-type]  # duck-typed issuer
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
     ids = list(cosigners)
