@@ -82,6 +82,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.policy.cli", "request_app", "request"),
     ("coffer.policy.cli", "approve", "approve"),
     ("coffer.policy.cli", "operator_app", "operator"),
+    ("coffer.notify.cli", "tickets_app", "tickets"),
     ("coffer.mpc.service.cli", "cosigner", "cosigner"),
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
 ]

@@ -10,19 +10,11 @@ import pysequoia as sq
 import pytest
 from sqlalchemy.engine import Engine
 
+from coffer.db import make_engine, migrate
 from coffer.notify import NotifyParts, open_notify
 from tests.notify.helpers import Gpg, SmtpServer
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def client_gpg(tmp_path_factory: pytest.TempPathFactory) -> Gpg:
-    """One gpg home with a good client key (ed25519 + cv25519), shared by the session."""
-    gpg = Gpg(tmp_path_factory.mktemp("gnupg-client") / "home")
-    gpg.generate("Alice <alice@example.com>")
-    gpg.generate("Bob <bob@example.com>")
-    return gpg
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +23,42 @@ def team_key() -> sq.Tsk:
     return sq.Tsk.generate("Security Team <team@example.com>")
 
 
-@pytest.fixture
-def notify(engine: Engine, team_key: sq.Tsk) -> NotifyParts:
+@pytest.fixture(scope="session")
+def client_gpg(tmp_path_factory: pytest.TempPathFactory, team_key: sq.Tsk) -> Gpg:
+    """One gpg home with good client keys (ed25519 + cv25519) that knows the team's public key."""
+    gpg = Gpg(tmp_path_factory.mktemp("gnupg-client") / "home")
+    gpg.generate("Alice <alice@example.com>")
+    gpg.generate("Bob <bob@example.com>")
+    gpg.run("--import", input_bytes=str(team_key.extract_certificate()).encode())
+    return gpg
+
+
+def _parts(engine: Engine, team_key: sq.Tsk) -> NotifyParts:
     addresses = {"alice": "alice@example.com", "bob": "bob@example.com"}
     parts = open_notify(engine, address_of=addresses.__getitem__, team_address="team@example.com")
     parts.keys.add_team_key(str(team_key.extract_certificate()).encode(), name="team", by="test", now=NOW)
     return parts
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite database (most notify tests; the storage-heavy ones also run on PostgreSQL)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'notify.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def notify(sqlite_engine: Engine, team_key: sq.Tsk) -> NotifyParts:
+    """The notify part on SQLite with one team key registered."""
+    return _parts(sqlite_engine, team_key)
+
+
+@pytest.fixture
+def notify_any(engine: Engine, team_key: sq.Tsk) -> NotifyParts:
+    """The notify part on SQLite and on PostgreSQL."""
+    return _parts(engine, team_key)
 
 
 @pytest.fixture
@@ -53,6 +75,3 @@ def activate(parts: NotifyParts, gpg: Gpg, client_id: str, uid: str, now: dateti
     code = next(line.strip() for line in gpg.decrypt(challenge.body).splitlines() if line.startswith("    "))
     return parts.key_service.confirm(client_id, code, now=now)
 
-
-def tmp_home(tmp_path: Path) -> Path:
-    return tmp_path

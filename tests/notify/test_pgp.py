@@ -43,6 +43,7 @@ def test_good_key_accepted(keys: dict[str, bytes]) -> None:
     assert "PRIVATE" not in checked.armored
 
 
+@pytest.mark.slow
 def test_rsa_3072_accepted() -> None:
     """RSA at the minimum size (3072) passes."""
     tsk = sq.Tsk.generate("Rsa <rsa@example.com>", cipher_suite=sq.CipherSuite.RSA3k)
@@ -69,6 +70,7 @@ def test_secret_key_never_echoed(keys: dict[str, bytes]) -> None:
     assert body not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_rsa_2048_refused() -> None:
     """RSA-2048 is below the 3072-bit minimum."""
     tsk = sq.Tsk.generate("Rsa2 <rsa2@example.com>", cipher_suite=sq.CipherSuite.RSA2k)

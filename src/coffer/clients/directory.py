@@ -69,7 +69,13 @@ class ClientDirectory:
         self._audit = audit or AuditLog(engine)
         self._issuer = issuer
         self._hasher = hasher or _hasher()
-        self._dummy_hash = self._hasher.hash("coffer-dummy-password-for-timing")
+        self._dummy: str | None = None
+
+    def _dummy_hash(self) -> str:
+        """A hash to verify against for unknown clients, so they cost the same work (made on first use)."""
+        if self._dummy is None:
+            self._dummy = self._hasher.hash("coffer-dummy-password-for-timing")
+        return self._dummy
 
     def register(self, client_id: str, email: str, password: str, *, now: datetime,
                  totp_secret: str | None = None) -> Enrollment:
@@ -109,7 +115,7 @@ class ClientDirectory:
         """Password and TOTP; SignInRefused on any failure without saying which."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(clients).where(clients.c.client_id == client_id)).first()
-        stored = self._dummy_hash if row is None else str(row.password_hash)
+        stored = self._dummy_hash() if row is None else str(row.password_hash)
         try:
             self._hasher.verify(stored, password[:PASSWORD_CHARS_MAX])
             password_ok = row is not None and not row.disabled
