@@ -49,9 +49,9 @@ def p2tr_script(k: ec.PrivateKey) -> bytes:
 
 
 def unsigned(prevouts: list[Prevout], outputs: list[tuple[int, bytes]], *, version: int = 2,
-             locktime: int = 0) -> Transaction:
+             locktime: int = 0, sequence: int = 0xFFFFFFFF) -> Transaction:
     return Transaction(version=version, locktime=locktime,
-                       vin=[TransactionInput(p.txid[::-1], p.vout) for p in prevouts],
+                       vin=[TransactionInput(p.txid[::-1], p.vout, sequence=sequence) for p in prevouts],
                        vout=[TransactionOutput(value, Script(spk)) for value, spk in outputs])
 
 
@@ -79,8 +79,9 @@ def sign_taproot_keypath(tx: Transaction, index: int, k: ec.PrivateKey, prevouts
     tx.vin[index].witness = Witness([signature])
 
 
-def spend_p2wpkh(p: Prevout, k: ec.PrivateKey, outputs: list[tuple[int, bytes]]) -> bytes:
-    tx = unsigned([p], outputs)
+def spend_p2wpkh(p: Prevout, k: ec.PrivateKey, outputs: list[tuple[int, bytes]], *,
+                 sequence: int = 0xFFFFFFFF) -> bytes:
+    tx = unsigned([p], outputs, sequence=sequence)
     sign_p2wpkh(tx, 0, k, p.value_sats)
     return bytes(tx.serialize())
 

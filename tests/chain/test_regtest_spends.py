@@ -211,3 +211,32 @@ def test_any_changed_byte_of_a_signed_spend_is_refused(node: RegtestNode) -> Non
 
     check()
     node.accept_transaction(raw)
+
+
+RBF_SEQUENCE = 0xFFFFFFFD
+
+
+def test_opt_in_replacement_with_higher_fee_replaces(node: RegtestNode) -> None:
+    """A BIP125-signalling transaction is replaced by one paying a higher fee rate and more fees."""
+    coin = mature_coins(node)[0]
+    first, _fee = node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)],
+                                                       sequence=RBF_SEQUENCE))
+    bump, fee = node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 3 * FEE_SATS, MINER_SCRIPT)],
+                                                     sequence=RBF_SEQUENCE))
+    assert [bump.txid] == list(node.mempool_entries())
+    assert 3 * FEE_SATS == fee
+    node.generate(1, MINER_SCRIPT)
+    assert node.tx_block(bump.txid) is not None and node.tx_block(first.txid) is None
+
+
+def test_replacement_without_enough_fee_is_rejected(node: RegtestNode) -> None:
+    """A replacement not paying a higher fee rate is "insufficient fee" with Core's detail."""
+    coin = mature_coins(node)[0]
+    first, _fee = node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)],
+                                                       sequence=RBF_SEQUENCE))
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, p2wpkh_script(key(53)))],
+                                             sequence=RBF_SEQUENCE))
+    assert "insufficient fee" == caught.value.reason
+    assert "new feerate 0.00018181 BTC/kvB <= old feerate 0.00018181 BTC/kvB" in caught.value.message
+    assert [first.txid] == list(node.mempool_entries())

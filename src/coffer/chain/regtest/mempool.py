@@ -18,12 +18,16 @@ from coffer.chain.regtest.index import Coin, Outpoint
 from coffer.chain.regtest.kernel import verify_input
 from coffer.chain.regtest.wire import Tx
 
-__all__ = ["Mempool", "MempoolEntry", "ChainView", "COINBASE_MATURITY", "MEMPOOL_TXS_MAX"]
+__all__ = ["Mempool", "MempoolEntry", "ChainView", "Admission", "COINBASE_MATURITY", "MEMPOOL_TXS_MAX",
+           "REPLACEMENTS_MAX", "INCREMENTAL_RELAY_FEE_SAT_PER_KVB"]
 
 COINBASE_MATURITY = 100
 MEMPOOL_TXS_MAX = 50_000
 MEMPOOL_HEIGHT = 0x7FFFFFFF
+REPLACEMENTS_MAX = 100
+INCREMENTAL_RELAY_FEE_SAT_PER_KVB = 1000
 _SEQUENCE_FINAL = 0xFFFFFFFF
+_SEQUENCE_RBF_MAX = 0xFFFFFFFD  # BIP125: an input with nSequence <= this signals replaceability
 _LOCKTIME_THRESHOLD = 500_000_000
 _SECP256K1_HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
@@ -39,6 +43,15 @@ class MempoolEntry:
     @property
     def vsize(self) -> int:
         return self.tx.vsize
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What acceptance found: the fee, the mempool parents, and the transactions it replaces (BIP125)."""
+
+    fee_sats: int
+    parents: frozenset[bytes]
+    replaces: frozenset[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,14 @@ def _script_error(spent_script: bytes) -> str:
     if policy.script_type(spent_script) == "witness_v1_taproot":
         return "Invalid Schnorr signature"
     return "Script evaluated without error but finished with a false/empty top stack element"
+
+
+def _btc(sats: int) -> str:
+    return f"{sats // 100_000_000}.{sats % 100_000_000:08d}"
+
+
+def _btc_kvb(sat_per_kvb: int) -> str:
+    return f"{_btc(sat_per_kvb)} BTC/kvB"
 
 
 def _high_s(signature: bytes) -> bool:
@@ -88,8 +109,8 @@ class Mempool:
         out = entry.tx.outputs[outpoint[1]]
         return Coin(out.value_sats, out.script_pubkey, MEMPOOL_HEIGHT, False)
 
-    def check(self, tx: Tx, view: ChainView, max_fee_rate_sat_per_kvb: int | None) -> tuple[int, frozenset[bytes]]:
-        """Core's MemPoolAccept checks; returns (fee, mempool parents) or raises BroadcastRejected."""
+    def check(self, tx: Tx, view: ChainView, max_fee_rate_sat_per_kvb: int | None) -> Admission:
+        """Core's MemPoolAccept checks (opt-in RBF as with mempoolfullrbf=0); raises BroadcastRejected."""
         reason = policy.check_transaction(tx)
         if reason is not None:
             raise BroadcastRejected(reason)
@@ -100,17 +121,56 @@ class Mempool:
             raise BroadcastRejected("non-final")
         if tx.txid in self.entries:
             raise BroadcastRejected("txn-already-in-mempool")
-        for txin in tx.inputs:
-            if (txin.prev_txid, txin.prev_vout) in self.spent_by:
-                raise BroadcastRejected("txn-mempool-conflict")
+        conflicts = {self.spent_by[(i.prev_txid, i.prev_vout)] for i in tx.inputs
+                     if (i.prev_txid, i.prev_vout) in self.spent_by}
+        if any(not self._signals_rbf(conflict) for conflict in conflicts):
+            raise BroadcastRejected("txn-mempool-conflict")
         coins, parents = self._input_coins(tx, view)
         fee = self._check_inputs(tx, coins, view)
         self._check_relative_locks(tx, coins, view)
         self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
+        replaced = self._check_replacement(tx, fee, conflicts, parents) if conflicts else frozenset()
         self._check_scripts(tx, coins, fee, view)
-        if len(self.entries) >= MEMPOOL_TXS_MAX:
+        if len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
-        return fee, parents
+        return Admission(fee, parents, frozenset(conflicts))
+
+    def _signals_rbf(self, txid: bytes) -> bool:
+        return any(txin.sequence <= _SEQUENCE_RBF_MAX for txin in self.entries[txid].tx.inputs)
+
+    def _check_replacement(self, tx: Tx, fee: int, conflicts: set[bytes], parents: frozenset[bytes]) -> frozenset[bytes]:
+        """BIP125 rules as Core applies them; returns every transaction that would be evicted."""
+        evicted = set(conflicts)
+        for conflict in conflicts:
+            evicted.update(self.descendants(conflict))
+        txid_hex = tx.txid_hex
+        if parents & evicted:
+            raise BroadcastRejected("bad-txns-spends-conflicting-tx",
+                                    details=f"{txid_hex} spends conflicting transaction")
+        if len(evicted) > REPLACEMENTS_MAX:
+            raise BroadcastRejected("too many potential replacements",
+                                    details=f"rejecting replacement {txid_hex}; too many potential replacements "
+                                            f"({len(evicted)} > {REPLACEMENTS_MAX})")
+        original_parents = {txin.prev_txid for c in conflicts for txin in self.entries[c].tx.inputs}
+        if any(parent not in original_parents for parent in parents):
+            raise BroadcastRejected("replacement-adds-unconfirmed",
+                                    details=f"replacement {txid_hex} adds unconfirmed input")
+        new_rate = fee * 1000 // tx.vsize
+        for conflict in conflicts:
+            entry = self.entries[conflict]
+            old_rate = entry.fee_sats * 1000 // entry.vsize
+            if new_rate <= old_rate:
+                raise BroadcastRejected("insufficient fee", details=f"rejecting replacement {txid_hex}; new feerate "
+                                        f"{_btc_kvb(new_rate)} <= old feerate {_btc_kvb(old_rate)}")
+        old_fees = sum(self.entries[e].fee_sats for e in evicted)
+        if fee < old_fees:
+            raise BroadcastRejected("insufficient fee", details=f"rejecting replacement {txid_hex}, less fees than "
+                                    f"conflicting txs; {_btc(fee)} < {_btc(old_fees)}")
+        relay = policy.fee_for_vsize(INCREMENTAL_RELAY_FEE_SAT_PER_KVB, tx.vsize)
+        if fee - old_fees < relay:
+            raise BroadcastRejected("insufficient fee", details=f"rejecting replacement {txid_hex}, not enough "
+                                    f"additional fees to relay; {_btc(fee - old_fees)} < {_btc(relay)}")
+        return frozenset(evicted)
 
     def _input_coins(self, tx: Tx, view: ChainView) -> tuple[list[Coin], frozenset[bytes]]:
         coins: list[Coin] = []
@@ -193,8 +253,10 @@ class Mempool:
             elif height + value - 1 >= view.next_height:
                 raise BroadcastRejected("non-BIP68-final")
 
-    def add(self, tx: Tx, fee_sats: int, parents: frozenset[bytes], now: int, height: int) -> None:
-        self.entries[tx.txid] = MempoolEntry(tx, fee_sats, now, height, parents)
+    def add(self, tx: Tx, admission: Admission, now: int, height: int) -> None:
+        for replaced in admission.replaces:
+            self.remove(replaced)
+        self.entries[tx.txid] = MempoolEntry(tx, admission.fee_sats, now, height, admission.parents)
         self.by_wtxid[tx.wtxid] = tx.txid
         for txin in tx.inputs:
             self.spent_by[(txin.prev_txid, txin.prev_vout)] = tx.txid

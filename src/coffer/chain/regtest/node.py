@@ -343,11 +343,12 @@ class RegtestNode:
         return None
 
     def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool) -> int:
-        fee, parents = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)
+        admission = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)
         if not test_only:
-            self._mempool.add(tx, fee, parents, int(self._clock()), len(self._active) - 1)
-            log.debug("mempool_accept", txid=tx.txid_hex, fee_sats=fee, vsize=tx.vsize)
-        return fee
+            self._mempool.add(tx, admission, int(self._clock()), len(self._active) - 1)
+            log.debug("mempool_accept", txid=tx.txid_hex, fee_sats=admission.fee_sats, vsize=tx.vsize,
+                      replaced=[t[::-1].hex() for t in admission.replaces])
+        return admission.fee_sats
 
     def accept_transaction(self, raw_tx: bytes, *, max_fee_rate_sat_per_kvb: int | None = None,
                            test_only: bool = False) -> tuple[Tx, int]:

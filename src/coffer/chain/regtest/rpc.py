@@ -495,7 +495,7 @@ class RpcDispatcher:
                      "descendant": Btc(desc_fee)},
             "depends": [p[::-1].hex() for p in sorted(entry.parents)],
             "spentby": [s[::-1].hex() for s in sorted(spent_by)],
-            "bip125-replaceable": False, "unbroadcast": False,
+            "bip125-replaceable": any(i.sequence <= 0xFFFFFFFD for i in entry.tx.inputs), "unbroadcast": False,
         }
 
     def getrawmempool(self, raw: list[Any]) -> object:
@@ -525,7 +525,7 @@ class RpcDispatcher:
                 "usage": sum(len(e.tx.raw) for e in entries.values()), "total_fee": Btc(total_fee),
                 "maxmempool": 300_000_000, "mempoolminfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB),
                 "minrelaytxfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB), "incrementalrelayfee": Btc(1000),
-                "unbroadcastcount": 0, "fullrbf": True}
+                "unbroadcastcount": 0, "fullrbf": False}
 
     # ---- scantxoutset ----------------------------------------------------------------------
 
