@@ -14,6 +14,7 @@ from embit.networks import NETWORKS
 
 from coffer.chain.descriptors import address_to_script, script_to_address
 from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer
+from coffer.chain.regtest.wire import parse_tx
 from tests.chain.conftest import MINER_KEY, MINER_SCRIPT, mature_coins
 from tests.chain.helpers import FEE_SATS, Prevout, flip_signature_byte, key, p2wpkh_script, spend_p2wpkh
 from tests.chain.rpchelp import RawRpc, post
@@ -123,7 +124,8 @@ def test_sendrawtransaction_rejections_use_core_codes(served: tuple[RegtestNode,
 
 
 def test_testmempoolaccept(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
-    """testmempoolaccept reports allowed with fees, or the reject-reason, without changing the mempool."""
+    """testmempoolaccept reports allowed with fees or the reject-reason, takes a parent+child package, and
+    never changes the mempool."""
     node, _server, rpc = served
     coin = mature_coins(node)[0]
     good = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)])
@@ -134,6 +136,13 @@ def test_testmempoolaccept(served: tuple[RegtestNode, RpcServer, RawRpc]) -> Non
     assert (False, "dust") == (refused["allowed"], refused["reject-reason"])
     assert [] == rpc("getrawmempool")
     assert -8 == rpc.error("testmempoolaccept", [])[0]
+    parent = parse_tx(good)
+    child = spend_p2wpkh(Prevout(parent.txid, 0, coin.value_sats - FEE_SATS, MINER_SCRIPT), MINER_KEY,
+                         [(coin.value_sats - 2 * FEE_SATS, MINER_SCRIPT)])
+    assert [True, True] == [r["allowed"] for r in rpc("testmempoolaccept", [good.hex(), child.hex()])]
+    [orphan] = rpc("testmempoolaccept", [child.hex()])
+    assert "missing-inputs" == orphan["reject-reason"]
+    assert [] == rpc("getrawmempool")
 
 
 def test_scantxoutset_with_ranged_descriptor(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:

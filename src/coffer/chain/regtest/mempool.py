@@ -99,6 +99,14 @@ class Mempool:
         self.spent_by: dict[Outpoint, bytes] = {}
         self.by_wtxid: dict[bytes, bytes] = {}
 
+    def copy(self) -> Mempool:
+        """A scratch copy (entries are immutable, so copying the maps suffices)."""
+        scratch = Mempool()
+        scratch.entries = dict(self.entries)
+        scratch.spent_by = dict(self.spent_by)
+        scratch.by_wtxid = dict(self.by_wtxid)
+        return scratch
+
     def __contains__(self, txid: bytes) -> bool:
         return txid in self.entries
 

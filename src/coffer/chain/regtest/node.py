@@ -363,6 +363,23 @@ class RegtestNode:
                 return tx, existing.fee_sats  # Core answers the txid again for a known transaction
             return tx, self._accept(tx, max_fee_rate_sat_per_kvb, test_only=test_only)
 
+    def test_accept_package(self, txs: list[Tx], *, max_fee_rate_sat_per_kvb: int | None = None
+                            ) -> list[int | BroadcastRejected]:
+        """testmempoolaccept of several transactions: each is judged with the earlier ones of the list
+        in a scratch copy of the mempool (so a child may follow its parent); nothing is kept."""
+        results: list[int | BroadcastRejected] = []
+        with self.lock:
+            real, self._mempool = self._mempool, self._mempool.copy()
+            try:
+                for tx in txs:
+                    try:
+                        results.append(self._accept(tx, max_fee_rate_sat_per_kvb, test_only=False))
+                    except BroadcastRejected as exc:
+                        results.append(exc)
+            finally:
+                self._mempool = real
+        return results
+
     # ---- blocks ----------------------------------------------------------------------------
 
     def _next_time(self, parent: bytes) -> int:

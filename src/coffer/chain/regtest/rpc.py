@@ -451,30 +451,30 @@ class RpcDispatcher:
         max_rate = self._max_fee_rate(args.get(1, "amount", None))
         if not 1 <= len(rawtxs) <= TESTMEMPOOLACCEPT_TXS_MAX:
             raise RpcFault(RPC_INVALID_PARAMETER, "Array must contain between 1 and 25 transactions.")
-        results = []
+        txs = []
         for item in rawtxs:
             if not isinstance(item, str):
                 raise RpcFault(RPC_TYPE_ERROR, f"JSON value of type {_json_type(item)} is not of expected type string")
             try:
-                tx = parse_tx(bytes.fromhex(item))
+                txs.append(parse_tx(bytes.fromhex(item)))
             except (ValueError, DecodeError):
                 raise RpcFault(RPC_DESERIALIZATION_ERROR, f"TX decode failed: {item[:64]}") from None
-            results.append(self._test_one(tx, max_rate))
-        return results
+        verdicts = self.node.test_accept_package(txs, max_fee_rate_sat_per_kvb=max_rate)
+        return [self._test_result(tx, verdict) for tx, verdict in zip(txs, verdicts, strict=True)]
 
-    def _test_one(self, tx: Tx, max_rate: int | None) -> dict[str, object]:
+    @staticmethod
+    def _test_result(tx: Tx, verdict: int | BroadcastRejected) -> dict[str, object]:
         result: dict[str, object] = {"txid": tx.txid_hex, "wtxid": tx.wtxid_hex}
-        try:
-            _tx, fee = self.node.accept_transaction(tx.raw, max_fee_rate_sat_per_kvb=max_rate, test_only=True)
-        except BroadcastRejected as exc:
+        if isinstance(verdict, BroadcastRejected):
             result["allowed"] = False
-            reason = {"bad-txns-inputs-missingorspent": "missing-inputs"}.get(exc.reason, exc.reason)
+            reason = {"bad-txns-inputs-missingorspent": "missing-inputs"}.get(verdict.reason, verdict.reason)
             result["reject-reason"] = reason
-            if exc.details:
-                result["reject-details"] = exc.message
+            if verdict.details:
+                result["reject-details"] = verdict.message
             return result
         result.update({"allowed": True, "vsize": tx.vsize, "fees": {
-            "base": Btc(fee), "effective-feerate": Btc(fee * 1000 // tx.vsize), "effective-includes": [tx.wtxid_hex]}})
+            "base": Btc(verdict), "effective-feerate": Btc(verdict * 1000 // tx.vsize),
+            "effective-includes": [tx.wtxid_hex]}})
         return result
 
     def _entry_json(self, txid: bytes) -> dict[str, object]:
