@@ -204,10 +204,10 @@ class MpcCoordinator:
         replies = self._call_all(chosen, "/v1/dkg/step1", lambda c: {
             "dkg_session": session.hex(), "key_id": key_id, "suite": suite, "threshold": threshold,
             "hostpubkeys": [h.hex() for h in hostpubkeys]})
+        pmsgs1 = [_hex_field(replies[c], "pmsg1", c) for c in chosen]
         try:
-            state, cmsg1 = dkg.coordinator_step1([_hex_field(replies[c], "pmsg1", c) for c in chosen], params)
-            replies = self._call_all(chosen, "/v1/dkg/step2", lambda c: {"dkg_session": session.hex(),
-                                                                           "cmsg1": cmsg1.hex()})
+            state, cmsg1 = dkg.coordinator_step1(pmsgs1, params)
+            replies = self._step2(chosen, session, cmsg1, pmsgs1, params, suite, by_index)
             cmsg2, output, _recovery = dkg.coordinator_finalize(
                 state, [_hex_field(replies[c], "pmsg2", c) for c in chosen])
         except DkgError as error:
@@ -225,6 +225,27 @@ class MpcCoordinator:
         self._save(key, insert=True)
         log.info("mpc.dkg_done", key_id=key_id, suite=suite, threshold=threshold, cosigners=chosen)
         return key
+
+    def _step2(self, chosen: Sequence[int], session: bytes, cmsg1: bytes, pmsgs1: Sequence[bytes],
+               params: SessionParams, suite: str, by_index: Mapping[int, int]) -> dict[int, dict[str, Any]]:
+        """DKG round two; if a co-signer got a bad share, run the investigation that names its sender."""
+        try:
+            return self._call_all(chosen, "/v1/dkg/step2", lambda c: {"dkg_session": session.hex(),
+                                                                        "cmsg1": cmsg1.hex()})
+        except CosignerRefused as refused:
+            if refused.rule != "dkg.investigate" or refused.cosigner is None:
+                raise
+            victim = refused.cosigner
+        cinvs = SUITES[suite].dkg.coordinator_investigate(pmsgs1, params)
+        index = chosen.index(victim)
+        reply = self._client(victim).call("/v1/dkg/investigate", {"dkg_session": session.hex(),
+                                                                   "cinv": cinvs[index].hex()})
+        culprit = reply.get("culprit")
+        if isinstance(culprit, int) and (culprit - 1) in by_index:
+            cosigner = by_index[culprit - 1]
+            raise CosignerRefused(f"co-signer {victim} received an invalid share from co-signer {cosigner}",
+                                  rule="dkg.faulty_participant", cosigner=cosigner, culprits=(cosigner,))
+        raise CosignerRefused(f"co-signer {victim} blames the coordinator's relay", rule="dkg.faulty_coordinator")
 
     # -- signing --------------------------------------------------------------------------------
     def _signers(self, key: MpcKey, cosigners: Sequence[int] | None) -> list[int]:

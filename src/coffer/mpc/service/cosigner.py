@@ -30,6 +30,11 @@ from coffer.mpc.dkg import dealing as dkg_dealing
 from coffer.mpc.dkg import refresh as dkg_refresh
 from coffer.mpc.dkg import reshare as dkg_reshare
 from coffer.mpc.dkg.bound import DkgProtocol
+from coffer.mpc.dkg.errors import (
+    FaultyCoordinatorError,
+    FaultyParticipantOrCoordinatorError,
+    UnknownFaultyParticipantOrCoordinatorError,
+)
 from coffer.mpc.dkg.protocol import ParticipantState1, ParticipantState2, SessionParams
 from coffer.mpc.dkg.types import SecretShare
 from coffer.mpc.errors import InvalidMessage, MalformedInput
@@ -100,6 +105,7 @@ class _DkgRun:
     params: SessionParams
     state1: ParticipantState1 | None = None
     state2: ParticipantState2 | None = None
+    investigation: UnknownFaultyParticipantOrCoordinatorError | None = None
 
 
 @dataclass(slots=True)
@@ -264,9 +270,29 @@ class Cosigner:
         try:
             run.state2, pmsg2 = run.suite.dkg.participant_step2(bytes(secret), state1, body.hexbytes("cmsg1"),
                                                                  self._rng(32))
+        except UnknownFaultyParticipantOrCoordinatorError as error:
+            run.investigation = error  # kept for /v1/dkg/investigate, which names the culprit
+            raise CosignerRefused("received an invalid share; investigation needed", rule="dkg.investigate",
+                                  cosigner=self.cosigner_id) from None
         finally:
             _wipe(secret)
         return {"pmsg2": pmsg2.hex()}
+
+    def dkg_investigate(self, data: bytes) -> dict[str, Any]:
+        """Name who sent this co-signer a bad share, from the coordinator's investigation message."""
+        body = parse_body(data, sender=None, fields=("dkg_session", "cinv"))
+        session, run = self._dkg_run(body)
+        if run.investigation is None:
+            raise CosignerRefused("nothing to investigate", rule="dkg.no_investigation", cosigner=self.cosigner_id)
+        with self._lock:
+            self._dkg.pop(session, None)
+        try:
+            run.suite.dkg.participant_investigate(run.investigation, body.hexbytes("cinv"))
+        except FaultyParticipantOrCoordinatorError as error:
+            return {"culprit": error.culprit}
+        except FaultyCoordinatorError:
+            return {"culprit": None}
+        raise CosignerRefused("investigation named nobody", rule="dkg.no_culprit", cosigner=self.cosigner_id)
 
     def dkg_finalize(self, data: bytes) -> dict[str, Any]:
         body = parse_body(data, sender=None, fields=("dkg_session", "cmsg2"))

@@ -49,7 +49,7 @@ def _routes(cosigner: Cosigner) -> dict[str, Callable[[bytes], dict[str, Any]]]:
     return {
         "/v1/status": cosigner.status, "/v1/hostkey": cosigner.hostkey,
         "/v1/dkg/step1": cosigner.dkg_step1, "/v1/dkg/step2": cosigner.dkg_step2,
-        "/v1/dkg/finalize": cosigner.dkg_finalize,
+        "/v1/dkg/finalize": cosigner.dkg_finalize, "/v1/dkg/investigate": cosigner.dkg_investigate,
         "/v1/sign/commit": cosigner.sign_commit, "/v1/sign/share": cosigner.sign_share,
         "/v1/refresh/deal": cosigner.refresh_deal, "/v1/reshare/deal": cosigner.reshare_deal,
         "/v1/dealing/receive": cosigner.dealing_receive, "/v1/dealing/confirm": cosigner.dealing_confirm,

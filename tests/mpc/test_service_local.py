@@ -1,0 +1,172 @@
+"""Co-signer logic in this process (no network): shares at rest, sealing, DKG blame, strict bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coffer.db import make_engine, migrate, sqlite_url
+from coffer.hsm import DecryptionFailed
+from coffer.mpc.errors import MpcError
+from coffer.mpc.service import CosignerRefused, MpcCoordinator, ProtocolViolation
+from coffer.mpc.service.client import _error
+from coffer.mpc.service.cosigner import EXPECTED_ERRORS, Cosigner
+from coffer.mpc.service.server import _routes, error_body
+from coffer.mpc.service.store import CosignerStore, ShareVault
+from coffer.mpc.service.wire import encode_body
+from coffer.policy import MemorySignedHistory, OperatorRegistry, Route, SignerGuard, default_policy
+from coffer.testing import make_token
+
+
+class Clear:
+    def require_clear(self) -> None:
+        return None
+
+
+class LocalClient:
+    """Calls a `Cosigner` directly, through the same bytes and error mapping as the HTTP layer."""
+
+    def __init__(self, cosigner: Cosigner, tamper: dict[str, Any] | None = None) -> None:
+        self.cosigner_id = cosigner.cosigner_id
+        self._routes = _routes(cosigner)
+        self._tamper = tamper or {}
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            reply = json.loads(encode_body(self._routes[path](encode_body(body))))
+        except (*EXPECTED_ERRORS, MpcError) as error:
+            status, payload = error_body(error)
+            raise _error(self.cosigner_id, status, payload) from None
+        change = self._tamper.get(path)
+        return change(reply) if change else reply  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class Local:
+    cosigners: dict[int, Cosigner]
+    stores: dict[int, CosignerStore]
+    vaults: dict[int, ShareVault]
+    mpc: MpcCoordinator
+    directory: Path
+
+
+def _cosigner(cosigner_id: int, directory: Path) -> tuple[Cosigner, CosignerStore, ShareVault]:
+    hsm = make_token().open()
+    vault = ShareVault(hsm, cosigner_id)
+    store = CosignerStore(directory / f"c{cosigner_id}" / "cosigner.db")
+    guard = SignerGuard(signer_id=f"c{cosigner_id}", route=Route.HOT, attestation_public_key=b"\x02" + bytes(32),
+                        operators=OperatorRegistry(()), policy=default_policy(), history=MemorySignedHistory(),
+                        halted=lambda: False)
+    return Cosigner(cosigner_id, store, vault, guard=guard, halt=Clear(), attestation_public_key=b"\x02" + bytes(32)), \
+        store, vault
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    directory = Path(tmp_path_factory.mktemp("local-cosigners"))
+    built = {i: _cosigner(i, directory) for i in (1, 2, 3)}
+    engine = make_engine(sqlite_url(directory / "coordinator.db"))
+    migrate(engine)
+    cosigners = {i: b[0] for i, b in built.items()}
+    mpc = MpcCoordinator(engine, {i: LocalClient(c) for i, c in cosigners.items()})  # type: ignore[misc]
+    mpc.dkg("k-taproot", "taproot", 2)
+    mpc.dkg("k-ed", "ed25519", 2)
+    yield Local(cosigners, {i: b[1] for i, b in built.items()}, {i: b[2] for i, b in built.items()}, mpc, directory)
+    mpc.close()
+    engine.dispose()
+
+
+def test_shares_at_rest_are_ciphertext(local: Local) -> None:
+    """No co-signer's store (database, WAL) contains its share in any encoding: only HSM ciphertext."""
+    for cosigner_id, cosigner in local.cosigners.items():
+        for record in local.stores[cosigner_id].keys():
+            package = cosigner._unseal(record)
+            secret = package.public.group.serialize_scalar(package.secret_share)
+            files = list((local.directory / f"c{cosigner_id}").glob("cosigner.db*"))
+            assert files
+            for path in files:
+                data = path.read_bytes()
+                assert secret not in data
+                assert secret.hex().encode() not in data
+                assert secret[::-1] not in data
+
+
+def test_sealed_share_is_bound_to_cosigner_key_and_version(local: Local) -> None:
+    """A sealed share opens only under its own co-signer id, key id, version and identifier."""
+    record = local.stores[1].key("k-ed")
+    sealed = local.stores[1].sealed_share("k-ed", record.version)
+    local.vaults[1].open_share("k-ed", record.version, record.identifier, sealed)
+    for key_id, version, identifier in (("k-taproot", record.version, record.identifier),
+                                        ("k-ed", record.version + 1, record.identifier),
+                                        ("k-ed", record.version, record.identifier + 1)):
+        with pytest.raises(DecryptionFailed):
+            local.vaults[1].open_share(key_id, version, identifier, sealed)
+    with pytest.raises(DecryptionFailed):
+        local.vaults[2].open_share("k-ed", record.version, record.identifier, sealed)
+
+
+def test_repr_shows_no_secret(local: Local) -> None:
+    """Co-signer, vault and key package reprs carry no share."""
+    cosigner = local.cosigners[1]
+    package = cosigner._unseal(local.stores[1].key("k-ed"))
+    secret = str(package.secret_share)
+    for text in (repr(cosigner), repr(local.vaults[1]), repr(package)):
+        assert secret not in text
+        assert "redacted" in text or "secret" not in text
+
+
+def test_bad_dkg_message_names_the_cosigner(local: Local) -> None:
+    """A co-signer whose first DKG message is corrupted on the way is named by the coordinator."""
+    def corrupt(reply: dict[str, Any]) -> dict[str, Any]:
+        data = bytearray(bytes.fromhex(reply["pmsg1"]))
+        data[-1] ^= 1  # the last encrypted share (to co-signer 3) is wrong
+        return {"pmsg1": data.hex()}
+
+    clients = {i: LocalClient(c, {"/v1/dkg/step1": corrupt} if i == 2 else None)
+               for i, c in local.cosigners.items()}
+    mpc = MpcCoordinator(local.mpc._engine, clients)  # type: ignore[arg-type]
+    with pytest.raises((CosignerRefused, ProtocolViolation)) as blamed:
+        mpc.dkg("k-blame", "taproot", 2)
+    error = blamed.value
+    assert isinstance(error, CosignerRefused)
+    assert (2,) == error.culprits
+
+
+def test_dkg_refuses_an_existing_key_id(local: Local) -> None:
+    """A DKG for a key id a co-signer already holds is refused (no silent replacement of a key)."""
+    with pytest.raises(CosignerRefused) as refused:
+        local.cosigners[1].dkg_step1(encode_body({
+            "dkg_session": "00" * 32, "key_id": "k-ed", "suite": "ed25519", "threshold": 1,
+            "hostpubkeys": ["00" * 32]}))
+    assert "dkg.key_exists" == refused.value.rule
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"[]", b'{"key_id": 1}', b'{"a": 1, "a": 2}', b'{"x": 1.5}', b"\xff\xfe",
+])
+def test_malformed_bodies_are_typed_errors_naming_the_coordinator(local: Local, body: bytes) -> None:
+    """Bodies that are not strict JSON objects of the right fields raise ProtocolViolation(sender=None)."""
+    with pytest.raises(ProtocolViolation) as bad:
+        local.cosigners[1].sign_commit(body)
+    assert bad.value.sender is None
+
+
+def test_refresh_and_reshare_in_process(local: Local) -> None:
+    """Refresh then re-share to 2-of-2 without co-signer 3: same group key, co-signer 3 refused after."""
+    before = local.mpc.key("k-taproot")
+    refreshed = local.mpc.refresh("k-taproot")
+    assert before.group_public_key == refreshed.group_public_key
+    reshared = local.mpc.reshare("k-taproot", revoke=[3], new_threshold=2)
+    assert (3,) == reshared.revoked
+    assert [1, 2] == [m.cosigner for m in reshared.members]
+    assert {3} == local.stores[1].revoked("k-taproot")
+    assert datetime.now(UTC)
