@@ -290,3 +290,28 @@ def test_address_helpers_round_trip() -> None:
 
     with pytest.raises(DecodeError):
         address_to_script("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4")
+
+
+def test_getblock_verbosity_3_chaintips_and_descriptor_helpers(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
+    """getblock 3 carries prevouts from undo data; getchaintips shows forks; descriptor RPCs derive addresses."""
+    node, _server, rpc = served
+    coin = mature_coins(node)[0]
+    rpc("sendrawtransaction", spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)]).hex())
+    [block_hash] = rpc("generatetoaddress", 1, MINER_ADDRESS)
+    spend = rpc("getblock", block_hash, 3)["tx"][1]
+    assert (True, 1, Decimal(coin.value_sats) / 10**8, Decimal("0.00002000")) == (
+        spend["vin"][0]["prevout"]["generated"], spend["vin"][0]["prevout"]["height"],
+        spend["vin"][0]["prevout"]["value"], spend["fee"])
+    rpc("invalidateblock", block_hash)
+    rpc("generatetoaddress", 2, MINER_ADDRESS)
+    tips = rpc("getchaintips")
+    assert ("active", 0, node.height) == (tips[0]["status"], tips[0]["branchlen"], tips[0]["height"])
+    assert {"height": node.height - 1, "hash": block_hash, "branchlen": 1, "status": "invalid"} in tips
+    pubkey = key(72).get_public_key().sec().hex()
+    info = rpc("getdescriptorinfo", f"wpkh({pubkey})")
+    assert (False, True, False) == (info["isrange"], info["issolvable"], info["hasprivatekeys"])
+    assert [script_to_address(p2wpkh_script(key(72)))] == rpc("deriveaddresses", info["descriptor"])
+    root = bip32.HDKey.from_seed(b"\x06" * 32, version=NETWORKS["regtest"]["xprv"])
+    ranged = f"wpkh({root.derive('m/84h/1h/0h').to_public().to_string()}/0/*)"
+    assert 3 == len(rpc("deriveaddresses", ranged, [0, 2]))
+    assert -8 == rpc.error("deriveaddresses", ranged)[0]

@@ -14,7 +14,7 @@ from embit.networks import NETWORKS
 
 from coffer.chain.errors import DecodeError
 
-__all__ = ["descriptor_scripts", "is_ranged", "strip_checksum", "add_checksum", "address_to_script",
+__all__ = ["descriptor_scripts", "descriptor_normal_form", "is_ranged", "strip_checksum", "add_checksum", "address_to_script",
            "script_to_address", "DESCRIPTOR_RANGE_MAX", "REGTEST"]
 
 DESCRIPTOR_RANGE_MAX = 1_000_000
@@ -64,6 +64,18 @@ def script_to_address(spk: bytes) -> str | None:
         return address
     except Exception:  # no address form for this script
         return None
+
+
+def descriptor_normal_form(descriptor: str) -> str:
+    """The descriptor as embit writes it back (without checksum); DecodeError when it does not parse."""
+    body = strip_checksum(descriptor.strip())
+    if body.startswith(("addr(", "raw(")):
+        return body
+    try:
+        text: str = Descriptor.from_string(body).to_string()
+    except Exception as exc:  # embit raises several types for malformed descriptors
+        raise DecodeError(f"Invalid descriptor: {exc}") from exc
+    return text.partition("#")[0]
 
 
 def descriptor_scripts(descriptor: str, range_start: int = 0, range_end: int = 999) -> list[tuple[bytes, str]]:

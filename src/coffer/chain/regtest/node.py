@@ -220,6 +220,27 @@ class RegtestNode:
             return HeaderInfo(stored.hash, stored.prev, stored.height, stored.header, stored.tx_count,
                               stored.size, confirmations, next_hash, self._median_time(block_hash))
 
+    def chain_tips(self) -> list[tuple[bytes, int, int, str]]:
+        """Core's getchaintips: (hash, height, branch length, status) of every block without children."""
+        with self.lock:
+            excluded = self._excluded()
+            tips = []
+            for block_hash, stored in self._headers.items():
+                if any(child in self._headers for child in self._children.get(block_hash, [])):
+                    continue
+                cursor = stored
+                while not self.is_active(cursor.hash):
+                    cursor = self._headers[cursor.prev]
+                branch = stored.height - cursor.height
+                if branch == 0:
+                    status = "active"
+                elif block_hash in excluded:
+                    status = "invalid"
+                else:
+                    status = "valid-fork" if self.spent_coins(block_hash) is not None else "valid-headers"
+                tips.append((block_hash, stored.height, branch, status))
+            return sorted(tips, key=lambda tip: (tip[2] != 0, -tip[1]))
+
     def known_blocks(self) -> list[bytes]:
         with self.lock:
             return list(self._headers)
@@ -280,6 +301,17 @@ class RegtestNode:
             if tx.txid == txid:
                 return tx, block_hash
         raise KeyError(txid)
+
+    def spent_coins(self, block_hash: bytes) -> list[list[Coin]] | None:
+        """The kernel's undo data for a block that was connected: coins spent per non-coinbase tx."""
+        with self.lock:
+            stored = self._headers.get(block_hash)
+            if stored is None or stored.height == 0:
+                return None
+            try:
+                return self._kernel.spent_coins(block_hash)
+            except (RuntimeError, KeyError):
+                return None
 
     def tx_block(self, txid: bytes) -> bytes | None:
         with self.lock:

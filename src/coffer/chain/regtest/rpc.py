@@ -16,6 +16,7 @@ from typing import Any
 from coffer.chain.descriptors import (
     add_checksum,
     address_to_script,
+    descriptor_normal_form,
     descriptor_scripts,
     is_ranged,
     script_to_address,
@@ -23,6 +24,7 @@ from coffer.chain.descriptors import (
 )
 from coffer.chain.errors import BlockNotFound, BlockRejected, BroadcastRejected, DecodeError
 from coffer.chain.regtest import policy
+from coffer.chain.regtest.index import Coin
 from coffer.chain.regtest.jsonout import Btc
 from coffer.chain.regtest.kernel import kernel_version
 from coffer.chain.regtest.mempool import MEMPOOL_HEIGHT
@@ -256,6 +258,9 @@ class RpcDispatcher:
             "submitblock": spec(RpcDispatcher.submitblock, "hexdata dummy", 1),
             "estimatesmartfee": spec(RpcDispatcher.estimatesmartfee, "conf_target estimate_mode", 1),
             "decoderawtransaction": spec(RpcDispatcher.decoderawtransaction, "hexstring iswitness", 1),
+            "getchaintips": spec(RpcDispatcher.getchaintips),
+            "getdescriptorinfo": spec(RpcDispatcher.getdescriptorinfo, "descriptor", 1),
+            "deriveaddresses": spec(RpcDispatcher.deriveaddresses, "descriptor range", 1),
             "uptime": spec(lambda s, a: int(time.time() - s.started_at)),
             "ping": spec(lambda s, a: None),
             "help": spec(lambda s, a: "\n".join(s.methods()), "command"),
@@ -331,7 +336,9 @@ class RpcDispatcher:
         if verbosity == 1:
             result["tx"] = [tx.txid_hex for tx in txs]
         else:
-            result["tx"] = [self._tx_json(tx, fee=True) for tx in txs]
+            undo = self.node.spent_coins(block_hash)
+            result["tx"] = [self._tx_json(tx, spent=undo[i - 1] if undo and i else None, prevout=verbosity >= 3)
+                            for i, tx in enumerate(txs)]
         keys = ["hash", "confirmations", "height", "version", "versionHex", "merkleroot", "time", "mediantime",
                 "nonce", "bits", "target", "difficulty", "chainwork", "nTx", "previousblockhash", "nextblockhash",
                 "strippedsize", "size", "weight", "tx"]
@@ -344,9 +351,10 @@ class RpcDispatcher:
             return None
         return prev.outputs[vout].value_sats if vout < len(prev.outputs) else None
 
-    def _tx_json(self, tx: Tx, *, fee: bool = False) -> dict[str, object]:
+    def _tx_json(self, tx: Tx, *, fee: bool = False, spent: list[Coin] | None = None,
+                 prevout: bool = False) -> dict[str, object]:
         vin: list[object] = []
-        for txin in tx.inputs:
+        for index, txin in enumerate(tx.inputs):
             item: dict[str, object]
             if txin.is_coinbase:
                 item = {"coinbase": txin.script_sig.hex()}
@@ -355,6 +363,10 @@ class RpcDispatcher:
                         "scriptSig": {"asm": script_asm(txin.script_sig), "hex": txin.script_sig.hex()}}
             if txin.witness:
                 item["txinwitness"] = [w.hex() for w in txin.witness]
+            if prevout and spent is not None:
+                coin = spent[index]
+                item["prevout"] = {"generated": coin.coinbase, "height": coin.height, "value": Btc(coin.value_sats),
+                                   "scriptPubKey": script_pubkey_json(coin.script_pubkey)}
             item["sequence"] = txin.sequence
             vin.append(item)
         vout = [{"value": Btc(out.value_sats), "n": n, "scriptPubKey": script_pubkey_json(out.script_pubkey)}
@@ -363,7 +375,9 @@ class RpcDispatcher:
             "txid": tx.txid_hex, "hash": tx.wtxid_hex, "version": tx.version, "size": len(tx.raw),
             "vsize": tx.vsize, "weight": tx.weight, "locktime": tx.locktime, "vin": vin, "vout": vout,
         }
-        if fee and not tx.is_coinbase:
+        if spent is not None:
+            result["fee"] = Btc(sum(c.value_sats for c in spent) - sum(o.value_sats for o in tx.outputs))
+        elif fee and not tx.is_coinbase:
             values = [self._prevout_value(i.prev_txid, i.prev_vout) for i in tx.inputs]
             if all(v is not None for v in values):
                 result["fee"] = Btc(sum(v for v in values if v is not None) - sum(o.value_sats for o in tx.outputs))
@@ -647,6 +661,40 @@ class RpcDispatcher:
         if rate is None:
             return {"errors": ["Insufficient data or no feerate found"], "blocks": 0}
         return {"feerate": Btc(rate), "blocks": blocks}
+
+    def getchaintips(self, _a: list[Any]) -> object:
+        return [{"height": height, "hash": block_hash[::-1].hex(), "branchlen": branch, "status": status}
+                for block_hash, height, branch, status in self.node.chain_tips()]
+
+    def getdescriptorinfo(self, raw: list[Any]) -> object:
+        descriptor = _Args(raw).get(0, "str")
+        try:
+            body = strip_checksum(descriptor)
+            ranged = is_ranged(body)
+            normalised = add_checksum(descriptor_normal_form(body))
+        except DecodeError as exc:
+            raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, str(exc)) from None
+        return {"descriptor": normalised, "checksum": add_checksum(body).partition("#")[2], "isrange": ranged,
+                "issolvable": not body.startswith(("addr(", "raw(")), "hasprivatekeys": "prv" in body}
+
+    def deriveaddresses(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        descriptor = args.get(0, "str")
+        range_value = raw[1] if len(raw) > 1 else None
+        try:
+            ranged = is_ranged(descriptor)
+            if ranged and range_value is None:
+                raise RpcFault(RPC_INVALID_PARAMETER, "Range must be specified for a ranged descriptor")
+            if not ranged and range_value is not None:
+                raise RpcFault(RPC_INVALID_PARAMETER, "Range should not be specified for an un-ranged descriptor")
+            start, end = _range(range_value) if ranged else (0, 0)
+            scripts = descriptor_scripts(descriptor, start, end)
+        except DecodeError as exc:
+            raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, str(exc)) from None
+        addresses = [script_to_address(spk) for spk, _desc in scripts]
+        if any(address is None for address in addresses):
+            raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Descriptor does not have a corresponding address")
+        return addresses
 
     def stop(self, _a: list[Any]) -> object:
         if self.stop_requested is not None:
