@@ -15,10 +15,11 @@ from embit.transaction import SIGHASH, Transaction
 from coffer.chain.regtest import RegtestChain
 from coffer.hot import HotWallet
 from coffer.ledger import AccountKey, Kind, Ledger, Transfer, credit, debit
-from coffer.mpc.service import SpendNotApproved
+from coffer.mpc.service import CosignerRefused, SpendNotApproved
 from coffer.mpc.service.harness import Cluster, start_cluster
 from coffer.mpc.service.messages import Prevout
 from coffer.policy import RequestKind
+from coffer.testing import wait_until
 from coffer.testing.faucet import Faucet
 
 
@@ -114,7 +115,7 @@ def test_cosigners_refuse_outputs_other_than_the_approved_ones(env: Env) -> None
     _refill(env, 400_000)
     request = env.cluster.request(env.faucet.address, 50_000)
     decision = env.cluster.attest(request)
-    unsigned, prevouts, _fee = env.wallet._build(request)
+    _unsigned, prevouts, _fee = env.wallet._build(request)
     attacker = env.cluster.request(env.wallet.address(), 50_000)  # pays somewhere else
     tampered, _, _ = env.wallet._build(attacker)
     key = env.cluster.mpc.key("hot-btc")
@@ -123,9 +124,61 @@ def test_cosigners_refuse_outputs_other_than_the_approved_ones(env: Env) -> None
                "approvals": [{"request": request.to_json(), "decision": decision.to_json()}]}
     with pytest.raises(SpendNotApproved) as refused:
         env.cluster.mpc.sign_session(key, "taproot_spend", payload, [b"\x00" * 32])
-    assert refused.value.rule == "spend.outputs"
-    assert [Prevout(p["amount_sats"], bytes.fromhex(p["script_pubkey"])) for p in prevouts]
-    assert unsigned
+    assert "spend.outputs" == refused.value.rule
+
+
+def _halt_seen(env: Env, halted: bool) -> bool:
+    return all(env.cluster.client(c).call("/v1/status", {})["halt_clear"] is not halted for c in (1, 2, 3))
+
+
+def test_halt_refuses_spend_and_payment_resumes_with_the_same_transaction(env: Env) -> None:
+    """Under a halt the co-signers refuse; the stored payment later completes with the very same transaction."""
+    _refill(env, 600_000)
+    request = env.cluster.request(env.faucet.address, 90_000)
+    decision = env.cluster.attest(request)
+    env.cluster.notices.halted = True
+    try:
+        wait_until(lambda: _halt_seen(env, True), timeout=20, what="co-signers see the halt")
+        with pytest.raises(CosignerRefused) as refused:
+            env.wallet.pay(request, decision, client_id=None, now=_now())
+        assert "halt" == refused.value.rule
+        built = env.wallet.payment(request.digest_hex)
+        assert built is not None and "built" == built.status
+    finally:
+        env.cluster.notices.halted = False
+    wait_until(lambda: _halt_seen(env, False), timeout=20, what="co-signers see the resume")
+    paid = env.wallet.pay(request, decision, client_id=None, now=_now())
+    assert built.txid == paid.txid
+    assert "broadcast" == paid.status
+    env.chain.mine(1)
+    assert 1 == env.chain.confirmations(paid.txid)
+
+
+def test_attestation_of_another_request_is_refused(env: Env) -> None:
+    """The HSM attestation must be for this very request: co-signers refuse a borrowed one."""
+    _refill(env, 300_000)
+    attested = env.cluster.request(env.faucet.address, 40_000)
+    other = env.cluster.request(env.faucet.address, 41_000)
+    unsigned, prevouts, _ = env.wallet._build(other)
+    with pytest.raises(CosignerRefused) as refused:
+        env.cluster.mpc.sign_taproot_spend("hot-btc", unsigned, [Prevout(p["amount_sats"], bytes.fromhex(
+            p["script_pubkey"])) for p in prevouts], [(other, env.cluster.attest(attested))])
+    assert "attestation.request_mismatch" == refused.value.rule
+
+
+def test_request_paid_once_cannot_be_signed_in_another_transaction(env: Env) -> None:
+    """After a request was signed in one transaction, a second transaction for it is refused."""
+    _refill(env, 300_000)
+    _refill(env, 300_000)
+    request = env.cluster.request(env.faucet.address, 30_000)
+    decision = env.cluster.attest(request)
+    env.wallet.pay(request, decision, client_id=None, now=_now())
+    unsigned, prevouts, _ = env.wallet._build(request)  # other coins: another transaction
+    with pytest.raises(CosignerRefused) as refused:
+        env.cluster.mpc.sign_taproot_spend("hot-btc", unsigned, [Prevout(p["amount_sats"], bytes.fromhex(
+            p["script_pubkey"])) for p in prevouts], [(request, decision)])
+    assert "request.already_signed" == refused.value.rule
+    env.chain.mine(1)
 
 
 def test_sweep_request_kind_is_paid_without_change(env: Env) -> None:

@@ -170,3 +170,13 @@ def test_refresh_and_reshare_in_process(local: Local) -> None:
     assert [1, 2] == [m.cosigner for m in reshared.members]
     assert {3} == local.stores[1].revoked("k-taproot")
     assert datetime.now(UTC)
+
+
+def test_ecdsa_key_lifecycle_runs_over_the_same_layer(local: Local) -> None:
+    """The threshold-ECDSA key (untweaked secp256k1) is generated, refreshed and re-shared like the others."""
+    key = local.mpc.dkg("k-ecdsa", "ecdsa", 2)
+    assert 33 == len(key.group_public_key)
+    refreshed = local.mpc.refresh("k-ecdsa")
+    assert key.group_public_key == refreshed.group_public_key
+    with pytest.raises(CosignerRefused):
+        local.mpc.sign_session(refreshed, "digest", {"digest": "00" * 32}, [bytes(32)])

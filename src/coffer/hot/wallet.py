@@ -234,6 +234,17 @@ class HotWallet:
                       credit(AccountKey.custody(source, "BTC"), amount_sats)),
             at=now, metadata={"txid": txid, "source": source}), actor="hot.wallet")
 
+    def cancel(self, request_digest: str, *, now: dt.datetime) -> None:
+        """Drop a payment that was built but never signed, releasing its coins. The co-signers may
+        have cleared the request for that transaction already: pay it again with a new request."""
+        with self._engine.begin() as conn:
+            deleted = conn.execute(hot_payments.delete().where(
+                (hot_payments.c.request_digest == request_digest) & (hot_payments.c.status == "built"))).rowcount
+            if deleted != 1:
+                raise HotPaymentRefused("only a payment that was built and never signed can be cancelled")
+            self._audit.append("hot.wallet", "hot.payment_cancelled", {"request_digest": request_digest}, at=now,
+                               connection=conn)
+
     def payment(self, request_digest: str) -> HotPayment | None:
         row = self._payment(request_digest)
         if row is None:

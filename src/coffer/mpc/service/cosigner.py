@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 from coffer.errors import Refused
 from coffer.log import get_logger
 from coffer.mpc import frost
-from coffer.mpc.dkg import chilldkg, ed25519
+from coffer.mpc.dkg import chilldkg, ed25519, secp256k1_untweaked
 from coffer.mpc.dkg import dealing as dkg_dealing
 from coffer.mpc.dkg import refresh as dkg_refresh
 from coffer.mpc.dkg import reshare as dkg_reshare
@@ -79,6 +79,10 @@ class _Suite:
 SUITES: Final[dict[str, _Suite]] = {
     "taproot": _Suite("taproot", frost.SECP256K1_TR, chilldkg.PROTOCOL),
     "ed25519": _Suite("ed25519", frost.ED25519, ed25519.PROTOCOL),
+    # The threshold-ECDSA key (issue 8): DKG, refresh and re-share run here today; its signing
+    # (DKLs23, coffer.mpc.ecdsa) plugs in as a new signing kind. Until then only refresh tests
+    # (a Schnorr signature proving the new shares combine) are signed with it.
+    "ecdsa": _Suite("ecdsa", frost.SECP256K1, secp256k1_untweaked.PROTOCOL),
 }
 
 
@@ -220,7 +224,12 @@ class Cosigner:
         keys = [{"key_id": r.key_id, "version": r.version, "suite": r.suite, "status": r.status,
                  "identifier": r.identifier, "public_package": r.public_package.hex(),
                  "revoked": sorted(self._store.revoked(r.key_id))} for r in self._store.keys()]
-        return {"cosigner_id": self.cosigner_id, "keys": keys}
+        try:
+            self._halt.require_clear()
+            clear = True
+        except Exception:  # any failure to know the state counts as not clear
+            clear = False
+        return {"cosigner_id": self.cosigner_id, "keys": keys, "halt_clear": clear}
 
     def hostkey(self, data: bytes) -> dict[str, Any]:
         body = parse_body(data, sender=None, fields=("suite",))
