@@ -315,3 +315,30 @@ def test_getblock_verbosity_3_chaintips_and_descriptor_helpers(served: tuple[Reg
     ranged = f"wpkh({root.derive('m/84h/1h/0h').to_public().to_string()}/0/*)"
     assert 3 == len(rpc("deriveaddresses", ranged, [0, 2]))
     assert -8 == rpc.error("deriveaddresses", ranged)[0]
+
+
+def test_arbitrary_parameters_never_crash_a_method(node: RegtestNode) -> None:
+    """Random JSON parameters to every method give a result or a typed RPC error, never an internal error."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from coffer.chain.errors import ChainError
+    from coffer.chain.regtest import RpcFault
+
+    dispatcher = RpcDispatcher(node)
+    methods = [m for m in dispatcher.methods() if m not in ("stop", "generatetoaddress", "generatetodescriptor")]
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
+                        st.text(max_size=70), st.sampled_from(["00" * 32, node.best_hash[::-1].hex(), "zz", ""]))
+    values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                           st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+                          max_leaves=6)
+
+    @given(st.sampled_from(methods), st.lists(values, max_size=4))
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(method: str, params: list[object]) -> None:
+        try:
+            dispatcher.call(method, params)
+        except (RpcFault, ChainError):
+            pass
+
+    check()
