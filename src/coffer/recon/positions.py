@@ -146,8 +146,9 @@ def _sort_order(key: Int64Array) -> tuple[Int64Array, Int64Array]:
     return order, key[order]
 
 
-def _group(fills: FillColumns, contracts: int) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array]:
-    """Fill order by (rank, position); position id and rank of each; sorted unique position keys."""
+def _group(fills: FillColumns, contracts: int) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array, Int64Array]:
+    """Fill order by (rank, position); position id and rank of each; sorted unique position keys;
+    fees summed per position."""
     order, sorted_key = _sort_order(fills.account * contracts + fills.contract)
     change = np.empty(sorted_key.shape[0], dtype=bool)
     change[:1] = True
@@ -156,7 +157,8 @@ def _group(fills: FillColumns, contracts: int) -> tuple[Int64Array, Int64Array, 
     group = np.cumsum(change, dtype=np.int64) - 1
     rank = np.arange(sorted_key.shape[0], dtype=np.int64) - starts[group]
     by_rank, sorted_rank = _sort_order(rank)
-    return order[by_rank], group[by_rank], sorted_rank, sorted_key[starts]
+    fees = np.add.reduceat(fills.fee_minor[order], starts)
+    return order[by_rank], group[by_rank], sorted_rank, sorted_key[starts], fees
 
 
 def replay_fills(book: ContractBook, fills: FillColumns) -> Replay:
@@ -168,21 +170,18 @@ def replay_fills(book: ContractBook, fills: FillColumns) -> Replay:
         return Replay(empty, empty, empty, empty, empty, empty, 0)
     if np.any(fills.contract < 0) or np.any(fills.contract >= contracts) or np.any(fills.account < 0):
         raise InvalidCheckInput("fill contract or account index out of range")
-    fill_index, group, rank, keys = _group(fills, contracts)
+    fill_index, group, rank, keys, fees = _group(fills, contracts)
     quantity = fills.signed_quantity[fill_index]
     value = contract_values(book, fills.contract, fills.price_ticks)[fill_index]
-    fee = fills.fee_minor[fill_index]
     groups = keys.shape[0]
     size = np.zeros(groups, dtype=np.int64)
     cost = np.zeros(groups, dtype=np.int64)
     realised = np.zeros(groups, dtype=np.int64)
-    fees = np.zeros(groups, dtype=np.int64)
     bounds = np.searchsorted(rank, np.arange(int(rank[-1]) + 2))
     first = slice(0, int(bounds[1]))
     # Rank 0 opens every position: no PnL, no rounding.
     size[group[first]] = quantity[first]
     cost[group[first]] = quantity[first] * value[first]
-    fees[group[first]] = fee[first]
     over_limit = 0
     for step in range(1, bounds.shape[0] - 1):
         lo, hi = int(bounds[step]), int(bounds[step + 1])
@@ -207,7 +206,6 @@ def replay_fills(book: ContractBook, fills: FillColumns) -> Replay:
         size[g] = new_size
         cost[g] = new_cost
         realised[g] += gain
-        fees[g] += fee[lo:hi]
     return Replay(keys // contracts, keys % contracts, size, cost, realised, fees, over_limit)
 
 
