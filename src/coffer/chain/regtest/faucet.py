@@ -20,6 +20,7 @@ __all__ = ["Faucet", "FAUCET_FEE_SAT_PER_VB", "FAUCET_OUTPUTS_MAX"]
 
 FAUCET_FEE_SAT_PER_VB = 2
 FAUCET_OUTPUTS_MAX = 1000
+MINING_ROUNDS_MAX = 20
 _KEY = ec.PrivateKey(hashlib.sha256(b"coffer regtest faucet (public, worthless)").digest())
 
 
@@ -47,9 +48,13 @@ class Faucet:
         total = sum(amount for _spk, amount in outputs)
         with self.node.lock:
             coins = self._spendable()
-            while sum(value for _op, value in coins) < total + 100_000:
+            for _round in range(MINING_ROUNDS_MAX):
+                if sum(value for _op, value in coins) >= total + 100_000:
+                    break
                 self.node.generate(COINBASE_MATURITY + 1, self.script_pubkey)
                 coins = self._spendable()
+            else:
+                raise ChainError("faucet: the subsidy has halved too far to mine that amount")
             chosen, value_in = [], 0
             for outpoint, value in coins:
                 chosen.append((outpoint, value))
