@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 from sqlalchemy.engine import Engine
 
@@ -24,7 +26,7 @@ from coffer.recon import (
     hsm_notice_signer,
     http_notice_fetcher,
 )
-from coffer.recon.notice import HaltNotice, push_hook
+from coffer.recon.notice import NOTICE_TAG, HaltNotice, push_hook
 from coffer.testing import TokenHandle, wait_until
 
 LABEL = "coordinator-halt-notice"
@@ -166,3 +168,21 @@ def test_push_hook_delivers_notice_on_halt(sqlite_engine: Engine) -> None:
     switch = HaltSwitch(sqlite_engine, quorum=1, hooks=[push_hook(issuer, [dead, watcher.receive])])
     halt = switch.trip("position_mismatch", {}, actor="recon")
     assert watcher.latest is not None and (True, halt.halt_id) == (watcher.latest.halted, watcher.latest.halt_id)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_any_changed_byte_refused(data: st.DataObject) -> None:
+    """A signed notice with any one byte changed, in the notice or the signature, is refused."""
+    key = SigningKey(b"\x05" * 32)
+    notice = HaltNotice("coordinator", True, "h" * 32, 7, datetime(2026, 11, 27, 12, tzinfo=UTC))
+    payload = notice.payload()
+    signed = SignedNotice(payload, key.sign(NOTICE_TAG + payload).signature)
+    watcher = HaltWatcher(bytes(key.verify_key), max_age_s=5, clock=lambda: notice.issued_at)
+    assert notice == watcher.receive(signed)
+    blob = bytearray(signed.payload + signed.signature)
+    index = data.draw(st.integers(0, len(blob) - 1))
+    blob[index] ^= data.draw(st.integers(1, 255))
+    changed = SignedNotice(bytes(blob[:len(payload)]), bytes(blob[len(payload):]))
+    with pytest.raises(InvalidNotice):
+        HaltWatcher(bytes(key.verify_key), max_age_s=5, clock=lambda: notice.issued_at).receive(changed)
