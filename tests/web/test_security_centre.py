@@ -214,3 +214,69 @@ def test_sessions_are_hashed(web: Web) -> None:
         rows = conn.execute(sa.text("SELECT * FROM web_sessions")).all()
     assert token not in str(rows)
     assert 2 == len(AuditLog(web.engine).events(event="clients.registered"))
+
+
+def test_two_factor_change(web: Web) -> None:
+    """Renewing two-factor needs the current code, then a code of the new secret; the old secret stops working."""
+    import pyotp
+
+    client = web.client()
+    sign_in(web, client, "alice")
+    token = _csrf(client.get("/security").text)
+    begun = client.post("/security/two-factor", data={"totp_code": web.next_code("alice"), "csrf_token": token})
+    secret = re.search(r'id="new-totp-secret">([A-Z2-7]+)<', begun.text)
+    assert secret is not None
+    web.clock.advance(30)
+    new_code = pyotp.TOTP(secret.group(1)).at(web.clock().timestamp())
+    done = client.post("/security/two-factor/confirm", data={"totp_code": new_code, "csrf_token": token})
+    assert 200 == done.status_code and "now uses the new secret" in done.text
+    assert "two_factor_changed" == web.notify.outbox.items(client_id="alice")[-1].event
+    old = web.client().post("/api/v1/session", json={"client_id": "alice", "password": PASSWORD,
+                                                     "code": web.next_code("alice")})
+    assert 400 == old.status_code
+
+
+def test_sensitive_actions_rate_limited(web: Web) -> None:
+    """A burst of key confirmations hits the per-client limit (429) before the challenge could be guessed."""
+    client = web.client()
+    headers = {"X-CSRF-Token": sign_in(web, client, "alice")}
+    statuses = [client.post("/api/v1/security/key/confirm", json={"code": "AAAA"}, headers=headers).status_code
+                for _ in range(11)]
+    assert [400] * 10 + [429] == statuses
+
+
+def test_streamed_body_over_limit_refused(web: Web) -> None:
+    """A chunked body without Content-Length is cut off at the limit with 413."""
+    client = web.client()
+    headers = {"X-CSRF-Token": sign_in(web, client, "alice"), "Content-Type": "application/json"}
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(8):
+            yield b" " * (1024 * 1024)
+
+    response = client.post("/api/v1/security/key", content=chunks(), headers=headers)
+    assert 413 == response.status_code
+
+
+def test_sign_out_ends_session(web: Web) -> None:
+    """After signing out the old cookie no longer works."""
+    client = web.client()
+    headers = {"X-CSRF-Token": sign_in(web, client, "alice")}
+    token = client.cookies.get("coffer_session")
+    assert 200 == client.delete("/api/v1/session", headers=headers).status_code
+    replay = web.client()
+    replay.cookies.set("coffer_session", token or "")
+    assert 401 == replay.get("/api/v1/security").status_code
+
+
+def test_whitelist_hook_and_page_mail_once(web: Web) -> None:
+    """With the policy hook registered too, one whitelist addition is mailed once."""
+    from coffer.notify.hooks import whitelist_notice
+
+    web.policy.whitelist_hooks.append(whitelist_notice(web.notify.notifier))
+    client = web.client()
+    headers = {"X-CSRF-Token": sign_in(web, client, "alice")}
+    body = {"asset": "ETH", "destination": "0x00000000000000000000000000000000000000aa",
+            "totp_code": web.next_code("alice")}
+    assert 200 == client.post("/api/v1/security/whitelist", json=body, headers=headers).status_code
+    assert 1 == [item.event for item in web.notify.outbox.items(client_id="alice")].count("whitelist_added")

@@ -54,16 +54,35 @@ class _BodyLimit:
             await _too_large(scope, receive, send)
             return
         seen = 0
+        exceeded = False
+        answered = False
 
         async def counted() -> Message:
-            nonlocal seen
+            # Past the limit the app is told the client went away, and its answer is replaced by a 413.
+            nonlocal seen, exceeded
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise RequestTooLarge(f"request body larger than {self.limit // (1024 * 1024)} MiB")
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    exceeded = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            nonlocal answered
+            if not exceeded:
+                await send(message)
+            elif not answered:
+                answered = True
+                await _too_large(scope, receive, send)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not answered:
+            await _too_large(scope, receive, send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,10 +137,7 @@ def create_app(context: WebContext, *, routers: Sequence[APIRouter] = (), templa
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
-        try:
-            response: Response = await call_next(request)
-        except RequestTooLarge as exc:
-            return JSONResponse({"error": "request_too_large", "detail": str(exc)}, status_code=413)
+        response: Response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", _CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

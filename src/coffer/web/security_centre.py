@@ -23,6 +23,7 @@ from coffer.audit import AuditLog
 from coffer.clients import SignInRefused
 from coffer.errors import CofferError
 from coffer.notify import Attachment, KeyRejected
+from coffer.notify.hooks import whitelist_idempotency_key
 from coffer.notify.pgp import KEY_BYTES_MAX
 from coffer.notify.tickets import ATTACHMENT_BYTES_MAX, ATTACHMENTS_MAX
 from coffer.web.context import WebContext
@@ -118,7 +119,8 @@ def _add_whitelist(request: Request, client_id: str, asset: str, destination: st
                                      time_lock_s=ctx.whitelist_time_lock_s)
     unlocks = _utc(entry.unlocks_at_s)
     ctx.notify.notifier.notify(client_id, "whitelist_added",
-                               {"destination": destination, "asset": asset, "unlocks_at": unlocks}, now=now)
+                               {"destination": destination, "asset": asset, "unlocks_at": unlocks}, now=now,
+                               idempotency_key=whitelist_idempotency_key(entry))
     return {"asset": asset, "destination": destination, "unlocks_at": unlocks, "unlocks_at_s": entry.unlocks_at_s}
 
 
