@@ -122,3 +122,12 @@ def test_columnar_check_agrees_with_reference(fills: list[tuple[int, int, int, i
                   liquidating=[False, True, False, False])
     data = dataclasses.replace(data, fills=dataclasses.replace(data.fills, fee_minor=np.ones(len(fills), np.int64)))
     assert reference_counts(data) == check_positions(data).counts_by_kind
+
+
+def test_turnover_beyond_64_bits_refused() -> None:
+    """A fill log whose position turnover could wrap a 64-bit sum is refused, never summed wrongly."""
+    book = ContractBook([Contract("BIG", ContractKind.LINEAR, "USD", (1 << 31) - 1, 100)])
+    fills = [(0, 0, (1 << 31) - 1, 1), (1, 0, -((1 << 31) - 1), 1), (0, 0, -1, 1), (1, 0, 1, 1)]
+    with pytest.raises(InvalidCheckInput):
+        replay_fills(book, FillColumns(*(np.array([f[i] for f in fills], dtype=np.int64) for i in range(4)),
+                                       np.zeros(4, dtype=np.int64)))

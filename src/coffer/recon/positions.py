@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 MISMATCHES_PER_KIND_MAX = 20
+TURNOVER_MAX = 1 << 62
 Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -178,6 +179,11 @@ def replay_fills(book: ContractBook, fills: FillColumns) -> Replay:
     cost = np.zeros(groups, dtype=np.int64)
     realised = np.zeros(groups, dtype=np.int64)
     bounds = np.searchsorted(rank, np.arange(int(rank[-1]) + 2))
+    # Every cost and PnL sum of a position is bounded by its turnover, at most (fills of the
+    # busiest position) x (largest |q*v|); below 2**62 no int64 sum can wrap.
+    turnover_bound = (int(rank[-1]) + 1) * int(np.abs(quantity * value).max())
+    if turnover_bound >= TURNOVER_MAX:
+        raise InvalidCheckInput(f"position turnover bound {turnover_bound} beyond the 64-bit replay")
     first = slice(0, int(bounds[1]))
     # Rank 0 opens every position: no PnL, no rounding.
     size[group[first]] = quantity[first]
