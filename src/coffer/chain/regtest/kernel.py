@@ -87,6 +87,8 @@ class Kernel:
         self._context = pbk.make_context(pbk.ChainType.REGTEST, validation_callbacks=self._callbacks)
         directory.mkdir(parents=True, exist_ok=True)
         options = pbk.ChainstateManagerOptions(self._context, str(directory), str(directory / "blocks"))
+        # No script-check threads: scripts are then checked inside ConnectBlock's loop, before the
+        # coinbase amount, which the mempool's script-error probe (node._probe_script_error) relies on.
         options.set_worker_threads_num(0)
         self._cm: pbk.ChainstateManager | None = pbk.ChainstateManager(options)
 
