@@ -240,3 +240,18 @@ def test_replacement_without_enough_fee_is_rejected(node: RegtestNode) -> None:
     assert "insufficient fee" == caught.value.reason
     assert "new feerate 0.00018181 BTC/kvB <= old feerate 0.00018181 BTC/kvB" in caught.value.message
     assert [first.txid] == list(node.mempool_entries())
+
+
+def test_unconfirmed_chain_longer_than_25_is_rejected(node: RegtestNode) -> None:
+    """The 26th transaction of an unconfirmed chain is too-long-mempool-chain."""
+    coin = mature_coins(node)[0]
+    current = coin
+    owner = MINER_KEY
+    for _ in range(25):
+        tx, _fee = node.accept_transaction(spend_p2wpkh(current, owner, [(current.value_sats - FEE_SATS, MINER_SCRIPT)]))
+        current = Prevout(tx.txid, 0, current.value_sats - FEE_SATS, MINER_SCRIPT)
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(spend_p2wpkh(current, owner, [(current.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    assert "too-long-mempool-chain, too many unconfirmed ancestors [limit: 25]" == caught.value.message
+    node.generate(1, MINER_SCRIPT)
+    assert {} == node.mempool_entries()

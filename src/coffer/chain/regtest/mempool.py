@@ -25,6 +25,8 @@ COINBASE_MATURITY = 100
 MEMPOOL_TXS_MAX = 50_000
 MEMPOOL_HEIGHT = 0x7FFFFFFF
 REPLACEMENTS_MAX = 100
+ANCESTORS_MAX = 25
+DESCENDANTS_MAX = 25
 INCREMENTAL_RELAY_FEE_SAT_PER_KVB = 1000
 _SEQUENCE_FINAL = 0xFFFFFFFF
 _SEQUENCE_RBF_MAX = 0xFFFFFFFD  # BIP125: an input with nSequence <= this signals replaceability
@@ -137,11 +139,25 @@ class Mempool:
         fee = self._check_inputs(tx, coins, view)
         self._check_relative_locks(tx, coins, view)
         self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
+        self._check_chain_limits(parents)
         replaced = self._check_replacement(tx, fee, conflicts, parents) if conflicts else frozenset()
         self._check_scripts(tx, coins, fee, view)
         if len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
         return Admission(fee, parents, frozenset(conflicts))
+
+    def _check_chain_limits(self, parents: frozenset[bytes]) -> None:
+        """Core's default package limits: 25 unconfirmed ancestors, 25 descendants of any ancestor."""
+        ancestors = set(parents)
+        for parent in parents:
+            ancestors.update(self.ancestors(parent))
+        if len(ancestors) + 1 > ANCESTORS_MAX:
+            raise BroadcastRejected("too-long-mempool-chain",
+                                    details=f"too many unconfirmed ancestors [limit: {ANCESTORS_MAX}]")
+        for ancestor in ancestors:
+            if len(self.descendants(ancestor)) + 2 > DESCENDANTS_MAX:
+                raise BroadcastRejected("too-long-mempool-chain", details=(
+                    f"too many descendants for tx {ancestor[::-1].hex()} [limit: {DESCENDANTS_MAX}]"))
 
     def _signals_rbf(self, txid: bytes) -> bool:
         return any(txin.sequence <= _SEQUENCE_RBF_MAX for txin in self.entries[txid].tx.inputs)
