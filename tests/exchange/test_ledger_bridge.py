@@ -43,3 +43,33 @@ def test_fill_pnl_and_fees_post_to_ledger_once(engine: Engine) -> None:
     for total in sim.ledger.totals():
         assert total.balance_minor == ledger.balance(AccountKey.available(total.account, total.asset))
     assert ledger.check_consistency().transfers > 0
+
+
+def test_reconciliation_reads_the_real_ledger(engine: Engine) -> None:
+    """The position check over the real ledger passes; a PnL credit no fill backs is then caught."""
+    from coffer.exchange import SimulatorFeed
+    from coffer.exchange.ledger_bridge import FillPoster, LedgerMargin
+    from coffer.recon import check_positions
+    from coffer.recon.service import PositionReconciler
+
+    ledger = Ledger(engine, assets=(*DEFAULT_ASSETS, USDT))
+    sim = ExchangeSimulator(seed=12, accounts=4)
+    ledger.open_house_accounts(["BTC", "USDT"], at=AT)
+    for account in sim.accounts:
+        ledger.open_client(account, ["BTC", "USDT"], at=AT)
+        for asset, amount in (("BTC", 10**8), ("USDT", 100_000 * 10**6)):
+            ledger.apply(Transfer(f"dep:{account}:{asset}", Kind.DEPOSIT,
+                                  (debit(AccountKey.custody("cold", asset), amount),
+                                   credit(AccountKey.available(account, asset), amount)), AT))
+    feed = SimulatorFeed(sim)
+    margin = LedgerMargin(ledger, FillPoster(ledger, sim.contracts), feed, clock=lambda: AT)
+    reconciler = PositionReconciler(feed, margin)
+    for _ in range(5):
+        sim.step(20)
+    assert check_positions(reconciler.collect()).ok
+    rogue = AccountKey.available(sim.accounts[1], "USDT")
+    ledger.apply(Transfer("rogue:1", Kind.PNL, (debit(AccountKey.company("insurance_fund", "USDT"), 5_000_000),
+                                                credit(rogue, 5_000_000)), AT))
+    sim.step(20)
+    result = check_positions(reconciler.collect())
+    assert {"ledger_pnl", "margin_balance"} <= set(result.counts_by_kind)
