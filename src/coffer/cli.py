@@ -83,8 +83,10 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.policy.cli", "approve", "approve"),
     ("coffer.policy.cli", "operator_app", "operator"),
     ("coffer.notify.cli", "tickets_app", "tickets"),
+    ("coffer.clients.cli", "clients_app", "clients"),
     ("coffer.mpc.service.cli", "cosigner", "cosigner"),
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
+    ("coffer.mpc.ecdsa_service.cli", "ecdsa_cosigner", "ecdsa-cosigner"),
 ]
 
 
