@@ -18,6 +18,7 @@ from coffer.exchange.errors import (
 )
 from coffer.exchange.feed import ExchangeFeed, ExchangeSnapshot, LedgerMarginTotal, MarginLedger
 from coffer.exchange.ingest import ContractBook, FillColumns, FillLog
+from coffer.exchange.ledger_bridge import FillPoster, LedgerMargin, fill_transfers, post_fills
 from coffer.exchange.model import (
     AccountBalance,
     Contract,
@@ -43,5 +44,6 @@ __all__ = [
     "ExchangeFeed", "ExchangeSnapshot", "LedgerMarginTotal", "MarginLedger",
     "ContractBook", "FillColumns", "FillLog",
     "AccountBalance", "Contract", "ContractKind", "Fill", "MarkPrice", "PositionSnapshot", "Side", "contract_value",
+    "FillPoster", "LedgerMargin", "fill_transfers", "post_fills",
     "DEFAULT_CONTRACTS", "ExchangeSimulator", "FaultKind", "MemoryLedger", "SimulatorFeed",
 ]
