@@ -255,3 +255,18 @@ def test_unconfirmed_chain_longer_than_25_is_rejected(node: RegtestNode) -> None
     assert "too-long-mempool-chain, too many unconfirmed ancestors [limit: 25]" == caught.value.message
     node.generate(1, MINER_SCRIPT)
     assert {} == node.mempool_entries()
+
+
+def test_too_many_sigops_is_rejected(node: RegtestNode) -> None:
+    """201 bare 1-of-3 multisig outputs (80 sigop cost each) plus the input exceed the 16000 standard limit."""
+    from embit import script as embit_script
+
+    bare = embit_script.multisig(1, [key(100 + i).get_public_key() for i in range(3)]).data
+    coin = mature_coins(node)[0]
+    outputs = [(1_000, bare)] * 201 + [(coin.value_sats - 201_000 - 50_000, MINER_SCRIPT)]
+    with pytest.raises(BroadcastRejected) as caught:
+        node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, outputs))
+    assert ("bad-txns-too-many-sigops", "16081") == (caught.value.reason, caught.value.details)
+    node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, outputs[:199] + outputs[-1:]))
+    node.generate(1, MINER_SCRIPT)
+    assert {} == node.mempool_entries()

@@ -41,6 +41,7 @@ class MempoolEntry:
     time: int
     height: int  # chain height when it entered
     parents: frozenset[bytes]
+    sigop_cost: int = 0
 
     @property
     def vsize(self) -> int:
@@ -54,6 +55,7 @@ class Admission:
     fee_sats: int
     parents: frozenset[bytes]
     replaces: frozenset[bytes]
+    sigop_cost: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +140,16 @@ class Mempool:
         coins, parents = self._input_coins(tx, view)
         fee = self._check_inputs(tx, coins, view)
         self._check_relative_locks(tx, coins, view)
+        sigops = policy.sigop_cost(tx, [coin.script_pubkey for coin in coins])
+        if sigops > policy.MAX_STANDARD_TX_SIGOPS_COST:
+            raise BroadcastRejected("bad-txns-too-many-sigops", details=str(sigops))
         self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
         self._check_chain_limits(parents)
         replaced = self._check_replacement(tx, fee, conflicts, parents) if conflicts else frozenset()
         self._check_scripts(tx, coins, fee, view)
         if len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
-        return Admission(fee, parents, frozenset(conflicts))
+        return Admission(fee, parents, frozenset(conflicts), sigops)
 
     def _check_chain_limits(self, parents: frozenset[bytes]) -> None:
         """Core's default package limits: 25 unconfirmed ancestors, 25 descendants of any ancestor."""
@@ -280,7 +285,8 @@ class Mempool:
     def add(self, tx: Tx, admission: Admission, now: int, height: int) -> None:
         for replaced in admission.replaces:
             self.remove(replaced)
-        self.entries[tx.txid] = MempoolEntry(tx, admission.fee_sats, now, height, admission.parents)
+        self.entries[tx.txid] = MempoolEntry(tx, admission.fee_sats, now, height, admission.parents,
+                                             admission.sigop_cost)
         self.by_wtxid[tx.wtxid] = tx.txid
         for txin in tx.inputs:
             self.spent_by[(txin.prev_txid, txin.prev_vout)] = tx.txid

@@ -38,6 +38,7 @@ HALVING_INTERVAL = 150
 INITIAL_SUBSIDY_SATS = 50 * 100_000_000
 EVENTS_KEPT_MAX = 10_000
 BLOCK_WEIGHT_BUDGET = 3_996_000
+BLOCK_SIGOPS_BUDGET = 80_000 - 400  # room for the coinbase, as Core's miner keeps
 GENERATE_BLOCKS_MAX = 10_000
 FEE_HISTORY_BLOCKS = 20
 TXS_CACHE_BLOCKS_MAX = 256
@@ -419,13 +420,15 @@ class RegtestNode:
         return max(now, self._median_time(parent) + 1)
 
     def _block_template(self) -> tuple[list[Tx], int]:
-        txs, fees, weight = [], 0, 0
+        txs, fees, weight, sigops = [], 0, 0, 0
         for entry in self._mempool.entries.values():
-            if weight + entry.tx.weight > BLOCK_WEIGHT_BUDGET:
-                break
+            if (weight + entry.tx.weight > BLOCK_WEIGHT_BUDGET
+                    or sigops + entry.sigop_cost > BLOCK_SIGOPS_BUDGET):
+                break  # insertion order is topological: stopping (not skipping) keeps parents first
             txs.append(entry.tx)
             fees += entry.fee_sats
             weight += entry.tx.weight
+            sigops += entry.sigop_cost
         return txs, fees
 
     def build_block(self, payout_script: bytes, txs: list[Tx] | None = None, *, parent: bytes | None = None,

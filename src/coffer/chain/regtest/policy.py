@@ -11,6 +11,7 @@ from coffer.chain.regtest.wire import Tx, compact_size
 __all__ = [
     "MIN_RELAY_FEE_SAT_PER_KVB", "DUST_RELAY_FEE_SAT_PER_KVB", "MAX_STANDARD_TX_WEIGHT", "script_type",
     "dust_threshold_sats", "check_transaction", "check_standard", "fee_for_vsize", "MAX_MONEY_SATS",
+    "sigop_cost", "MAX_STANDARD_TX_SIGOPS_COST", "MAX_BLOCK_SIGOPS_COST",
 ]
 
 MIN_RELAY_FEE_SAT_PER_KVB = 1000
@@ -164,3 +165,63 @@ def check_standard(tx: Tx) -> str | None:
     if tx.base_size < MIN_STANDARD_TX_NONWITNESS_SIZE:  # Core checks this after IsStandardTx
         return "tx-size-small"
     return None
+
+
+MAX_STANDARD_TX_SIGOPS_COST = 16_000
+MAX_BLOCK_SIGOPS_COST = 80_000
+_CHECKSIG_OPS = (0xAC, 0xAD)
+_CHECKMULTISIG_OPS = (0xAE, 0xAF)
+
+
+def _sigops(script: bytes, accurate: bool) -> int:
+    """Core's GetSigOpCount: CHECKSIG counts 1, CHECKMULTISIG counts n after OP_n (accurate) or 20."""
+    count, pos, last = 0, 0, -1
+    while pos < len(script):
+        op = script[pos]
+        pos += 1
+        if 0 < op < 0x4C:
+            pos += op
+        elif op == 0x4C:
+            pos += 1 + (script[pos] if pos < len(script) else 0)
+        elif op == 0x4D:
+            pos += 2 + int.from_bytes(script[pos:pos + 2], "little")
+        elif op == _OP_PUSHDATA4:
+            pos += 4 + int.from_bytes(script[pos:pos + 4], "little")
+        elif op in _CHECKSIG_OPS:
+            count += 1
+        elif op in _CHECKMULTISIG_OPS:
+            count += last - 0x50 if accurate and 0x51 <= last <= _OP_16 else 20
+        last = op
+    return count
+
+
+def sigop_cost(tx: Tx, spent_scripts: list[bytes]) -> int:
+    """Core's GetTransactionSigOpCost (legacy and P2SH times 4, witness times 1)."""
+    cost = 4 * sum(_sigops(txin.script_sig, False) for txin in tx.inputs)
+    cost += 4 * sum(_sigops(out.script_pubkey, False) for out in tx.outputs)
+    for txin, spk in zip(tx.inputs, spent_scripts, strict=True):
+        kind = script_type(spk)
+        program = spk
+        if kind == "scripthash" and txin.script_sig:
+            redeem = _last_push(txin.script_sig)
+            cost += 4 * _sigops(redeem, True)
+            program = redeem
+        if program[:2] == b"\x00\x14":
+            cost += 1
+        elif program[:2] == b"\x00\x20" and txin.witness:
+            cost += _sigops(txin.witness[-1], True)
+    return cost
+
+
+def _last_push(script: bytes) -> bytes:
+    pos, last = 0, b""
+    while pos < len(script):
+        op = script[pos]
+        pos += 1
+        size = op if 0 < op < 0x4C else 0
+        if op == 0x4C and pos < len(script):
+            size, pos = script[pos], pos + 1
+        elif op == 0x4D:
+            size, pos = int.from_bytes(script[pos:pos + 2], "little"), pos + 2
+        last, pos = script[pos:pos + size], pos + size
+    return last
