@@ -27,6 +27,9 @@ def run(
 
     from coffer.exchange.http import SimulatorServer
     from coffer.exchange.simulator import ExchangeSimulator
+    from coffer.log import configure_logging
+
+    configure_logging()
 
     gate: Callable[[], None] | None = None
     if halt_url:
