@@ -180,60 +180,65 @@ def _exact_total(amounts: U64Array) -> int:
     return (high << 32) + low
 
 
+def _rows(array: npt.NDArray[np.uint8]) -> list[bytes]:
+    """Rows of a byte matrix as bytes objects (numpy does the slicing in C)."""
+    rows: list[bytes] = np.ascontiguousarray(array).view(f"V{array.shape[1]}").ravel().tolist()
+    return rows
+
+
 def _hash_range(start: int, stop: int) -> bytes:
-    """SHA-256 of the shared records [start, stop) (runs in a worker too)."""
+    """SHA-256 of each shared record row in [start, stop) (runs in a forked worker too)."""
     sha256 = hashlib.sha256
-    return b"".join([sha256(record).digest() for record in itertools.islice(_SHARED["records"], start, stop)])
+    return b"".join([sha256(record).digest() for record in _rows(_SHARED["records"][start:stop])])
 
 
 def _hmac_range(start: int, stop: int) -> bytes:
-    """HMAC-SHA256 of message [slot] under keys[slot // parts] for slots [start, stop)."""
+    """HMAC-SHA256 of message row [slot] under key row [slot // parts], for slots [start, stop)."""
     parts, digest = _SHARED["parts"], _hmac_digest
-    keys = itertools.chain.from_iterable(zip(*[_SHARED["keys"][start // parts:]] * parts, strict=False))
-    messages = itertools.islice(_SHARED["records"], start, stop)
-    if start % parts:
-        next(itertools.islice(keys, start % parts - 1, None), None)
+    first, last = start // parts, -(-stop // parts)
+    keys = itertools.chain.from_iterable(zip(*[_rows(_SHARED["keys"][first:last])] * parts, strict=True))
+    for _ in range(start - first * parts):
+        next(keys)
+    messages = _rows(_SHARED["records"][start:stop])
     return b"".join([digest(key, message, "sha256") for key, message in zip(keys, messages, strict=False)])
-
-
-def _records(array: npt.NDArray[np.uint8], size: int) -> list[bytes]:
-    """Rows of a C-contiguous byte matrix as bytes objects (numpy does the slicing in C)."""
-    rows: list[bytes] = np.ascontiguousarray(array).view(f"V{size}").ravel().tolist()
-    return rows
 
 
 # The C function behind hmac.digest, without its Python wrapper (a fifth of the cost).
 _hmac_digest: Callable[..., bytes] = getattr(_hashlib, "hmac_digest", hmac.digest)
 
+# Shared with forked workers as numpy arrays: a worker makes Python objects only for its own
+# rows, so the parent's pages are not copied by reference counting.
 _SHARED: dict[str, Any] = {}
 PARALLEL_MIN = 1 << 17
+CHUNK_ROWS = 1 << 20
 
 
 def _run(function: Callable[[int, int], bytes], count: int, workers: int, **shared: Any) -> bytes:
-    """function over [0, count) in `workers` forked processes that share `shared` copy-on-write."""
+    """function over [0, count) in chunks, in `workers` forked processes when worth it."""
     _SHARED.clear()
     _SHARED.update(shared)
     try:
+        step = CHUNK_ROWS if workers <= 1 else max(1, min(CHUNK_ROWS, -(-count // (workers * 4))))
+        bounds = [(begin, min(begin + step, count)) for begin in range(0, count, step)]
         if workers <= 1 or count < PARALLEL_MIN:
-            return function(0, count)
+            return b"".join(function(begin, end) for begin, end in bounds)
         import multiprocessing
 
-        step = -(-count // (workers * 4))
-        bounds = [(begin, min(begin + step, count)) for begin in range(0, count, step)]
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             return b"".join(pool.starmap(function, bounds))
     finally:
         _SHARED.clear()
 
 
-def _sub_nonces(nonce_blob: bytes, height: int, accounts: U64Array, workers: int) -> list[bytes]:
+def _sub_nonces(nonce_blob: bytes, height: int, accounts: U64Array, workers: int) -> npt.NDArray[np.uint8]:
     count = len(accounts)
     table = np.empty((count, 48), dtype=np.uint8)
     table[:, :32] = np.frombuffer(nonce_blob, dtype=np.uint8).reshape(count, 32)
     table[:, 32:40] = np.frombuffer(struct.pack("<Q", height), dtype=np.uint8)
     table[:, 40:48] = accounts.astype("<u8").view(np.uint8).reshape(count, 8)
-    joined = _run(_hash_range, count, workers, records=_records(table, 48))
-    return [joined[32 * i:32 * i + 32] for i in range(count)]
+    joined = _run(_hash_range, count, workers, records=table)
+    keys: npt.NDArray[np.uint8] = np.frombuffer(joined, dtype=np.uint8).reshape(count, 32)
+    return keys
 
 
 def _level_up(digests: npt.NDArray[np.uint8], values: U64Array,
@@ -242,7 +247,7 @@ def _level_up(digests: npt.NDArray[np.uint8], values: U64Array,
     records = np.empty((count, 40), dtype=np.uint8)
     records[:, :32] = digests
     records[:, 32:] = values.astype("<u8").view(np.uint8).reshape(count, 8)
-    parents = _run(_hash_range, count // 2, workers, records=_records(records.reshape(count // 2, 80), 80))
+    parents = _run(_hash_range, count // 2, workers, records=records.reshape(count // 2, 80))
     left, right = values[0::2], values[1::2]
     sums = left + right
     invariant(bool(np.all(sums >= left)), "a node's sum overflowed 64 bits")
@@ -318,14 +323,14 @@ def _separate_siblings(leaf_of_slot: npt.NDArray[np.int64], count: int, parts: i
             leaf_of_slot[[slot, target]] = leaf_of_slot[[target, slot]]
 
 
-def _leaf_digests(keys: list[bytes], pieces: U64Array, leaf_index: npt.NDArray[np.int64],
+def _leaf_digests(keys: npt.NDArray[np.uint8], pieces: U64Array, leaf_index: npt.NDArray[np.int64],
                   parts: int, workers: int) -> npt.NDArray[np.uint8]:
     real = len(pieces)
     messages = np.empty((real, 2), dtype="<u8")
     messages[:, 0] = pieces
     messages[:, 1] = leaf_index
-    out = _run(_hmac_range, real, workers, records=_records(messages.view(np.uint8).reshape(real, 16), 16),
-               keys=keys, parts=parts)
+    out = _run(_hmac_range, real, workers, records=messages.view(np.uint8).reshape(real, 16), keys=keys,
+               parts=parts)
     result: npt.NDArray[np.uint8] = np.frombuffer(out, dtype=np.uint8).reshape(real, 32)
     return result
 
