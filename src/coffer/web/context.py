@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 
 from coffer.clients import ClientDirectory
+from coffer.config import Config
 from coffer.notify import NotifyParts
 from coffer.policy.service import PolicyService
 from coffer.web.sessions import Bucket, RateLimiter, SessionStore
 
-__all__ = ["WebContext", "DEFAULT_BUCKETS", "utc_now", "por_nonce_lookup"]
+__all__ = ["WebContext", "DEFAULT_BUCKETS", "utc_now", "por_nonce_lookup", "context_from_config"]
 
 
 def utc_now() -> datetime:
@@ -45,6 +46,17 @@ def por_nonce_lookup(engine: Engine) -> Callable[[str], str | None]:
             return None
 
     return lookup
+
+
+def context_from_config(config: Config, engine: Engine, *, policy: PolicyService | None = None,
+                        clock: Callable[[], datetime] = utc_now) -> WebContext:
+    """The security centre's context for a data directory: clients, notify (mail section), por nonce."""
+    from coffer.notify import open_notify
+
+    clients = ClientDirectory(engine)
+    notify = open_notify(engine, address_of=clients.email, team_address=str(config.get("mail", "team_address")))
+    return WebContext(engine=engine, clients=clients, notify=notify, policy=policy,
+                      account_nonce=por_nonce_lookup(engine), clock=clock)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -48,6 +49,7 @@ api_router = APIRouter(prefix="/api/v1", tags=["security centre"])
 
 _DESTINATION = re.compile(r"^[A-Za-z0-9:._-]{1,128}$")
 WHITELIST_SHOWN_MAX = 200
+TICKET_ID_MAX = 2**62  # fits every database's 64-bit integer
 
 
 def _utc(at_s: int | None) -> str:
@@ -336,7 +338,7 @@ async def ticket_form(request: Request, subject: str = Form(..., max_length=400)
 
 
 @page_router.get("/security/tickets/{ticket_id}")
-def ticket_page(request: Request, ticket_id: int, session: Session = Depends(client_session)) -> Response:
+def ticket_page(request: Request, ticket_id: int = PathParam(ge=1, le=TICKET_ID_MAX), session: Session = Depends(client_session)) -> Response:
     ctx = context(request)
     return render(request, "ticket.html", session=session, ticket=_ticket_view(ctx, session.subject, ticket_id))
 
@@ -437,5 +439,5 @@ def api_open_ticket(request: Request, body: TicketBody, session: Session = Depen
 
 
 @api_router.get("/tickets/{ticket_id}", summary="One of the client's tickets, messages as OpenPGP ciphertext")
-def api_ticket(request: Request, ticket_id: int, session: Session = Depends(api_client)) -> dict[str, Any]:
+def api_ticket(request: Request, ticket_id: int = PathParam(ge=1, le=TICKET_ID_MAX), session: Session = Depends(api_client)) -> dict[str, Any]:
     return _ticket_view(context(request), session.subject, ticket_id)
