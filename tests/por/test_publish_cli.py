@@ -62,6 +62,7 @@ def test_publish_command_and_console_verifier(published: Published, tmp_path: Pa
     assert "solvent=True" in result.output
     snapshot = json.loads((out / "snapshot.json").read_text())
     assert sum(balances.values()) == snapshot["assets"]["BTC"]["liabilities_total"]
+    assert (out / "reserves-BTC.yaml").read_text() == (published.directory / "reserves-BTC.yaml").read_text()
     engine = make_engine(f"sqlite:///{home / 'coffer.db'}")
     nonce = show_account_nonce(engine, 5002)
     script = Path(sys.executable).parent / "coffer-verify"

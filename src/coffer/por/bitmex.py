@@ -16,6 +16,7 @@ types, optional `custodial`, and `total` = the sum of the balances, in satoshis.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import yaml
 from coffer.por.errors import BitmexFormatError
 from coffer.por.liabilities import LiabilityTree
 
-__all__ = ["write_liabilities_file", "reserves_yaml", "BitmexAddress", "BitmexReserves", "read_reserves_yaml"]
+__all__ = ["write_liabilities_file", "reserves_yaml", "options_from_document", "BitmexAddress", "BitmexReserves", "read_reserves_yaml"]
 
 
 def write_liabilities_file(tree: LiabilityTree, path: Path) -> None:
@@ -135,3 +136,32 @@ def read_reserves_yaml(text: str) -> BitmexReserves:
     return BitmexReserves(_int(data["height"], "height"), str(data["chain"]), _int(claim["m"], "claim.m"),
                           _int(claim["n"], "claim.n"), _strings(data["keys"], "keys"),
                           _strings(data.get("xpub", []), "xpub"), addresses, custodial, total)
+
+
+_MULTI = re.compile(r"(?:sorted)?multi\((\d+),([^()]*)\)")
+_SINGLE = re.compile(r"^(?:tr|wpkh)\(([^(),]+)\)$")
+
+
+def _key_of(expression: str) -> str:
+    """The key itself from a descriptor key expression: drop `[origin]` and `/path` suffixes."""
+    key = expression.strip()
+    if key.startswith("["):
+        key = key[key.index("]") + 1:]
+    return key.split("/", 1)[0]
+
+
+def options_from_document(document: Mapping[str, Any]) -> tuple[int, int, tuple[str, ...]]:
+    """(m, n, key strings) for the YAML, read from the entries' key descriptors."""
+    threshold, signer_count, keys = 0, 0, []
+    for entry in document["entries"]:
+        descriptor = entry["descriptor"]
+        multi, single = _MULTI.search(descriptor), _SINGLE.match(descriptor)
+        if multi is not None:
+            members = [_key_of(item) for item in multi.group(2).split(",")]
+            threshold, signer_count = int(multi.group(1)), len(members)
+            keys += members
+        elif single is not None:
+            keys.append(_key_of(single.group(1)))
+        else:
+            raise BitmexFormatError(f"{entry['address']}: no key descriptor to publish in BitMEX's format")
+    return threshold, signer_count, tuple(dict.fromkeys(keys))

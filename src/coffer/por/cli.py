@@ -77,9 +77,20 @@ def publish(
     def sign(message: bytes) -> bytes:
         return bytes(key.sign(message).signature)
 
-    result = publish_snapshot(out, chain=first["chain"], height=first["height"], block_hash=first["block_hash"],
+    bitmex = None
+    if "BTC" in documents:
+        from coffer.por.bitmex import options_from_document
+        from coffer.por.errors import BitmexFormatError
+        from coffer.por.publish import BitmexReservesOptions
+
+        try:
+            bitmex = BitmexReservesOptions(*options_from_document(documents["BTC"]))
+        except BitmexFormatError as exc:
+            typer.echo(f"no BitMEX reserves YAML: {exc}", err=True)
+    btc = documents.get("BTC", first)
+    result = publish_snapshot(out, chain=btc["chain"], height=btc["height"], block_hash=btc["block_hash"],
                               liabilities=items, nonces=nonces, reserves=documents, sign=sign,
-                              public_key=bytes(key.verify_key), log_path=log, proofs_dir=proofs_dir)
+                              public_key=bytes(key.verify_key), log_path=log, proofs_dir=proofs_dir, bitmex=bitmex)
     for asset, statement in result.statements.items():
         typer.echo(f"{asset}: liabilities {statement['liabilities_total']} reserves {statement['reserves_total']} "
                    f"solvent={statement['solvent']} root={statement['liabilities_root']}")
