@@ -206,3 +206,14 @@ def test_tampered_snapshot_root_fails(published: Published, tmp_path: Path, caps
     _edit_json(directory / "snapshot.json", change)
     assert 1 == _run(directory, published)
     assert "statement" in capsys.readouterr().err or field == "leaf_count"
+
+
+def test_missing_or_garbled_files_fail_cleanly(published: Published, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing proof file, a missing statement or a non-ASCII tree file gives a reason and exit code 1."""
+    directory = _copy(published, tmp_path)
+    _fails(directory, published, capsys, "file", "--proof", str(tmp_path / "nope.bin"), "--account-nonce", "00" * 32)
+    (directory / "liabilities-BTC.txt").write_bytes(b"\xff\xfe")
+    _fails(directory, published, capsys, "FAILED")
+    (directory / "statement-BTC.json").unlink()
+    _fails(directory, published, capsys, "statement")

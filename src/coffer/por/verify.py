@@ -1108,8 +1108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VerificationFailed as exc:
         print(f"FAILED {exc.check}: {exc.reason}", file=sys.stderr)
         return 1
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         print(f"FAILED format: a published file is malformed ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"FAILED file: {exc}", file=sys.stderr)
         return 1
     for line in passed:
         print(f"ok  {line}")
