@@ -153,7 +153,6 @@ class RpcServer:
         else:
             credentials = (COOKIE_USER, secrets.token_hex(32))
             self._write_cookie(cookie_dir or dispatcher.node.datadir, credentials)
-        self.credentials = credentials
         self._http = _HttpServer((host, port), dispatcher, credentials)
         self.host, self.port = host, self._http.server_address[1]
         self._thread: threading.Thread | None = None
