@@ -90,10 +90,13 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
-def _register_subcommands() -> None:
+def _register_subcommands(argv: list[str]) -> None:
+    """Import only the part that is invoked (every part for --help): one part's import cost or
+    fault never touches another's command."""
     import importlib
 
-    for module_name, attribute, name in SUBCOMMANDS:
+    wanted = [entry for entry in SUBCOMMANDS if len(argv) > 1 and entry[2] == argv[1]]
+    for module_name, attribute, name in wanted or SUBCOMMANDS:
         module = importlib.import_module(module_name)
         sub = getattr(module, attribute)
         if isinstance(sub, typer.Typer):
@@ -103,7 +106,7 @@ def _register_subcommands() -> None:
 
 
 def main() -> None:
-    _register_subcommands()
+    _register_subcommands(sys.argv)
     try:
         app()
     except CofferError as exc:

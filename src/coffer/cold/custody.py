@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -340,9 +341,12 @@ class ColdCustody:
             draw = self._draw(batch, attempt, excluded, reason, now)
             bundle = self._bundle(batch, draw)
             signed, silent = [], []
-            for signer_id in draw.nominated:
+            with ThreadPoolExecutor(max_workers=len(draw.nominated)) as pool:  # ask the nominees at once
+                futures = {signer_id: pool.submit(self._signers[signer_id].sign, bundle)
+                           for signer_id in draw.nominated}
+            for signer_id, future in futures.items():
                 try:
-                    signed.append(parse_psbt(self._signers[signer_id].sign(bundle)))
+                    signed.append(parse_psbt(future.result()))
                 except SignerUnavailable:
                     silent.append(signer_id)
             if not silent:

@@ -6,6 +6,7 @@ the SHA-256 of the canonical receive descriptor, so a swapped key is a different
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -91,6 +92,25 @@ def strip_checksum(descriptor: str) -> str:
     return body
 
 
+@functools.lru_cache(maxsize=64)
+def _parse_descriptor(descriptor: str) -> Descriptor:
+    return Descriptor.from_string(strip_checksum(descriptor))
+
+
+@functools.lru_cache(maxsize=100_000)
+def _derive(descriptor: str, index: int) -> Descriptor:
+    """Derived descriptors are pure functions of (descriptor, index): cached, never mutated."""
+    return _parse_descriptor(descriptor).derive(index)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _derived_scripts(descriptor: str, index: int) -> tuple[bytes, bytes]:
+    if not 0 <= index < 2**31:
+        raise DescriptorError("index out of range")
+    derived = _derive(descriptor, index)
+    return bytes(derived.script_pubkey().data), bytes(derived.witness_script().data)
+
+
 _ORIGIN = re.compile(r"^\[([0-9a-f]{8})/([0-9h/]+)\]([1-9A-HJ-NP-Za-km-z]{100,120})$")
 
 
@@ -140,13 +160,13 @@ class ColdWallet:
         return hashlib.sha256(self.descriptor(RECEIVE).encode()).hexdigest()
 
     def _parsed(self, branch: int) -> Descriptor:
-        return Descriptor.from_string(strip_checksum(self.descriptor(branch)))
+        return _parse_descriptor(self.descriptor(branch))
 
     def script_pubkey(self, branch: int, index: int) -> bytes:
-        return bytes(self._derived(branch, index).script_pubkey().data)
+        return _derived_scripts(self.descriptor(branch), index)[0]
 
     def witness_script(self, branch: int, index: int) -> bytes:
-        return bytes(self._derived(branch, index).witness_script().data)
+        return _derived_scripts(self.descriptor(branch), index)[1]
 
     def address(self, branch: int, index: int) -> str:
         return str(self._derived(branch, index).address(network_params(self.network)))
@@ -154,7 +174,7 @@ class ColdWallet:
     def _derived(self, branch: int, index: int) -> Descriptor:
         if not 0 <= index < 2**31:
             raise DescriptorError("index out of range")
-        return self._parsed(branch).derive(index)
+        return _derive(self.descriptor(branch), index)
 
     def derived_pubkeys(self, branch: int, index: int) -> dict[bytes, tuple[str, list[int]]]:
         """Each key's compressed pubkey -> (fingerprint, full derivation path as integers)."""
