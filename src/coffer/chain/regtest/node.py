@@ -149,8 +149,11 @@ class RegtestNode:
         """After a crash the kernel may have lost blocks it had not flushed; the store has them."""
         excluded = self._excluded()
         replayed = 0
-        for block_hash, raw in self._store.all_raw():
+        for block_hash in list(self._headers):  # arrival order: parents before children
             if block_hash in excluded or self._kernel.knows(block_hash):
+                continue
+            raw = self._store.raw(block_hash)
+            if raw is None:
                 continue
             result = self._kernel.process(raw, block_hash)
             replayed += 1
@@ -682,10 +685,11 @@ class RegtestNode:
         new_dir = self.datadir / f"kernel-{new_generation}"
         shutil.rmtree(new_dir, ignore_errors=True)
         fresh = Kernel(new_dir)
-        for block_hash, raw in self._store.all_raw():
-            if block_hash in excluded or self._headers[block_hash].height == 0:
-                continue
-            fresh.process(raw, block_hash)
+        for block_hash in list(self._headers):  # arrival order: parents before children
+            raw = None if block_hash in excluded or self._headers[block_hash].height == 0 else \
+                self._store.raw(block_hash)
+            if raw is not None:
+                fresh.process(raw, block_hash)
         old_active = list(self._active)
         old_kernel, old_dir = self._kernel, self._kernel.directory
         self._kernel, self._generation = fresh, new_generation

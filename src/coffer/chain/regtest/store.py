@@ -59,9 +59,6 @@ class BlockStore:
             "SELECT hash, prev, height, substr(raw, 1, 80), tx_count, length(raw) FROM blocks ORDER BY seq")
         return [StoredHeader(bytes(h), bytes(p), ht, bytes(hd), n, sz) for h, p, ht, hd, n, sz in rows]
 
-    def all_raw(self) -> list[tuple[bytes, bytes]]:
-        return [(bytes(h), bytes(r)) for h, r in self._db.execute("SELECT hash, raw FROM blocks ORDER BY seq")]
-
     def invalid(self) -> set[bytes]:
         return {bytes(row[0]) for row in self._db.execute("SELECT hash FROM invalid")}
 
