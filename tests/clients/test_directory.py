@@ -91,3 +91,28 @@ def test_cli_add(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "TOTP secret:" in result.output
     shown = CliRunner().invoke(root, ["clients", "show", "carol", "--home", str(home)], catch_exceptions=False)
     assert "carol@example.com" in shown.output
+
+
+def test_totp_secret_sealed_in_hsm(engine: Engine, token) -> None:  # type: ignore[no-untyped-def]
+    """With an HSM seal the stored TOTP secret is ciphertext bound to its client; sign-in and renewal still work."""
+    import sqlalchemy as sa
+
+    from coffer.clients import ClientError, HsmSeal
+
+    seal = HsmSeal(token.open())
+    directory = ClientDirectory(engine, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1), seal=seal)
+    secret = directory.register("alice", "alice@example.com", PASSWORD, now=NOW).secret
+    directory.register("bob", "bob@example.com", PASSWORD, now=NOW)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT client_id, totp_secret FROM clients_clients")).all())
+    assert secret not in str(stored) and stored["alice"].startswith("sealed:v1:")
+    directory.authenticate("alice", PASSWORD, pyotp.TOTP(secret).at(NOW.timestamp()), now=NOW)
+    later = NOW + timedelta(seconds=30)
+    new_secret = directory.begin_totp_change("alice", pyotp.TOTP(secret).at(later.timestamp()), now=later).secret
+    latest = later + timedelta(seconds=30)
+    directory.confirm_totp_change("alice", pyotp.TOTP(new_secret).at(latest.timestamp()), now=latest)
+    with engine.begin() as conn:  # move alice's sealed secret into bob's row: it must not open there
+        conn.execute(sa.text("UPDATE clients_clients SET totp_secret = :s WHERE client_id = 'bob'"),
+                     {"s": stored["alice"]})
+    with pytest.raises(ClientError):
+        directory.verify_totp("bob", pyotp.TOTP(secret).at(latest.timestamp() + 30), now=latest + timedelta(seconds=30))

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from coffer.audit import AuditLog
 from coffer.clients.errors import BadClientData, ClientExists, SignInRefused, TwoFactorRefused
+from coffer.clients.seal import SecretSeal, open_secret, seal_secret
 from coffer.clients.tables import clients
 
 __all__ = ["ClientDirectory", "Enrollment", "Client", "CLIENT_ID_PATTERN", "PASSWORD_CHARS_MIN",
@@ -64,8 +65,9 @@ class ClientDirectory:
     """Client sign-in and second factor over the coordinator's database."""
 
     def __init__(self, engine: Engine, *, audit: AuditLog | None = None, issuer: str = "Coffer",
-                 hasher: PasswordHasher | None = None) -> None:
+                 hasher: PasswordHasher | None = None, seal: SecretSeal | None = None) -> None:
         self._engine = engine
+        self._seal = seal
         self._audit = audit or AuditLog(engine)
         self._issuer = issuer
         self._hasher = hasher or _hasher()
@@ -91,7 +93,8 @@ class ClientDirectory:
             if conn.execute(sa.select(clients.c.client_id).where(clients.c.client_id == client_id)).first():
                 raise ClientExists(f"client {client_id} exists")
             conn.execute(clients.insert().values(
-                client_id=client_id, email=email, password_hash=self._hasher.hash(password), totp_secret=secret,
+                client_id=client_id, email=email, password_hash=self._hasher.hash(password),
+                totp_secret=seal_secret(self._seal, client_id, "totp_secret", secret),
                 totp_pending_secret=None, totp_last_step=0, created_at_s=int(now.timestamp()), disabled=False))
             self._audit.append("clients", "clients.registered", {"client_id": client_id}, at=now, connection=conn)
         return self._enrollment(client_id, email, secret)
@@ -136,10 +139,11 @@ class ClientDirectory:
             raise TwoFactorRefused("the two-factor code must be 6 digits")
         with self._engine.begin() as conn:
             row = conn.execute(sa.select(clients).where(clients.c.client_id == client_id)).first()
-            secret = None if row is None else (row.totp_pending_secret if pending else row.totp_secret)
-            if row is None or secret is None:
+            column = "totp_pending_secret" if pending else "totp_secret"
+            stored = None if row is None else getattr(row, column)
+            if row is None or stored is None:
                 raise TwoFactorRefused("wrong two-factor code")
-            step = self._matching_step(str(secret), code, now)
+            step = self._matching_step(open_secret(self._seal, client_id, column, str(stored)), code, now)
             if step is None or step <= int(row.totp_last_step):
                 raise TwoFactorRefused("wrong or already used two-factor code")
             result = conn.execute(clients.update().where(clients.c.client_id == client_id,
@@ -163,15 +167,21 @@ class ClientDirectory:
         secret = pyotp.random_base32()
         with self._engine.begin() as conn:
             conn.execute(clients.update().where(clients.c.client_id == client_id)
-                         .values(totp_pending_secret=secret))
+                         .values(totp_pending_secret=seal_secret(self._seal, client_id, "totp_pending_secret", secret)))
         return self._enrollment(client_id, self.email(client_id), secret)
 
     def confirm_totp_change(self, client_id: str, code: str, *, now: datetime) -> None:
         """A code of the new secret makes it the active one."""
         self.verify_totp(client_id, code, now=now, pending=True)
         with self._engine.begin() as conn:
-            conn.execute(clients.update().where(clients.c.client_id == client_id, clients.c.totp_pending_secret.is_not(None))
-                         .values(totp_secret=clients.c.totp_pending_secret, totp_pending_secret=None))
+            stored = conn.execute(sa.select(clients.c.totp_pending_secret)
+                                  .where(clients.c.client_id == client_id)).scalar()
+            if stored is None:
+                raise TwoFactorRefused("no two-factor change is pending")
+            secret = open_secret(self._seal, client_id, "totp_pending_secret", str(stored))
+            conn.execute(clients.update().where(clients.c.client_id == client_id)
+                         .values(totp_secret=seal_secret(self._seal, client_id, "totp_secret", secret),
+                                 totp_pending_secret=None))
             self._audit.append(f"client:{client_id}", "clients.two_factor_changed", {"client_id": client_id},
                                at=now, connection=conn)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
-from coffer.clients import ClientDirectory
+from coffer.clients import ClientDirectory, SecretSeal
 from coffer.config import Config
 from coffer.notify import NotifyParts
 from coffer.policy.service import PolicyService
@@ -49,11 +49,12 @@ def por_nonce_lookup(engine: Engine) -> Callable[[str], str | None]:
 
 
 def context_from_config(config: Config, engine: Engine, *, policy: PolicyService | None = None,
-                        clock: Callable[[], datetime] = utc_now) -> WebContext:
-    """The security centre's context for a data directory: clients, notify (mail section), por nonce."""
+                        seal: SecretSeal | None = None, clock: Callable[[], datetime] = utc_now) -> WebContext:
+    """The security centre's context for a data directory: clients (TOTP secrets sealed by `seal`,
+    e.g. `HsmSeal(coordinator_hsm)`), notify (mail section), the por nonce lookup."""
     from coffer.notify import open_notify
 
-    clients = ClientDirectory(engine)
+    clients = ClientDirectory(engine, seal=seal)
     notify = open_notify(engine, address_of=clients.email, team_address=str(config.get("mail", "team_address")))
     return WebContext(engine=engine, clients=clients, notify=notify, policy=policy,
                       account_nonce=por_nonce_lookup(engine), clock=clock)
