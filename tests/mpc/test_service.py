@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import sqlite3
@@ -305,3 +306,31 @@ def test_revoked_cosigner_is_refused(cluster: Cluster) -> None:
     assert (5,) == refused.value.culprits
     signature = cluster.mpc.sign_session(key, "publication", body["payload"], [document], cosigners=[2, 4])[0]
     VerifyKey(key.publication_public_key()).verify(document, signature)
+
+
+def test_mpc_cli_status_and_dkg(cluster: Cluster) -> None:
+    """`coffer mpc dkg` and `coffer mpc status` drive the running co-signers from the data directory."""
+    from typer.testing import CliRunner
+
+    from coffer.db import make_engine, migrate, sqlite_url
+    from coffer.mpc.service.cli import mpc_app
+
+    engine = make_engine(sqlite_url(cluster.home / "coffer.db"))
+    migrate(engine)
+    engine.dispose()
+    runner = CliRunner()
+    made = runner.invoke(mpc_app, ["dkg", "--key", "cli-key", "--suite", "ed25519", "-t", "2",
+                                   "--home", str(cluster.home)])
+    assert 0 == made.exit_code, made.output
+    assert 2 == _json_of(made.output)["threshold"]
+    shown = runner.invoke(mpc_app, ["status", "--home", str(cluster.home)])
+    assert 0 == shown.exit_code, shown.output
+    status = _json_of(shown.output)
+    assert ["cli-key"] == [k["key_id"] for k in status["keys"]]
+    assert all(status["cosigners"][str(c)]["up"] for c in range(1, 6))
+
+
+def _json_of(output: str) -> Any:
+    """The JSON document a command printed (log lines may come before it)."""
+    start = output.index("\n{") + 1 if not output.startswith("{") else 0
+    return json.loads(output[start:])

@@ -163,7 +163,7 @@ def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_
     from coffer.testing import wait_until
 
     for process in processes.values():
-        wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
+        wait_until(process._alive_and_ready, timeout=180, what=f"{process.name} ready")
     engine = make_engine(sqlite_url(home / "coordinator.db"))
     migrate(engine)
     clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls) for cosigner in ids}
