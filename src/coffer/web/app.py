@@ -10,9 +10,10 @@ security centre. More routers plug in through `routers`; their templates through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -29,7 +30,7 @@ from coffer.policy import PolicyError
 from coffer.web.context import WebContext
 from coffer.web.errors import CsrfRefused, NotSignedIn, RateLimited, RequestTooLarge
 
-__all__ = ["create_app", "REQUEST_BYTES_MAX", "STATIC_DIR", "TEMPLATES_DIR"]
+__all__ = ["create_app", "Background", "REQUEST_BYTES_MAX", "STATIC_DIR", "TEMPLATES_DIR"]
 
 REQUEST_BYTES_MAX = 6 * 1024 * 1024  # tickets carry at most 4 MiB of attachments
 STATIC_DIR = Path(__file__).parent / "static"
@@ -125,12 +126,31 @@ def _templates(template_dirs: Sequence[Path]) -> Jinja2Templates:
     return Jinja2Templates(env=environment)
 
 
+class Background(Protocol):
+    """Something the app runs while it serves, e.g. `OutboxWorker` (start(interval_s) / stop())."""
+
+    def start(self, interval_s: float = ...) -> None: ...
+
+    def stop(self, timeout_s: float = ...) -> None: ...
+
+
 def create_app(context: WebContext, *, routers: Sequence[APIRouter] = (), template_dirs: Sequence[Path] = (),
-               title: str = "Coffer") -> FastAPI:
-    """The Coffer web app over `context`; `routers` are mounted after the security centre."""
+               background: Sequence[Background] = (), title: str = "Coffer") -> FastAPI:
+    """The Coffer web app over `context`; `routers` are mounted after the security centre and
+    `background` workers run from startup to shutdown."""
     from coffer.web.security_centre import api_router, page_router
 
-    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for worker in background:
+            worker.start()
+        try:
+            yield
+        finally:
+            for worker in reversed(background):
+                worker.stop()
+
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
     app.state.coffer = context
     app.state.templates = _templates(template_dirs)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
