@@ -35,9 +35,17 @@ POOL_MAX: Final = 16
 
 
 class _Connection(http.client.HTTPSConnection):
+    expected_name = ""
+
     def connect(self) -> None:
         super().connect()
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Any certificate of the local CA verifies; only co-signer N's own may answer for N.
+        peer: dict[str, Any] = dict(self.sock.getpeercert() or {})
+        names = [pair[1] for rdn in peer.get("subject", ()) for pair in rdn if pair[0] == "commonName"]
+        if names != [self.expected_name]:
+            self.close()
+            raise ssl.SSLError(f"peer certificate names {names}, expected {self.expected_name!r}")
 
 
 class CosignerClient:
@@ -61,7 +69,9 @@ class CosignerClient:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return _Connection(self._host, self.port, context=self._context, timeout=self._timeout_s)
+        connection = _Connection(self._host, self.port, context=self._context, timeout=self._timeout_s)
+        connection.expected_name = f"cosigner-{self.cosigner_id}"
+        return connection
 
     def _give_back(self, connection: _Connection) -> None:
         with self._lock:

@@ -151,6 +151,7 @@ class Cosigner:
         self._clock = clock
         self._rng = rng
         self._lock = threading.Lock()
+        self._hostkey_lock = threading.Lock()
         self._sessions: dict[bytes, _Session] = {}
         self._dkg: dict[bytes, _DkgRun] = {}
         self._dealings: dict[bytes, _Dealing] = {}
@@ -163,12 +164,13 @@ class Cosigner:
     # -- keys -----------------------------------------------------------------------------------
     def _host_key(self, suite: _Suite) -> tuple[bytearray, bytes]:
         """(host secret key, host public key) for `suite`, made and sealed on first use."""
-        found = self._store.host_key(suite.name)
-        if found is None:
-            secret = bytearray(self._rng(32))
-            public = suite.dkg.hostpubkey_gen(bytes(secret))
-            self._store.put_host_key(suite.name, self._vault.seal_host_key(suite.name, secret), public)
-            return secret, public
+        with self._hostkey_lock:
+            found = self._store.host_key(suite.name)
+            if found is None:
+                secret = bytearray(self._rng(32))
+                public = suite.dkg.hostpubkey_gen(bytes(secret))
+                self._store.put_host_key(suite.name, self._vault.seal_host_key(suite.name, secret), public)
+                return secret, public
         sealed, public = found
         return self._vault.open_host_key(suite.name, sealed), public
 

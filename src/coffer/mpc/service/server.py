@@ -115,7 +115,10 @@ class CosignerServer:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 handler = routes.get(self.path)
-                length = int(self.headers.get("Content-Length") or -1)
+                try:
+                    length = int(self.headers.get("Content-Length") or -1)
+                except ValueError:
+                    length = -1
                 if handler is None or not 0 <= length <= BODY_BYTES_MAX:
                     self._reply(404 if handler is None else 413, {"error": "BadRequest", "message": "no such route"
                                                                    if handler is None else "body size"})
