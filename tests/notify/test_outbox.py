@@ -127,3 +127,25 @@ def test_team_notice_needs_team_key(engine) -> None:  # type: ignore[no-untyped-
     parts = open_notify(engine, address_of=lambda client: "x@example.com")
     with pytest.raises(TeamKeyMissing):
         parts.notifier.notify_team("resume", {"at": "x", "by": "officer"}, now=NOW)
+
+
+def test_two_workers_send_each_mail_once(notify_any: NotifyParts) -> None:
+    """Two workers (two coordinators) draining one outbox concurrently hand each mail over exactly once."""
+    import threading
+
+    sent: list[int] = []
+    lock = threading.Lock()
+
+    class Counting:
+        def send(self, item: OutboxItem) -> None:
+            with lock:
+                sent.append(item.id)
+
+    ids = [notify_any.notifier.notify("bob", "resume", {"at": str(n)}, now=NOW) for n in range(30)]
+    workers = [OutboxWorker(notify_any.outbox, Counting()) for _ in range(2)]
+    threads = [threading.Thread(target=lambda w=w: [w.run_once(NOW) for _ in range(3)]) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(ids) == sorted(sent)

@@ -114,3 +114,5 @@ def test_cli_list_show_reply(tmp_path: Path, client_gpg: Gpg, team_key: sq.Tsk) 
     assert SECRET_TEXT in run("show", str(ticket_id), "--key", str(secret))
     run("reply", str(ticket_id), "--key", str(secret), "--as", "carol", "--message", "Sessions revoked.")
     assert "Sessions revoked." in client_gpg.decrypt(parts.tickets.messages(ticket_id)[-1].ciphertext)
+    run("close", str(ticket_id), "--as", "carol")
+    assert "closed" == parts.tickets.ticket(ticket_id).status

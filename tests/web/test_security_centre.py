@@ -220,8 +220,9 @@ def test_two_factor_change(web: Web) -> None:
     """Renewing two-factor needs the current code, then a code of the new secret; the old secret stops working."""
     import pyotp
 
-    client = web.client()
+    client, other_device = web.client(), web.client()
     sign_in(web, client, "alice")
+    sign_in(web, other_device, "alice")
     token = _csrf(client.get("/security").text)
     begun = client.post("/security/two-factor", data={"totp_code": web.next_code("alice"), "csrf_token": token})
     secret = re.search(r'id="new-totp-secret">([A-Z2-7]+)<', begun.text)
@@ -231,6 +232,8 @@ def test_two_factor_change(web: Web) -> None:
     done = client.post("/security/two-factor/confirm", data={"totp_code": new_code, "csrf_token": token})
     assert 200 == done.status_code and "now uses the new secret" in done.text
     assert "two_factor_changed" == web.notify.outbox.items(client_id="alice")[-1].event
+    assert 401 == other_device.get("/api/v1/security").status_code  # other sessions end
+    assert 200 == client.get("/api/v1/security").status_code
     old = web.client().post("/api/v1/session", json={"client_id": "alice", "password": PASSWORD,
                                                      "code": web.next_code("alice")})
     assert 400 == old.status_code

@@ -100,6 +100,15 @@ def reply_ticket(ticket_id: int, key: Path = KeyOption, home: Path | None = Home
     console.print(f"reply {message_id} stored encrypted and mailed to the client")
 
 
+@tickets_app.command("close")
+def close_ticket(ticket_id: int, home: Path | None = HomeOption, name: str = typer.Option(..., "--as")) -> None:
+    """Close a ticket."""
+    parts = _parts(home)
+    parts.tickets.ticket(ticket_id)
+    parts.tickets.close(ticket_id, by=f"team:{name}", now=datetime.now(UTC))
+    console.print(f"ticket {ticket_id} closed")
+
+
 @tickets_app.command("team-key-add")
 def team_key_add(path: Path, name: str = typer.Option(..., "--name"), home: Path | None = HomeOption,
                  by: str = typer.Option("cli", "--by")) -> None:

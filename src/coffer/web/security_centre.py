@@ -303,6 +303,7 @@ def two_factor_confirm_form(request: Request, totp_code: str = Form("", max_leng
         limit(request, "two_factor", session.subject)
         now = ctx.clock()
         ctx.clients.confirm_totp_change(session.subject, totp_code, now=now)
+        ctx.session_store.revoke_all("client", session.subject, keep=session)
         ctx.notify.notifier.notify(session.subject, "two_factor_changed", {"at": now.strftime("%Y-%m-%d %H:%M")}, now=now)
         return "ok"
     return _page_action(request, session, confirm, "Your two-factor authentication now uses the new secret.")

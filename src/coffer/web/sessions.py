@@ -95,9 +95,13 @@ class SessionStore:
         with self._engine.begin() as conn:
             conn.execute(sessions.delete().where(sessions.c.token_sha256 == session.token_sha256))
 
-    def revoke_all(self, kind: str, subject: str) -> None:
+    def revoke_all(self, kind: str, subject: str, *, keep: Session | None = None) -> None:
+        """End every session of `subject` (but `keep`), e.g. after its second factor changed."""
+        query = sessions.delete().where(sessions.c.kind == kind, sessions.c.subject == subject)
+        if keep is not None:
+            query = query.where(sessions.c.token_sha256 != keep.token_sha256)
         with self._engine.begin() as conn:
-            conn.execute(sessions.delete().where(sessions.c.kind == kind, sessions.c.subject == subject))
+            conn.execute(query)
 
 
 def anonymous_csrf(secret: bytes, pre_session: str) -> str:
