@@ -25,7 +25,7 @@ class SigningAborted(EcdsaServiceError):
         self.culprits = tuple(sorted(set(culprits)))
         self.rule = rule
         self.reporter = reporter
-        super().__init__(f"{rule}: {message} (culprits {list(self.culprits)}, reported by {reporter})")
+        super().__init__(f"{message} (rule {rule}, culprits {list(self.culprits)}, reported by {reporter})")
 
 
 class PairingFailed(SigningAborted):

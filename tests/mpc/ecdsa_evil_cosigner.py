@@ -1,0 +1,40 @@
+"""A misbehaving ECDSA co-signer for the process tests (never shipped): an honest `EcdsaCosigner`
+that corrupts one chosen thing before sealing it, run with the same arguments as
+`coffer ecdsa-cosigner` (python -m tests.mpc.ecdsa_evil_cosigner --id N --home H --port P)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from coffer.mpc.ecdsa_service.cosigner import EcdsaCosigner, _Signing
+from coffer.mpc.ecdsa_service.server import run_ecdsa_cosigner
+
+FAULT = os.environ.get("COFFER_TEST_FAULT", "round2-vole")
+
+
+class EvilCosigner(EcdsaCosigner):
+    """Flips one byte of its round-2 messages (inside the VOLE answer) before sealing them."""
+
+    def _seal(self, signing: _Signing, round_number: int, out: dict[int, bytes]) -> dict[str, str]:
+        if round_number == 2 and FAULT == "round2-vole":
+            out = {peer: message[:-1] + bytes([message[-1] ^ 1]) for peer, message in out.items()}
+        return super()._seal(signing, round_number, out)
+
+    def status(self, data: bytes) -> dict[str, Any]:
+        return {**super().status(data), "evil": FAULT}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--id", type=int, required=True)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    arguments = parser.parse_args()
+    run_ecdsa_cosigner(arguments.home, arguments.id, arguments.port, cosigner_class=EvilCosigner)
+
+
+if __name__ == "__main__":
+    main()
