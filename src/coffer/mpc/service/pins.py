@@ -2,7 +2,9 @@
 keys, the policy it evaluates itself, the halt-notice key and where to poll it, the network.
 
 Written once into HOME/cosigners/N/pins.json by whoever provisions the co-signer (the tests, the
-demo, or an operator); the co-signer never takes these from the coordinator at run time.
+demo, or an operator); the co-signer never takes these from the coordinator at run time. The file
+is the project's shared signer pins format (`coffer.pins.SignerPins`, version 1), so the same
+provisioning step serves cold signers and co-signers; an older co-signer-only form is still read.
 """
 
 from __future__ import annotations
@@ -54,16 +56,22 @@ class CosignerPins:
 
 
 def write_pins(directory: Path, pins: CosignerPins) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / PINS_FILE
-    path.write_text(json.dumps(pins.to_json(), indent=1, sort_keys=True))
-    return path
+    """Write the pins in the shared `coffer.pins.SignerPins` format."""
+    from coffer.pins import SignerPins
+    from coffer.policy.engine import default_policy_text, default_schema_text
+
+    shared = SignerPins(pins.attestation_public_key, pins.operators, pins.policy_text or default_policy_text(),
+                        pins.schema_text or default_schema_text(), pins.notice_public_key, pins.notice_url or "",
+                        pins.notice_max_age_s)
+    return shared.save(directory)
 
 
 def read_pins(directory: Path) -> CosignerPins:
     path = directory / PINS_FILE
     try:
         data = json.loads(path.read_text())
+        if isinstance(data, dict) and "version" in data:
+            return _from_shared(directory)
         if not isinstance(data, dict) or set(data) != _FIELDS:
             raise ConfigError(f"fields must be exactly {sorted(_FIELDS)}", path=str(path))
         operators = tuple(Operator(o["operator_id"], frozenset(Role(r) for r in o["roles"]),
@@ -78,3 +86,14 @@ def read_pins(directory: Path) -> CosignerPins:
         raise ConfigError("pins file missing: provision the co-signer first", path=str(path)) from None
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(f"pins file is malformed ({type(error).__name__})", path=str(path)) from None
+
+
+def _from_shared(directory: Path) -> CosignerPins:
+    from coffer.pins import PinsInvalid, SignerPins
+
+    try:
+        shared = SignerPins.load(directory)
+    except PinsInvalid as error:
+        raise ConfigError(str(error), path=str(directory / PINS_FILE)) from None
+    return CosignerPins(shared.attestation_public_key, shared.halt_public_key, shared.halt_url or None,
+                        shared.halt_max_age_s, shared.operators, shared.policy_text, shared.schema_text)
