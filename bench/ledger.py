@@ -15,6 +15,7 @@ Last line: ledger_pg_tps=<N> naive_tps=<M> ratio=<R> sqlite_tps=<S>
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import subprocess
 import tempfile
@@ -92,10 +93,31 @@ def workload(prefix: str, count: int, clients: list[str], seed: int) -> Iterator
                            {"fill": n})
 
 
+def backend_cpu_s(engine: sa.engine.Engine) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving this database (Linux /proc)."""
+    with engine.connect() as conn:
+        pids = [row[0] for row in conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))]
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def run_batched(ledger: Ledger, transfers: list[Transfer], batch: int) -> float:
     started = time.perf_counter()
     batches = (transfers[start:start + batch] for start in range(0, len(transfers), batch))
-    applied = sum(len(results) for results in ledger.apply_batches(batches))
+    applied = 0
+    last = started
+    for results in ledger.apply_batches(batches):
+        applied += len(results)
+        now = time.perf_counter()
+        print(f"  batch of {len(results)}: {len(results) / (now - last):,.0f}/s", flush=True)
+        last = now
     elapsed = time.perf_counter() - started
     if applied != len(transfers):
         raise SystemExit(f"applied {applied} of {len(transfers)}")
@@ -139,8 +161,13 @@ def main() -> None:
         naive = list(workload("n", args.naive, clients, seed=2))
         naive_tps = run_naive(ledger, naive)
         print(f"naive (one commit per transfer): {args.naive} transfers, {naive_tps:,.0f}/s")
+        python_cpu, backend_cpu = time.process_time(), backend_cpu_s(engine)
         pg_tps = run_batched(ledger, batched, args.batch)
+        python_us = (time.process_time() - python_cpu) / args.transfers * 1e6
+        backend_us = (backend_cpu_s(engine) - backend_cpu) / args.transfers * 1e6
         print(f"batched ({args.batch} per commit): {args.transfers} transfers, {pg_tps:,.0f}/s")
+        print(f"cpu per batched transfer: python {python_us:.1f} us, postgresql backend {backend_us:.1f} us; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
         verify(ledger, engine, args.clients + args.naive + args.transfers)
         print("postgresql: consistency check passed")
         engine.dispose()

@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii as _json_string
 from types import MappingProxyType
 from typing import Any
 
@@ -133,7 +134,7 @@ class AccountKey:
     name: str
     asset: str
     client_id: str | None = None
-    _text: str = field(init=False, repr=False, compare=False)
+    text: str = field(init=False, repr=False, compare=False)
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -153,7 +154,7 @@ class AccountKey:
             raise InvalidAccountKey(f"{self.book} accounts are {', '.join(allowed)}; not {self.name!r}")
         text = (f"client:{self.client_id}:{self.asset}:{self.name}" if self.client_id is not None
                 else f"{self.book}:{self.name}:{self.asset}")
-        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "text", text)
         object.__setattr__(self, "_hash", hash(text))
 
     # keys are hashed on every posting of every transfer: hash and compare the cached text form
@@ -165,7 +166,7 @@ class AccountKey:
             return True
         if type(other) is not AccountKey:
             return NotImplemented
-        return self._text == other._text
+        return self.text == other.text
 
     @classmethod
     def available(cls, client_id: str, asset: str) -> AccountKey:
@@ -188,7 +189,7 @@ class AccountKey:
         return cls(Book.EXTERNAL, "world", asset)
 
     def __str__(self) -> str:
-        return self._text
+        return self.text
 
     @classmethod
     def parse(cls, text: str) -> AccountKey:
@@ -408,15 +409,12 @@ def transfer_digest(transfer: Transfer) -> str:
     The bytes hashed are `canonical_json({"key", "kind", "metadata", "postings", "reason"})`,
     assembled by hand from parts already known to be canonical (this runs once per transfer).
     """
-    postings = _dumps([[p.account._text, p.side.value, p.amount] for p in transfer.postings])
-    body = (f'{{"key":{_dumps(transfer.idempotency_key)},"kind":"{transfer.kind.value}",'
-            f'"metadata":{transfer.metadata_json.decode()},"postings":{postings},'
-            f'"reason":{_dumps(transfer.reason)}}}')
+    quote = _json_string
+    postings = ",".join(f'[{quote(p.account.text)},"{p.side._value_}",{p.amount}]' for p in transfer.postings)
+    body = (f'{{"key":{quote(transfer.idempotency_key)},"kind":"{transfer.kind._value_}",'
+            f'"metadata":{transfer.metadata_json.decode()},"postings":[{postings}],'
+            f'"reason":{quote(transfer.reason)}}}')
     return hashlib.sha256(_DIGEST_TAG + body.encode()).hexdigest()
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
 def check_idempotent_replay(idempotency_key: str, stored_digest: str, digest: str) -> None:
@@ -437,23 +435,31 @@ def apply_transfers(balances: Mapping[AccountKey, int], transfers: Sequence[Tran
     Raises InsufficientFunds (naming the transfer's index) if any client balance would go below
     zero at any point, and leaves `balances` untouched.
     """
-    updated: dict[AccountKey, int] = {}
-    client = Book.CLIENT
+    # keyed by the account's text inside the loop: str hashing and equality run in C
+    start = {key.text: value for key, value in balances.items()}
+    keys: dict[str, AccountKey] = {}
+    updated: dict[str, int] = {}
+    custody, client, debit_side = Book.CUSTODY, Book.CLIENT, Side.DEBIT
     for index, transfer in enumerate(transfers):
-        touched: dict[AccountKey, int] = {}
+        touched: dict[str, int] = {}
         for posting in transfer.postings:
             account = posting.account
-            current = touched.get(account)
-            if current is None:
-                current = updated.get(account)
-                if current is None:
-                    current = balances.get(account, 0)
-            touched[account] = current + balance_delta(posting)
-        for account, value in touched.items():
-            if value < 0 and account.book is client:
-                raise InsufficientFunds(f"{account} would go below zero in transfer {index}",
-                                        account=str(account), index=index)
+            text = account.text
+            value = touched.get(text)
+            if value is None:
+                value = updated.get(text)
+                if value is None:
+                    value = start.get(text, 0)
+                    keys[text] = account
+            debit_normal = account.book is custody
+            if (posting.side is debit_side) is debit_normal:
+                touched[text] = value + posting.amount
+            else:
+                touched[text] = value - posting.amount
+        for text, value in touched.items():
+            if value < 0 and keys[text].book is client:
+                raise InsufficientFunds(f"{text} would go below zero in transfer {index}", account=text, index=index)
             if not -BALANCE_MAX <= value <= BALANCE_MAX:
-                invariant(False, f"balance of {account} out of range")
+                invariant(False, f"balance of {text} out of range")
         updated.update(touched)
-    return updated
+    return {keys[text]: value for text, value in updated.items()}

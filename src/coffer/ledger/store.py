@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -73,9 +73,12 @@ _SCAN_CHUNK = 2_000
 _NEGATIVE_CHECK = "client_balance_nonnegative"
 
 
-@dataclass(frozen=True, slots=True)
-class AppliedTransfer:
-    """A transfer as stored. `replayed` is true when an earlier apply with the same key wrote it."""
+class AppliedTransfer(NamedTuple):
+    """A transfer as stored. `replayed` is true when an earlier apply with the same key wrote it.
+
+    A NamedTuple rather than a frozen dataclass: one is built per transfer on the batched path,
+    and a tuple is built several times faster; it is just as immutable.
+    """
 
     transfer_id: int
     idempotency_key: str
@@ -371,7 +374,8 @@ class Ledger:
             existing = self._existing_keys(conn, [t.idempotency_key for t in transfers])
             fresh_indices, replay_of = _split_replays(transfers, digests, existing)
             fresh = [transfers[i] for i in fresh_indices]
-            ids = self._account_ids_or_raise(conn, (p.account for t in fresh for p in t.postings))
+            accounts = {p.account.text: p.account for t in fresh for p in t.postings}
+            ids = self._account_ids_or_raise(conn, accounts.values())
             balances = self._lock_balances(conn, ids)
             try:
                 updated = apply_transfers(balances, fresh)
@@ -449,11 +453,12 @@ class Ledger:
     def _insert_transfers(self, conn: Connection, transfers: Sequence[Transfer], digests: Sequence[str],
                           transfer_ids: Sequence[int], ids: Mapping[AccountKey, int]) -> None:
         transfer_rows = [
-            (transfer_id, t.idempotency_key, t.kind.value, t.asset, digest, t.reason,
+            (transfer_id, t.idempotency_key, t.kind._value_, t.asset, digest, t.reason,
              t.metadata_json.decode(), _stamp(t.at))
             for transfer_id, t, digest in zip(transfer_ids, transfers, digests, strict=True)]
+        id_of = {key.text: account_id for key, account_id in ids.items()}
         posting_rows = [
-            (transfer_id, index, ids[p.account], p.side.value, p.amount)
+            (transfer_id, index, id_of[p.account.text], p.side._value_, p.amount)
             for transfer_id, t in zip(transfer_ids, transfers, strict=True)
             for index, p in enumerate(t.postings)]
         if not transfer_rows:
@@ -722,7 +727,7 @@ def _split_replays(transfers: Sequence[Transfer], digests: Sequence[str],
 
 def _applied(transfer_id: int, transfer: Transfer, digest: str) -> AppliedTransfer:
     return AppliedTransfer(transfer_id, transfer.idempotency_key, transfer.kind, transfer.asset, transfer.postings,
-                           transfer.at, dict(transfer.metadata), transfer.reason, digest, replayed=False)
+                           transfer.at, transfer.metadata, transfer.reason, digest, replayed=False)
 
 
 def _as_replay(first: AppliedTransfer) -> AppliedTransfer:
