@@ -126,7 +126,10 @@ def main() -> None:
         for signer in signers:
             signer.stop()
         coordinator.close()
-        shutil.rmtree(home, ignore_errors=True)
+        if os.environ.get("COFFER_BENCH_KEEP") is None:
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            print(f"kept {home}")
 
 
 if __name__ == "__main__":
