@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from coffer.db import make_engine, migrate
 from coffer.exchange import ExchangeSimulator, Position, apply_fill
 from coffer.exchange.ledger_bridge import post_fills
 from coffer.ledger import AccountKey, Asset, Kind, Ledger, Transfer, credit, debit
@@ -45,8 +47,10 @@ def test_fill_pnl_and_fees_post_to_ledger_once(engine: Engine) -> None:
     assert ledger.check_consistency().transfers > 0
 
 
-def test_reconciliation_reads_the_real_ledger(engine: Engine) -> None:
+def test_reconciliation_reads_the_real_ledger(tmp_path: Path) -> None:
     """The position check over the real ledger passes; a PnL credit no fill backs is then caught."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'coffer.db'}")
+    migrate(engine)
     from coffer.exchange import SimulatorFeed
     from coffer.exchange.ledger_bridge import FillPoster, LedgerMargin
     from coffer.recon import check_positions

@@ -63,13 +63,13 @@ def test_restart_during_halt_stays_halted(engine: Engine) -> None:
         reopened.dispose()
 
 
-def test_second_trip_keeps_the_halt_in_force(engine: Engine) -> None:
+def test_second_trip_keeps_the_halt_in_force(sqlite_engine: Engine) -> None:
     """Tripping while halted keeps the same halt and audits the further cause."""
-    switch = switch_with_officers(engine)
+    switch = switch_with_officers(sqlite_engine)
     first = switch.trip("onchain_mismatch", {}, actor="recon")
     again = switch.trip("position_mismatch", {}, actor="recon")
     assert first.halt_id == again.halt_id
-    assert 1 == len(AuditLog(engine).events(event="recon.halt.repeat"))
+    assert 1 == len(AuditLog(sqlite_engine).events(event="recon.halt.repeat"))
 
 
 def test_quorum_of_officers_resumes(engine: Engine) -> None:
@@ -97,9 +97,9 @@ def test_too_few_signatures_refused(engine: Engine) -> None:
     assert 2 == len(AuditLog(engine).events(event="recon.resume.refused"))
 
 
-def test_signature_over_another_reason_or_halt_refused(engine: Engine) -> None:
+def test_signature_over_another_reason_or_halt_refused(sqlite_engine: Engine) -> None:
     """A signature over a different reason names its officer; signatures over another halt are refused."""
-    switch = switch_with_officers(engine)
+    switch = switch_with_officers(sqlite_engine)
     halt = switch.trip("position_mismatch", {}, actor="recon")
     mixed = sign(["officer-1"], halt.halt_id, "fixed") + sign(["officer-2"], halt.halt_id, "other")
     with pytest.raises(InvalidOfficerSignature) as caught:
@@ -110,9 +110,9 @@ def test_signature_over_another_reason_or_halt_refused(engine: Engine) -> None:
     assert switch.is_halted()
 
 
-def test_unknown_officer_and_resume_when_clear_refused(engine: Engine) -> None:
+def test_unknown_officer_and_resume_when_clear_refused(sqlite_engine: Engine) -> None:
     """An unregistered signer is refused; resuming with no halt in force is refused."""
-    switch = switch_with_officers(engine)
+    switch = switch_with_officers(sqlite_engine)
     outsider = SigningKey(b"\x09" * 32)
     with pytest.raises(UnknownOfficer):
         switch.resume("x", "r", [OfficerSignature("mallory", outsider.sign(resume_message("x", "r")).signature)],
@@ -121,16 +121,16 @@ def test_unknown_officer_and_resume_when_clear_refused(engine: Engine) -> None:
         switch.resume("x", "r", sign(["officer-1", "officer-2"], "x", "r"), actor="officer-1")
 
 
-def test_officer_registered_twice_refused(engine: Engine) -> None:
+def test_officer_registered_twice_refused(sqlite_engine: Engine) -> None:
     """An officer id or key can be registered once."""
-    switch = switch_with_officers(engine)
+    switch = switch_with_officers(sqlite_engine)
     with pytest.raises(OfficerExists):
         switch.register_officer("officer-1", bytes(SigningKey(b"\x08" * 32).verify_key))
     with pytest.raises(OfficerExists):
         switch.register_officer("officer-9", bytes(OFFICERS["officer-1"].verify_key))
 
 
-def test_hooks_and_publication_signature_after_commit(engine: Engine) -> None:
+def test_hooks_and_publication_signature_after_commit(sqlite_engine: Engine) -> None:
     """Hooks see each halt and resume; the group-key signature is stored; a failing hook changes nothing."""
     seen: list[HaltEvent] = []
     group_key = SigningKey(b"\x07" * 32)
@@ -138,7 +138,7 @@ def test_hooks_and_publication_signature_after_commit(engine: Engine) -> None:
     def broken(_: HaltEvent) -> None:
         raise RuntimeError("smtp down")
 
-    switch = switch_with_officers(engine, hooks=[seen.append, broken],
+    switch = switch_with_officers(sqlite_engine, hooks=[seen.append, broken],
                                   publication_signer=lambda m: group_key.sign(m).signature)
     halt = switch.trip("officer", {"reason": "drill"}, actor="officer-1")
     assert switch.is_halted()
@@ -147,13 +147,13 @@ def test_hooks_and_publication_signature_after_commit(engine: Engine) -> None:
     assert ["halt", "resume"] == [e.action for e in seen]
     group_key.verify_key.verify(seen[0].statement(), switch.publication_signature(halt.halt_id))
     group_key.verify_key.verify(seen[1].statement(), switch.publication_signature(halt.halt_id, "resume"))
-    assert 2 == len(AuditLog(engine).events(event="recon.halt.hook_failed"))
-    AuditLog(engine).verify_chain()
+    assert 2 == len(AuditLog(sqlite_engine).events(event="recon.halt.hook_failed"))
+    AuditLog(sqlite_engine).verify_chain()
 
 
-def test_resume_without_reason_refused(engine: Engine) -> None:
+def test_resume_without_reason_refused(sqlite_engine: Engine) -> None:
     """A resume must say why: an empty reason is refused before any signature is looked at."""
-    switch = switch_with_officers(engine)
+    switch = switch_with_officers(sqlite_engine)
     halt = switch.trip("officer", {}, actor="officer-1")
     with pytest.raises(ResumeRefused):
         switch.resume(halt.halt_id, "", sign(["officer-1", "officer-2"], halt.halt_id, ""), actor="officer-1")

@@ -24,9 +24,9 @@ def test_runtime_from_config_checks_and_halts(tmp_path: Path) -> None:
     sim.step(100)
     runtime = ReconRuntime.from_config(config, engine, switch, node="c1", exchange=SimulatorFeed(sim)).start()
     try:
-        wait_until(lambda: recent_runs(engine, job="positions"), timeout=10, what="first check")
+        wait_until(lambda: recent_runs(engine, job="positions"), timeout=20, what="first check")
         sim.inject(FaultKind.ALTER_MARGIN)
-        wait_until(switch.is_halted, timeout=10, what="halt")
+        wait_until(switch.is_halted, timeout=20, what="halt")
     finally:
         runtime.stop()
         engine.dispose()
