@@ -10,10 +10,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from coffer.cli import _register_subcommands, app
 from coffer.db import make_engine, migrate
 from coffer.ledger import AccountKey, Book, Kind, Ledger, Transfer, credit, debit
 from coffer.por.adapters import floor_equity, liabilities_from_ledger
+from coffer.por.cli import por
 from coffer.por.nonces import show_account_nonce
 from tests.por.conftest import Published
 
@@ -54,8 +54,7 @@ def test_publish_command_and_console_verifier(published: Published, tmp_path: Pa
     key_file = tmp_path / "group.key"
     key_file.write_text((bytes([5]) * 32).hex())  # the fixture's statement key
     out, proofs = tmp_path / "snap", tmp_path / "proofs"
-    _register_subcommands()
-    result = CliRunner().invoke(app, ["por", "publish", "--home", str(home), "--out", str(out), "--reserves",
+    result = CliRunner().invoke(por, ["publish", "--home", str(home), "--out", str(out), "--reserves",
                                       str(published.directory / "reserves-BTC.json"), "--signing-key", str(key_file),
                                       "--log", str(tmp_path / "log.jsonl"), "--proofs-dir", str(proofs)])
     assert 0 == result.exit_code, result.output
@@ -81,3 +80,11 @@ def test_verifier_imports_nothing_else_from_coffer() -> None:
             "('numpy', 'yaml', 'sqlalchemy', 'typer', 'pbk', 'structlog')]; print(bad); sys.exit(1 if bad else 0)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert 0 == run.returncode, run.stdout + run.stderr
+
+
+def test_por_is_registered_in_coffer_command() -> None:
+    """`coffer por` is a sub-command of the coffer console script."""
+    script = Path(sys.executable).parent / "coffer"
+    run = subprocess.run([str(script), "por", "--help"], capture_output=True, text=True, timeout=60)
+    assert 0 == run.returncode, run.stderr
+    assert "publish" in run.stdout
