@@ -283,3 +283,18 @@ def test_whitelist_hook_and_page_mail_once(web: Web) -> None:
             "totp_code": web.next_code("alice")}
     assert 200 == client.post("/api/v1/security/whitelist", json=body, headers=headers).status_code
     assert 1 == [item.event for item in web.notify.outbox.items(client_id="alice")].count("whitelist_added")
+
+
+def test_expired_active_key_is_flagged(web: Web, client_gpg: Gpg) -> None:
+    """Once the active key has expired the security centre says so (mail still goes encrypted, never plain)."""
+    client = web.client()
+    headers = {"X-CSRF-Token": sign_in(web, client, "alice")}
+    client.post("/api/v1/security/key", json={"armored": client_gpg.export(ALICE).decode()}, headers=headers)
+    client.post("/api/v1/security/key/confirm", json={"code": _challenge_code(web, client_gpg, "alice")}, headers=headers)
+    key = client.get("/api/v1/security").json()["active_key"]
+    assert key["expires_at"] and not key["expired"]
+    web.clock.advance(400 * 24 * 3600)
+    sign_in(web, client, "alice")
+    assert client.get("/api/v1/security").json()["active_key"]["expired"]
+    assert 'id="key-expired"' in client.get("/security").text
+    assert web.notify.outbox.items(client_id="alice")[-1].encrypted

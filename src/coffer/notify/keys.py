@@ -2,7 +2,7 @@
 
 A submitted key is only `pending`: Coffer mails a one-time code encrypted to it, and the key
 becomes `active` when the client enters the code (so the client proved they hold the secret
-key). Replacing an active key or removing it needs the second factor, which the caller has
+key). Replacing an active key (also by a renewed copy of itself, e.g. with a later expiry) or removing it needs the second factor, which the caller has
 verified (`second_factor_ok=True`); the holder of the old key is told. A refused key changes
 nothing.
 """
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from coffer.audit import AuditLog
 from coffer.notify import tables as t
-from coffer.notify.errors import ChallengeRefused, KeyRejected, NoActiveKey, NotifyError
+from coffer.notify.errors import ChallengeRefused, NoActiveKey, NotifyError
 from coffer.notify.notifier import Notifier
 from coffer.notify.pgp import CheckedKey, check_public_key
 from coffer.notify.store import KeyStore, StoredKey
@@ -91,8 +91,6 @@ class KeyService:
         active = self._keys.active(client_id)
         if active is not None and not second_factor_ok:
             raise TwoFactorRequired("replacing your active key needs your two-factor code")
-        if active is not None and active.fingerprint == checked.fingerprint:
-            raise KeyRejected("same_key", "this key is already your active key")
         at = int(now.timestamp())
         code = _new_code(self._rng)
         expires = at + CHALLENGE_TTL_S

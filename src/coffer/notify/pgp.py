@@ -20,7 +20,7 @@ from pysequoia.packet import PacketPile, PublicKeyAlgorithm, Tag
 from coffer.notify.errors import KeyRejected, NotifyError
 
 __all__ = ["CheckedKey", "check_public_key", "encrypt", "decrypt", "load_cert", "KEY_BYTES_MAX",
-           "RSA_BITS_MIN", "sequoia_message"]
+           "RSA_BITS_MIN", "sequoia_message", "expiry"]
 
 KEY_BYTES_MAX = 64 * 1024  # a real public key block is a few KB; anything bigger is refused unparsed
 RSA_BITS_MIN = 3072  # NIST SP 800-57: RSA-2048 is only ~112-bit security; 3072 gives 128
@@ -125,6 +125,14 @@ def check_public_key(data: bytes, *, now: datetime) -> CheckedKey:
         raise KeyRejected("no_encryption_key", "the key has no valid encryption-capable (sub)key") from None
     user_ids = tuple(str(uid) for uid in cert.user_ids)
     return CheckedKey(cert.fingerprint, str(cert), user_ids, expires_at, algorithms)
+
+
+def expiry(armored: str) -> datetime | None:
+    """When a stored key expires (None: never, or unknown under the current policy)."""
+    try:
+        return load_cert(armored).expiration
+    except Exception:  # a key the policy no longer accepts: the caller shows it as unknown
+        return None
 
 
 def load_cert(armored: str) -> sq.Cert:

@@ -25,7 +25,7 @@ from coffer.clients import SignInRefused
 from coffer.errors import CofferError
 from coffer.notify import Attachment, KeyRejected
 from coffer.notify.hooks import whitelist_idempotency_key
-from coffer.notify.pgp import KEY_BYTES_MAX
+from coffer.notify.pgp import KEY_BYTES_MAX, expiry
 from coffer.notify.tickets import ATTACHMENT_BYTES_MAX, ATTACHMENTS_MAX
 from coffer.web.context import WebContext
 from coffer.web.deps import (
@@ -49,6 +49,7 @@ api_router = APIRouter(prefix="/api/v1", tags=["security centre"])
 
 _DESTINATION = re.compile(r"^[A-Za-z0-9:._-]{1,128}$")
 WHITELIST_SHOWN_MAX = 200
+KEY_EXPIRY_WARNING_S = 30 * 24 * 3600
 TICKET_ID_MAX = 2**62  # fits every database's 64-bit integer
 
 
@@ -139,12 +140,22 @@ def _whitelist(ctx: WebContext, client_id: str) -> list[dict[str, Any]]:
     return entries[-WHITELIST_SHOWN_MAX:]
 
 
+def _key_view(ctx: WebContext, armored: str, fingerprint: str, activated_at_s: int | None) -> dict[str, Any]:
+    expires = expiry(armored)
+    left_s = None if expires is None else int((expires - ctx.clock()).total_seconds())
+    return {"fingerprint": fingerprint, "activated_at": _utc(activated_at_s),
+            "expires_at": None if expires is None else _utc(int(expires.timestamp())),
+            "expired": left_s is not None and left_s <= 0,
+            "expires_soon": left_s is not None and 0 < left_s <= KEY_EXPIRY_WARNING_S}
+
+
 def _overview(ctx: WebContext, client_id: str) -> dict[str, Any]:
     status = ctx.notify.key_service.status(client_id)
     return {
         "client_id": client_id,
-        "active_key": None if status.active is None else {
-            "fingerprint": status.active.fingerprint, "activated_at": _utc(status.active.activated_at_s)},
+        "active_key": None if status.active is None else _key_view(ctx, status.active.armored,
+                                                                   status.active.fingerprint,
+                                                                   status.active.activated_at_s),
         "pending_key": None if status.pending is None else {
             "fingerprint": status.pending.fingerprint, "challenge_expires_at": _utc(status.pending.challenge_expires_at_s)},
         "account_nonce": None if ctx.account_nonce is None else ctx.account_nonce(client_id),
