@@ -16,11 +16,10 @@ HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffe
 
 
 def _engine(home: Path | None) -> Any:
-    from coffer.cli import resolve_home
-    from coffer.config import load_config
+    from coffer.config import default_home, load_config
     from coffer.db import make_engine, migrate
 
-    engine = make_engine(load_config(resolve_home(home)).database_url)
+    engine = make_engine(load_config((home or default_home()).resolve()).database_url)
     migrate(engine)
     return engine
 
