@@ -8,8 +8,10 @@ children's digests and values. Values are unsigned 64-bit and the total must fit
 Blinding: each balance is split into `parts` random pieces (a piece may be zero), the pieces
 are shuffled over the leaves with a cryptographic random source, and the leaf level is padded
 with zero-valued leaves whose digests are random bytes, up to a power of two. A padding leaf and
-a zero piece look the same; the leaf count reveals the number of clients only to within a
-factor of two. What the full tree file (BitMEX format) still shows: every leaf's value.
+a zero piece look the same; the published leaf count tells the number of clients only to within
+a factor of two. No two pieces of one account are siblings, so no inner node's value is a
+client's balance. What the full tree file (BitMEX format) still shows: every piece's value, and
+so roughly how many non-zero pieces there are.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class LiabilityTree:
         return bytes(digests[position]), int(values[position])
 
     def leaf_indices(self, account_number: int) -> list[int]:
+        if not 0 <= account_number <= U64_MAX:
+            raise NotInTree(f"account {account_number} is not a 64-bit account number")
         slot = int(np.searchsorted(self._accounts, np.uint64(account_number)))
         if slot >= len(self._accounts) or int(self._accounts[slot]) != account_number:
             raise NotInTree(f"account {account_number} has no leaves in the {self.asset} tree")
@@ -333,9 +337,3 @@ def _leaf_digests(keys: npt.NDArray[np.uint8], pieces: U64Array, leaf_index: npt
                parts=parts)
     result: npt.NDArray[np.uint8] = np.frombuffer(out, dtype=np.uint8).reshape(real, 32)
     return result
-
-
-def proof_bytes(tree: LiabilityTree, account_number: int) -> bytes:
-    from coffer.por.verify import serialize_inclusion_proof
-
-    return serialize_inclusion_proof(tree.proof_for(account_number))
