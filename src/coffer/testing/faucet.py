@@ -36,7 +36,12 @@ class Faucet:
 
     def fund(self, blocks: int = COINBASE_MATURITY + 10) -> None:
         """Mine coinbases to the faucet and let them mature."""
-        self._chain.mine(blocks, script_pubkey=self._spk)  # type: ignore[attr-defined]
+        self.mine(blocks)
+
+    def mine(self, blocks: int = 1) -> list[str]:
+        """Mine blocks paying the faucet (works on the embedded chain and over Core's RPC)."""
+        hashes: list[str] = self._chain.mine(blocks, address=self.address)  # type: ignore[attr-defined]
+        return hashes
 
     def pay(self, address: str, amount_sats: int) -> str:
         """Pay `address` from one mature coin, change back to the faucet; returns the txid."""
