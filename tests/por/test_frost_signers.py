@@ -58,3 +58,21 @@ def test_frost_taproot_hot_key_proves_control() -> None:
     address = Script(bip322.p2tr_script(output_key)).address(NETWORKS["regtest"])
     kernel_verify(address, challenge, proof)
     assert "simple" == bip322_verify(address, challenge, proof)
+
+
+def test_threshold_ecdsa_hot_address_proves_control() -> None:
+    """Two DKLs23 co-signers sign the challenge for the Ethereum hot address; the verifier accepts it."""
+    from coffer.mpc.ecdsa.dealer import deal_key
+    from coffer.mpc.ecdsa.hd import ethereum_address
+    from coffer.mpc.ecdsa.local import pair_all, sign_locally
+    from coffer.por import eth
+    from coffer.por.verify import eth_verify
+
+    rng = random.Random(6).randbytes
+    _, shares = deal_key(b"eth-hot", 2, 3, rng)
+    signers = {share.identifier: share for share in shares if share.identifier in (1, 3)}
+    address = ethereum_address(shares[0].public_key)
+    challenge = reserves_challenge("ETH", "ethereum", 99, "12" * 32)
+    signature = sign_locally(signers, pair_all(sorted(signers), b"eth-hot", rng), eth.personal_digest(challenge))[1]
+    encoded = eth.assemble(address, challenge, signature.r, signature.s, signature.recovery_id)
+    eth_verify(address, challenge, encoded)
