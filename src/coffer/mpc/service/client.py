@@ -13,6 +13,8 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from coffer.mpc.errors import InvalidSignatureShare
@@ -32,6 +34,9 @@ __all__ = ["CosignerClient", "RPC_TIMEOUT_S", "POOL_MAX"]
 
 RPC_TIMEOUT_S: Final = 30.0
 POOL_MAX: Final = 16
+INFLIGHT_MAX: Final = 4
+BATCH_CALLS_MAX: Final = 64
+BATCH_PATH: Final = "/v1/batch"
 
 
 class _Connection(http.client.HTTPSConnection):
@@ -48,11 +53,66 @@ class _Connection(http.client.HTTPSConnection):
             raise ssl.SSLError(f"peer certificate names {names}, expected {self.expected_name!r}")
 
 
+@dataclass(slots=True)
+class _Pending:
+    path: str
+    body: dict[str, Any]
+    result: tuple[int, dict[str, Any]] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class _Batcher:
+    """Pipelining: calls made while INFLIGHT_MAX batches are on the wire queue up and go together.
+
+    A lone call is sent at once (a batch of one); under load each HTTP request carries many
+    calls, which the co-signer runs concurrently (so their durable writes share an fsync).
+    """
+
+    def __init__(self, send: Callable[[list[tuple[str, dict[str, Any]]]], list[tuple[int, dict[str, Any]]]]) -> None:
+        self._send = send
+        self._condition = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._inflight = 0
+
+    def call(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        item = _Pending(path, body)
+        with self._condition:
+            self._queue.append(item)
+            while not item.done:
+                if self._inflight < INFLIGHT_MAX and self._queue:
+                    batch, self._queue = self._queue[:BATCH_CALLS_MAX], self._queue[BATCH_CALLS_MAX:]
+                    self._inflight += 1
+                    self._condition.release()
+                    try:
+                        self._deliver(batch)
+                    finally:
+                        self._condition.acquire()
+                        self._inflight -= 1
+                        self._condition.notify_all()
+                else:
+                    self._condition.wait()
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    def _deliver(self, batch: list[_Pending]) -> None:
+        try:
+            results = self._send([(item.path, item.body) for item in batch])
+        except BaseException as error:  # every caller in the batch sees the transport failure
+            for item in batch:
+                item.error, item.done = error, True
+            return
+        for item, result in zip(batch, results, strict=True):
+            item.result, item.done = result, True
+
+
 class CosignerClient:
     """Calls one co-signer's endpoints. Thread-safe."""
 
     def __init__(self, cosigner_id: int, port: int, tls: TlsFiles, *, host: str = "127.0.0.1",
-                 timeout_s: float = RPC_TIMEOUT_S) -> None:
+                 timeout_s: float = RPC_TIMEOUT_S, batching: bool = True) -> None:
         self.cosigner_id = cosigner_id
         self.port = port
         self._host = host
@@ -61,6 +121,7 @@ class CosignerClient:
         self._context.check_hostname = True
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
+        self._batcher = _Batcher(self._send_batch) if batching else None
 
     def __repr__(self) -> str:
         return f"CosignerClient(id={self.cosigner_id}, port={self.port})"
@@ -87,7 +148,16 @@ class CosignerClient:
             connection.close()
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        payload = encode_body(body)
+        """One request; with batching on, concurrent calls share HTTP requests (/v1/batch)."""
+        if self._batcher is None:
+            status, data = self._post(path, encode_body(body))
+            return self._decode(status, data)
+        status, reply = self._batcher.call(path, body)
+        if status == 200:
+            return reply
+        raise _error(self.cosigner_id, status, reply)
+
+    def _post(self, path: str, payload: bytes) -> tuple[int, bytes]:
         for attempt in (1, 2):  # a pooled socket the server closed is retried once on a fresh one
             connection = self._take()
             fresh = connection.sock is None
@@ -104,8 +174,22 @@ class CosignerClient:
                     continue
                 raise CosignerUnavailable(self.cosigner_id, type(error).__name__) from None
             self._give_back(connection)
-            return self._decode(status, data)
+            return status, data
         raise CosignerUnavailable(self.cosigner_id, "no connection")
+
+    def _send_batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+        status, data = self._post(BATCH_PATH, encode_body({"calls": [{"path": p, "body": b} for p, b in calls]}))
+        reply = self._decode(status, data)
+        results = reply.get("results")
+        if set(reply) != {"results"} or not isinstance(results, list) or len(results) != len(calls):
+            raise ProtocolViolation("batch reply does not answer every call", sender=self.cosigner_id)
+        out = []
+        for result in results:
+            if not isinstance(result, dict) or set(result) != {"status", "body"} or not isinstance(
+                    result["status"], int) or not isinstance(result["body"], dict):
+                raise ProtocolViolation("malformed batch result", sender=self.cosigner_id)
+            out.append((result["status"], result["body"]))
+        return out
 
     def _decode(self, status: int, data: bytes) -> dict[str, Any]:
         try:

@@ -96,7 +96,7 @@ class MpcKey:
         return next(m.cosigner for m in self.members if m.identifier == identifier)
 
     def taproot_output_key(self) -> bytes:
-        return frost.taproot_output_key(self.public)[0]
+        return msg.taproot_key(self.public)[0]
 
     def publication_public_key(self) -> bytes:
         """The 32-byte Ed25519 public key (RFC 8032 encoding), for an "ed25519" key."""
@@ -352,7 +352,7 @@ class MpcCoordinator:
                            cosigners: Sequence[int] | None = None, network: str = "regtest") -> list[bytes]:
         """BIP-340 signatures (one per input) for a key-path spend of the key's P2TR output."""
         key = self.key(key_id)
-        output_key, tweaks = frost.taproot_output_key(key.public)
+        output_key, tweaks = msg.taproot_key(key.public)
         payments = [(msg.address_script(r.destination, network), r.amount_minor) for r, _ in approvals]
         check = msg.check_taproot_spend(raw_tx, prevouts, msg.p2tr_script(output_key), payments)
         payload = {"tx": raw_tx.hex(),

@@ -152,6 +152,7 @@ class Cosigner:
         self._rng = rng
         self._lock = threading.Lock()
         self._hostkey_lock = threading.Lock()
+        self._clear_lock = threading.Lock()
         self._sessions: dict[bytes, _Session] = {}
         self._dkg: dict[bytes, _DkgRun] = {}
         self._dealings: dict[bytes, _Dealing] = {}
@@ -402,28 +403,29 @@ class Cosigner:
                                                                       items_max=msg.TX_OUTPUTS_MAX)]
         if not approvals:
             raise SpendNotApproved("a spend needs at least one approved request", cosigner=self.cosigner_id)
-        output_key, tweaks = frost.taproot_output_key(public)
+        output_key, tweaks = msg.taproot_key(public)
         payments = [(msg.address_script(request.destination, self._network), request.amount_minor)
                     for request, _ in approvals]
         check = msg.check_taproot_spend(raw_tx, prevouts, msg.p2tr_script(output_key), payments)
         self._require_clear()
-        fresh = []
-        for request, decision in approvals:
-            cleared_for = self._store.cleared_txid(request.digest())
-            if cleared_for is None:
-                fresh.append((request, decision))
-            elif cleared_for != check.txid:
-                raise CosignerRefused("this request was already signed in another transaction",
-                                      rule="request.already_signed", cosigner=self.cosigner_id)
-        if fresh:
-            try:
-                self._guard.check_batch(fresh, now=self._clock())
-            except (PolicyError, Refused) as refusal:
-                raise CosignerRefused(str(refusal), rule=getattr(refusal, "rule", "policy"),
-                                      cosigner=self.cosigner_id) from None
-            self._store.record_cleared([r.digest() for r, _ in fresh], check.txid, _now_s(self._clock()))
-            log.info("mpc.cosigner.spend_cleared", cosigner=self.cosigner_id, txid=check.txid,
-                     requests=[r.digest_hex for r, _ in fresh], inputs=len(check.messages))
+        with self._clear_lock:  # check-then-record must not interleave with another session's
+            fresh = []
+            for request, decision in approvals:
+                cleared_for = self._store.cleared_txid(request.digest())
+                if cleared_for is None:
+                    fresh.append((request, decision))
+                elif cleared_for != check.txid:
+                    raise CosignerRefused("this request was already signed in another transaction",
+                                          rule="request.already_signed", cosigner=self.cosigner_id)
+            if fresh:
+                try:
+                    self._guard.check_batch(fresh, now=self._clock())
+                except (PolicyError, Refused) as refusal:
+                    raise CosignerRefused(str(refusal), rule=getattr(refusal, "rule", "policy"),
+                                          cosigner=self.cosigner_id) from None
+                self._store.record_cleared([r.digest() for r, _ in fresh], check.txid, _now_s(self._clock()))
+                log.info("mpc.cosigner.spend_cleared", cosigner=self.cosigner_id, txid=check.txid,
+                         requests=[r.digest_hex for r, _ in fresh], inputs=len(check.messages))
         return check.messages, tweaks
 
     def _approval(self, item: Body) -> tuple[WithdrawalRequest, SignedDecision]:

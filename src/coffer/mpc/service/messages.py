@@ -31,11 +31,12 @@ from embit.transaction import SIGHASH, Transaction
 
 from coffer.canonical import canonical_json
 from coffer.hsm import Hsm, normalize_low_s
+from coffer.mpc import frost
 from coffer.mpc.service.errors import OpaqueMessageRefused, SpendNotApproved
 from coffer.policy import ATTESTATION_KEY_LABEL, AttestationRefused
 
 __all__ = [
-    "Prevout", "SpendCheck", "p2tr_script", "p2tr_address", "address_script", "check_taproot_spend",
+    "Prevout", "SpendCheck", "taproot_key", "p2tr_script", "p2tr_address", "address_script", "check_taproot_spend",
     "PUBLICATION_PREFIXES", "check_publication", "publication_digest", "attest_publication",
     "verify_publication_attestation", "refresh_test_message", "session_id", "messages_digest",
     "FEE_RATE_SAT_VB_MAX", "TX_INPUTS_MAX", "TX_OUTPUTS_MAX", "PUBLICATION_BYTES_MAX",
@@ -81,6 +82,13 @@ def p2tr_address(output_key: bytes, network: str = "regtest") -> str:
     return str(Script(p2tr_script(output_key)).address(NETWORKS[network]))
 
 
+@functools.lru_cache(maxsize=64)
+def taproot_key(public: frost.PublicKeyPackage) -> tuple[bytes, tuple[frost.Tweak, ...]]:
+    """`frost.taproot_output_key` of a key package, computed once per package."""
+    return frost.taproot_output_key(public)
+
+
+@functools.lru_cache(maxsize=4096)
 def address_script(address: str, network: str) -> bytes:
     """The scriptPubKey of `address`, refusing an address of another network."""
     try:
