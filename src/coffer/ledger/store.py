@@ -477,11 +477,10 @@ class Ledger:
                                  "FROM STDIN") as copy:
                     copy.write(posting_text)
             return
-        columns = ("id", "idempotency_key", "kind", "asset", "digest", "reason", "metadata", "at")
-        conn.execute(ledger_transfers.insert(), [dict(zip(columns, row, strict=True)) for row in transfer_rows])
-        posting_columns = ("transfer_id", "idx", "account_id", "side", "amount")
-        conn.execute(ledger_postings.insert(),
-                     [dict(zip(posting_columns, row, strict=True)) for row in posting_rows])
+        conn.exec_driver_sql("INSERT INTO ledger_transfers (id, idempotency_key, kind, asset, digest, reason, "
+                             "metadata, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", transfer_rows)
+        conn.exec_driver_sql("INSERT INTO ledger_postings (transfer_id, idx, account_id, side, amount) "
+                             "VALUES (?, ?, ?, ?, ?)", posting_rows)
 
     def _store_balances(self, conn: Connection, balances: Mapping[int, int]) -> None:
         if not balances:
@@ -494,10 +493,8 @@ class Ledger:
                     (list(balances), [Decimal(value) for value in balances.values()]))
                 invariant(cursor.rowcount == len(balances), "balance update missed an account")
             return
-        result = conn.execute(sa.update(ledger_accounts).where(ledger_accounts.c.id == sa.bindparam("account_id"))
-                              .values(balance=sa.bindparam("new_balance")),
-                              [{"account_id": account_id, "new_balance": value}
-                               for account_id, value in balances.items()])
+        result = conn.exec_driver_sql("UPDATE ledger_accounts SET balance = ? WHERE id = ?",
+                                      [(str(value), account_id) for account_id, value in balances.items()])
         invariant(result.rowcount == len(balances), "balance update missed an account")
 
     def _audit_applied(self, conn: Connection, actor: str, transfers: Sequence[Transfer],
