@@ -35,3 +35,19 @@ def test_ethereum_balances() -> None:
     number, balances = ethereum_balances(chain, addresses)
     assert chain.block_number() == number
     assert all(balance > 2**64 for balance in balances.values())
+
+
+def test_derivatives_equity_is_floored_at_zero() -> None:
+    """Balance plus unrealised PnL at mark per account; an account under water owes nothing, not less."""
+    from coffer.exchange.model import Contract, ContractKind, PositionSnapshot
+    from coffer.por.adapters import floor_equity, unrealised_pnl_by_account
+
+    contracts = {"XBTUSD": Contract("XBTUSD", ContractKind.LINEAR, "BTC", 1, 50),
+                 "ETHUSD": Contract("ETHUSD", ContractKind.LINEAR, "ETH", 1, 50)}
+    positions = [PositionSnapshot("alice", "XBTUSD", 10, 1_000), PositionSnapshot("bob", "XBTUSD", -10, -1_000),
+                 PositionSnapshot("alice", "ETHUSD", 5, 5)]
+    pnl = unrealised_pnl_by_account(positions, contracts, {"XBTUSD": 150, "ETHUSD": 1},
+                                    {"alice": 7, "bob": 8}, "BTC")
+    assert {7: 500, 8: -500} == pnl
+    assert [(7, 600), (8, 0)] == [(item.account_number, item.amount)
+                                  for item in floor_equity([(7, 100), (8, 100)], pnl)]

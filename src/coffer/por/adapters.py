@@ -17,15 +17,37 @@ from coffer.por.verify import tree_unit_scale
 
 if TYPE_CHECKING:
     from coffer.chain.interface import BitcoinChain, BlockRef, EthereumChain
+    from coffer.exchange.model import Contract, PositionSnapshot
     from coffer.ledger import Ledger
 
-__all__ = ["liabilities_from_ledger", "floor_equity", "bitcoin_balances_at_tip", "ethereum_balances"]
+__all__ = ["liabilities_from_ledger", "floor_equity", "unrealised_pnl_by_account", "bitcoin_balances_at_tip",
+           "ethereum_balances"]
 
 
 def floor_equity(balances: Iterable[tuple[int, int]], unrealised_pnl: Mapping[int, int] | None = None) -> list[Liability]:
     """Balance plus unrealised PnL per account, floored at zero."""
     pnl = unrealised_pnl or {}
     return [Liability(account, max(0, balance + pnl.get(account, 0))) for account, balance in balances]
+
+
+def unrealised_pnl_by_account(positions: Iterable[PositionSnapshot], contracts: Mapping[str, Contract],
+                              mark_values: Mapping[str, int], account_numbers: Mapping[str, int],
+                              asset: str) -> dict[int, int]:
+    """Unrealised PnL at mark per account number, over the contracts that settle in `asset`.
+
+    `mark_values` is each contract's value at the mark price (the exchange's v(mark));
+    `account_numbers` maps the exchange's account ids to the ledger's 64-bit account numbers.
+    """
+    from coffer.exchange.accounting import Position, unrealised_pnl
+
+    pnl: dict[int, int] = {}
+    for position in positions:
+        if contracts[position.contract].settle_asset != asset:
+            continue
+        number = account_numbers[position.account]
+        pnl[number] = pnl.get(number, 0) + unrealised_pnl(Position(position.size, position.cost_minor),
+                                                          mark_values[position.contract])
+    return pnl
 
 
 def liabilities_from_ledger(ledger: Ledger, asset: str, *,
