@@ -87,6 +87,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.mpc.service.cli", "cosigner", "cosigner"),
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
     ("coffer.mpc.ecdsa_service.cli", "ecdsa_cosigner", "ecdsa-cosigner"),
+    ("coffer.ledger.cli", "ledger_app", "ledger"),
 ]
 
 
