@@ -5,6 +5,7 @@ replays, mismatched spends and a halt are all refused."""
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from structlog.testing import capture_logs
 
 from coffer.eth import EthSpend
 from coffer.mpc.ecdsa_service import SigningAborted
+from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.harness import EcdsaCluster, start_ecdsa_cluster
 from coffer.mpc.errors import InsufficientSigners
-from coffer.mpc.service.client import CosignerClient
 from coffer.mpc.service.errors import CosignerRefused, CosignerRevoked, OpaqueMessageRefused, SessionReplayed
 from coffer.testing import wait_until
 
@@ -43,8 +44,8 @@ def _approved(cluster: EcdsaCluster, value_wei: int = VALUE_WEI) -> list[tuple[A
     return [(request, cluster.attest(request))]
 
 
-def _client(cluster: EcdsaCluster, cosigner: int) -> CosignerClient:
-    return CosignerClient(cosigner, cluster.ports[cosigner], cluster.tls)
+def _client(cluster: EcdsaCluster, cosigner: int) -> EcdsaClient:
+    return EcdsaClient(cosigner, cluster.ports[cosigner], cluster.tls)
 
 
 def _round1_body(key_id: str, signers: list[int], spend: EthSpend, approvals: list[tuple[Any, Any]],
@@ -132,12 +133,18 @@ def test_kill_between_rounds_fails_cleanly_then_a_new_session_signs(cluster: Ecd
 
 
 def test_replayed_session_is_refused(cluster: EcdsaCluster) -> None:
-    """The same round-1 request twice (same nonce, so the same session id) is refused the second time."""
+    """Round 1 is marked used durably; the same round-1 request again (same session id) is refused."""
     coordinator = cluster.coordinator
     coordinator.create_key("replay", 2)
     coordinator.pair("replay", 1, 2)
     body = _round1_body("replay", [1, 2], _spend(), _approved(cluster), nonce=secrets.token_bytes(32))
     first = _client(cluster, 1).call("/v1/ecdsa/sign/round1", body)
+    database = sqlite3.connect(cluster.home / "cosigners" / "1" / "ecdsa" / "ecdsa.db")
+    try:  # "round 1 used" was on disk before the round-1 output left the co-signer
+        assert [(1,)] == database.execute("SELECT round FROM sessions WHERE session_id = ?",
+                                          (bytes.fromhex(first["session_id"]),)).fetchall()
+    finally:
+        database.close()
     with pytest.raises(SessionReplayed):
         _client(cluster, 1).call("/v1/ecdsa/sign/round1", body)
     _client(cluster, 1).call("/v1/ecdsa/sign/abort", {"session_id": first["session_id"], "reason": "test"})

@@ -1,6 +1,6 @@
 """The coordinator's side of threshold ECDSA: DKG, pairing, 2-of-3 signing, re-share; no share, ever.
 
-`EcdsaCoordinator` drives the co-signer processes over mutual TLS (`CosignerClient`). It relays
+`EcdsaCoordinator` drives the co-signer processes over mutual TLS (`EcdsaClient`). It relays
 their sealed messages (it can read none of them), combines the round-three broadcasts into the
 signature and verifies it before releasing it: ECDSA verification by libsecp256k1 (coincurve)
 against the (tweaked) key, low S, the recovery id, and `eth_account` recovering the paying address
@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import coincurve
@@ -36,10 +37,10 @@ from coffer.mpc.ecdsa import (
 )
 from coffer.mpc.ecdsa.curve import Q, point_bytes
 from coffer.mpc.ecdsa.sign import finish_signature, tweaked_key
+from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL
 from coffer.mpc.ecdsa_service.errors import KeyDisagreement, PairingFailed, SignatureRejected, SigningAborted
 from coffer.mpc.errors import InsufficientSigners, InvalidMessage
-from coffer.mpc.service.client import CosignerClient
 from coffer.mpc.service.errors import (
     CosignerRefused,
     CosignerRevoked,
@@ -50,6 +51,7 @@ from coffer.mpc.service.errors import (
     UnknownKey,
 )
 from coffer.policy import SignedDecision, WithdrawalRequest
+from coffer.tls import TlsFiles
 
 __all__ = ["EcdsaCoordinator", "EcdsaKey", "SignedTransaction", "PAIR_ROUNDS"]
 
@@ -100,7 +102,7 @@ class SignedTransaction:
 class EcdsaCoordinator:
     """Talks to the ECDSA co-signers (`clients`: co-signer id -> client). Thread-safe for reads."""
 
-    def __init__(self, clients: Mapping[int, CosignerClient], *,
+    def __init__(self, clients: Mapping[int, EcdsaClient], *,
                  rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self._clients = dict(clients)
         self._rng = rng
@@ -110,6 +112,20 @@ class EcdsaCoordinator:
 
     def __repr__(self) -> str:
         return f"EcdsaCoordinator(cosigners={sorted(self._clients)})"
+
+    @classmethod
+    def from_home(cls, home: Path) -> EcdsaCoordinator:
+        """The coordinator for the co-signers of HOME (their HOME/cosigners/N/ecdsa/port files) with
+        the coordinator's TLS certificate from HOME/tls/coordinator."""
+        tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
+                       home / "tls" / "coordinator" / "tls.key")
+        clients = {}
+        for directory in sorted((home / "cosigners").glob("*")):
+            port_file = directory / "ecdsa" / "port"
+            if directory.name.isdigit() and port_file.exists():
+                cosigner = int(directory.name)
+                clients[cosigner] = EcdsaClient(cosigner, int(port_file.read_text()), tls)
+        return cls(clients)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from coffer.hsm import Hsm
+from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
-from coffer.mpc.service.client import CosignerClient
 from coffer.mpc.service.harness import ROLES, NoticeSource
 from coffer.mpc.service.pins import CosignerPins, write_pins
 from coffer.policy import (
@@ -106,7 +106,7 @@ class EcdsaCluster:
                                AttestedFacts(False, now_s - 3 * 86400, hot_balance_wei), now_s=now_s)
 
     def status(self, cosigner: int) -> dict[str, Any]:
-        return CosignerClient(cosigner, self.ports[cosigner], self.tls).call("/v1/ecdsa/status", {})
+        return EcdsaClient(cosigner, self.ports[cosigner], self.tls).call("/v1/ecdsa/status", {})
 
     def stop(self) -> None:
         self.coordinator.close()
@@ -133,7 +133,7 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
         write_pins(home / "cosigners" / str(cosigner), CosignerPins(
             attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
     ports = {cosigner: free_port() for cosigner in ids}
-    clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls) for cosigner in ids}
+    clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
     cluster = EcdsaCluster(home, hsm, attestation_key, notices, notice_server, {}, ports, tls,
                            EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))
     for cosigner in ids:

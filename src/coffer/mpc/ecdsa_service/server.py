@@ -27,7 +27,7 @@ from coffer.mpc.errors import InvalidMessage, MalformedInput, MpcError
 from coffer.mpc.service.errors import CosignerRefused, UnknownKey
 from coffer.mpc.service.wire import BODY_BYTES_MAX, encode_body
 from coffer.policy.errors import PolicyError
-from coffer.tls import TlsFiles, server_context
+from coffer.tls import TlsFiles, issue_certificate, server_context
 
 __all__ = ["EcdsaCosignerServer", "run_ecdsa_cosigner", "open_ecdsa_cosigner", "ecdsa_dir", "ROUTES"]
 
@@ -48,6 +48,15 @@ log = get_logger("coffer.mpc.ecdsa_service.server")
 
 def ecdsa_dir(home: Path, cosigner_id: int) -> Path:
     return home / "cosigners" / str(cosigner_id) / "ecdsa"
+
+
+def cosigner_tls(home: Path, cosigner_id: int) -> TlsFiles:
+    """Co-signer N's certificate ("cosigner-N") from the local CA in HOME/tls, issued on first use;
+    the same one the FROST co-signer of the same number uses."""
+    directory = home / "tls" / f"cosigner-{cosigner_id}"
+    if (directory / "tls.pem").exists():
+        return TlsFiles(home / "tls" / "ca.pem", directory / "tls.pem", directory / "tls.key")
+    return issue_certificate(home / "tls", directory, f"cosigner-{cosigner_id}")
 
 
 def error_body(error: Exception) -> tuple[int, dict[str, Any]]:
@@ -200,7 +209,6 @@ def run_ecdsa_cosigner(home: Path, cosigner_id: int, port: int | None, *,
                        cosigner_class: type[EcdsaCosigner] = EcdsaCosigner) -> None:
     """Open (or create) the co-signer's ECDSA directory, token and store; serve until killed."""
     from coffer.home import use_softhsm_conf
-    from coffer.mpc.service.server import cosigner_tls
 
     directory = ecdsa_dir(home, cosigner_id)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
