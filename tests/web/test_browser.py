@@ -68,11 +68,18 @@ def test_security_centre_in_browser(web: Web, server: str, page: Page, client_gp
         expect(page.locator("#client-id")).to_have_text("alice")
         expect(page.locator("#account-nonce")).to_have_text(web.nonces["alice"])
 
+        page.fill("#armored", client_gpg.export_secret(ALICE).decode())
+        page.click("#submit-key")
+        expect(page.locator("#error")).to_contain_text("SECRET key")
+        expect(page.locator("#armored")).to_have_value("")  # a pasted secret key is never echoed back
+        expect(page.locator("#no-active-key")).to_be_visible()
+        _shot(page, "02-secret-key-refused")
+
         page.fill("#armored", client_gpg.export(ALICE).decode())
         page.click("#submit-key")
         expect(page.locator("#notice")).to_contain_text("received")
         fingerprint = page.locator("#pending-fingerprint").inner_text()
-        _shot(page, "02-key-pending")
+        _shot(page, "03-key-pending")
         wait_until(lambda: worker.run_once(web.clock()) or not web.notify.outbox.items(status="pending"), timeout=10)
         challenge = next(m for m in smtp.messages if m["To"] == "alice@example.com"
                          and m.get_content_type() == "multipart/encrypted" and "Confirm your OpenPGP key" in client_gpg.decrypt(encrypted_part(m)))
@@ -81,7 +88,7 @@ def test_security_centre_in_browser(web: Web, server: str, page: Page, client_gp
         page.fill("#challenge-code", code)
         page.click("#confirm-key")
         expect(page.locator("#active-fingerprint")).to_have_text(fingerprint)
-        _shot(page, "03-key-active")
+        _shot(page, "04-key-active")
 
         page.select_option("#wl-asset", "BTC")
         page.fill("#wl-destination", "bcrt1qbrowseraddress0000000")
@@ -89,7 +96,7 @@ def test_security_centre_in_browser(web: Web, server: str, page: Page, client_gp
         page.click("#add-address")
         expect(page.locator("#whitelist-table")).to_contain_text("bcrt1qbrowseraddress0000000")
         expect(page.locator("#whitelist-table")).to_contain_text("time-locked")
-        _shot(page, "04-whitelist")
+        _shot(page, "05-whitelist")
         assert web.policy.whitelisted_at("alice", "BTC", "bcrt1qbrowseraddress0000000") is not None
 
         page.click("text=Secure tickets")
@@ -97,7 +104,7 @@ def test_security_centre_in_browser(web: Web, server: str, page: Page, client_gp
         page.fill("#ticket-body", "Someone asked for my two-factor code.")
         page.click("#send-ticket")
         expect(page.locator("#notice")).to_contain_text("encrypted to the security team")
-        _shot(page, "05-ticket")
+        _shot(page, "06-ticket")
 
         worker.run_once(web.clock())
         mails = [m for m in smtp.messages if m["To"] == "alice@example.com"]
