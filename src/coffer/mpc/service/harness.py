@@ -127,13 +127,53 @@ class Cluster:
 def _process(home: Path, cosigner: int, port: int) -> ServiceProcess:
     return ServiceProcess.python(f"cosigner-{cosigner}", ["cosigner", "--id", str(cosigner), "--home", str(home),
                                                           "--port", str(port)],
-                                 workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=60)
+                                 workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=180)
+
+
+def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins) -> TlsFiles:
+    """Write each co-signer's pins and make sure the local CA and the coordinator's certificate
+    exist in HOME/tls (as `coffer init` does); returns the coordinator's TLS files."""
+    make_ca(home / "tls")
+    coordinator_dir = home / "tls" / "coordinator"
+    if (coordinator_dir / "tls.pem").exists():
+        tls = TlsFiles(home / "tls" / "ca.pem", coordinator_dir / "tls.pem", coordinator_dir / "tls.key")
+    else:
+        tls = issue_certificate(home / "tls", coordinator_dir, "coordinator")
+    for cosigner in cosigners:
+        write_pins(home / "cosigners" / str(cosigner), pins)
+    return tls
+
+
+def spawn_cosigners(home: Path, cosigners: Iterable[int], *, timeout_s: float = 180.0
+                    ) -> tuple[dict[int, ServiceProcess], dict[int, int]]:
+    """Start `coffer cosigner --id N --home HOME` for each N at once; wait until all listen."""
+    import subprocess
+
+    from coffer.testing import wait_until
+
+    ids = list(cosigners)
+    ports = {cosigner: free_port() for cosigner in ids}
+    processes = {cosigner: _process(home, cosigner, ports[cosigner]) for cosigner in ids}
+    for process in processes.values():  # started together: their import times overlap
+        process.workdir.mkdir(parents=True, exist_ok=True)
+        log = process.log_path.open("ab")
+        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+    try:
+        for process in processes.values():
+            wait_until(process._alive_and_ready, timeout=timeout_s, what=f"{process.name} ready")
+    except BaseException:
+        for process in processes.values():
+            process.stop()
+        raise
+    return processes, ports
 
 
 def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_max_age_s: int = 4) -> Cluster:
+    """Everything a test needs: pins with a test attestation key and operators, a notice server,
+    n co-signer processes, and an `MpcCoordinator` over a SQLite file in HOME."""
     home.mkdir(parents=True, exist_ok=True)
-    make_ca(home / "tls")
-    tls = issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")
     token = make_token(f"coord-{secrets.token_hex(4)}")
     hsm = token.open()
     attestation_key = ensure_attestation_key(hsm)
@@ -142,28 +182,9 @@ def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
     ids = list(cosigners)
-    for cosigner in ids:
-        write_pins(home / "cosigners" / str(cosigner), CosignerPins(
-            attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
-    ports = {cosigner: free_port() for cosigner in ids}
-    processes = {}
-    for cosigner in ids:
-        process = _process(home, cosigner, ports[cosigner])
-        process.ready_timeout_s = 60
-        processes[cosigner] = process
-    # start them together: each one's import time overlaps the others'
-    import subprocess
-
-    for process in processes.values():
-        process.workdir.mkdir(parents=True, exist_ok=True)
-        log = process.log_path.open("ab")
-        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-    from coffer.testing import wait_until
-
-    for process in processes.values():
-        wait_until(process._alive_and_ready, timeout=180, what=f"{process.name} ready")
+    tls = provision_cosigners(home, ids, CosignerPins(attestation_key, bytes(notices.key.verify_key),
+                                                      notice_server.url, notice_max_age_s, operators))
+    processes, ports = spawn_cosigners(home, ids)
     engine = make_engine(sqlite_url(home / "coordinator.db"))
     migrate(engine)
     clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls) for cosigner in ids}
