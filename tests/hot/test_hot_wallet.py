@@ -80,7 +80,7 @@ def test_accelerated_withdrawal_is_accepted_and_settled(env: Env) -> None:
     request = env.cluster.request(env.faucet.address, 250_000, account="alice")
     decision = env.cluster.attest(request)
 
-    payment = env.wallet.pay(request, decision, client_id="alice", now=_now())
+    payment = env.wallet.dispatch(request, decision, _now())  # the withdrawal desk's hot_dispatch
     assert "broadcast" == payment.status
     assert payment == env.wallet.pay(request, decision, client_id="alice", now=_now())  # once only
     env.chain.mine(1)

@@ -122,6 +122,12 @@ class HotWallet:
         assert row is not None
         return self._resume(row, request, decision, now)
 
+    def dispatch(self, request: WithdrawalRequest, decision: SignedDecision, now: dt.datetime) -> HotPayment:
+        """`WithdrawalDesk(hot_dispatch=...)` entry point: pay a hot-routed BTC request now; a
+        client withdrawal settles against the client's held funds (client id = request.account)."""
+        client_id = request.account if request.kind is RequestKind.CLIENT_WITHDRAWAL else None
+        return self.pay(request, decision, client_id=client_id, now=now)
+
     def _check_request(self, request: WithdrawalRequest) -> None:
         if request.asset != "BTC" or request.source_wallet not in ("hot", "auto"):
             raise HotPaymentRefused("the hot wallet pays BTC requests routed to it only")
