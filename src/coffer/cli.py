@@ -88,6 +88,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
     ("coffer.mpc.ecdsa_service.cli", "ecdsa_cosigner", "ecdsa-cosigner"),
     ("coffer.ledger.cli", "ledger_app", "ledger"),
+    ("coffer.web.console.serve", "serve", "serve"),
 ]
 
 

@@ -148,7 +148,9 @@ class Ed25519ApprovalVerifier:
 
 
 def default_verifiers() -> Mapping[str, ApprovalVerifier]:
-    return {ED25519_SCHEME: Ed25519ApprovalVerifier()}
+    from coffer.policy.webauthn import WEBAUTHN_SCHEME, WebAuthnApprovalVerifier  # issue 12: security keys
+
+    return {ED25519_SCHEME: Ed25519ApprovalVerifier(), WEBAUTHN_SCHEME: WebAuthnApprovalVerifier()}
 
 
 def _verify_one(approval: Approval, request: WithdrawalRequest, digest: bytes, registry: OperatorRegistry,

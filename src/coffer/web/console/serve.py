@@ -1,0 +1,134 @@
+"""`coffer serve`: the coordinator's web server. Opens the coordinator for a data directory,
+starts the halt-notice server, the reconciliation scheduler (the on-chain check of the cold
+wallet, when one is set up) and the mail outbox, and serves one app: the client security centre,
+the operations console and the public proof-of-reserves page. Holds no key and no share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from fastapi import FastAPI
+
+from coffer.coordinator import Coordinator
+from coffer.log import get_logger
+from coffer.web.console.parts import ConsoleParts, SignerView
+
+__all__ = ["serve", "build_app", "ServedApp", "loopback_origins"]
+
+_log = get_logger("coffer.serve")
+
+
+class _Runtime:
+    """Adapts ReconRuntime (start()/stop()) to the app's background-worker protocol."""
+
+    def __init__(self, runtime: Any) -> None:
+        self._runtime = runtime
+
+    def start(self, interval_s: float = 1.0) -> None:
+        self._runtime.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._runtime.stop()
+
+
+def loopback_origins(host: str, port: int) -> tuple[str, tuple[str, ...]]:
+    """(relying-party id, allowed origins). WebAuthn needs a host name, so loopback means localhost."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "localhost", (f"http://localhost:{port}",)
+    return host, (f"https://{host}:{port}", f"https://{host}")
+
+
+def _signers(coordinator: Coordinator) -> Sequence[SignerView]:
+    keys: tuple[Any, ...] = ()
+    try:
+        keys = tuple(coordinator.cold.wallet().keys)
+    except Exception:  # no cold wallet yet: no key ids to show
+        keys = ()
+    views = []
+    for signer_id in coordinator.signer_ids():
+        key_ids = (keys[signer_id - 1].fingerprint,) if len(keys) >= signer_id else ()
+        views.append(SignerView("cold signer", str(signer_id), coordinator.signer_url(signer_id), key_ids=key_ids))
+    return views
+
+
+def _onchain_runtime(coordinator: Coordinator) -> Any | None:
+    """Reconciliation of the cold wallet against the chain, if a cold wallet exists."""
+    from coffer.recon import CustodyScript, OnchainSource, ReconRuntime, bitcoin_holdings, ledger_custody
+
+    try:
+        coordinator.cold.wallet()
+    except Exception:  # no cold wallet set up: nothing to reconcile on chain yet
+        return None
+
+    def scripts() -> list[CustodyScript]:
+        return [CustodyScript("BTC", "cold", script.hex()) for script in coordinator.cold.custody_scripts()]
+
+    source = OnchainSource(scripts=scripts, holdings={"BTC": lambda s: bitcoin_holdings(coordinator.bitcoin, s)},
+                           ledger_view=lambda assets: ledger_custody(coordinator.ledger, assets))
+    return ReconRuntime.from_config(coordinator.config, coordinator.engine, coordinator.halt, node="serve",
+                                    onchain=source)
+
+
+@dataclass
+class ServedApp:
+    app: FastAPI
+    console: ConsoleParts
+    background: list[Any] = field(default_factory=list)
+
+
+def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path | None = None,
+              por_public_key: bytes | None = None, recon: bool = True, mail: bool = True) -> ServedApp:
+    """The whole app over an opened coordinator (also used by tests and bench/web.py)."""
+    from coffer.clients import HsmSeal
+    from coffer.web import context_from_config, create_app
+    from coffer.web.console import install_console
+
+    policy = coordinator.policy
+    context = context_from_config(coordinator.config, coordinator.engine, policy=policy,
+                                  seal=HsmSeal(coordinator.hsm))
+    context.secure_cookies = False  # plain HTTP on loopback; put TLS in front of it anywhere else
+    rp_id, origins = loopback_origins(host, port)
+    console = ConsoleParts(coordinator.engine, policy, coordinator.halt, coordinator.audit, coordinator.ledger,
+                           rp_id=rp_id, origins=origins, signers=lambda: _signers(coordinator),
+                           por_dir=por_dir or coordinator.home / "por", por_public_key=por_public_key)
+    routers, template_dirs = install_console(context, console)
+    background: list[Any] = []
+    if recon:
+        runtime = _onchain_runtime(coordinator)
+        if runtime is not None:
+            background.append(_Runtime(runtime))
+    if mail:
+        from coffer.notify import OutboxWorker, SmtpSender
+
+        config = coordinator.config
+        background.append(OutboxWorker(context.notify.outbox, SmtpSender(
+            str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
+            str(config.get("mail", "sender")))))
+    app = create_app(context, routers=routers, template_dirs=template_dirs, background=background)
+    return ServedApp(app, console, background)
+
+
+def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
+          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port"),
+          por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
+          por_public_key: str | None = typer.Option(None, "--por-public-key", help="statement key, Ed25519 hex"),
+          no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler")) -> None:
+    """Serve the coordinator: security centre, operations console, public proof of reserves, /metrics."""
+    import uvicorn
+
+    from coffer.cli import resolve_home
+
+    coordinator = Coordinator.open(resolve_home(home))
+    try:
+        coordinator.start_notice_server()
+        served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon,
+                           por_public_key=bytes.fromhex(por_public_key) if por_public_key else None)
+        _log.info("serve.start", host=host, port=port, home=str(coordinator.home))
+        uvicorn.run(served.app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        coordinator.close()

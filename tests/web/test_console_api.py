@@ -1,0 +1,190 @@
+"""The operations console over its API: security-key enrolment, sign-in and approvals (accepted by
+a signer's own verification), rejection, the halt and the officers' resume, reconciliation,
+signers, the audit log, metrics and health."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from nacl.signing import SigningKey
+
+from coffer.audit import audit_events
+from coffer.pins import SignerPins
+from coffer.policy import Role, parse_approval, verify_approvals
+from coffer.policy.engine import epoch_s
+from coffer.policy.roles import OperatorRegistry
+from coffer.recon import (
+    CustodyScript,
+    Holding,
+    OnchainCheckInput,
+    Reconciler,
+    Scheduler,
+    holding_columns,
+    resume_message,
+)
+from tests.web.conftest import START, Web
+from tests.web.console_world import ConsoleWorld, SoftKey, build_console
+
+
+@pytest.fixture
+def world(web: Web) -> ConsoleWorld:
+    return build_console(web)
+
+
+def _approve(world: ConsoleWorld, operator_id: str, key: SoftKey) -> dict[str, object]:
+    client = world.client()
+    world.enrol(client, operator_id, key)
+    csrf = world.sign_in(client, operator_id, key)
+    digest = world.request.digest_hex
+    start = client.post(f"/api/v1/console/approvals/{digest}/challenge", headers={"X-CSRF-Token": csrf})
+    assert 200 == start.status_code, start.text
+    body = start.json()
+    done = client.post(f"/api/v1/console/approvals/{digest}/approve", headers={"X-CSRF-Token": csrf},
+                       json={"ceremony": body["ceremony"], **key.get(body["options"])})
+    assert 200 == done.status_code, done.text
+    result: dict[str, object] = done.json()
+    return result
+
+
+def test_security_key_approval_is_accepted_by_signers(world: ConsoleWorld) -> None:
+    """An approval made with a security key counts for the policy and verifies against signers' pins."""
+    result = _approve(world, "ann", SoftKey())
+    approval = parse_approval(str(result["approval"]).encode())
+    assert ("ann", "webauthn", Role.APPROVER) == (approval.operator_id, approval.scheme, approval.role)
+    pins = SignerPins.from_json(SignerPins(b"\x01" * 32, tuple(world.console.policy.operators()), "", "",
+                                           b"\x02" * 32, "http://x", 30).to_json())
+    verified = verify_approvals(world.request, [approval], OperatorRegistry(pins.operators), now_s=epoch_s(START))
+    assert ["ann"] == [v.operator_id for v in verified]
+    queue = world.client()
+    client, _ = world.operator_session("carl")
+    item = client.get(f"/api/v1/console/approvals/{world.request.digest_hex}").json()
+    assert ["ann"] == item["approvers"]
+    assert queue is not None
+
+
+def test_tampered_security_key_approval_is_refused(world: ConsoleWorld) -> None:
+    """A security-key approval with one byte of its assertion changed does not verify."""
+    result = _approve(world, "ann", SoftKey())
+    approval = parse_approval(str(result["approval"]).encode())
+    proof = bytearray(approval.proof)
+    proof[-5] ^= 1
+    from dataclasses import replace
+
+    from coffer.policy import ApprovalRefused
+
+    with pytest.raises(ApprovalRefused):
+        verify_approvals(world.request, [replace(approval, proof=bytes(proof))], world.console.policy.operators(),
+                         now_s=epoch_s(START))
+
+
+def test_enrolment_needs_the_operator_key(world: ConsoleWorld) -> None:
+    """Enrolling a security key with a wrong operator-key signature is refused and registers nothing."""
+    client = world.client()
+    start = client.post("/api/v1/console/webauthn/register/options", json={"operator_id": "ann"}).json()
+    wrong = world.keys["carl"].sign(bytes.fromhex(start["enrol_message"])).hex()
+    refused = client.post("/api/v1/console/webauthn/register",
+                          json={"ceremony": start["ceremony"], **SoftKey().create(start["options"]),
+                                "ed25519_signature": wrong})
+    assert 403 == refused.status_code
+    assert world.console.policy.operators().get("ann").key_for("webauthn") is None
+
+
+def test_signin_refuses_another_key_and_replayed_ceremony(world: ConsoleWorld) -> None:
+    """Another authenticator's answer, or an answer to a used ceremony, does not sign in."""
+    client = world.client()
+    key = SoftKey()
+    world.enrol(client, "ann", key)
+    start = client.post("/api/v1/console/webauthn/signin/options", json={"operator_id": "ann"}).json()
+    stranger = SoftKey(credential_id=key.credential_id)
+    assert 403 == client.post("/api/v1/console/webauthn/signin",
+                              json={"ceremony": start["ceremony"], **stranger.get(start["options"])}).status_code
+    assert 403 == client.post("/api/v1/console/webauthn/signin",
+                              json={"ceremony": start["ceremony"], **key.get(start["options"])}).status_code
+    assert 401 == client.get("/api/v1/console/status").status_code
+
+
+def test_initiator_cannot_approve_and_reject_leaves_queue(world: ConsoleWorld) -> None:
+    """The initiator holds no approval role; a rejection is audited and shown as rejected."""
+    ivan, csrf = world.operator_session("ivan")
+    digest = world.request.digest_hex
+    assert 403 == ivan.post(f"/api/v1/console/approvals/{digest}/challenge", headers={"X-CSRF-Token": csrf}).status_code
+    carl, csrf = world.operator_session("carl")
+    assert 403 == carl.post(f"/api/v1/console/approvals/{digest}/reject", json={"reason": "no"}).status_code
+    assert 200 == carl.post(f"/api/v1/console/approvals/{digest}/reject", json={"reason": "suspicious"},
+                            headers={"X-CSRF-Token": csrf}).status_code
+    listed = carl.get("/api/v1/console/approvals").json()
+    assert (["rejected"], 0) == ([r["status"] for r in listed["requests"]], listed["pending"])
+    assert "suspicious" == world.console.audit.events(event="console.request_rejected")[0].payload["reason"]
+
+
+def test_halt_banner_and_officer_resume(world: ConsoleWorld) -> None:
+    """A security officer halts; every page shows the banner; a quorum of officers' signatures resumes."""
+    dora, csrf = world.operator_session("dora")
+    ann, ann_csrf = world.operator_session("ann")
+    assert 403 == ann.post("/api/v1/console/halt", json={"reason": "x"}, headers={"X-CSRF-Token": ann_csrf}).status_code
+    halt = dora.post("/api/v1/console/halt", json={"reason": "drill"}, headers={"X-CSRF-Token": csrf}).json()
+    assert "HALTED: operator" in dora.get("/console/approvals").text
+    assert "HALTED: operator" in world.client().get("/por").text
+    reason = "drill over"
+    message = bytes.fromhex(dora.get("/api/v1/console/halt/resume-message",
+                                     params={"halt_id": halt["halt_id"], "reason": reason}).json()["message"])
+    assert resume_message(halt["halt_id"], reason) == message
+    one = [{"officer_id": "dora", "signature": world.officer_keys["dora"].sign(message).signature.hex()}]
+    body = {"halt_id": halt["halt_id"], "reason": reason, "signatures": one}
+    assert 400 == dora.post("/api/v1/console/halt/resume", json=body, headers={"X-CSRF-Token": csrf}).status_code
+    body["signatures"] = one + [{"officer_id": "sam", "signature": world.officer_keys["sam"].sign(message).signature.hex()}]
+    resumed = dora.post("/api/v1/console/halt/resume", json=body, headers={"X-CSRF-Token": csrf})
+    assert (200, False) == (resumed.status_code, resumed.json()["halted"])
+    assert "HALTED" not in dora.get("/console/approvals").text
+    assert SigningKey  # officers sign with their own Ed25519 keys, never the console
+
+
+def _onchain(backing: int) -> OnchainCheckInput:
+    scripts = [CustodyScript("BTC", "cold", "0014" + "aa" * 20)]
+    holdings = [Holding(scripts[0].script, backing)]
+    return OnchainCheckInput({"BTC": 101}, scripts, holding_columns(scripts, holdings), {("BTC", "cold"): backing},
+                             {"BTC": 800}, (), ())
+
+
+def run_checks(world: ConsoleWorld, backings: list[int]) -> None:
+    """On-chain checks with the given chain holdings, one interval apart."""
+    current = [backings[0]]
+    reconciler = Reconciler(world.console.halt, onchain=lambda: _onchain(current[0]), engine=world.web.engine)
+    clock = [1000.0]
+    scheduler = Scheduler(world.web.engine, reconciler.jobs(onchain_interval_s=600), node="t", clock=lambda: clock[0])
+    for backing in backings:
+        current[0] = backing
+        scheduler.run_due()
+        clock[0] += 600
+
+
+def test_recon_signers_audit_metrics_health(world: ConsoleWorld) -> None:
+    """Reconciliation with its ratio chart, signers, a verified audit chain, metrics and health answer."""
+    run_checks(world, [1000, 1200, 900])
+    client, _ = world.operator_session("carl")
+    recon = client.get("/api/v1/console/recon").json()
+    assert ["1.25", "1.5", "1.125"] == [f"{p['ratio']:.4g}" for p in recon["reserve_ratio"]["BTC"]]
+    assert "900" == recon["latest_onchain"]["assets"][0]["backing"]
+    page = client.get("/console/recon").text
+    assert 'id="chart-BTC"' in page and "<polyline" in page
+    signers = client.get("/api/v1/console/signers").json()["signers"]
+    assert [("cold signer", "1"), ("co-signer", "c1")] == [(s["kind"], s["signer_id"]) for s in signers]
+    assert signers[0]["policy_hash"]
+    verified = client.get("/api/v1/console/audit/verify").json()
+    assert verified["ok"] and verified["events"] > 5
+    assert "chain-ok" in client.get("/console/audit").text
+    metrics = world.client().get("/metrics").text
+    assert 'coffer_queue_length{queue="approvals"} 1.0' in metrics and "coffer_halted 0.0" in metrics
+    assert 'coffer_check_runs_total{job="onchain",status="ok"} 3.0' in metrics
+    assert {"status": "ok"} == world.client().get("/health").json()
+    assert "ok" == world.client().get("/health/ready").json()["status"]
+
+
+def test_audit_viewer_shows_a_broken_chain(world: ConsoleWorld) -> None:
+    """An audit event changed in the database is reported with its sequence number."""
+    with world.web.engine.begin() as conn:
+        conn.execute(sa.update(audit_events).where(audit_events.c.seq == 2).values(actor="mallory"))
+    client, _ = world.operator_session("carl")
+    assert {"ok": False, "broken_at_seq": 2} == {k: v for k, v in client.get("/api/v1/console/audit/verify").json().items()
+                                                 if k != "detail"}
+    assert "chain-broken" in client.get("/console/audit").text
