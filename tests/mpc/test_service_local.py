@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coffer.db import make_engine, migrate, sqlite_url
+from coffer.errors import CofferError
 from coffer.hsm import DecryptionFailed
 from coffer.mpc.errors import MpcError
 from coffer.mpc.service import CosignerRefused, MpcCoordinator, ProtocolViolation
@@ -180,3 +183,21 @@ def test_ecdsa_key_lifecycle_runs_over_the_same_layer(local: Local) -> None:
     assert key.group_public_key == refreshed.group_public_key
     with pytest.raises(CosignerRefused):
         local.mpc.sign_session(refreshed, "digest", {"digest": "00" * 32}, [bytes(32)])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_mutated_body_gives_a_typed_error(local: Local, data: st.DataObject) -> None:
+    """Every one-byte change of a request body gives a typed Coffer error (or a refusal), never a crash."""
+    body = bytearray(encode_body({
+        "key_id": "k-ed", "version": local.mpc.key("k-ed").version, "signers": [1, 2],
+        "coordinator_nonce": "33" * 32, "kind": "publication",
+        "payload": {"document": (b"coffer-por-log/1\n" + b'{"seq":0}').hex(), "attestation": "44" * 64}}))
+    index = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
+    body[index] = data.draw(st.integers(min_value=0, max_value=255))
+    for method in (local.cosigners[1].sign_commit, local.cosigners[1].sign_share, local.cosigners[1].dkg_step2,
+                   local.cosigners[1].dealing_receive):
+        try:
+            method(bytes(body))
+        except CofferError:
+            continue
