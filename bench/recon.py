@@ -16,6 +16,7 @@ Last line: positions_check_s=<A> onchain_check_s=<B>
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -32,6 +33,7 @@ from coffer.recon import (
     check_onchain,
     check_positions,
     holding_columns,
+    replay_fills,
 )
 from coffer.recon.reference import reference_counts
 
@@ -117,6 +119,17 @@ def bench_positions(accounts: int, repeat: int) -> float:
     print(f"(a) positions check: {result.positions:,} positions, {len(data.accounts):,} accounts, "
           f"{result.fills:,} fills: {seconds:.3f}s median of {repeat} (best {BEST[id(check)]:.3f}s; "
           f"target <= 1 s)")
+    cut = len(columns) - len(columns) // 20
+    head = FillColumns(*(getattr(columns, f)[:cut] for f in ("account", "contract", "signed_quantity",
+                                                              "price_ticks", "fee_minor")))
+    tail = FillColumns(*(getattr(columns, f)[cut:] for f in ("account", "contract", "signed_quantity",
+                                                              "price_ticks", "fee_minor")))
+    steady = dataclasses.replace(data, fills=tail, base=replay_fills(spec, head))
+    steady_check = lambda: check_positions(steady)  # noqa: E731
+    steady_result, steady_s = timed(steady_check, repeat)
+    assert steady_result.ok
+    print(f"(a) steady state (coordinator keeps the last passing replay as base): {len(tail):,} new fills on "
+          f"{result.positions:,} positions: {steady_s:.3f}s median (best {BEST[id(steady_check)]:.3f}s)")
     small_accounts = accounts // 20
     small_columns = fills(small_accounts, random_trades=small_accounts * CONTRACTS // 2, seed=2)
     small = engine_and_ledger(spec, small_accounts, small_columns)

@@ -156,10 +156,16 @@ class FillLog:
         self.accounts.append(account)
         return len(self.accounts) - 1
 
-    def columns(self) -> FillColumns:
-        """The log as numpy columns (copies: later ingests do not change them)."""
+    def columns(self, start: int = 0) -> FillColumns:
+        """The log from its `start`-th fill on, as numpy columns (copies: later ingests do not
+        change them)."""
+        if not 0 <= start <= len(self._account):
+            raise InvalidFill(f"start {start} outside 0..{len(self._account)}", field="start")
+
         def column(values: array[int]) -> Int64Array:
-            return np.frombuffer(values, dtype=np.int64).copy() if len(values) else np.zeros(0, np.int64)
+            if len(values) == start:
+                return np.zeros(0, np.int64)
+            return np.frombuffer(values, dtype=np.int64)[start:].copy()
 
         return FillColumns(column(self._account), column(self._contract), column(self._quantity),
                            column(self._price), column(self._fee))

@@ -63,6 +63,7 @@ class PositionCheckInput:
     ledger_fees: Int64Array
     liquidating: BoolArray
     as_of_sequence: int = 0
+    base: Replay | None = None  # replay of the fills before `fills`, from a check that passed
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ class PositionCheckResult:
     accounts_liquidating_below_maintenance: int
     as_of_sequence: int
     counts_by_kind: dict[str, int] = field(default_factory=dict)
+    replay: Replay | None = field(default=None, compare=False, repr=False)
 
     def summary(self) -> dict[str, Any]:
         return {"ok": self.ok, "mismatch_count": self.mismatch_count, "fills": self.fills,
@@ -162,34 +164,64 @@ def _group(fills: FillColumns, contracts: int) -> tuple[Int64Array, Int64Array, 
     return order[by_rank], group[by_rank], sorted_rank, sorted_key[starts], fees
 
 
-def replay_fills(book: ContractBook, fills: FillColumns) -> Replay:
-    """Rebuild every position from the fill log (in sequence order) by the accounting rules."""
+def _empty_replay() -> Replay:
+    empty = np.zeros(0, dtype=np.int64)
+    return Replay(empty, empty, empty, empty, empty, empty, 0)
+
+
+def replay_fills(book: ContractBook, fills: FillColumns, base: Replay | None = None) -> Replay:
+    """Rebuild every position from the fill log (in sequence order) by the accounting rules.
+
+    With `base` (the replay of every earlier fill, from a check that passed) only the fills after
+    it are replayed, starting from its positions: the result equals a replay of the whole log.
+    """
     contracts = len(book.contracts)
-    count = len(fills)
-    if count == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return Replay(empty, empty, empty, empty, empty, empty, 0)
+    if len(fills) == 0:
+        return base if base is not None else _empty_replay()
     if np.any(fills.contract < 0) or np.any(fills.contract >= contracts) or np.any(fills.account < 0):
         raise InvalidCheckInput("fill contract or account index out of range")
     fill_index, group, rank, keys, fees = _group(fills, contracts)
     quantity = fills.signed_quantity[fill_index]
     value = contract_values(book, fills.contract, fills.price_ticks)[fill_index]
-    groups = keys.shape[0]
-    size = np.zeros(groups, dtype=np.int64)
-    cost = np.zeros(groups, dtype=np.int64)
-    realised = np.zeros(groups, dtype=np.int64)
-    bounds = np.searchsorted(rank, np.arange(int(rank[-1]) + 2))
     # Every cost and PnL sum of a position is bounded by its turnover, at most (fills of the
-    # busiest position) x (largest |q*v|); below 2**62 no int64 sum can wrap.
-    turnover_bound = (int(rank[-1]) + 1) * int(np.abs(quantity * value).max())
-    if turnover_bound >= TURNOVER_MAX:
-        raise InvalidCheckInput(f"position turnover bound {turnover_bound} beyond the 64-bit replay")
-    first = slice(0, int(bounds[1]))
-    # Rank 0 opens every position: no PnL, no rounding.
-    size[group[first]] = quantity[first]
-    cost[group[first]] = quantity[first] * value[first]
+    # busiest position) x (largest |q*v|), plus what the base carries; below 2**62 nothing wraps.
+    bound = (int(rank[-1]) + 1) * int(np.abs(quantity * value).max())
+    if base is not None and base.size.shape[0]:
+        bound += int(np.abs(base.realised_minor).max()) + int(np.abs(base.cost_minor).max())
+    if bound >= TURNOVER_MAX:
+        raise InvalidCheckInput(f"position turnover bound {bound} beyond the 64-bit replay")
+    bounds = np.searchsorted(rank, np.arange(int(rank[-1]) + 2))
+    if base is None or base.size.shape[0] == 0:
+        size = np.zeros(keys.shape[0], dtype=np.int64)
+        cost = np.zeros(keys.shape[0], dtype=np.int64)
+        realised = np.zeros(keys.shape[0], dtype=np.int64)
+        first = slice(0, int(bounds[1]))
+        # Rank 0 opens every position: no PnL, no rounding.
+        size[group[first]] = quantity[first]
+        cost[group[first]] = quantity[first] * value[first]
+        over_limit = _replay_steps(group, bounds, 1, quantity, value, size, cost, realised)
+        return Replay(keys // contracts, keys % contracts, size, cost, realised, fees, over_limit)
+    base_keys = base.account * contracts + base.contract
+    merged = np.sort(np.concatenate((base_keys, keys)))
+    keep = np.ones(merged.shape[0], dtype=bool)
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    union = merged[keep]  # np.union1d hashes; a sort of two sorted runs is far faster here
+    at_base, at_new = np.searchsorted(union, base_keys), np.searchsorted(union, keys)
+    size, cost, realised, all_fees = (np.zeros(union.shape[0], dtype=np.int64) for _ in range(4))
+    size[at_base], cost[at_base] = base.size, base.cost_minor
+    realised[at_base], all_fees[at_base] = base.realised_minor, base.fees_minor
+    all_fees[at_new] += fees
+    over_limit = _replay_steps(at_new[group], bounds, 0, quantity, value, size, cost, realised)
+    return Replay(union // contracts, union % contracts, size, cost, realised, all_fees,
+                  base.over_limit + over_limit)
+
+
+def _replay_steps(group: Int64Array, bounds: Int64Array, first_step: int, quantity: Int64Array,
+                  value: Int64Array, size: Int64Array, cost: Int64Array, realised: Int64Array) -> int:
+    """Apply the fills of ranks first_step.. in place, one vector step per rank; returns how many
+    went beyond the position limit."""
     over_limit = 0
-    for step in range(1, bounds.shape[0] - 1):
+    for step in range(first_step, bounds.shape[0] - 1):
         lo, hi = int(bounds[step]), int(bounds[step + 1])
         g = group[lo:hi]
         q, v = quantity[lo:hi], value[lo:hi]
@@ -212,7 +244,7 @@ def replay_fills(book: ContractBook, fills: FillColumns) -> Replay:
         size[g] = new_size
         cost[g] = new_cost
         realised[g] += gain
-    return Replay(keys // contracts, keys % contracts, size, cost, realised, fees, over_limit)
+    return over_limit
 
 
 DENSE_CELLS_MAX = 1 << 25
@@ -378,7 +410,7 @@ def check_positions(data: PositionCheckInput) -> PositionCheckResult:
     """Run every position and margin rule over `data`; pure."""
     _check_shapes(data)
     out = _Collector(data.accounts, data.book)
-    replay = replay_fills(data.book, data.fills)
+    replay = replay_fills(data.book, data.fills, data.base)
     if replay.over_limit:
         out.counts["position_limit"] = replay.over_limit
     engine_open_interest = _compare_positions(data, replay, out)
@@ -396,4 +428,5 @@ def check_positions(data: PositionCheckInput) -> PositionCheckResult:
     liquidating_below = _margin(data, replay, cells, out)
     total = sum(out.counts.values())
     return PositionCheckResult(total == 0, total, tuple(out.examples), len(data.fills), int(replay.size.shape[0]),
-                               len(data.accounts), liquidating_below, data.as_of_sequence, dict(out.counts))
+                               len(data.accounts), liquidating_below, data.as_of_sequence, dict(out.counts),
+                               replay)

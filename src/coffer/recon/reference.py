@@ -40,6 +40,8 @@ def _replay(data: PositionCheckInput) -> tuple[dict[tuple[int, int], Position], 
 
 def reference_counts(data: PositionCheckInput) -> dict[str, int]:
     """Mismatch counts by kind, as `check_positions(data).counts_by_kind` must report them."""
+    if data.base is not None:
+        raise ValueError("the reference replays whole fill logs only (no base)")
     counts: dict[str, int] = {}
 
     def bump(kind: str, by: int = 1) -> None:

@@ -35,6 +35,7 @@ from coffer.recon.positions import (
     PositionCheckInput,
     PositionCheckResult,
     PositionColumns,
+    Replay,
     check_positions,
 )
 from coffer.recon.scheduler import Job, JobOutcome
@@ -60,6 +61,11 @@ class PositionReconciler:
         self.ledger = ledger
         self.book = ContractBook(feed.contracts())
         self.log = FillLog(self.book)
+        # The replay of the first `_base_fills` fills, from the newest check that passed: later
+        # checks replay only the fills after it (the log grows for ever; the work does not).
+        self._base: Replay | None = None
+        self._base_fills = 0
+        self._collected_fills = 0
 
     def _catch_up(self, as_of: int) -> None:
         if as_of < self.log.last_sequence:
@@ -108,11 +114,17 @@ class PositionReconciler:
             np.array([book.index[p.contract] for p in snapshot.positions], dtype=np.int64),
             np.array([p.size for p in snapshot.positions], dtype=np.int64),
             np.array([p.cost_minor for p in snapshot.positions], dtype=np.int64))
-        return PositionCheckInput(book, tuple(log.accounts), log.columns(), positions, marks, engine_balances,
-                                  ledger_balances, ledger_pnl, ledger_fees, liquidating, snapshot.as_of_sequence)
+        self._collected_fills = len(log)
+        return PositionCheckInput(book, tuple(log.accounts), log.columns(self._base_fills), positions, marks,
+                                  engine_balances, ledger_balances, ledger_pnl, ledger_fees, liquidating,
+                                  snapshot.as_of_sequence, self._base)
 
     def check(self) -> PositionCheckResult:
-        return check_positions(self.collect())
+        """Collect and check; a check that passes becomes the base of the next one."""
+        result = check_positions(self.collect())
+        if result.ok and result.replay is not None:
+            self._base, self._base_fills = result.replay, self._collected_fills
+        return result
 
 
 def _cells(shape: tuple[int, int], book: ContractBook, log: FillLog, rows: Iterable[tuple[str, str, int]],
