@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -335,10 +335,14 @@ class ColdCustody:
             raise SignerRefused("a halt is in force", rule="halt")
         batch = self._batch(batch_id)
         invariant(batch.status == "sealed", f"batch {batch_id} is {batch.status}, not sealed")
-        excluded: tuple[int, ...] = ()
+        earlier = self.draws(batch_id)
+        excluded: tuple[int, ...] = earlier[-1].excluded if earlier else ()
         reason = "first draw"
-        for attempt in range(REDRAW_MAX):
-            draw = self._draw(batch, attempt, excluded, reason, now)
+        for attempt in range(len(earlier) - 1 if earlier else 0, REDRAW_MAX):
+            if earlier and attempt == earlier[-1].attempt:
+                draw = earlier[-1]  # resumed after a restart: the recorded nominees, never a new draw
+            else:
+                draw = self._draw(batch, attempt, excluded, reason, now)
             bundle = self._bundle(batch, draw)
             signed, silent = [], []
             with ThreadPoolExecutor(max_workers=len(draw.nominated)) as pool:  # ask the nominees at once
