@@ -125,7 +125,9 @@ class _HttpServer(ThreadingHTTPServer):
         if version_2 and "id" not in request:
             return 204, None  # a JSON-RPC 2.0 notification gets no reply, as in Core
         if version_2:
-            return 200, {"jsonrpc": "2.0", "result": result, "id": request_id}
+            # Core 28 leaves "error" out of 2.0 successes; clients written for older bitcoind (the
+            # BitMEX proof-of-reserves tool among them) read it, so it stays, as null.
+            return 200, {"jsonrpc": "2.0", "result": result, "error": None, "id": request_id}
         return 200, {"result": result, "error": None, "id": request_id}
 
     @staticmethod
