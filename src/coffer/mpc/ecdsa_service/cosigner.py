@@ -115,6 +115,10 @@ class _Reshare:
     digest: bytes | None = None
 
 
+def spend_key(spend: EthSpend) -> bytes:
+    return spend.digest()
+
+
 def _wipe(secret: bytearray) -> None:
     for index in range(len(secret)):
         secret[index] = 0
@@ -139,6 +143,9 @@ class EcdsaCosigner:
         self._sessions: dict[bytes, _Signing] = {}
         self._dkg: dict[bytes, _DkgRun] = {}
         self._reshares: dict[bytes, _Reshare] = {}
+        self._channels: dict[tuple[str, int, int, bytes], PairChannel] = {}
+        self._clearing: dict[bytes, tuple[bytes, bytes]] = {}  # digest -> (request digest, digest)
+        self._session_digests: dict[bytes, bytes] = {}  # session id -> digest, until round 1's mark
 
     def __repr__(self) -> str:
         return f"EcdsaCosigner(id={self.cosigner_id})"
@@ -160,13 +167,22 @@ class EcdsaCosigner:
         return self._vault.open_host_key(sealed), public
 
     def _channel(self, record: EcdsaKeyRecord, peer: int) -> PairChannel:
+        """The sealed channel to `peer` (kept in memory, like the OT setups; never stored)."""
         if peer not in record.members or peer == record.identifier:
             raise self._refused(f"participant {peer} is not a peer in key {record.key_id!r}", "session.signers")
+        cache_key = (record.key_id, record.identifier, peer, record.members[peer])
+        with self._lock:
+            cached = self._channels.get(cache_key)
+        if cached is not None:
+            return cached
         secret, _ = self._host_key()
         try:
-            return PairChannel(secret, record.members[peer], key_id=record.key_id, me=record.identifier, peer=peer)
+            channel = PairChannel(secret, record.members[peer], key_id=record.key_id, me=record.identifier, peer=peer)
         finally:
             _wipe(secret)
+        with self._lock:
+            self._channels[cache_key] = channel
+        return channel
 
     def _key_share(self, record: EcdsaKeyRecord) -> KeyShare:
         plain = self._vault.open_share(record.key_id, record.version, self._store.sealed_share(record.key_id,
@@ -327,7 +343,6 @@ class EcdsaCosigner:
         except EthSpendInvalid as error:
             raise self._refused(str(error), error.rule) from None
         approvals = body.objects("approvals", fields=("request", "decision"), items_max=1)
-        tweak = self._clear_spend(record, spend, approvals)
         peers = [p for p in signers if p != record.identifier]
         with self._lock:
             self._expire()
@@ -337,6 +352,7 @@ class EcdsaCosigner:
         missing = tuple(p for p, s in setups.items() if s is None or s.discarded)
         if missing:
             raise self._refused("no usable OT setup with these peers: pair first", "ot.setup_missing", missing)
+        tweak = self._clear_spend(record, spend, approvals)
         channels = {p: self._channel(record, p) for p in peers}
         try:
             session = SigningSession(key=self._key_share(record), signers=signers, digest=spend.digest(),
@@ -345,8 +361,10 @@ class EcdsaCosigner:
                                      rng=self._rng, mark_used=self._mark_used)
         except EcdsaError as error:
             raise self._translate(error) from None
-        self._store.open_session(session.session_id, record.key_id, self._clock().isoformat(),
-                                 cosigner=self.cosigner_id)
+        if self._store.session_round(session.session_id) is not None:  # the durable insert is in round 1's mark
+            raise SessionReplayed("session id seen before", cosigner=self.cosigner_id)
+        with self._lock:
+            self._session_digests[session.session_id] = spend.digest()
         signing = _Signing(record.key_id, session, channels, time.monotonic())
         out = self._run(signing, session.round1)
         with self._lock:
@@ -355,7 +373,14 @@ class EcdsaCosigner:
                 "messages": self._seal(signing, 1, out)}
 
     def _mark_used(self, session_id: bytes, round_number: int) -> None:
-        self._store.mark_used(session_id, round_number, cosigner=self.cosigner_id)
+        """Durable before the round's output is returned: round 1 opens the session id (once, ever)."""
+        if round_number == 1:
+            with self._lock:
+                cleared = self._clearing.pop(self._session_digests.pop(session_id, b""), None)
+            self._store.open_session(session_id, "", self._clock().isoformat(), cosigner=self.cosigner_id,
+                                     round_number=1, cleared=cleared)
+        else:
+            self._store.mark_used(session_id, round_number, cosigner=self.cosigner_id)
 
     def _check_signers(self, record: EcdsaKeyRecord, signers: tuple[int, ...]) -> None:
         self._refuse_revoked(record, list(signers))
@@ -406,12 +431,17 @@ class EcdsaCosigner:
                                    rule="spend.mismatch", cosigner=self.cosigner_id)
         digest = spend.digest()
         cleared_for = self._store.cleared(request.digest())
-        if cleared_for is None:
+        with self._lock:
+            pending = self._clearing.get(digest)
+        if cleared_for is None and pending == (request.digest(), digest):
+            pass  # cleared by the guard for this very transaction; its round 1 has not run yet
+        elif cleared_for is None:
             try:
                 self._guard.check(request, decision, now=self._clock())
             except (PolicyError, Refused) as refusal:
                 raise self._refused(str(refusal), getattr(refusal, "rule", "policy")) from None
-            self._store.record_cleared(request.digest(), digest, self._clock().isoformat())
+            with self._lock:  # written with round 1's durable mark (one fsync for both)
+                self._clearing[spend_key(spend)] = (request.digest(), digest)
         elif cleared_for != digest:
             raise self._refused("this request was already signed in another transaction", "request.already_signed")
         log.info("ecdsa.cosigner.withdrawal_cleared", cosigner=self.cosigner_id, request=request.digest_hex,

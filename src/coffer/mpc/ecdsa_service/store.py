@@ -93,10 +93,18 @@ class EcdsaStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Rounds 2 and 3 reuse round 1's secrets, whose single use the fsync'd round-1 mark already
+        # guarantees; their marks go through a connection that survives a process crash (WAL,
+        # synchronous=NORMAL) without waiting for the disk.
+        self._progress = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._progress.execute("PRAGMA synchronous=NORMAL")
+        self._progress.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
+            self._progress.close()
             self._db.close()
 
     # -- host key ----------------------------------------------------------------------------------
@@ -168,18 +176,28 @@ class EcdsaStore:
         return {int(row[0]) for row in rows}
 
     # -- sessions ---------------------------------------------------------------------------------
-    def open_session(self, session_id: bytes, key_id: str, at: str, *, cosigner: int) -> None:
-        """Durable replay cache: a session id is accepted once, ever."""
+    def open_session(self, session_id: bytes, key_id: str, at: str, *, cosigner: int, round_number: int = 0,
+                     cleared: tuple[bytes, bytes] | None = None) -> None:
+        """Durable replay cache: a session id is accepted once, ever (optionally with its first round
+        used, and with the request it clears, in the same fsync'd transaction)."""
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("INSERT INTO sessions VALUES (?, ?, 0, ?)", (session_id, key_id, at))
+                self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (session_id, key_id, round_number, at))
+                if cleared is not None:
+                    self._db.execute("INSERT OR IGNORE INTO cleared VALUES (?, ?, ?)", (*cleared, at))
+                self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
                 raise SessionReplayed("session id seen before", cosigner=cosigner) from None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def mark_used(self, session_id: bytes, round_number: int, *, cosigner: int) -> None:
-        """Durably records that `round_number`'s secrets were used (before its output leaves)."""
+        """Records that round `round_number` (>= 2) ran (before its output leaves); see `__init__`."""
         with self._lock:
-            cursor = self._db.execute("UPDATE sessions SET round = ? WHERE session_id = ? AND round < ?",
+            cursor = self._progress.execute("UPDATE sessions SET round = ? WHERE session_id = ? AND round < ?",
                                       (round_number, session_id, round_number))
         if cursor.rowcount != 1:
             raise SessionReplayed(f"round {round_number} of this session was already run", cosigner=cosigner)
