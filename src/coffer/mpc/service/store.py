@@ -134,9 +134,13 @@ class CosignerStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._marker = _GroupCommit(self._mark_used_batch)
+        # Reads go through their own connection: in WAL mode they never wait for a writer's fsync.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
 
     @contextmanager
@@ -152,8 +156,8 @@ class CosignerStore:
 
     # -- host keys ------------------------------------------------------------------------------
     def host_key(self, suite: str) -> tuple[bytes, bytes] | None:
-        with self._lock:
-            row = self._db.execute("SELECT sealed, public_key FROM host_keys WHERE suite = ?", (suite,)).fetchone()
+        with self._read_lock:
+            row = self._reader.execute("SELECT sealed, public_key FROM host_keys WHERE suite = ?", (suite,)).fetchone()
         return None if row is None else (bytes(row[0]), bytes(row[1]))
 
     def put_host_key(self, suite: str, sealed: bytes, public_key: bytes) -> None:
@@ -176,21 +180,21 @@ class CosignerStore:
         if status is not None:
             query += " AND status = ?"
             args.append(status)
-        with self._lock:
-            row = self._db.execute(query + " ORDER BY version DESC LIMIT 1", args).fetchone()
+        with self._read_lock:
+            row = self._reader.execute(query + " ORDER BY version DESC LIMIT 1", args).fetchone()
         if row is None:
             raise UnknownKey(f"no {status or ''} key {key_id!r} version {version}")
         return KeyRecord(row[0], int(row[1]), row[2], row[3], int(row[4]), bytes(row[5]), bytes(row[6]))
 
     def keys(self) -> list[KeyRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT key_id, version, suite, status, identifier, public_package, session"
+        with self._read_lock:
+            rows = self._reader.execute("SELECT key_id, version, suite, status, identifier, public_package, session"
                                     " FROM shares ORDER BY key_id, version").fetchall()
         return [KeyRecord(r[0], int(r[1]), r[2], r[3], int(r[4]), bytes(r[5]), bytes(r[6])) for r in rows]
 
     def sealed_share(self, key_id: str, version: int) -> bytes:
-        with self._lock:
-            row = self._db.execute("SELECT sealed FROM shares WHERE key_id = ? AND version = ?",
+        with self._read_lock:
+            row = self._reader.execute("SELECT sealed FROM shares WHERE key_id = ? AND version = ?",
                                    (key_id, version)).fetchone()
         if row is None or row[0] is None:
             raise UnknownKey(f"no share of key {key_id!r} version {version}")
@@ -259,8 +263,8 @@ class CosignerStore:
 
     # -- cleared requests, revocations, refusals --------------------------------------------------
     def cleared_txid(self, request_digest: bytes) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT txid FROM cleared WHERE request_digest = ?", (request_digest,)).fetchone()
+        with self._read_lock:
+            row = self._reader.execute("SELECT txid FROM cleared WHERE request_digest = ?", (request_digest,)).fetchone()
         return None if row is None else str(row[0])
 
     def record_cleared(self, request_digests: list[bytes], txid: str, at: str) -> None:
@@ -274,8 +278,8 @@ class CosignerStore:
                 db.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?, ?)", (key_id, identifier, at))
 
     def revoked(self, key_id: str) -> set[int]:
-        with self._lock:
-            rows = self._db.execute("SELECT identifier FROM revoked WHERE key_id = ?", (key_id,)).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute("SELECT identifier FROM revoked WHERE key_id = ?", (key_id,)).fetchall()
         return {int(row[0]) for row in rows}
 
     def record_refusal(self, rule: str, detail: str, at: str) -> None:
@@ -283,5 +287,5 @@ class CosignerStore:
             db.execute("INSERT INTO refusals (rule, detail, at) VALUES (?, ?, ?)", (rule, detail[:500], at))
 
     def refusals(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return [(r[0], r[1]) for r in self._db.execute("SELECT rule, detail FROM refusals ORDER BY id")]
+        with self._read_lock:
+            return [(r[0], r[1]) for r in self._reader.execute("SELECT rule, detail FROM refusals ORDER BY id")]
