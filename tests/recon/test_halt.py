@@ -158,3 +158,27 @@ def test_resume_without_reason_refused(sqlite_engine: Engine) -> None:
     with pytest.raises(ResumeRefused):
         switch.resume(halt.halt_id, "", sign(["officer-1", "officer-2"], halt.halt_id, ""), actor="officer-1")
     assert switch.is_halted()
+
+
+def test_concurrent_trips_make_one_halt(engine: Engine) -> None:
+    """Several checks tripping at once leave exactly one halt in force, which all of them report."""
+    import threading
+
+    switch = switch_with_officers(engine)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def trip(n: int) -> None:
+        try:
+            results.append(HaltSwitch(engine, quorum=2).trip("position_mismatch", {"n": n}, actor=f"c{n}").halt_id)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=trip, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [] == errors
+    assert 1 == len(set(results)) == len(switch.history())
+    assert switch.state().halt_id == results[0]

@@ -13,6 +13,7 @@ This module never trusts a caller's claim that checks passed: resuming is only b
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from coffer.audit import AuditLog
 from coffer.canonical import canonical_json
+from coffer.invariant import unreachable
 from coffer.log import get_logger
 from coffer.recon.errors import (
     HaltInForce,
@@ -49,6 +51,7 @@ OFFICERS_MAX = 64
 REASON_CHARS_MAX = 2000
 DETAILS_CHARS_MAX = 200_000
 CAUSE_CHARS_MAX = 40
+TRIP_ATTEMPTS_MAX = 5
 RESUME_TAG = b"coffer/recon/resume/v1\x00"
 PUBLICATION_TAG = b"coffer/recon/halt-event/v1\x00"
 _log = get_logger("coffer.recon.halt")
@@ -117,6 +120,10 @@ class HaltEvent:
 
 
 HaltHook = Callable[[HaltEvent], None]
+
+
+class StateChanged(ReconError):
+    """The halt state row changed between read and write (retried by `trip`)."""
 PublicationSigner = Callable[[bytes], bytes]
 
 
@@ -205,12 +212,23 @@ class HaltSwitch:
     # -- halting -----------------------------------------------------------------------------
     def trip(self, cause: str, details: Mapping[str, Any], *, actor: str) -> Halt:
         """Set the halt (a failed check, or an officer by hand). Idempotent while halted: the
-        halt in force stays, and the further cause is recorded as an audit event."""
+        halt in force stays, and the further cause is recorded as an audit event. A busy
+        database is retried (bounded): setting the halt must not give up easily."""
         if not cause or len(cause) > CAUSE_CHARS_MAX:
             raise ReconError(f"cause must be 1..{CAUSE_CHARS_MAX} characters")
         details_json = canonical_json(dict(details)).decode()
         if len(details_json) > DETAILS_CHARS_MAX:
             details_json = canonical_json({"truncated": details_json[:DETAILS_CHARS_MAX]}).decode()
+        for attempt in range(TRIP_ATTEMPTS_MAX):
+            try:
+                return self._trip_once(cause, details_json, actor)
+            except (sa.exc.OperationalError, StateChanged):
+                if attempt == TRIP_ATTEMPTS_MAX - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        unreachable("the loop returns or raises")
+
+    def _trip_once(self, cause: str, details_json: str, actor: str) -> Halt:
         at = self._clock().isoformat()
         with self._engine.begin() as conn:
             state = self._locked_state(conn)
@@ -237,6 +255,10 @@ class HaltSwitch:
         query = sa.select(halt_state).where(halt_state.c.id == 1)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
+        else:
+            # SQLite: write first, so this transaction holds the write lock before it reads and
+            # a concurrent writer waits instead of failing on a stale read.
+            conn.execute(halt_state.update().where(halt_state.c.id == 1).values(seq=halt_state.c.seq))
         row = conn.execute(query).first()
         if row is None:
             conn.execute(halt_state.insert().values(id=1, seq=0, halted=False, halt_id=None,
@@ -249,7 +271,7 @@ class HaltSwitch:
         result = conn.execute(halt_state.update().where((halt_state.c.id == 1) & (halt_state.c.seq == old_seq))
                               .values(seq=seq, halted=halted, halt_id=halt_id, updated_at=at))
         if result.rowcount != 1:
-            raise ReconError("halt state changed concurrently; retry")
+            raise StateChanged("halt state changed concurrently; retry")
 
     @staticmethod
     def _halt_in(conn: Connection, halt_id: str) -> Halt:
