@@ -186,3 +186,25 @@ def test_signers_refuse_while_halted(site: Site) -> None:
     assert "halt" == caught.value.rule
 
     del halt  # resuming needs the officer quorum; this module's site stays halted from here on
+
+
+def test_signers_prove_control_of_every_funded_cold_address(site: Site) -> None:
+    """Proof of reserves: m signer processes each sign a BIP-322 challenge bound to the tip; the verifier accepts it."""
+    from coffer.por.reserves import build_reserves_document
+
+    coordinator = site.coordinator
+    tip = coordinator.bitcoin.tip()
+    entries = coordinator.cold.reserve_entries(chain_name="regtest", height=tip.height, block_hash=tip.hash)
+    assert entries, "no funded cold address"
+    on_chain = sum(u.amount_sats for u in coordinator.bitcoin.unspent(coordinator.cold.custody_scripts()))
+    assert on_chain == sum(e.balance for e in entries)
+    document = build_reserves_document("BTC", "regtest", tip.height, tip.hash, entries)  # verifies every proof
+    assert on_chain == document["total"]
+
+
+def test_signer_refuses_to_sign_anything_but_a_reserves_challenge(site: Site) -> None:
+    """A coordinator cannot use the proof-of-control endpoint to get an arbitrary message signed."""
+    client = HttpSignerClient(1, site.coordinator.signer_url(1), signer_tls(site.home, 1), timeout_s=10)
+    with pytest.raises(SignerRefused) as caught:
+        client.prove_control(site.coordinator.cold.wallet().wallet_id, 0, 0, b"I owe Mallory 100 BTC")
+    assert "prove.message" == caught.value.rule

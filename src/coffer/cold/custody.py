@@ -484,6 +484,37 @@ class ColdCustody:
         row["raw_tx"] = bytes(row["raw_tx"]).hex() if row["raw_tx"] is not None else None
         return row
 
+    def reserve_entries(self, *, chain_name: str, height: int, block_hash: str) -> list[Any]:
+        """Every funded cold address with its balance and a BIP-322 proof of control made by m signers
+        (each signs the challenge for the address itself; the coordinator only assembles)."""
+        from coffer.por.bip322 import assemble_p2wsh_multisig
+        from coffer.por.reserves import ControlProof, ReserveEntry
+        from coffer.por.verify import reserves_challenge
+
+        wallet = self.wallet()
+        message = reserves_challenge("BTC", chain_name, height, block_hash)
+        balances: dict[bytes, int] = {}
+        for utxo in self._chain.unspent(self.custody_scripts()):
+            balances[utxo.script_pubkey] = balances.get(utxo.script_pubkey, 0) + utxo.amount_sats
+        entries = []
+        for script, (branch, index) in sorted(self.custody_scripts().items(), key=lambda item: item[1]):
+            if script not in balances:
+                continue
+            signatures: dict[bytes, bytes] = {}
+            for signer_id, client in sorted(self._signers.items()):
+                if len(signatures) >= wallet.threshold:
+                    break
+                try:
+                    answer = client.prove_control(wallet.wallet_id, branch, index, message)  # type: ignore[attr-defined]
+                except (SignerUnavailable, SignerRefused):
+                    continue
+                signatures[bytes.fromhex(answer["pubkey"])] = bytes.fromhex(answer["signature"])
+            proof = assemble_p2wsh_multisig(wallet.witness_script(branch, index), message, signatures, full=True)
+            descriptor = wallet.descriptor(branch)
+            entries.append(ReserveEntry(wallet.address(branch, index), balances[script], "cold", descriptor,
+                                        (ControlProof(f"cold-quorum-{wallet.threshold}-of-{len(wallet.keys)}", proof),)))
+        return entries
+
     def draws(self, batch_id: str) -> list[Draw]:
         with self._engine.connect() as conn:
             return [Draw.from_dict(json.loads(r.draw)) for r in conn.execute(

@@ -183,6 +183,12 @@ def make_handler(process: SignerProcess) -> type[BaseHTTPRequestHandler]:
                         raise BundleInvalid("register takes descriptor and first_addresses")
                     self._send(200, signer.register(str(data["descriptor"]), list(data["first_addresses"]),
                                                     _utcnow()))
+                elif self.path == "/v1/prove":
+                    data = json.loads(body)
+                    if not isinstance(data, dict) or set(data) != {"wallet_id", "branch", "index", "message"}:
+                        raise BundleInvalid("prove takes wallet_id, branch, index, message")
+                    self._send(200, signer.prove_control(str(data["wallet_id"]), int(data["branch"]),
+                                                         int(data["index"]), bytes.fromhex(str(data["message"]))))
                 elif self.path == "/v1/sign":
                     psbt = signer.sign(SigningBundle.from_json(body), _utcnow())
                     self._send(200, {"psbt": base64.b64encode(psbt).decode()})
@@ -253,3 +259,7 @@ class HttpSignerClient:
 
     def sign(self, bundle: SigningBundle) -> bytes:
         return base64.b64decode(self._call("POST", "/v1/sign", bundle.to_json())["psbt"])
+
+    def prove_control(self, wallet_id: str, branch: int, index: int, message: bytes) -> dict[str, Any]:
+        body = json.dumps({"wallet_id": wallet_id, "branch": branch, "index": index, "message": message.hex()})
+        return self._call("POST", "/v1/prove", body.encode())

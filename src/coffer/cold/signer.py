@@ -11,6 +11,7 @@ The signer never signs an opaque digest.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from coffer.log import get_logger
 __all__ = ["RequestGuard", "HaltGuard", "ApprovedOutput", "ColdSigner", "SignerStore", "REGISTRATION_ADDRESSES"]
 
 REGISTRATION_ADDRESSES = 5
+_CHALLENGE = re.compile(rb"Coffer proof of reserves\nasset: BTC\nchain: [a-z]{1,16}\nheight: \d{1,10}\n"
+                        rb"block: [0-9a-f]{64}\n")
 log = get_logger("coffer.cold.signer")
 
 
@@ -222,6 +225,32 @@ class ColdSigner:
         self._store.record_signed(bundle.batch_id, txid, request_ids, signed, now)
         log.info("cold.signed", signer=self.signer_id, batch=bundle.batch_id, txid=txid, requests=len(request_ids))
         return signed
+
+    def prove_control(self, wallet_id: str, branch: int, index: int, message: bytes) -> dict[str, str]:
+        """A BIP-322 signature share for one cold address over a proof-of-reserves challenge.
+
+        Only the challenge format is signed (never an arbitrary message), for an address re-derived
+        here from a registered descriptor. A BIP-322 signature spends a virtual output: no coin moves.
+        """
+        import coincurve
+
+        from coffer.por.bip322 import p2wsh_sighash
+
+        if not _CHALLENGE.fullmatch(message):
+            raise self._refuse("not a proof-of-reserves challenge", "prove.message")
+        wallet = self._store.wallet(wallet_id)
+        if branch not in (0, 1) or not 0 <= index < 2**31:
+            raise self._refuse("no such address", "prove.path")
+        witness_script = wallet.witness_script(branch, index)
+        digest = p2wsh_sighash(witness_script, message)
+        key = self._vault.account_key()
+        with self._vault.root() as root:
+            child = root.derive(f"m/{key.path}/{branch}/{index}")
+            private = coincurve.PrivateKey(bytes(child.key.secret))
+            public = private.public_key.format(compressed=True)
+            signature = private.sign(digest, hasher=None)
+        log.info("cold.proved_control", signer=self.signer_id, branch=branch, index=index)
+        return {"pubkey": public.hex(), "signature": signature.hex(), "address": wallet.address(branch, index)}
 
     def _check_draw(self, bundle: SigningBundle, txid: str) -> None:
         draw = bundle.draw
