@@ -501,7 +501,7 @@ class ColdCustody:
             if script not in balances:
                 continue
             signatures: dict[bytes, bytes] = {}
-            for signer_id, client in sorted(self._signers.items()):
+            for _signer_id, client in sorted(self._signers.items()):
                 if len(signatures) >= wallet.threshold:
                     break
                 try:
