@@ -629,15 +629,22 @@ class Ledger:
                 per_book[row.book] = per_book.get(row.book, 0) + int(row.balance)
         return {asset: BookTotals(asset, **per_book) for asset, per_book in sums.items()}
 
-    def check_consistency(self) -> ConsistencyReport:
+    def check_consistency(self, *, audit: bool = True) -> ConsistencyReport:
         """Re-derive every balance from the postings and re-check every stored transfer: it balances,
-        moves one asset, passes the ring fence and matches its digest. Raises LedgerInconsistent."""
+        moves one asset, passes the ring fence and matches its digest; with `audit`, also that each
+        transfer is recorded, with that digest, by an audit event. Raises LedgerInconsistent."""
+        digests: dict[int, str] = {}
         with self._engine.connect() as conn:
             accounts = {int(row.id): (AccountKey.parse(row.account_key), int(row.balance))
                         for row in conn.execute(sa.select(ledger_accounts.c.id, ledger_accounts.c.account_key,
                                                           ledger_accounts.c.balance))}
             derived = dict.fromkeys(accounts, 0)
-            transfer_count, posting_count = self._scan_transfers(conn, accounts, derived)
+            transfer_count, posting_count = self._scan_transfers(conn, accounts, derived, digests)
+            stored_postings = int(conn.execute(sa.select(sa.func.count()).select_from(ledger_postings)).scalar_one())
+        if stored_postings != posting_count:
+            raise LedgerInconsistent(f"{stored_postings - posting_count} postings belong to no transfer")
+        if audit:
+            self._check_audit_coverage(digests)
         for account_id, (key, stored) in accounts.items():
             if stored != derived[account_id]:
                 raise LedgerInconsistent(f"{key}: stored balance {stored} != sum of postings {derived[account_id]}")
@@ -649,8 +656,33 @@ class Ledger:
                 raise LedgerInconsistent(f"{asset}: custody != client + company + external ({book_totals})")
         return ConsistencyReport(len(accounts), transfer_count, posting_count, totals)
 
+    def _check_audit_coverage(self, digests: Mapping[int, str]) -> None:
+        """Every stored transfer appears, with its content digest, in exactly one audit event."""
+        covered: set[int] = set()
+        for event in self._ledger_events():
+            try:
+                ids = _audited_ids(event, digests)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise LedgerInconsistent(f"audit event {event.seq} is malformed ({exc!r})") from exc
+            if covered.intersection(ids):
+                raise LedgerInconsistent(f"audit event {event.seq} records a transfer twice")
+            covered.update(ids)
+        missing = set(digests) - covered
+        if missing:
+            raise LedgerInconsistent(f"transfers without an audit event: {sorted(missing)[:5]}")
+
+    def _ledger_events(self) -> Iterator[Any]:
+        for name in ("ledger.transfer_applied", "ledger.transfers_applied"):
+            after = 0
+            while True:
+                events = self._audit.events(event=name, after_seq=after, limit=_SCAN_CHUNK)
+                if not events:
+                    break
+                yield from events
+                after = events[-1].seq
+
     def _scan_transfers(self, conn: Connection, accounts: Mapping[int, tuple[AccountKey, int]],
-                        derived: dict[int, int]) -> tuple[int, int]:
+                        derived: dict[int, int], digests: dict[int, str]) -> tuple[int, int]:
         t, p = ledger_transfers.c, ledger_postings.c
         after, transfer_count, posting_count = 0, 0, 0
         while True:
@@ -670,10 +702,27 @@ class Ledger:
                 posting_count += 1
             for row in rows:
                 _recheck_stored(row, postings.pop(int(row.id), []))
+                digests[int(row.id)] = row.digest
                 transfer_count += 1
             if postings:
                 raise LedgerInconsistent(f"postings without a transfer: {sorted(postings)[:5]}")
             after = int(rows[-1].id)
+
+
+def _audited_ids(event: Any, digests: Mapping[int, str]) -> list[int]:
+    """The transfer ids an audit event records, after checking it against the stored digests."""
+    if event.event == "ledger.transfer_applied":
+        transfer_id = int(event.payload["transfer_id"])
+        if digests.get(transfer_id) != event.payload["digest"]:
+            raise LedgerInconsistent(f"audit event {event.seq}: transfer {transfer_id} differs from its record")
+        return [transfer_id]
+    ids = [tid for first, last in event.payload["id_ranges"] for tid in range(int(first), int(last) + 1)]
+    if any(tid not in digests for tid in ids):
+        raise LedgerInconsistent(f"audit event {event.seq} names transfers that are not stored")
+    batch = "".join(f"{tid}:{digests[tid]};" for tid in ids)
+    if hashlib.sha256(batch.encode()).hexdigest() != event.payload["batch_digest"]:
+        raise LedgerInconsistent(f"audit event {event.seq}: batch differs from the stored transfers")
+    return ids
 
 
 def _recheck_stored(row: Any, postings: list[Posting]) -> None:
