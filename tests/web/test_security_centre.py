@@ -118,6 +118,8 @@ def test_bad_keys_over_form_change_nothing(web: Web, client_gpg: Gpg) -> None:
     leaked = client.post("/security/key", data={"armored": secret, "csrf_token": token})
     assert 400 == leaked.status_code and "SECRET key" in leaked.text
     assert secret.splitlines()[3] not in leaked.text
+    big = client.post("/security/key", data={"armored": "A" * (200 * 1024), "csrf_token": token})
+    assert 400 == big.status_code and "too large" in big.text
     huge = client.post("/security/key", data={"csrf_token": token},
                        files={"keyfile": ("key.asc", b"A" * (10 * 1024 * 1024), "text/plain")})
     assert 413 == huge.status_code

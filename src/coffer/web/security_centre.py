@@ -250,7 +250,7 @@ def security_page(request: Request, session: Session = Depends(client_session)) 
 
 
 @page_router.post("/security/key")
-async def key_form(request: Request, armored: str = Form("", max_length=KEY_BYTES_MAX * 2),
+async def key_form(request: Request, armored: str = Form(""),  # bounded by the request limit; the key gate says "too large"
                    keyfile: UploadFile | None = File(None), totp_code: str = Form("", max_length=16),
                    csrf_token: str = Form("", max_length=128), session: Session = Depends(client_session)) -> Response:
     require_csrf(request, session, csrf_token)
