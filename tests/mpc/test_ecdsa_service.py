@@ -73,6 +73,7 @@ def test_cheating_co_signer_is_named_its_setups_discarded_and_a_fresh_pairing_si
     assert 1 == aborted.value.reporter
     assert aborted.value.rule.startswith("ecdsa.abort.") or "message.invalid" == aborted.value.rule
     assert {2: False} == _setups(cluster, 1, "cheat")
+    assert "ecdsa.ot_setup_discarded" in cluster.processes[1].log_tail(100_000)  # the alert
     cluster.restart(2)
     signed = coordinator.sign_spend("cheat", _spend(1), _approved(cluster), signers=[1, 2])
     assert coordinator.key("cheat").address == signed.sender
@@ -213,3 +214,18 @@ def test_no_secret_in_status_or_logs(cluster: EcdsaCluster, tmp_path: Path) -> N
     for process in cluster.processes.values():
         text = process.log_tail(200_000)
         assert "secret_share" not in text and "seed" not in text
+
+
+def test_dkg_gives_every_co_signer_the_same_key_and_an_ethereum_address(cluster: EcdsaCluster) -> None:
+    """The DKG over the three processes: each reports the same group key; the address is its keccak."""
+    from coffer.mpc.ecdsa import ethereum_address
+
+    key = cluster.coordinator.create_key("address", 2)
+    reported = {cosigner: [k["group_public_key"] for k in cluster.status(cosigner)["keys"] if k["key_id"] == "address"]
+                for cosigner in (1, 2, 3)}
+    assert {1: [key.group_public_key.hex()], 2: [key.group_public_key.hex()], 3: [key.group_public_key.hex()]} == reported
+    assert ethereum_address(key.group_public_key) == key.address
+    assert key.address.startswith("0x") and 42 == len(key.address)
+    with pytest.raises(CosignerRefused) as refused:
+        cluster.coordinator.create_key("address", 2)
+    assert "dkg.key_exists" == refused.value.rule

@@ -139,9 +139,10 @@ class EcdsaCoordinator:
             raise QuorumUnavailable(f"no connection to co-signer {cosigner}")
         return client.call(path, body)
 
-    def _call_all(self, cosigners: Sequence[int], path: str,
-                  body: Callable[[int], dict[str, Any]]) -> dict[int, dict[str, Any]]:
-        """Calls every co-signer in parallel; raises the first failure (by co-signer id)."""
+    def _call_all(self, cosigners: Sequence[int], path: str, body: Callable[[int], dict[str, Any]],
+                  partial: dict[int, dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
+        """Calls every co-signer in parallel; raises the first failure (by co-signer id), after
+        copying the replies that did succeed into `partial`."""
         futures = {c: self._pool.submit(self._call, c, path, body(c)) for c in cosigners}
         results: dict[int, dict[str, Any]] = {}
         failures: dict[int, Exception] = {}
@@ -151,8 +152,9 @@ class EcdsaCoordinator:
             except Exception as error:  # collected, re-raised below in a fixed order
                 failures[cosigner] = error
         if failures:
-            first = min(failures)
-            raise failures[first]
+            if partial is not None:
+                partial.update(results)
+            raise failures[min(failures)]
         return results
 
     # -- keys ----------------------------------------------------------------------------------------
@@ -289,41 +291,39 @@ class EcdsaCoordinator:
                 "spend": spend.to_json(),
                 "approvals": [{"request": r.to_json(), "decision": d.to_json()} for r, d in approvals]}
         session_id: str | None = None
-        started: list[int] = []
+        opened: set[str] = set()
         try:
-            first = self._fanout(signers, "/v1/ecdsa/sign/round1", lambda c: body, started)
+            first = self._fanout(signers, "/v1/ecdsa/sign/round1", lambda c: body, opened)
             session_ids = {reply.get("session_id") for reply in first.values()}
             if len(session_ids) != 1 or any(bytes.fromhex(r["digest"]) != digest for r in first.values()):
                 raise SigningAborted("co-signers derived different sessions or digests", rule="session.mismatch",
                                      culprits=signers)
             session_id = str(first[signers[0]]["session_id"])
             second = self._fanout(signers, "/v1/ecdsa/sign/round2", lambda c: {
-                "session_id": session_id, "messages": _relay(first, c)}, started)
+                "session_id": session_id, "messages": _relay(first, c)}, opened)
             third = self._fanout(signers, "/v1/ecdsa/sign/round3", lambda c: {
-                "session_id": session_id, "messages": _relay(second, c)}, started)
+                "session_id": session_id, "messages": _relay(second, c)}, opened)
             return self._combine(key, spend, bytes.fromhex(session_id), third, signers)
         except Exception:
-            self._abort(key.key_id, signers, started, session_id)
+            self._abort(key.key_id, signers, opened)
             raise
 
     def _fanout(self, signers: list[int], path: str, body: Callable[[int], dict[str, Any]],
-                started: list[int]) -> dict[int, dict[str, Any]]:
+                opened: set[str]) -> dict[int, dict[str, Any]]:
+        """One round to every signer; `opened` collects the session ids any co-signer reported."""
+        partial: dict[int, dict[str, Any]] = {}
         try:
-            replies = self._call_all(signers, path, body)
+            replies = self._call_all(signers, path, body, partial)
         except (ServiceError, InvalidMessage) as error:
+            opened.update(str(r["session_id"]) for r in partial.values() if isinstance(r.get("session_id"), str))
             raise _aborted(error, SigningAborted) from None
-        if not started:
-            started.extend(signers)
+        opened.update(str(r["session_id"]) for r in replies.values() if isinstance(r.get("session_id"), str))
         return replies
 
-    def _abort(self, key_id: str, signers: list[int], started: list[int], session_id: str | None) -> None:
+    def _abort(self, key_id: str, signers: list[int], session_ids: set[str]) -> None:
         """Tell every co-signer the session is over (they discard its OT setups); forget the pairs."""
         self._forget_pairs(key_id, signers)
-        if session_id is None:
-            session_ids = set()
-        else:
-            session_ids = {session_id}
-        for sid in session_ids:
+        for sid in sorted(session_ids):
             for cosigner in signers:
                 try:
                     self._call(cosigner, "/v1/ecdsa/sign/abort", {"session_id": sid, "reason": "aborted"})
