@@ -201,3 +201,18 @@ def test_any_mutated_body_gives_a_typed_error(local: Local, data: st.DataObject)
             method(bytes(body))
         except CofferError:
             continue
+
+
+def test_resync_after_a_crash_before_the_directory_update(local: Local) -> None:
+    """If the coordinator dies after the co-signers confirmed a refresh, `resync` adopts the new version."""
+    from coffer.mpc.service.tables import mpc_keys
+
+    local.mpc.dkg("k-resync", "ed25519", 2)
+    stale = local.mpc.key("k-resync")
+    fresh = local.mpc.refresh("k-resync")
+    with local.mpc._engine.begin() as conn:  # as if the final save never happened
+        conn.execute(mpc_keys.update().where(mpc_keys.c.key_id == "k-resync").values(
+            version=stale.version, public_package=stale.public.to_bytes().hex()))
+    assert fresh.version == local.mpc.resync("k-resync").version
+    assert fresh.public.to_bytes() == local.mpc.resync("k-resync").public.to_bytes()
+    assert () == local.mpc.resync("k-resync").revoked

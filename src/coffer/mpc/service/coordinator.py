@@ -455,6 +455,37 @@ class MpcCoordinator:
         log.info("mpc.shares_renewed", key_id=key.key_id, version=new_version)
         return pending
 
+    def resync(self, key_id: str) -> MpcKey:
+        """After a crash between the co-signers' confirmation and this directory's update: adopt the
+        newest version that every co-signer holding it reports with the same public package."""
+        key = self._load(key_id)
+        reports: dict[int, dict[str, Any]] = {}
+        for member in key.members:
+            reply = self._client(member.cosigner).call("/v1/status", {})
+            for entry in reply.get("keys", []):
+                if entry.get("key_id") == key_id and entry.get("status") == "active":
+                    reports[member.cosigner] = entry
+        versions = {int(entry["version"]) for entry in reports.values()}
+        newest = max(versions, default=key.version)
+        if newest <= key.version:
+            return key
+        holders = {c: e for c, e in reports.items() if int(e["version"]) == newest}
+        packages = {str(e["public_package"]) for e in holders.values()}
+        if len(packages) != 1:
+            raise ProtocolViolation(f"co-signers disagree on version {newest} of {key_id!r}", sender=None)
+        public = frost.PublicKeyPackage.from_bytes(bytes.fromhex(packages.pop()))
+        if public.group.serialize_element(public.group_public_key) != key.group_public_key:
+            raise ProtocolViolation("co-signers report another group key", sender=None)
+        members = tuple(m for m in key.members if m.cosigner in holders
+                        and int(holders[m.cosigner]["identifier"]) == m.identifier)
+        if {m.identifier for m in members} != set(public.identifiers):
+            raise ProtocolViolation("the holders of the new version are not its participants", sender=None)
+        revoked = tuple(sorted({*key.revoked, *(m.cosigner for m in key.members if m not in members)}))
+        updated = MpcKey(key.key_id, key.suite, newest, public, members, revoked, key.status)
+        self._save(updated, insert=False)
+        log.warning("mpc.key_resynced", key_id=key_id, version=newest, revoked=list(revoked))
+        return updated
+
     # -- status ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"keys": [], "cosigners": {}}
