@@ -5,6 +5,15 @@ The TLS handshake requires a client certificate issued by the local CA whose com
 POST goes to one `Cosigner` method; refusals come back as JSON with the error type, the rule and
 the parties named, never with a secret. Connections are kept open (HTTP/1.1) so a coordinator can
 pipeline sessions over a few sockets.
+
+Endpoints (all POST, JSON bodies parsed strictly; bytes as lowercase hex):
+  /v1/status                 keys held (public packages, versions, states), revocations, halt state
+  /v1/hostkey                {suite} -> this co-signer's DKG host public key (made and sealed on first use)
+  /v1/dkg/step1|step2|finalize|investigate   ChillDKG / Ed25519 DKG rounds relayed by the coordinator
+  /v1/sign/commit            {key_id, version, signers, coordinator_nonce, kind, payload} -> session id, commitments
+  /v1/sign/share             {session_id, commitments by identifier} -> signature shares
+  /v1/refresh/deal, /v1/reshare/deal, /v1/dealing/receive, /v1/dealing/confirm   refresh and re-share
+  /v1/batch                  {calls: [{path, body}]}: several of the above in one request, run concurrently
 """
 
 from __future__ import annotations
