@@ -167,7 +167,7 @@ def test_client_without_a_ca_certificate_is_refused(site: Site, tmp_path: Path) 
     assert 1 == ours.health()["signer_id"]
 
 
-def test_signers_refuse_while_halted(site: Site) -> None:
+def test_zz_signers_refuse_while_halted(site: Site) -> None:
     """The halt switch is pushed to signers as a signed notice; every signer process refuses while it is on."""
     coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)
     _funded_client(site, "trent", 40_000_000)
@@ -208,3 +208,32 @@ def test_signer_refuses_to_sign_anything_but_a_reserves_challenge(site: Site) ->
     with pytest.raises(SignerRefused) as caught:
         client.prove_control(site.coordinator.cold.wallet().wallet_id, 0, 0, b"I owe Mallory 100 BTC")
     assert "prove.message" == caught.value.rule
+
+
+def test_killed_signer_is_replaced_by_a_recorded_redraw(site: Site) -> None:
+    """kill -9 a nominated signer process: the coordinator records why and draws again; the batch still settles."""
+    from coffer.cold.draw import draw_quorum
+
+    coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)
+    if coordinator.halt.state().halted:
+        pytest.skip("an earlier test left the site halted")
+    _funded_client(site, "victor", 40_000_000)
+    submitted = site.desk.request("victor", "BTC", 12_000_000, DEST, now=now)
+    site.desk.approve(sign_approval(APPROVER, request=submitted.request, operator_id="bob", role=Role.APPROVER,
+                                    expires_at_s=int(now.timestamp()) + 600), now=now)
+    site.desk.dispatch(submitted.request.digest_hex, now=now)
+    batch_id = coordinator.cold.seal_batch(now=now)
+    assert batch_id is not None
+    row = coordinator.cold.batch(batch_id)
+    first = draw_quorum(batch_id=batch_id, tip_hash=row["tip_hash"], unsigned_txid=row["unsigned_txid"],
+                        signer_ids=tuple(coordinator.signer_ids()), threshold=3)
+    victim = site.signers[first.nominated[0] - 1]
+    victim.kill()
+    try:
+        coordinator.cold.sign_batch(batch_id, now=now)
+        draws = coordinator.cold.draws(batch_id)
+        assert 2 == len(draws)
+        assert first.nominated[0] in draws[1].excluded
+        coordinator.cold.broadcast_batch(batch_id, now=now)
+    finally:
+        victim.start()
