@@ -152,8 +152,8 @@ def test_replayed_session_is_refused(cluster: EcdsaCluster) -> None:
 
 
 def test_opaque_digest_and_mismatched_spends_are_refused(cluster: EcdsaCluster) -> None:
-    """A digest from the coordinator, a spend paying more than approved, a sweep to a foreign
-    address, and a withdrawal without approval: each refused before any output."""
+    """A digest from the coordinator, a spend paying more than approved, another chain id, a sweep
+    to a foreign address, and a withdrawal without approval: each refused before any output."""
     coordinator = cluster.coordinator
     coordinator.create_key("opaque", 2)
     coordinator.pair("opaque", 1, 2)
@@ -165,6 +165,10 @@ def test_opaque_digest_and_mismatched_spends_are_refused(cluster: EcdsaCluster) 
         client.call("/v1/ecdsa/sign/round1", _round1_body("opaque", [1, 2], _spend(value_wei=2 * VALUE_WEI),
                                                           _approved(cluster)))
     assert "spend.mismatch" == refused.value.rule
+    with pytest.raises(CosignerRefused) as refused:  # the same transfer on a chain it does not sign for
+        client.call("/v1/ecdsa/sign/round1", _round1_body("opaque", [1, 2], EthSpend(
+            "withdrawal", 1, 0, 10**9, 3 * 10**9, 21_000, DESTINATION, VALUE_WEI), _approved(cluster)))
+    assert "spend.chain_id" == refused.value.rule
     sweep = EthSpend("deposit_sweep", 1337, 0, 10**9, 3 * 10**9, 21_000, DESTINATION, VALUE_WEI, (0,))
     with pytest.raises(SigningAborted) as aborted:
         coordinator.sign_spend("opaque", sweep)

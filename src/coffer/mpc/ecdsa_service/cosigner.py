@@ -128,9 +128,11 @@ class EcdsaCosigner:
     """The co-signer's state machine. Thread-safe; every public method takes the raw request body."""
 
     def __init__(self, cosigner_id: int, store: EcdsaStore, vault: EcdsaVault, *, guard: SignerGuard,
-                 halt: HaltGate, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                 halt: HaltGate, chain_ids: frozenset[int] | None = None,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
                  rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self.cosigner_id = cosigner_id
+        self._chain_ids = chain_ids  # None: any chain (only when provisioning pinned none)
         self._store = store
         self._vault = vault
         self._guard = guard
@@ -407,6 +409,9 @@ class EcdsaCosigner:
     def _clear_spend(self, record: EcdsaKeyRecord, spend: EthSpend, approvals: list[Body]) -> int:
         """Checks the spend against what was approved; returns the tweak of the paying address."""
         self._require_clear()
+        if self._chain_ids is not None and spend.chain_id not in self._chain_ids:
+            raise SpendNotApproved(f"chain id {spend.chain_id} is not pinned by this co-signer",
+                                   rule="spend.chain_id", cosigner=self.cosigner_id)
         group_key = record.group_public_key
         if spend.kind == DEPOSIT_SWEEP:
             if approvals:

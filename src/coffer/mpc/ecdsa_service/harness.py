@@ -16,6 +16,7 @@ from typing import Any
 from coffer.hsm import Hsm
 from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
+from coffer.mpc.ecdsa_service.server import write_chain_pins
 from coffer.mpc.service.harness import ROLES, NoticeSource
 from coffer.mpc.service.pins import CosignerPins, write_pins
 from coffer.policy import (
@@ -40,9 +41,11 @@ from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, free_port, make_token, wait_until
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
-__all__ = ["EcdsaCluster", "start_ecdsa_cluster", "HOT_BALANCE_WEI"]
+__all__ = ["EcdsaCluster", "start_ecdsa_cluster", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
 
 HOT_BALANCE_WEI = 50 * 10**18
+# py-evm (eth-tester) default, hardhat's dev chain, and the id the service tests use
+TEST_CHAIN_IDS = [131277322940537, 31337, 1337]
 
 
 def _argv(home: Path, cosigner: int, port: int, module: str | None) -> list[str]:
@@ -117,7 +120,8 @@ class EcdsaCluster:
 
 
 def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, notice_max_age_s: int = 4,
-                        modules: dict[int, str] | None = None) -> EcdsaCluster:
+                        modules: dict[int, str] | None = None,
+                        chain_ids: Sequence[int] = tuple(TEST_CHAIN_IDS)) -> EcdsaCluster:
     """Provision and start the co-signers together (their import times overlap)."""
     home.mkdir(parents=True, exist_ok=True)
     make_ca(home / "tls")
@@ -132,6 +136,7 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     for cosigner in ids:
         write_pins(home / "cosigners" / str(cosigner), CosignerPins(
             attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
+        write_chain_pins(home, cosigner, list(chain_ids))
     ports = {cosigner: free_port() for cosigner in ids}
     clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
     cluster = EcdsaCluster(home, hsm, attestation_key, notices, notice_server, {}, ports, tls,

@@ -11,6 +11,7 @@ TLS certificate from HOME/tls. The TLS handshake requires the client certificate
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 import ssl
@@ -20,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
-from coffer.errors import Refused
+from coffer.errors import ConfigError, Refused
 from coffer.log import get_logger
 from coffer.mpc.ecdsa_service.cosigner import EcdsaCosigner
 from coffer.mpc.errors import InvalidMessage, MalformedInput, MpcError
@@ -29,7 +30,8 @@ from coffer.mpc.service.wire import BODY_BYTES_MAX, encode_body
 from coffer.policy.errors import PolicyError
 from coffer.tls import TlsFiles, issue_certificate, server_context
 
-__all__ = ["EcdsaCosignerServer", "run_ecdsa_cosigner", "open_ecdsa_cosigner", "ecdsa_dir", "ROUTES"]
+__all__ = ["EcdsaCosignerServer", "run_ecdsa_cosigner", "open_ecdsa_cosigner", "ecdsa_dir", "ROUTES",
+           "write_chain_pins", "read_chain_pins", "CHAIN_PINS_FILE"]
 
 COORDINATOR_NAME: Final = "coordinator"
 REQUEST_TIMEOUT_S: Final = 30.0
@@ -48,6 +50,34 @@ log = get_logger("coffer.mpc.ecdsa_service.server")
 
 def ecdsa_dir(home: Path, cosigner_id: int) -> Path:
     return home / "cosigners" / str(cosigner_id) / "ecdsa"
+
+
+CHAIN_PINS_FILE: Final = "chains.json"
+
+
+def write_chain_pins(home: Path, cosigner_id: int, chain_ids: list[int]) -> Path:
+    """Provisioning: the EVM chain ids this co-signer signs for (HOME/cosigners/N/ecdsa/chains.json)."""
+    directory = ecdsa_dir(home, cosigner_id)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / CHAIN_PINS_FILE
+    path.write_text(json.dumps({"chain_ids": sorted(set(chain_ids))}))
+    return path
+
+
+def read_chain_pins(home: Path, cosigner_id: int) -> frozenset[int] | None:
+    """The pinned chain ids, or None when none were provisioned (then any chain id is signed for)."""
+    path = ecdsa_dir(home, cosigner_id) / CHAIN_PINS_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        values = data["chain_ids"]
+        if set(data) != {"chain_ids"} or not isinstance(values, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError("chain pins are malformed", path=str(path)) from None
+    return frozenset(values)
 
 
 def cosigner_tls(home: Path, cosigner_id: int) -> TlsFiles:
@@ -193,8 +223,11 @@ def open_ecdsa_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.
                         policy=pins.policy(), history=history, halted=lambda: not watcher.clear())
     store = EcdsaStore(directory / "ecdsa.db")
     kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+    chain_ids = read_chain_pins(home, cosigner_id)
+    if chain_ids is None:
+        log.warning("ecdsa.cosigner.no_chain_pins", cosigner=cosigner_id)
     cosigner = cosigner_class(cosigner_id, store, EcdsaVault(hsm, cosigner_id), guard=guard, halt=watcher,
-                              **kwargs)
+                              chain_ids=chain_ids, **kwargs)
 
     def stop() -> None:
         watcher.stop()
