@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transfers", type=int, default=200_000, help="batched transfers (PostgreSQL)")
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--naive", type=int, default=2_000, help="transfers for the naive baseline")
+    parser.add_argument("--naive", type=int, default=1_000, help="transfers for the naive baseline")
     parser.add_argument("--sqlite", type=int, default=100_000, help="batched transfers (SQLite)")
     parser.add_argument("--clients", type=int, default=2_000)
     args = parser.parse_args()

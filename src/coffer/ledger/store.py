@@ -154,7 +154,7 @@ class ConsistencyReport:
 
 
 def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat()
+    return at.isoformat() if at.tzinfo is UTC else at.astimezone(UTC).isoformat()
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -388,6 +388,8 @@ class Ledger:
             self._store_balances(conn, {ids[key]: value for key, value in updated.items()})
             if fresh:
                 self._audit_applied(conn, actor, fresh, fresh_digests, transfer_ids)
+            if not replay_of:
+                return [_applied(tid, t, digest) for tid, t, digest in zip(transfer_ids, fresh, fresh_digests, strict=True)]
             new_by_index = {index: _applied(transfer_ids[n], transfers[index], digests[index])
                             for n, index in enumerate(fresh_indices)}
             earlier = self._load_transfers(conn, sorted({tid for tid in replay_of.values() if tid > 0}))
