@@ -81,10 +81,31 @@ class Coordinator:
 
     @property
     def halt(self) -> Any:
+        from coffer.notify.hooks import halt_notices
         from coffer.recon.halt import HaltSwitch
 
-        return self._part("halt", lambda: HaltSwitch(self.engine, quorum=int(self.config.get("halt", "officer_quorum")),
-                                                     audit=self.audit))
+        def clients() -> list[str]:
+            return sorted({line.client_id for line in self.ledger.client_liabilities("BTC")})
+
+        return self._part("halt", lambda: HaltSwitch(
+            self.engine, quorum=int(self.config.get("halt", "officer_quorum")), audit=self.audit,
+            hooks=[halt_notices(self.notify.notifier, clients)]))
+
+    @property
+    def notify(self) -> Any:
+        """Mail to clients (PGP-encrypted when they have a key) and to the security team, via the outbox."""
+        from coffer.notify import open_notify
+
+        return self._part("notify", lambda: open_notify(
+            self.engine, address_of=lambda client: f"{client}@clients.coffer.invalid",
+            team_address=str(self.config.get("mail", "team_address")), audit=self.audit))
+
+    def deliver_mail(self) -> int:
+        """Send what the outbox holds to the configured SMTP server; returns how many were sent."""
+        from coffer.notify import OutboxWorker, smtp_sender
+
+        sent: int = OutboxWorker(self.notify.outbox, smtp_sender(self.config)).run_once(self.now())
+        return sent
 
     @property
     def notices(self) -> Any:

@@ -165,6 +165,7 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
     pins = coordinator.signer_pins()
     for signer_id in coordinator.signer_ids():
         pins.save(signer_directory(site.home, signer_id))
+    _team_key(site, now)
     site.faucet = Faucet(coordinator.bitcoin)
     site.faucet.fund(120)
     coordinator.ledger.open_house_accounts(["BTC", "ETH"], at=now)
@@ -174,6 +175,44 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
     (site.home / "cold-wallet.bsms").write_text(coordinator.cold.bsms())
     console.print(f"  regtest node, SMTP server and 5 signer processes up; cold wallet "
                   f"{wallet.threshold}-of-{len(wallet.keys)} {wallet.wallet_id[:16]}…")
+
+
+def _team_key(site: DemoSite, now: dt.datetime) -> None:
+    """The security team's OpenPGP key: tickets and halt notices are encrypted to it."""
+    import pysequoia as sq
+
+    keys_dir = site.home / "mail" / "keys"
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    team = sq.Tsk.generate("Coffer security team <security-team@coffer.invalid>")
+    (keys_dir / "security-team.sec.asc").write_text(str(team))
+    (keys_dir / "security-team.sec.asc").chmod(0o600)
+    site.coordinator.notify.keys.add_team_key(str(team.extract_certificate()).encode(), name="security-team",
+                                              by="demo-setup", now=now)
+
+
+PGP_CLIENTS = 5
+
+
+def _client_pgp_keys(site: DemoSite, clients: list[str], now: dt.datetime) -> dict[str, str]:
+    """Some clients put an OpenPGP key in their security centre and prove they can decrypt its challenge."""
+    import pysequoia as sq
+
+    notify = site.coordinator.notify
+    keys_dir = site.home / "mail" / "keys"
+    secret_files: dict[str, str] = {}
+    for client in clients[:PGP_CLIENTS]:
+        tsk = sq.Tsk.generate(f"{client} <{client}@clients.coffer.invalid>")
+        notify.key_service.submit(client, str(tsk.extract_certificate()).encode(), now=now)
+        challenge = [item for item in notify.outbox.items(client_id=client) if item.event == "key_challenge"][-1]
+        plain = sq.decrypt(challenge.body.encode(), decryptor=tsk.decryptor()).bytes
+        text = (plain or b"").decode()
+        code = next(line.strip() for line in text.splitlines() if line.startswith("    "))
+        notify.key_service.confirm(client, code, now=now)
+        path = keys_dir / f"{client}.sec.asc"
+        path.write_text(str(tsk))
+        path.chmod(0o600)
+        secret_files[client] = str(path)
+    return secret_files
 
 
 def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None:
@@ -187,6 +226,10 @@ def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None
         coordinator.policy.add_whitelist(client, "BTC", WHITELISTED, by=f"client:{client}",
                                          now=now - dt.timedelta(days=2))
     site.parts["clients"] = clients
+    secret_keys = _client_pgp_keys(site, clients, now)
+    report.data["mail"] = {"maildir": str(site.home / "mail"), "client_secret_keys": secret_keys,
+                           "security_team_secret_key": str(site.home / "mail" / "keys" / "security-team.sec.asc")}
+    console.print(f"  {len(secret_keys)} clients registered an OpenPGP key and proved they can decrypt it")
     for chunk in range(0, len(payments), 10):
         site.faucet.pay_many(payments[chunk:chunk + 10])
     site.faucet.mine(1)
@@ -236,6 +279,9 @@ def stage_withdrawals(site: DemoSite, report: DemoReport, console: Console) -> N
         decision = _approve(site, submitted.request, approvers)
         assert decision.allowed, decision
         desk.dispatch(submitted.request.digest_hex, now=site.now())
+        coordinator.notify.notifier.notify(client, "withdrawal_requested", {
+            "amount": f"{amount} sats", "asset": "BTC", "destination": WHITELISTED,
+            "request_id": submitted.request.digest_hex}, now=site.now())
     result = coordinator.cold.run_once(now=site.now())
     batch_id = result["sealed"]
     site.faucet.mine(3)
@@ -261,10 +307,13 @@ def stage_summary(site: DemoSite, report: DemoReport, console: Console) -> None:
     custody = coordinator.ledger.balance(AccountKey.custody("cold", "BTC"))
     on_chain = sum(u.amount_sats for u in coordinator.bitcoin.unspent(coordinator.cold.custody_scripts()))
     assert custody == on_chain, f"cold custody {custody} sats in the ledger, {on_chain} on chain"
+    sent = coordinator.deliver_mail()
+    report.data.setdefault("mail", {})["sent"] = sent
     events = coordinator.audit.verify_chain()
     report.data["summary"] = {"cold_custody_sats": custody, "cold_on_chain_sats": on_chain,
                               "audit_events": events, "ledger_consistent": bool(consistency)}
-    console.print(f"  cold custody {custody} sats = {on_chain} sats on chain; audit chain of {events} events verifies")
+    console.print(f"  cold custody {custody} sats = {on_chain} sats on chain; audit chain of {events} events verifies;"
+                  f" {sent} mails delivered (encrypted to every client with a key)")
 
 
 Stage = Callable[[DemoSite, DemoReport, Console], None]

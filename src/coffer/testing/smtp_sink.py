@@ -17,6 +17,8 @@ __all__ = ["MaildirSink", "main"]
 
 class _Handler:
     def __init__(self, maildir: Path) -> None:
+        for sub in ("cur", "new", "tmp"):  # an existing empty folder is not yet a Maildir
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
         self._box = mailbox.Maildir(str(maildir), create=True)
         self._lock = threading.Lock()
 
