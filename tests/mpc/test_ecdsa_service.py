@@ -233,3 +233,19 @@ def test_dkg_gives_every_co_signer_the_same_key_and_an_ethereum_address(cluster:
     with pytest.raises(CosignerRefused) as refused:
         cluster.coordinator.create_key("address", 2)
     assert "dkg.key_exists" == refused.value.rule
+
+
+def test_re_share_without_a_valid_test_signature_keeps_the_old_shares(cluster: EcdsaCluster,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The co-signers activate new shares only with a valid test signature by them; a bad one is
+    refused (rule reshare.untested) and the old version stays active."""
+    from coffer.mpc.ecdsa import Signature
+
+    coordinator = cluster.coordinator
+    coordinator.create_key("untested", 2)
+    monkeypatch.setattr(coordinator, "_session", lambda *args, **kwargs: Signature(1, 1, 0))
+    with pytest.raises(CosignerRefused) as refused:
+        coordinator.reshare("untested", revoke=[3])
+    assert "reshare.untested" == refused.value.rule
+    assert [(1, "active"), (2, "pending")] == [(k["version"], k["status"]) for k in cluster.status(1)["keys"]
+                                               if k["key_id"] == "untested"]

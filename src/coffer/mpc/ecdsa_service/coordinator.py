@@ -21,7 +21,6 @@ from typing import Any, Final, TypeVar
 import coincurve
 from eth_account import Account
 
-from coffer.chain.ethereum import Eip1559Tx
 from coffer.eth.spend import EthSpend
 from coffer.log import get_logger
 from coffer.mpc.dkg.errors import DkgError
@@ -38,7 +37,7 @@ from coffer.mpc.ecdsa import (
 from coffer.mpc.ecdsa.curve import Q, point_bytes
 from coffer.mpc.ecdsa.sign import finish_signature, tweaked_key
 from coffer.mpc.ecdsa_service.client import EcdsaClient
-from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL
+from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL, reshare_test_digest
 from coffer.mpc.ecdsa_service.errors import KeyDisagreement, PairingFailed, SignatureRejected, SigningAborted
 from coffer.mpc.errors import InsufficientSigners, InvalidMessage
 from coffer.mpc.service.errors import (
@@ -286,10 +285,25 @@ class EcdsaCoordinator:
 
     def _sign_once(self, key: EcdsaKey, spend: EthSpend, approvals: Sequence[tuple[WithdrawalRequest,
                    SignedDecision]], signers: list[int]) -> SignedTransaction:
+        tweak = derive(key.group_public_key, key.chain_code, spend.path).tweak if spend.path else 0
+        public_key = tweaked_key(key.group_public_key, tweak)
+        expected_sender = ethereum_address(point_bytes(public_key))
         digest = spend.digest()
-        body = {"key_id": key.key_id, "version": key.version, "signers": signers, "nonce": self._rng(32).hex(),
-                "spend": spend.to_json(),
-                "approvals": [{"request": r.to_json(), "decision": d.to_json()} for r, d in approvals]}
+        signature = self._session(key.key_id, signers, {
+            "key_id": key.key_id, "version": key.version, "signers": signers, "nonce": self._rng(32).hex(),
+            "spend": spend.to_json(),
+            "approvals": [{"request": r.to_json(), "decision": d.to_json()} for r, d in approvals]},
+            digest, public_key)
+        raw = spend.tx().raw(signature.recovery_id & 1, signature.r, signature.s)
+        _verify(signature, digest, public_key, raw, expected_sender)
+        from eth_utils.crypto import keccak
+
+        log.info("ecdsa.signed", key_id=key.key_id, signers=signers, sender=expected_sender, kind=spend.kind)
+        return SignedTransaction(raw, "0x" + bytes(keccak(raw)).hex(), expected_sender, signature, tuple(signers))
+
+    def _session(self, key_id: str, signers: list[int], body: dict[str, Any], digest: bytes,
+                 public_key: coincurve.PublicKey) -> Signature:
+        """Three rounds with `signers`; the combined signature, verified. Any failure aborts everywhere."""
         session_id: str | None = None
         opened: set[str] = set()
         try:
@@ -303,9 +317,9 @@ class EcdsaCoordinator:
                 "session_id": session_id, "messages": _relay(first, c)}, opened)
             third = self._fanout(signers, "/v1/ecdsa/sign/round3", lambda c: {
                 "session_id": session_id, "messages": _relay(second, c)}, opened)
-            return self._combine(key, spend, bytes.fromhex(session_id), third, signers)
+            return self._combine(bytes.fromhex(session_id), third, signers, digest, public_key)
         except Exception:
-            self._abort(key.key_id, signers, opened)
+            self._abort(key_id, signers, opened)
             raise
 
     def _fanout(self, signers: list[int], path: str, body: Callable[[int], dict[str, Any]],
@@ -331,12 +345,8 @@ class EcdsaCoordinator:
                     log.info("ecdsa.abort_not_delivered", cosigner=cosigner)
         log.warning("ecdsa.session_aborted", key_id=key_id, signers=signers)
 
-    def _combine(self, key: EcdsaKey, spend: EthSpend, session_id: bytes, third: dict[int, dict[str, Any]],
-                 signers: list[int]) -> SignedTransaction:
-        tweak = derive(key.group_public_key, key.chain_code, spend.path).tweak if spend.path else 0
-        public_key = tweaked_key(key.group_public_key, tweak)
-        expected_sender = ethereum_address(point_bytes(public_key))
-        digest = spend.digest()
+    def _combine(self, session_id: bytes, third: dict[int, dict[str, Any]], signers: list[int], digest: bytes,
+                 public_key: coincurve.PublicKey) -> Signature:
         parsed = {}
         for cosigner in signers:
             try:
@@ -351,18 +361,11 @@ class EcdsaCoordinator:
         w = sum(m.w for m in parsed.values()) % Q
         if w == 0:
             raise SigningAborted("w sums to zero", rule="ecdsa.abort.SignatureInvalid", culprits=signers)
-        nonce_point = parsed[signers[0]].nonce_point
         try:
-            signature = finish_signature(nonce_point, u * pow(w, -1, Q) % Q, digest, public_key, signers)
+            return finish_signature(parsed[signers[0]].nonce_point, u * pow(w, -1, Q) % Q, digest, public_key,
+                                    signers)
         except EcdsaError as error:
             raise SignatureRejected(str(error)) from None
-        tx: Eip1559Tx = spend.tx()
-        raw = tx.raw(signature.recovery_id & 1, signature.r, signature.s)
-        _verify(signature, digest, public_key, raw, expected_sender)
-        from eth_utils.crypto import keccak
-
-        log.info("ecdsa.signed", key_id=key.key_id, signers=signers, sender=expected_sender, kind=spend.kind)
-        return SignedTransaction(raw, "0x" + bytes(keccak(raw)).hex(), expected_sender, signature, tuple(signers))
 
     # -- re-share: revoke co-signers ---------------------------------------------------------------------
     def reshare(self, key_id: str, *, revoke: Sequence[int], new_threshold: int | None = None) -> EcdsaKey:
@@ -384,8 +387,15 @@ class EcdsaCoordinator:
                                                                                 "dealings": dealings})
         acks = {str(c): received[c]["ack"] for c in kept}
         revoked = sorted(set(key.revoked) | set(revoke))
-        self._call_all(kept, "/v1/ecdsa/reshare/confirm", lambda c: {"session": session, "acks": acks,
-                                                                     "revoked": revoked})
+        testers = kept[:threshold]  # the new shares sign a test message before the old ones go
+        self._ensure_paired(key_id, testers)
+        group_key = tweaked_key(key.group_public_key, 0)
+        test = self._session(key_id, testers, {
+            "key_id": key_id, "version": key.version + 1, "signers": testers, "nonce": self._rng(32).hex(),
+            "spend": None, "approvals": [], "reshare_test": session},
+            reshare_test_digest(bytes.fromhex(session), key.group_public_key, key.version + 1), group_key)
+        self._call_all(kept, "/v1/ecdsa/reshare/confirm", lambda c: {
+            "session": session, "acks": acks, "revoked": revoked, "test_signature": test.to_compact().hex()})
         self._forget_pairs(key_id, list(revoke))
         self._keys.pop(key_id, None)
         new = EcdsaKey(key_id, key.version + 1, threshold, key.group_public_key, tuple(kept), tuple(revoked))

@@ -16,12 +16,15 @@ Messages to and from other co-signers are relayed by the coordinator, sealed end
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+
+import coincurve
 
 from coffer.errors import Refused
 from coffer.eth.errors import EthSpendInvalid
@@ -113,6 +116,13 @@ class _Reshare:
     version: int
     session: dkg_reshare.ReshareSession
     digest: bytes | None = None
+
+
+def reshare_test_digest(session: bytes, group_public_key: bytes, version: int) -> bytes:
+    """What the new shares of a re-share sign before they replace the old ones (never a money digest:
+    the domain tag keeps it apart from every EIP-1559 hash)."""
+    return hashlib.sha256(b"coffer/ecdsa-cosigner/reshare-test/v1\x00" + session + group_public_key
+                          + version.to_bytes(4, "big")).digest()
 
 
 def spend_key(spend: EthSpend) -> bytes:
@@ -333,17 +343,22 @@ class EcdsaCosigner:
     def sign_round1(self, data: bytes) -> dict[str, Any]:
         """Derive and check what is signed, open the session (durably), return sealed round-1 messages."""
         body = parse_body(data, sender=None, fields=("key_id", "version", "signers", "nonce", "spend", "approvals"),
-                          optional=("digest",))
+                          optional=("digest", "reshare_test"))
         if body.has("digest"):
             raise OpaqueMessageRefused("a co-signer derives the digest from the spend; it signs no given digest",
                                        cosigner=self.cosigner_id)
-        record = self._store.key(body.string("key_id"), body.integer("version", minimum=1))
+        if body.has("reshare_test"):
+            record, digest = self._reshare_test(body)
+        else:
+            record = self._store.key(body.string("key_id"), body.integer("version", minimum=1))
         signers = tuple(sorted(body.intlist("signers")))
         self._check_signers(record, signers)
-        try:
-            spend = EthSpend.from_json(body.raw("spend"))
-        except EthSpendInvalid as error:
-            raise self._refused(str(error), error.rule) from None
+        if not body.has("reshare_test"):
+            try:
+                spend = EthSpend.from_json(body.raw("spend"))
+            except EthSpendInvalid as error:
+                raise self._refused(str(error), error.rule) from None
+            digest = spend.digest()
         approvals = body.objects("approvals", fields=("request", "decision"), items_max=1)
         peers = [p for p in signers if p != record.identifier]
         with self._lock:
@@ -354,10 +369,10 @@ class EcdsaCosigner:
         missing = tuple(p for p, s in setups.items() if s is None or s.discarded)
         if missing:
             raise self._refused("no usable OT setup with these peers: pair first", "ot.setup_missing", missing)
-        tweak = self._clear_spend(record, spend, approvals)
+        tweak = 0 if body.has("reshare_test") else self._clear_spend(record, spend, approvals)
         channels = {p: self._channel(record, p) for p in peers}
         try:
-            session = SigningSession(key=self._key_share(record), signers=signers, digest=spend.digest(),
+            session = SigningSession(key=self._key_share(record), signers=signers, digest=digest,
                                      nonce=body.hexbytes("nonce", length=32),
                                      setups={p: s for p, s in setups.items() if s is not None}, tweak=tweak,
                                      rng=self._rng, mark_used=self._mark_used)
@@ -366,12 +381,12 @@ class EcdsaCosigner:
         if self._store.session_round(session.session_id) is not None:  # the durable insert is in round 1's mark
             raise SessionReplayed("session id seen before", cosigner=self.cosigner_id)
         with self._lock:
-            self._session_digests[session.session_id] = spend.digest()
+            self._session_digests[session.session_id] = digest
         signing = _Signing(record.key_id, session, channels, time.monotonic())
         out = self._run(signing, session.round1)
         with self._lock:
             self._sessions[session.session_id] = signing
-        return {"session_id": session.session_id.hex(), "digest": spend.digest().hex(),
+        return {"session_id": session.session_id.hex(), "digest": digest.hex(),
                 "messages": self._seal(signing, 1, out)}
 
     def _mark_used(self, session_id: bytes, round_number: int) -> None:
@@ -614,9 +629,22 @@ class EcdsaCosigner:
         run.digest = digest
         return {"ack": ack.hex(), "version": run.version + 1}
 
+    def _reshare_test(self, body: Body) -> tuple[EcdsaKeyRecord, bytes]:
+        """The pending new shares sign a message this co-signer derives from the re-share itself."""
+        if body.raw("spend") is not None or body.raw("approvals") != []:
+            raise body.fault("a re-share test signs no spend")
+        session_bytes = body.hexbytes("reshare_test", length=32)
+        with self._lock:
+            run = self._reshares.get(session_bytes)
+        if run is None or run.digest is None or body.integer("version", minimum=1) != run.version + 1:
+            raise SessionReplayed("no received re-share for this test", cosigner=self.cosigner_id)
+        record = self._store.key(run.key_id, run.version + 1, status="pending")
+        return record, reshare_test_digest(session_bytes, record.group_public_key, record.version)
+
     def reshare_confirm(self, data: bytes) -> dict[str, Any]:
-        """Every new holder acknowledged the transcript: activate the new share, record the revocations."""
-        body = parse_body(data, sender=None, fields=("session", "acks", "revoked"))
+        """Every new holder acknowledged the transcript and the new shares made a valid test signature:
+        activate them (the old share is deleted), record the revocations."""
+        body = parse_body(data, sender=None, fields=("session", "acks", "revoked", "test_signature"))
         session_bytes = body.hexbytes("session", length=32)
         with self._lock:
             run = self._reshares.get(session_bytes)
@@ -629,6 +657,16 @@ class EcdsaCosigner:
             except ValueError:
                 raise ProtocolViolation("ack must be hex", sender=identifier) from None
         dkg_dealing.acks_verify(DKG_PROTOCOL.suite, run.session.new_holders, run.digest, acks)
+        group_key = self._store.key(run.key_id, run.version + 1, status="pending").group_public_key
+        signature = body.hexbytes("test_signature", length=64)
+        try:
+            valid = coincurve.PublicKey(group_key).verify(
+                bytes(coincurve.ecdsa.cdata_to_der(coincurve.ecdsa.deserialize_compact(signature))),
+                reshare_test_digest(session_bytes, group_key, run.version + 1), hasher=None)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise self._refused("the new shares' test signature does not verify", "reshare.untested")
         revoked = body.intlist("revoked", minimum=1, maximum=255) if body.raw("revoked") else []
         self._store.activate(run.key_id, run.version + 1, revoked, self._clock().isoformat())
         with self._lock:
