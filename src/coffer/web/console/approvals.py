@@ -125,7 +125,7 @@ class RejectBody(BaseModel):
 
 class ApprovalDocumentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    approval: str = Field(..., max_length=16384, pattern=r"^[0-9a-f]*$",
+    approval: str = Field(..., max_length=16384, pattern=r"^(?:[0-9a-f]{2})*$",
                           description="an Ed25519 approval document (coffer.approval.v1) as hex, from the CLI")
 
 
