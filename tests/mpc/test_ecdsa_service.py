@@ -249,3 +249,26 @@ def test_re_share_without_a_valid_test_signature_keeps_the_old_shares(cluster: E
     assert "reshare.untested" == refused.value.rule
     assert [(1, "active"), (2, "pending")] == [(k["version"], k["status"]) for k in cluster.status(1)["keys"]
                                                if k["key_id"] == "untested"]
+
+
+def test_relayed_message_altered_or_from_outside_is_refused_naming_its_sender(cluster: EcdsaCluster) -> None:
+    """The coordinator cannot alter a sealed co-signer message nor inject one: refused, sender named."""
+    from coffer.mpc.service.errors import ProtocolViolation
+
+    coordinator = cluster.coordinator
+    coordinator.create_key("sealed", 2)
+    coordinator.pair("sealed", 1, 2)
+    body = _round1_body("sealed", [1, 2], _spend(), _approved(cluster))
+    first = {c: _client(cluster, c).call("/v1/ecdsa/sign/round1", body) for c in (1, 2)}
+    session_id = first[1]["session_id"]
+    sealed = bytearray(bytes.fromhex(first[2]["messages"]["1"]))
+    sealed[40] ^= 1
+    with pytest.raises(ProtocolViolation) as refused:
+        _client(cluster, 1).call("/v1/ecdsa/sign/round2", {"session_id": session_id,
+                                                          "messages": {"2": sealed.hex()}})
+    assert 2 == refused.value.sender
+    assert {2: False} == _setups(cluster, 1, "sealed")  # the abort discarded the setup
+    with pytest.raises(ProtocolViolation) as refused:
+        _client(cluster, 2).call("/v1/ecdsa/sign/round2", {"session_id": session_id,
+                                                          "messages": {"3": first[1]["messages"]["2"]}})
+    assert 3 == refused.value.sender

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import coincurve
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coffer.mpc.ecdsa_service.channel import PairChannel
 from coffer.mpc.ecdsa_service.store import EcdsaKeyRecord, EcdsaStore, EcdsaVault
@@ -86,3 +88,47 @@ def test_shares_are_sealed_under_the_hsm_key_and_bound_to_key_and_version(tmp_pa
         assert 1 == store.key("k").identifier
     finally:
         hsm.close()
+
+
+class _NoHalt:
+    def require_clear(self) -> None:
+        return None
+
+
+@pytest.fixture
+def cosigner(tmp_path: Path, token: TokenHandle):  # type: ignore[no-untyped-def]
+    """An in-process co-signer (its own token and store; a guard that is never reached here)."""
+    from coffer.mpc.ecdsa_service.cosigner import EcdsaCosigner
+
+    hsm = token.open()
+    store = EcdsaStore(tmp_path / "ecdsa.db")
+    yield EcdsaCosigner(1, store, EcdsaVault(hsm, 1), guard=None, halt=_NoHalt())  # type: ignore[arg-type]
+    store.close()
+    hsm.close()
+
+
+_ROUTES = ["status", "hostkey", "dkg_step1", "dkg_step2", "dkg_finalize", "pair_start", "pair_step", "sign_round1",
+           "sign_round2", "sign_round3", "sign_abort", "reshare_deal", "reshare_receive", "reshare_confirm"]
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=8)
+                     | st.sampled_from(["00" * 32, "k", "hot-eth"]),
+                     lambda children: st.lists(children, max_size=3) | st.dictionaries(
+                         st.sampled_from(["key_id", "version", "signers", "nonce", "spend", "approvals", "peer",
+                                          "round", "message", "session_id", "messages", "session", "digest", "1"]),
+                         children, max_size=6), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(_ROUTES), body=st.one_of(_JSON, st.binary(max_size=40)))
+def test_arbitrary_request_bodies_only_ever_give_expected_errors(cosigner, route: str,  # type: ignore[no-untyped-def]
+                                                                 body: object) -> None:
+    """Any body on any route is answered or refused with an expected, typed error; never a crash."""
+    from coffer.mpc.ecdsa_service.server import EXPECTED_ERRORS
+    from coffer.mpc.errors import MpcError
+    from coffer.mpc.service.wire import encode_body
+
+    data = body if isinstance(body, bytes) else encode_body({"x": body})[5:-1] if not isinstance(body, dict) \
+        else encode_body(body)
+    try:
+        getattr(cosigner, route)(data)
+    except (*EXPECTED_ERRORS, MpcError):
+        pass
