@@ -13,6 +13,7 @@ from coffer.web.deps import SESSION_COOKIE
 from tests.web.conftest import Web
 from tests.web.console_world import build_console
 
+
 def _fuzz(schema: Any, fresh: Callable[[], dict[str, str]], failures: list[str], examples: int) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
