@@ -351,3 +351,19 @@ def test_posting_side_is_typed() -> None:
     with pytest.raises(InvalidTransfer):
         Posting(HOT, "D", 5)  # type: ignore[arg-type]
     assert Side.DEBIT == debit(HOT, 5).side
+
+
+def test_large_batch_meeting_a_stored_key(ledger: Ledger, engine: Engine) -> None:
+    """A large batch (written optimistically on PostgreSQL) with an already stored key replays it,
+    or, if that key's content changed, is refused whole."""
+    first = ledger.apply(deposit("d1", ALICE, 1))
+    batch = [deposit(f"big-{i}", ALICE, 1) for i in range(1_200)]
+    before, state = counts(engine), balances(ledger)
+    with pytest.raises(IdempotencyConflict):
+        ledger.apply_many([*batch[:600], deposit("d1", ALICE, 2), *batch[600:]])
+    assert (before, state) == (counts(engine), balances(ledger))
+    results = ledger.apply_many([*batch[:600], deposit("d1", ALICE, 1), *batch[600:]])
+    assert (first.transfer_id, True) == (results[600].transfer_id, results[600].replayed)
+    assert 1_200 == sum(not r.replayed for r in results)
+    assert 1_201 == ledger.balance(ALICE)
+    ledger.check_consistency()

@@ -66,6 +66,7 @@ __all__ = ["Ledger", "AppliedTransfer", "ClientAccount", "ClientLiability", "Sta
 BATCH_TRANSFERS_MAX = 50_000
 STATEMENT_LINES_MAX = 10_000
 WRITE_ATTEMPTS_MAX = 5
+OPTIMISTIC_BATCH_MIN = 1_000  # batches this large skip the key lookup on their first attempt
 ACCOUNT_NUMBER_ATTEMPTS_MAX = 8
 ACCOUNT_ID_CACHE_MAX = 1_000_000
 _IN_CHUNK = 500
@@ -191,12 +192,13 @@ class Ledger:
                 conn.rollback()
                 raise
 
-    def _retrying(self, attempt_once: Callable[[], Any]) -> Any:
-        """Run a write, retrying a bounded number of times when another writer raced it."""
+    def _retrying(self, attempt_once: Callable[[int], Any]) -> Any:
+        """Run a write, retrying a bounded number of times when another writer raced it (or an
+        optimistic batch met a key already stored). `attempt_once` gets the attempt number."""
         for attempt in range(WRITE_ATTEMPTS_MAX):
             last = attempt + 1 == WRITE_ATTEMPTS_MAX
             try:
-                return attempt_once()
+                return attempt_once(attempt)
             except sa.exc.IntegrityError as exc:
                 if _NEGATIVE_CHECK in str(exc.orig):
                     raise LedgerInconsistent("the database refused a negative client balance "
@@ -228,7 +230,7 @@ class Ledger:
         if account_number is not None and (type(account_number) is not int or not 0 < account_number < 2**63):
             raise InvalidAccountKey("account number must be an int in 1 .. 2**63 - 1")
         result: ClientAccount = self._retrying(
-            lambda: self._open_client_once(client_id, keys, at, account_number))
+            lambda _attempt: self._open_client_once(client_id, keys, at, account_number))
         return result
 
     def _open_client_once(self, client_id: str, keys: list[AccountKey], at: datetime,
@@ -271,7 +273,7 @@ class Ledger:
             if key.book is Book.CLIENT:
                 raise InvalidAccountKey("open client accounts with open_client")
             self._check_asset(key.asset)
-        opened: list[AccountKey] = self._retrying(lambda: self._open_accounts_once(wanted, at))
+        opened: list[AccountKey] = self._retrying(lambda _attempt: self._open_accounts_once(wanted, at))
         return opened
 
     def _open_accounts_once(self, keys: list[AccountKey], at: datetime) -> list[AccountKey]:
@@ -336,8 +338,15 @@ class Ledger:
         digests = self._prepare(transfers)
         if not transfers:
             return []
-        results: list[AppliedTransfer] = self._retrying(lambda: self._apply_once(transfers, digests, actor))
+        results: list[AppliedTransfer] = self._retrying(
+            lambda attempt: self._apply_once(transfers, digests, actor, self._look_up_keys(attempt, transfers)))
         return results
+
+    def _look_up_keys(self, attempt: int, transfers: Sequence[Transfer]) -> bool:
+        """Whether to look idempotency keys up before writing. A large PostgreSQL batch first goes
+        without: the unique index on the key is the check that counts, and if a key is already
+        stored the COPY fails, the transaction rolls back and the retry looks the keys up."""
+        return attempt > 0 or not self._postgres or len(transfers) < OPTIMISTIC_BATCH_MIN
 
     def apply_batches(self, batches: Iterable[Sequence[Transfer]], *,
                       actor: str = "ledger") -> Iterator[list[AppliedTransfer]]:
@@ -353,9 +362,13 @@ class Ledger:
                     yield pending.result()
                     pending = None
                 if batch:
-                    pending = writer.submit(self._retrying, partial(self._apply_once, batch, digests, actor))
+                    pending = writer.submit(self._retrying, partial(self._apply_batch_attempt, batch, digests, actor))
             if pending is not None:
                 yield pending.result()
+
+    def _apply_batch_attempt(self, transfers: Sequence[Transfer], digests: list[str], actor: str,
+                             attempt: int) -> list[AppliedTransfer]:
+        return self._apply_once(transfers, digests, actor, self._look_up_keys(attempt, transfers))
 
     def _prepare(self, transfers: Sequence[Transfer]) -> list[str]:
         """Check each transfer on its own (pure core) and return the content digests."""
@@ -369,9 +382,10 @@ class Ledger:
             digests.append(transfer_digest(transfer))
         return digests
 
-    def _apply_once(self, transfers: Sequence[Transfer], digests: list[str], actor: str) -> list[AppliedTransfer]:
+    def _apply_once(self, transfers: Sequence[Transfer], digests: list[str], actor: str,
+                    look_up_keys: bool) -> list[AppliedTransfer]:
         with self._write() as conn:
-            existing = self._existing_keys(conn, [t.idempotency_key for t in transfers])
+            existing = self._existing_keys(conn, [t.idempotency_key for t in transfers]) if look_up_keys else {}
             fresh_indices, replay_of = _split_replays(transfers, digests, existing)
             fresh = [transfers[i] for i in fresh_indices]
             accounts = {p.account.text: p.account for t in fresh for p in t.postings}
