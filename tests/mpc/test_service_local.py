@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,11 @@ class Clear:
         return None
 
 
+# Several SoftHSM2 tokens used from concurrent threads of one process can crash the PKCS#11 module
+# (each co-signer process has one token and its Hsm serialises its own calls); one call at a time here.
+_CALL_LOCK = threading.Lock()
+
+
 class LocalClient:
     """Calls a `Cosigner` directly, through the same bytes and error mapping as the HTTP layer."""
 
@@ -42,7 +48,8 @@ class LocalClient:
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            reply = json.loads(encode_body(self._routes[path](encode_body(body))))
+            with _CALL_LOCK:
+                reply = json.loads(encode_body(self._routes[path](encode_body(body))))
         except (*EXPECTED_ERRORS, MpcError) as error:
             status, payload = error_body(error)
             raise _error(self.cosigner_id, status, payload) from None
