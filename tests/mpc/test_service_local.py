@@ -223,3 +223,25 @@ def test_resync_after_a_crash_before_the_directory_update(local: Local) -> None:
     assert fresh.version == local.mpc.resync("k-resync").version
     assert fresh.public.to_bytes() == local.mpc.resync("k-resync").public.to_bytes()
     assert () == local.mpc.resync("k-resync").revoked
+
+
+def test_mpc_provision_writes_cosigner_pins(tmp_path: Path) -> None:
+    """`coffer mpc provision` writes the coordinator's pins into each co-signer's directory."""
+    from typer.testing import CliRunner
+
+    from coffer.coordinator import Coordinator
+    from coffer.home import init_home
+    from coffer.mpc.service.cli import mpc_app
+    from coffer.mpc.service.pins import read_pins
+
+    home = tmp_path / "home"
+    init_home(home)
+    coordinator = Coordinator.open(home)
+    coordinator.policy.bootstrap_default(now=coordinator.now())
+    coordinator.close()
+    result = CliRunner().invoke(mpc_app, ["provision", "-n", "2", "--home", str(home)])
+    assert 0 == result.exit_code, result.output
+    for cosigner in (1, 2):
+        pins = read_pins(home / "cosigners" / str(cosigner))
+        assert 33 == len(pins.attestation_public_key)
+        assert pins.notice_url is not None and pins.notice_url.endswith("/halt/notice")

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from coffer.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from coffer.mpc.service.coordinator import MpcCoordinator
 
 __all__ = ["cosigner", "mpc_app", "open_coordinator"]
 
@@ -33,14 +39,14 @@ def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="
     run_cosigner(_home(home), cosigner_id, port)
 
 
-def open_coordinator(home: Path) -> object:
-    """The coordinator's `MpcCoordinator` over HOME's database and the co-signers' port files."""
+def open_coordinator(home: Path, engine: Engine | None = None) -> MpcCoordinator:
+    """The coordinator's `MpcCoordinator` over HOME's database (or `engine`) and the running
+    co-signers (their port files in HOME/cosigners/N/port), with the coordinator's certificate."""
     from coffer.config import load_config
     from coffer.db import make_engine
     from coffer.mpc.service.client import CosignerClient
     from coffer.mpc.service.coordinator import MpcCoordinator
 
-    config = load_config(home)
     tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
                    home / "tls" / "coordinator" / "tls.key")
     clients = {}
@@ -48,10 +54,10 @@ def open_coordinator(home: Path) -> object:
         port_file = directory / "port"
         if directory.name.isdigit() and port_file.exists():
             clients[int(directory.name)] = CosignerClient(int(directory.name), int(port_file.read_text()), tls)
-    return MpcCoordinator(make_engine(config.database_url), clients)
+    return MpcCoordinator(engine or make_engine(load_config(home).database_url), clients)
 
 
-def _coordinator(home: Path | None):  # type: ignore[no-untyped-def]
+def _coordinator(home: Path | None) -> MpcCoordinator:
     return open_coordinator(_home(home))
 
 
@@ -84,25 +90,71 @@ def reshare(key_id: str = typer.Option(..., "--key"),
     typer.echo(json.dumps({"key_id": key.key_id, "version": key.version, "revoked": list(key.revoked)}))
 
 
+@mpc_app.command("provision")
+def provision(cosigners: int = typer.Option(5, "--cosigners", "-n", min=1, max=255),
+              home: Path | None = HomeOption) -> None:
+    """Write every co-signer's pins (attestation key, operators, policy, halt key and URL) from
+    this coordinator into HOME/cosigners/N/pins.json; start the co-signers after this."""
+    from coffer.coordinator import Coordinator
+
+    resolved = _home(home)
+    coordinator = Coordinator.open(resolved)
+    try:
+        pins = coordinator.signer_pins()
+        for cosigner in range(1, cosigners + 1):
+            pins.save(resolved / "cosigners" / str(cosigner))
+    finally:
+        coordinator.close()
+    typer.echo(json.dumps({"provisioned": list(range(1, cosigners + 1))}))
+
+
 @mpc_app.command("rotate")
 def rotate(key_id: str = typer.Option(..., "--key", help="the compromised key"),
            new_key_id: str = typer.Option(..., "--new-key"),
            threshold: int = typer.Option(3, "--threshold", "-t"),
+           sweep_request: str | None = typer.Option(None, "--sweep-request",
+                                                    help="digest of an approved SWEEP to the new key's address"),
            home: Path | None = HomeOption) -> None:
-    """Make a fresh key among the non-revoked co-signers; print the sweep the funds now need.
+    """Make a fresh key among the non-revoked co-signers (unless it exists) and, given an approved
+    SWEEP request to its address, sweep the hot funds to it and retire the old key.
 
-    The sweep itself is a hot-wallet SWEEP request (`HotWallet.pay`) with its approvals, like any
-    other movement of funds.
+    The sweep is a withdrawal request like any other (`coffer request` / `coffer approve`), so its
+    approvals and the HSM attestation are checked by every co-signer before it signs.
     """
-    mpc = _coordinator(home)
-    old = mpc.key(key_id)
-    key = mpc.dkg(new_key_id, old.suite, threshold, revoked=old.revoked)
+    from coffer.mpc.service.errors import UnknownKey
     from coffer.mpc.service.messages import p2tr_address
 
-    out = {"old_key": key_id, "new_key": key.key_id, "group_public_key": key.group_public_key.hex()}
+    resolved = _home(home)
+    mpc = _coordinator(home)
+    old = mpc.key(key_id)
+    try:
+        key = mpc.key(new_key_id)
+    except UnknownKey:
+        key = mpc.dkg(new_key_id, old.suite, threshold, revoked=old.revoked)
+    out: dict[str, object] = {"old_key": key_id, "new_key": key.key_id,
+                              "group_public_key": key.group_public_key.hex()}
     if key.suite == "taproot":
         out["sweep_to"] = p2tr_address(key.taproot_output_key())
+    if sweep_request is not None:
+        out["sweep_txid"] = _sweep(resolved, mpc, key_id, sweep_request)
+        mpc.retire(key_id)
     typer.echo(json.dumps(out))
+
+
+def _sweep(home: Path, mpc: MpcCoordinator, key_id: str, request_digest: str) -> str:
+    from coffer.coordinator import Coordinator
+    from coffer.hot import HotWallet
+
+    coordinator = Coordinator.open(home)
+    try:
+        now = coordinator.now()
+        request = coordinator.policy.request(request_digest)
+        signed = coordinator.policy.attest(request_digest, now=now)
+        wallet = HotWallet(coordinator.engine, coordinator.bitcoin, coordinator.ledger, mpc, key_id=key_id,
+                           network=str(coordinator.config.get("bitcoin", "network")))
+        return wallet.pay(request, signed, client_id=None, now=now).txid
+    finally:
+        coordinator.close()
 
 
 @mpc_app.command("status")
