@@ -33,7 +33,9 @@ def _wallet(tmp_path: Path, chain: EthereumChain, cluster: EcdsaCluster) -> tupl
     migrate(engine)
     ledger = Ledger(engine)
     ledger.open_client("alice", ["ETH"], at=NOW)
-    return EthHotWallet(engine, chain, ledger, cluster.coordinator, key_id="hot-eth", confirmations=3), ledger
+    wallet = EthHotWallet(engine, chain, ledger, cluster.coordinator, key_id="hot-eth", confirmations=3)
+    wallet.open_ledger_accounts(NOW)
+    return wallet, ledger
 
 
 def _withdraw(wallet: EthHotWallet, ledger: Ledger, cluster: EcdsaCluster, chain: EthereumChain,
@@ -126,3 +128,34 @@ def test_public_derivation_matches_the_tweaked_key(cluster: EcdsaCluster) -> Non
     tweaked = coincurve.PublicKey.combine_keys([coincurve.PublicKey(key.group_public_key),
                                                 coincurve.PublicKey.from_secret(derivation.tweak.to_bytes(32, "big"))])
     assert derivation.public_key == point_bytes(tweaked)
+
+
+def test_broadcast_failure_resumes_the_same_signed_transaction(tmp_path: Path, cluster: EcdsaCluster) -> None:
+    """If the node is down after signing, the payment stays "signed"; the same request later broadcasts
+    that same transaction (no second signature, no second payment)."""
+    from coffer.chain.errors import ChainUnavailable
+
+    chain = EmbeddedEthereum()
+    wallet, ledger = _wallet(tmp_path, chain, cluster)
+    fund(chain, wallet.address(), ETHER)
+    request = cluster.request(DESTINATION, ETHER // 20, account="alice")
+    decision = cluster.attest(request)
+    ledger.apply(Transfer("alice-credit", Kind.ADJUSTMENT, (debit(AccountKey.company("operating", "ETH"), ETHER // 20),
+                                                            credit(AccountKey.held("alice", "ETH"), ETHER // 20)),
+                          NOW, reason="test credit"))
+    real_send = chain.send_raw_transaction
+
+    def down(raw: bytes) -> str:
+        raise ChainUnavailable("node down")
+
+    chain.send_raw_transaction = down  # type: ignore[method-assign]
+    with pytest.raises(ChainUnavailable):
+        wallet.pay(request, decision, client_id="alice", now=NOW)
+    stored = wallet.payment(request.digest_hex)
+    assert stored is not None and "signed" == stored.status
+    chain.send_raw_transaction = real_send  # type: ignore[method-assign]
+    paid = wallet.pay(request, decision, client_id="alice", now=NOW)
+    assert ("broadcast", stored.tx_hash) == (paid.status, paid.tx_hash)
+    chain.mine(3)
+    assert [paid.tx_hash] == wallet.settle(NOW)
+    assert 1 == chain.nonce(wallet.address())

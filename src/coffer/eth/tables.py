@@ -18,6 +18,7 @@ eth_payments = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),  # withdrawal | deposit_sweep
     sa.Column("client_id", sa.String(64), nullable=True),
     sa.Column("sender", sa.String(42), nullable=False),
+    sa.Column("nonce", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
     sa.Column("destination", sa.String(42), nullable=False),
     sa.Column("value_wei", WEI, nullable=False),
     sa.Column("spend", sa.Text(), nullable=False),  # EthSpend JSON, fixed before signing
@@ -28,6 +29,7 @@ eth_payments = sa.Table(
     sa.Column("confirmed_block", sa.Integer(), nullable=True),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("sender", "nonce", name="uq_eth_payment_sender_nonce"),  # one payment per nonce
 )
 
 eth_deposit_addresses = sa.Table(

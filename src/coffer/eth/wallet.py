@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -100,8 +101,9 @@ class EthHotWallet:
         self.sweep_min_wei = sweep_min_wei
         self._audit = audit or AuditLog(engine)
         self._accounts_open = False
+        self._build_lock = threading.Lock()
 
-    def _ensure_accounts(self, now: dt.datetime) -> None:
+    def open_ledger_accounts(self, now: dt.datetime) -> None:
         """Open the custody and company accounts the wallet posts to (idempotent, once per instance)."""
         if not self._accounts_open:
             self._ledger.open_accounts([AccountKey.custody(HOT_CUSTODY, "ETH"),
@@ -159,8 +161,9 @@ class EthHotWallet:
         existing = self._row(request.digest_hex)
         if existing is None:
             self._check_request(request)
-            spend = self._build(WITHDRAWAL, self.address(), request.destination, request.amount_minor, ())
-            self._insert(request.digest_hex, spend, client_id, self.address(), now)
+            with self._build_lock:  # nonces are allocated one payment at a time (and unique in the table)
+                spend = self._build(WITHDRAWAL, self.address(), request.destination, request.amount_minor, ())
+                self._insert(request.digest_hex, spend, client_id, self.address(), now)
             existing = self._row(request.digest_hex)
         assert existing is not None
         return self._resume(existing, [(request, decision)], now)
@@ -176,10 +179,10 @@ class EthHotWallet:
         """The chain's pending nonce, or past our own payments from `sender` not yet broadcast."""
         nonce = self._chain.nonce(sender)
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(eth_payments.c.spend).where(
-                eth_payments.c.sender == sender, eth_payments.c.status.in_(("built", "signed"))))
-            for row in rows:
-                nonce = max(nonce, int(json.loads(row.spend)["nonce"]) + 1)
+            highest = conn.execute(sa.select(sa.func.max(eth_payments.c.nonce)).where(
+                eth_payments.c.sender == sender, eth_payments.c.status.in_(("built", "signed")))).scalar()
+        if highest is not None:
+            nonce = max(nonce, int(highest) + 1)
         return nonce
 
     def _build(self, kind: str, sender: str, destination: str, value_wei: int, path: tuple[int, ...]) -> EthSpend:
@@ -197,7 +200,7 @@ class EthHotWallet:
         with self._engine.begin() as conn:
             conn.execute(eth_payments.insert().values(
                 payment_id=payment_id, key_id=self.key_id, kind=spend.kind, client_id=client_id, sender=sender,
-                destination=spend.to, value_wei=str(spend.value_wei), spend=json.dumps(spend.to_json()),
+                nonce=spend.nonce, destination=spend.to, value_wei=str(spend.value_wei), spend=json.dumps(spend.to_json()),
                 status="built", raw_tx=None, tx_hash=None, fee_wei=None, confirmed_block=None,
                 created_at=_now(now), updated_at=_now(now)))
             self._audit.append("eth.wallet", "eth.payment_built", {
@@ -301,7 +304,7 @@ class EthHotWallet:
                 tx_hash=deposit.tx_hash, key_id=self.key_id, address=deposit.address, client_id=deposit.client_id,
                 amount_wei=str(deposit.amount_wei), block_number=deposit.block_number, credited_at=_now(now)))
         # The ledger's idempotency key makes a repeat after a crash between the two commits harmless.
-        self._ensure_accounts(now)
+        self.open_ledger_accounts(now)
         self._ledger.apply(Transfer(
             idempotency_key=f"eth-deposit:{deposit.tx_hash}", kind=Kind.DEPOSIT,
             postings=(debit(AccountKey.custody(DEPOSIT_CUSTODY, "ETH"), deposit.amount_wei),
@@ -330,10 +333,11 @@ class EthHotWallet:
             value = sweepable - TRANSFER_GAS * max_fee
             if value <= 0:
                 continue
-            spend = EthSpend(DEPOSIT_SWEEP, self._chain.chain_id(), self._next_nonce(address),
-                             min(fees.max_priority_fee_wei, max_fee), max_fee, TRANSFER_GAS, hot, value, (index,))
-            payment_id = f"sweep:{address}:{spend.nonce}"
-            self._insert(payment_id, spend, client_id, address, now)
+            with self._build_lock:
+                spend = EthSpend(DEPOSIT_SWEEP, self._chain.chain_id(), self._next_nonce(address),
+                                 min(fees.max_priority_fee_wei, max_fee), max_fee, TRANSFER_GAS, hot, value, (index,))
+                payment_id = f"sweep:{address}:{spend.nonce}"
+                self._insert(payment_id, spend, client_id, address, now)
             row = self._row(payment_id)
             swept.append(self._resume(row, [], now))
         return swept
@@ -395,7 +399,7 @@ class EthHotWallet:
                 postings=(debit(AccountKey.company("operating", "ETH"), fee_wei), credit(source, fee_wei)),
                 at=now, metadata=meta))
         if transfers:
-            self._ensure_accounts(now)
+            self.open_ledger_accounts(now)
             self._ledger.apply_many(transfers, actor="eth.wallet")
         with self._engine.begin() as conn:
             conn.execute(eth_payments.update().where(eth_payments.c.payment_id == row.payment_id).values(
@@ -406,7 +410,7 @@ class EthHotWallet:
 
     def record_funding(self, tx_hash: str, amount_wei: int, *, now: dt.datetime) -> None:
         """A confirmed company transfer into the hot address (e.g. a refill): ledger COMPANY_DEPOSIT."""
-        self._ensure_accounts(now)
+        self.open_ledger_accounts(now)
         self._ledger.apply(Transfer(
             idempotency_key=f"eth-funding:{tx_hash}", kind=Kind.COMPANY_DEPOSIT,
             postings=(debit(AccountKey.custody(HOT_CUSTODY, "ETH"), amount_wei),

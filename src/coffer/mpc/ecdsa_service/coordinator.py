@@ -12,6 +12,7 @@ the next session pairs afresh. Co-signer ids are the Shamir identifiers (the DKG
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class EcdsaCoordinator:
         self._rng = rng
         self._keys: dict[str, EcdsaKey] = {}
         self._paired: set[tuple[str, int, int]] = set()
+        self._pairing_lock = threading.RLock()  # one pairing at a time: a second would replace the first
         self._pool = ThreadPoolExecutor(max_workers=FANOUT_WORKERS, thread_name_prefix="ecdsa-fanout")
 
     def __repr__(self) -> str:
@@ -243,10 +245,11 @@ class EcdsaCoordinator:
         log.info("ecdsa.paired", key_id=key_id, pair=[low, high])
 
     def _ensure_paired(self, key_id: str, signers: Sequence[int]) -> None:
-        for index, first in enumerate(signers):
-            for second in signers[index + 1:]:
-                if (key_id, first, second) not in self._paired:
-                    self.pair(key_id, first, second)
+        with self._pairing_lock:
+            for index, first in enumerate(signers):
+                for second in signers[index + 1:]:
+                    if (key_id, first, second) not in self._paired:
+                        self.pair(key_id, first, second)
 
     def _forget_pairs(self, key_id: str, cosigners: Sequence[int]) -> None:
         for entry in [p for p in self._paired if p[0] == key_id and (p[1] in cosigners or p[2] in cosigners)]:
