@@ -12,6 +12,7 @@ import pytest
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
+from sqlalchemy.engine import Engine
 
 from coffer.chain import EthereumChain
 from coffer.chain.ethereum import EmbeddedEthereum, JsonRpcEthereum
@@ -28,9 +29,11 @@ ETHER = 10**18
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
 
-def _wallet(tmp_path: Path, chain: EthereumChain, cluster: EcdsaCluster) -> tuple[EthHotWallet, Ledger]:
-    engine = make_engine(sqlite_url(tmp_path / "coordinator.db"))
-    migrate(engine)
+def _wallet(tmp_path: Path, chain: EthereumChain, cluster: EcdsaCluster,
+            engine: Engine | None = None) -> tuple[EthHotWallet, Ledger]:
+    if engine is None:
+        engine = make_engine(sqlite_url(tmp_path / "coordinator.db"))
+        migrate(engine)
     ledger = Ledger(engine)
     ledger.open_client("alice", ["ETH"], at=NOW)
     wallet = EthHotWallet(engine, chain, ledger, cluster.coordinator, key_id="hot-eth", confirmations=3)
@@ -67,10 +70,11 @@ def _withdraw(wallet: EthHotWallet, ledger: Ledger, cluster: EcdsaCluster, chain
 
 
 def test_deposit_credited_after_confirmations_swept_then_withdrawn_on_py_evm(
-        tmp_path: Path, cluster: EcdsaCluster) -> None:
-    """Deposit → credited at 3 confirmations → swept to the hot address → a withdrawal paid, all on py-evm."""
+        tmp_path: Path, cluster: EcdsaCluster, engine: Engine) -> None:
+    """Deposit → credited at 3 confirmations → swept to the hot address → a withdrawal paid, all on
+    py-evm, with the coordinator's tables on SQLite and on PostgreSQL."""
     chain = EmbeddedEthereum()
-    wallet, ledger = _wallet(tmp_path, chain, cluster)
+    wallet, ledger = _wallet(tmp_path, chain, cluster, engine)
     address = wallet.deposit_address("alice", now=NOW)
     assert address == wallet.deposit_address("alice", now=NOW)
     assert cluster.coordinator.key("hot-eth").deposit_address(0) == address
