@@ -41,7 +41,7 @@ from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, free_port, make_token, wait_until
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
-__all__ = ["EcdsaCluster", "start_ecdsa_cluster", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
+__all__ = ["EcdsaCluster", "start_ecdsa_cluster", "spawn_ecdsa_cosigners", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
 
 HOT_BALANCE_WEI = 50 * 10**18
 # py-evm (eth-tester) default, hardhat's dev chain, and the id the service tests use
@@ -152,3 +152,32 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     for process in cluster.processes.values():
         wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
     return cluster
+
+
+def spawn_ecdsa_cosigners(home: Path, cosigners: Iterable[int], *, chain_ids: Sequence[int] | None = None,
+                          tls: TlsFiles | None = None) -> tuple[dict[int, ServiceProcess], EcdsaCoordinator]:
+    """Start `coffer ecdsa-cosigner` for co-signers already provisioned in HOME (their pins.json, as
+    for the FROST co-signer of the same number, and HOME/tls with the coordinator's certificate);
+    `chain_ids` pins the EVM chains they sign for. Returns the processes and a coordinator."""
+    ids = list(cosigners)
+    if chain_ids is not None:
+        for cosigner in ids:
+            write_chain_pins(home, cosigner, list(chain_ids))
+    tls = tls or TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
+                          home / "tls" / "coordinator" / "tls.key")
+    ports = {cosigner: free_port() for cosigner in ids}
+    processes = {}
+    for cosigner in ids:
+        process = ServiceProcess(f"ecdsa-cosigner-{cosigner}", _argv(home, cosigner, ports[cosigner], None),
+                                 workdir=home / "cosigners" / str(cosigner), port=ports[cosigner],
+                                 ready_timeout_s=90)
+        process.workdir.mkdir(parents=True, exist_ok=True)
+        log = process.log_path.open("ab")
+        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        processes[cosigner] = process
+    for process in processes.values():
+        wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
+    clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
+    return processes, EcdsaCoordinator(clients)
