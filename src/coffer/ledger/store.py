@@ -468,35 +468,42 @@ class Ledger:
 
     def _insert_transfers(self, conn: Connection, transfers: Sequence[Transfer], digests: Sequence[str],
                           transfer_ids: Sequence[int], ids: Mapping[AccountKey, int]) -> None:
+        if not transfers:
+            return
+        id_of = {key.text: account_id for key, account_id in ids.items()}
+        if self._postgres:
+            self._copy_transfers(conn, transfers, digests, transfer_ids, id_of)
+            return
         transfer_rows = [
             (transfer_id, t.idempotency_key, t.kind._value_, t.asset, digest, t.reason,
              t.metadata_json.decode(), _stamp(t.at))
             for transfer_id, t, digest in zip(transfer_ids, transfers, digests, strict=True)]
-        id_of = {key.text: account_id for key, account_id in ids.items()}
         posting_rows = [
             (transfer_id, index, id_of[p.account.text], p.side._value_, p.amount)
             for transfer_id, t in zip(transfer_ids, transfers, strict=True)
             for index, p in enumerate(t.postings)]
-        if not transfer_rows:
-            return
-        if self._postgres:
-            # one buffer per table, one write each: cheap in Python and a single hand-over to the driver
-            transfer_text = "".join(
-                f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{_copy_escape(r[5])}\t{_copy_escape(r[6])}\t{r[7]}\n"
-                for r in transfer_rows)
-            posting_text = "".join(f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\n" for r in posting_rows)
-            with _cursor(conn) as cursor:
-                with cursor.copy("COPY ledger_transfers (id, idempotency_key, kind, asset, digest, reason, "
-                                 "metadata, at) FROM STDIN") as copy:
-                    copy.write(transfer_text)
-                with cursor.copy("COPY ledger_postings (transfer_id, idx, account_id, side, amount) "
-                                 "FROM STDIN") as copy:
-                    copy.write(posting_text)
-            return
         conn.exec_driver_sql("INSERT INTO ledger_transfers (id, idempotency_key, kind, asset, digest, reason, "
                              "metadata, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", transfer_rows)
         conn.exec_driver_sql("INSERT INTO ledger_postings (transfer_id, idx, account_id, side, amount) "
                              "VALUES (?, ?, ?, ?, ?)", posting_rows)
+
+    @staticmethod
+    def _copy_transfers(conn: Connection, transfers: Sequence[Transfer], digests: Sequence[str],
+                        transfer_ids: Sequence[int], id_of: Mapping[str, int]) -> None:
+        """COPY in text format, one buffer per table: cheap in Python, one hand-over to the driver."""
+        transfer_text = "".join(
+            f"{transfer_id}\t{t.idempotency_key}\t{t.kind._value_}\t{t.postings[0].account.asset}\t{digest}\t"
+            f"{_copy_escape(t.reason)}\t{_copy_json(t.metadata_json)}\t{_stamp(t.at)}\n"
+            for transfer_id, t, digest in zip(transfer_ids, transfers, digests, strict=True))
+        posting_text = "".join(
+            f"{transfer_id}\t{index}\t{id_of[p.account.text]}\t{p.side._value_}\t{p.amount}\n"
+            for transfer_id, t in zip(transfer_ids, transfers, strict=True) for index, p in enumerate(t.postings))
+        with _cursor(conn) as cursor:
+            with cursor.copy("COPY ledger_transfers (id, idempotency_key, kind, asset, digest, reason, "
+                             "metadata, at) FROM STDIN") as copy:
+                copy.write(transfer_text)
+            with cursor.copy("COPY ledger_postings (transfer_id, idx, account_id, side, amount) FROM STDIN") as copy:
+                copy.write(posting_text)
 
     def _store_balances(self, conn: Connection, balances: Mapping[int, int]) -> None:
         if not balances:
@@ -798,6 +805,13 @@ def _as_replay(first: AppliedTransfer) -> AppliedTransfer:
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_json(encoded: bytes) -> str:
+    """Canonical JSON in COPY text format: it is ASCII with no raw control characters, so only
+    backslashes need doubling."""
+    text = encoded.decode()
+    return text.replace("\\", "\\\\") if "\\" in text else text
 
 
 def _copy_escape(text: str) -> str:
