@@ -179,10 +179,13 @@ def test_opaque_digest_and_mismatched_spends_are_refused(cluster: EcdsaCluster) 
 
 
 def test_halt_stops_signing(cluster: EcdsaCluster) -> None:
-    """With a halt notice in force every co-signer refuses (rule "halt"); cleared, they sign again."""
+    """With a halt notice in force every co-signer refuses (rule "halt"), also mid-session; cleared,
+    they sign again."""
     coordinator = cluster.coordinator
     coordinator.create_key("halt", 2)
     coordinator.pair("halt", 1, 2)
+    body = _round1_body("halt", [1, 2], _spend(), _approved(cluster))
+    opened = {c: _client(cluster, c).call("/v1/ecdsa/sign/round1", body) for c in (1, 2)}
     cluster.notices.halted = True
     try:
         def refused_for_halt() -> bool:
@@ -194,6 +197,10 @@ def test_halt_stops_signing(cluster: EcdsaCluster) -> None:
             return False
 
         wait_until(refused_for_halt, timeout=15, what="co-signer sees the halt")
+        with pytest.raises(CosignerRefused) as refused:  # a session opened before the halt stops too
+            _client(cluster, 1).call("/v1/ecdsa/sign/round2", {"session_id": opened[1]["session_id"],
+                                                              "messages": {"2": opened[2]["messages"]["1"]}})
+        assert "halt" == refused.value.rule
     finally:
         cluster.notices.halted = False
     wait_until(lambda: _signs(cluster), timeout=15, what="co-signers sign again")

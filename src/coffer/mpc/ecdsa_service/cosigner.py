@@ -497,6 +497,13 @@ class EcdsaCosigner:
         if signing is None:
             raise SessionReplayed("unknown session (finished, aborted, expired, or lost in a restart)",
                                   cosigner=self.cosigner_id)
+        try:
+            self._require_clear()  # a halt that started mid-session stops it before the next output
+        except CosignerRefused:
+            signing.session.abort("halt")
+            with self._lock:
+                self._sessions.pop(session_id, None)
+            raise
         return signing
 
     def _inbox(self, signing: _Signing, body: Body, round_number: int) -> dict[int, bytes]:
