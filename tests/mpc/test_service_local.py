@@ -227,20 +227,20 @@ def test_resync_after_a_crash_before_the_directory_update(local: Local) -> None:
 
 def test_mpc_provision_writes_cosigner_pins(tmp_path: Path) -> None:
     """`coffer mpc provision` writes the coordinator's pins into each co-signer's directory."""
-    from typer.testing import CliRunner
+    import subprocess
+    import sys
 
-    from coffer.coordinator import Coordinator
-    from coffer.home import init_home
-    from coffer.mpc.service.cli import mpc_app
     from coffer.mpc.service.pins import read_pins
 
     home = tmp_path / "home"
-    init_home(home)
-    coordinator = Coordinator.open(home)
-    coordinator.policy.bootstrap_default(now=coordinator.now())
-    coordinator.close()
-    result = CliRunner().invoke(mpc_app, ["provision", "-n", "2", "--home", str(home)])
-    assert 0 == result.exit_code, result.output
+    # In a child process: `coffer init` points this process's SoftHSM2 at the new home's tokens.
+    setup = ("import sys; from pathlib import Path; from coffer.home import init_home; "
+             "from coffer.coordinator import Coordinator; home = Path(sys.argv[1]); init_home(home); "
+             "c = Coordinator.open(home); c.policy.bootstrap_default(now=c.now()); c.close()")
+    subprocess.run([sys.executable, "-c", setup, str(home)], check=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "coffer.cli", "mpc", "provision", "-n", "2", "--home", str(home)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert 0 == result.returncode, result.stdout + result.stderr
     for cosigner in (1, 2):
         pins = read_pins(home / "cosigners" / str(cosigner))
         assert 33 == len(pins.attestation_public_key)
