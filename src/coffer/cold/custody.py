@@ -378,6 +378,9 @@ class ColdCustody:
             raise SignerRefused("a halt is in force", rule="halt")
         batch = self._batch(batch_id)
         invariant(batch.raw_tx is not None, f"batch {batch_id} has no final transaction")
+        # The ledger moves before the transaction leaves (idempotent): once broadcast it cannot be
+        # recalled, and until it is mined the chain still holds the inputs (reported as in flight).
+        self._settle_ledger(batch, now)
         try:
             self._chain.broadcast(bytes(batch.raw_tx))
         except BroadcastRejected as exc:
@@ -407,6 +410,17 @@ class ColdCustody:
         return settled
 
     def _settle(self, batch: Any, height: int, now: dt.datetime) -> None:
+        self._settle_ledger(batch, now)  # already done at broadcast; repeating it is a no-op
+        with self._engine.begin() as conn:
+            conn.execute(cold_batches.update().where(cold_batches.c.batch_id == batch.batch_id).values(
+                status="confirmed", confirmed_height=height))
+            conn.execute(cold_withdrawals.update().where(cold_withdrawals.c.batch_id == batch.batch_id)
+                         .values(status="settled"))
+            self._audit.append("cold.pipeline", "cold.batch_confirmed",
+                               {"batch_id": batch.batch_id, "txid": batch.txid, "height": height}, at=now,
+                               connection=conn)
+
+    def _settle_ledger(self, batch: Any, now: dt.datetime) -> None:
         with self._engine.connect() as conn:
             rows = list(conn.execute(sa.select(cold_withdrawals).where(cold_withdrawals.c.batch_id == batch.batch_id)))
         custody = AccountKey.custody(WALLET_ACCOUNT, "BTC")
@@ -425,28 +439,36 @@ class ColdCustody:
                       credit(custody, int(batch.fee_sats))),
             at=now, metadata={"batch_id": batch.batch_id, "txid": batch.txid}))
         self._ledger.apply_many(transfers, actor="cold.pipeline")
-        with self._engine.begin() as conn:
-            conn.execute(cold_batches.update().where(cold_batches.c.batch_id == batch.batch_id).values(
-                status="confirmed", confirmed_height=height))
-            conn.execute(cold_withdrawals.update().where(cold_withdrawals.c.batch_id == batch.batch_id)
-                         .values(status="settled"))
-            self._audit.append("cold.pipeline", "cold.batch_confirmed",
-                               {"batch_id": batch.batch_id, "txid": batch.txid, "height": height}, at=now,
-                               connection=conn)
 
-    def abandon_batch(self, batch_id: str, reason: str, *, now: dt.datetime) -> None:
-        """Give up on a batch that was never broadcast; its withdrawals go back to the queue."""
+    def abandon_batch(self, batch_id: str, reason: str, *, now: dt.datetime, requeue: bool = True) -> None:
+        """Give up on a batch that was never broadcast. Its withdrawals go back to the queue, or with
+        `requeue=False` (a signer refused them) are cancelled and the clients' holds released."""
         batch = self._batch(batch_id)
         if batch.status not in ("sealed", "signed"):
             raise ColdError(f"batch {batch_id} is {batch.status}; only unbroadcast batches can be abandoned")
         if batch.txid and self._chain.confirmations(batch.txid) > 0:
             raise ColdError(f"batch {batch_id} is on chain")
+        with self._engine.connect() as conn:
+            rows = list(conn.execute(sa.select(cold_withdrawals).where(cold_withdrawals.c.batch_id == batch_id)))
+        if not requeue:
+            releases = []
+            for row in rows:
+                hold = self._ledger.transfer(f"hold:{row.request_id}") if row.client_id else None
+                if hold is None:
+                    continue
+                held = AccountKey.held(row.client_id, "BTC")
+                amount = sum(p.amount for p in hold.postings if p.account == held)  # the ledger's word, not the row's
+                releases.append(Transfer(
+                    idempotency_key=f"release:{row.request_id}", kind=Kind.WITHDRAWAL_RELEASE,
+                    postings=(debit(held, amount), credit(AccountKey.available(row.client_id, "BTC"), amount)),
+                    at=now, metadata={"batch_id": batch_id, "reason": reason[:200]}))
+            self._ledger.apply_many(releases, actor="cold.pipeline")
         with self._engine.begin() as conn:
             conn.execute(cold_batches.update().where(cold_batches.c.batch_id == batch_id).values(status="abandoned"))
             conn.execute(cold_withdrawals.update().where(cold_withdrawals.c.batch_id == batch_id).values(
-                status="queued", batch_id=None))
-            self._audit.append("cold.pipeline", "cold.batch_abandoned", {"batch_id": batch_id, "reason": reason},
-                               at=now, connection=conn)
+                status="queued" if requeue else "cancelled", batch_id=None if requeue else batch_id))
+            self._audit.append("cold.pipeline", "cold.batch_abandoned",
+                               {"batch_id": batch_id, "reason": reason, "requeued": requeue}, at=now, connection=conn)
 
     def run_once(self, *, now: dt.datetime) -> dict[str, Any]:
         """One pass of the pipeline; safe to repeat and to resume after a crash."""
@@ -483,6 +505,30 @@ class ColdCustody:
         row["psbt"] = bytes(row["psbt"]).hex()
         row["raw_tx"] = bytes(row["raw_tx"]).hex() if row["raw_tx"] is not None else None
         return row
+
+    def pending_deposits(self, height: int) -> list[tuple[str, str, int]]:
+        """(script hex, txid:vout, amount) of deposits on chain at or below `height`, not yet credited."""
+        with self._engine.connect() as conn:
+            rows = list(conn.execute(sa.select(cold_deposits, cold_addresses.c.script_hex).join(
+                cold_addresses, cold_addresses.c.address == cold_deposits.c.address).where(
+                (cold_deposits.c.status == "pending") & (cold_deposits.c.height <= height))))
+        return [(str(r.script_hex), f"{r.txid}:{r.vout}", int(r.amount_sats)) for r in rows]
+
+    def inflight_withdrawals(self, height: int) -> list[tuple[str, int]]:
+        """(batch id, amount) of batches the ledger has settled whose transaction is not mined at `height`:
+        the chain still holds their inputs. Amount = what leaves custody (payments and fee)."""
+        with self._engine.connect() as conn:
+            batches = list(conn.execute(sa.select(cold_batches).where(cold_batches.c.status == "broadcast")))
+            result = []
+            for batch in batches:
+                confirmations = self._chain.confirmations(batch.txid)
+                mined_at = self._chain.tip().height - confirmations + 1 if confirmations else None
+                if mined_at is not None and mined_at <= height:
+                    continue
+                paid = conn.execute(sa.select(sa.func.sum(cold_withdrawals.c.amount_sats)).where(
+                    cold_withdrawals.c.batch_id == batch.batch_id)).scalar() or 0
+                result.append((str(batch.batch_id), int(paid) + int(batch.fee_sats)))
+        return result
 
     def reserve_entries(self, *, chain_name: str, height: int, block_hash: str) -> list[Any]:
         """Every funded cold address with its balance and a BIP-322 proof of control made by m signers
