@@ -122,6 +122,7 @@ def test_kill_between_rounds_fails_cleanly_then_a_new_session_signs(cluster: Ecd
         return original(signers, path, body, started)
 
     monkeypatch.setattr(coordinator, "_fanout", fanout)
+    initial = _session_rounds(cluster, 1)
     with pytest.raises(SigningAborted) as aborted:
         coordinator.sign_spend("crash", _spend(), approvals, signers=[1, 2])
     assert ("cosigner.unavailable", (2,)) == (aborted.value.rule, aborted.value.culprits)
@@ -129,8 +130,21 @@ def test_kill_between_rounds_fails_cleanly_then_a_new_session_signs(cluster: Ecd
     monkeypatch.undo()
     cluster.restart(2)
     assert [] == [s for s in cluster.status(2)["setups"] if s["key_id"] == "crash"]  # memory only
+    before = _session_rounds(cluster, 1)
     signed = coordinator.sign_spend("crash", _spend(), approvals, signers=[1, 2])
     assert coordinator.key("crash").address == signed.sender
+    after = _session_rounds(cluster, 1)
+    assert 1 == len(set(after) - set(before))  # a fresh session id (fresh nonce), run through round 3
+    assert [3] == [after[s] for s in set(after) - set(before)]
+    assert 1 == len(set(before) - set(initial))  # the killed session stays marked: never run again
+
+
+def _session_rounds(cluster: EcdsaCluster, cosigner: int) -> dict[bytes, int]:
+    database = sqlite3.connect(cluster.home / "cosigners" / str(cosigner) / "ecdsa" / "ecdsa.db")
+    try:
+        return {bytes(row[0]): int(row[1]) for row in database.execute("SELECT session_id, round FROM sessions")}
+    finally:
+        database.close()
 
 
 def test_replayed_session_is_refused(cluster: EcdsaCluster) -> None:
