@@ -100,6 +100,9 @@ class DemoSite:
         return dt.datetime.now(dt.UTC)
 
     def stop(self) -> None:
+        recon = self.parts.get("recon")
+        if recon is not None:
+            recon.stop()
         if self.coordinator is not None:
             self.coordinator.close()
         for service in reversed(self.processes):
@@ -226,6 +229,7 @@ def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None
         coordinator.policy.add_whitelist(client, "BTC", WHITELISTED, by=f"client:{client}",
                                          now=now - dt.timedelta(days=2))
     site.parts["clients"] = clients
+    payments.append((coordinator.cold.deposit_address("company:operating", now=now), 100_000_000))
     secret_keys = _client_pgp_keys(site, clients, now)
     report.data["mail"] = {"maildir": str(site.home / "mail"), "client_secret_keys": secret_keys,
                            "security_team_secret_key": str(site.home / "mail" / "keys" / "security-team.sec.asc")}
@@ -237,11 +241,13 @@ def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None
     site.faucet.mine(2)
     credited = coordinator.cold.scan_deposits(now=site.now())
     assert not early, "a deposit was credited before 3 confirmations"
-    assert len(credited) == CLIENTS, f"{len(credited)} of {CLIENTS} deposits credited"
+    assert len(credited) == CLIENTS + 1, f"{len(credited)} of {CLIENTS} client deposits and the company's credited"
+    credited = [c for c in credited if not c.client_id.startswith("company:")]
     report.data["bitcoin"]["deposits"] = [
         {"account": c.client_id, "address": c.address, "txid": c.txid, "amount_sats": c.amount_sats,
          "credited_height": c.credited_height} for c in credited]
-    console.print(f"  {len(credited)} deposits credited after 3 confirmations (none after 1)")
+    console.print(f"  {len(credited)} client deposits (and the company's own 1 BTC of operating capital) "
+                  "credited after 3 confirmations (none after 1)")
 
 
 def _approve(site: DemoSite, request: Any, approvers: list[tuple[str, str]]) -> Any:
@@ -298,6 +304,157 @@ def stage_withdrawals(site: DemoSite, report: DemoReport, console: Console) -> N
                   f"drawn from seed {draw.seed[:16]}…, confirmed at height {batch['confirmed_height']}")
 
 
+RECON_POSITIONS_S = 1.0
+RECON_ONCHAIN_S = 2.0
+
+
+def _start_simulator(site: DemoSite, seed: int) -> Any:
+    from coffer.exchange.http import ExchangeClient
+
+    port = _free_ports(1)[0]
+    coordinator = site.coordinator
+    sim = site.process(f"exchange-sim-{seed}", [
+        "-m", "coffer.cli", "exchange-sim", "run", "--seed", str(seed), "--accounts", "10", "--port", str(port),
+        "--tick-ms", "100", "--trades-per-tick", "5", "--halt-url", coordinator.halt_notice_url(),
+        "--halt-public-key", coordinator.halt_notice_public_key().hex(), "--halt-max-age-s", "10"], port=port)
+    site.start_all([sim])
+    site.parts["simulator"] = sim
+    return ExchangeClient(f"http://127.0.0.1:{port}")
+
+
+def _onchain_source(site: DemoSite) -> Any:
+    from coffer.recon.onchain import CustodyScript, InflightWithdrawal, PendingDeposit
+    from coffer.recon.service import bitcoin_holdings
+    from coffer.recon.sources import OnchainSource, ledger_custody
+
+    coordinator = site.coordinator
+    cold = coordinator.cold
+
+    def scripts() -> list[CustodyScript]:
+        return [CustodyScript("BTC", "cold", script.hex()) for script in cold.custody_scripts()]
+
+    return OnchainSource(
+        scripts=scripts, holdings={"BTC": lambda wanted: bitcoin_holdings(coordinator.bitcoin, wanted)},
+        ledger_view=lambda assets: ledger_custody(coordinator.ledger, assets),
+        pending=lambda asset, height: [PendingDeposit("BTC", "cold", script, reference, amount)
+                                       for script, reference, amount in cold.pending_deposits(height)],
+        inflight=lambda asset, height: [InflightWithdrawal("BTC", "cold", batch, amount)
+                                        for batch, amount in cold.inflight_withdrawals(height)])
+
+
+def _start_recon(site: DemoSite, client: Any) -> Any:
+    from coffer.recon.runtime import ReconRuntime
+    from coffer.recon.service import PositionReconciler
+
+    runtime = ReconRuntime(site.coordinator.engine, site.coordinator.halt, node="demo-coordinator",
+                           positions=PositionReconciler(client, client), onchain=_onchain_source(site),
+                           positions_interval_s=RECON_POSITIONS_S, onchain_interval_s=RECON_ONCHAIN_S)
+    site.parts["recon"] = runtime
+    return runtime.start()
+
+
+def _wait_for_runs(site: DemoSite, job: str, count: int, timeout_s: float) -> list[Any]:
+    from coffer.recon.scheduler import recent_runs
+    from coffer.testing.wait import wait_until
+
+    def enough() -> list[Any]:
+        runs = [r for r in recent_runs(site.coordinator.engine, job=job, limit=50) if r.finished_at]
+        return runs if len(runs) >= count else []
+
+    result: list[Any] = wait_until(enough, timeout=timeout_s, what=f"{count} {job} runs")  # type: ignore[assignment]
+    return result
+
+
+def stage_trading(site: DemoSite, report: DemoReport, console: Console) -> None:
+    """Accounts trade perpetuals on the simulator; positions, margins and balances are checked on schedule."""
+    client = _start_simulator(site, seed=7)
+    _start_recon(site, client)
+    positions = _wait_for_runs(site, "positions", 3, 30)
+    onchain = _wait_for_runs(site, "onchain", 1, 30)
+    status = client.status()
+    assert not site.coordinator.halt.is_halted(), "a clean exchange was halted"
+    report.data["recon"] = {"positions_interval_s": RECON_POSITIONS_S, "onchain_interval_s": RECON_ONCHAIN_S,
+                            "positions_runs": len(positions), "onchain_runs": len(onchain),
+                            "last_fill_sequence": status["last_sequence"]}
+    console.print(f"  {status['last_sequence']} fills so far; {len(positions)} position checks and "
+                  f"{len(onchain)} on-chain checks passed (every {RECON_POSITIONS_S:g}s / {RECON_ONCHAIN_S:g}s)")
+
+
+def _resume(site: DemoSite, reason: str) -> list[str]:
+    from coffer.recon.halt import OfficerSignature, resume_message
+
+    switch = site.coordinator.halt
+    halt_id = switch.state().halt_id
+    officers = ["sec-dave", "sec-erin"]
+    one = [OfficerSignature("sec-dave", site.operator_keys["sec-dave"].sign(resume_message(halt_id, reason)))]
+    try:
+        switch.resume(halt_id, reason, one, actor="sec-dave")
+        raise AssertionError("one officer alone resumed the exchange")
+    except Exception as refused:  # the quorum is two: one signature must be refused
+        if isinstance(refused, AssertionError):
+            raise
+    signatures = [OfficerSignature(o, site.operator_keys[o].sign(resume_message(halt_id, reason))) for o in officers]
+    switch.resume(halt_id, reason, signatures, actor="sec-erin")
+    assert not switch.is_halted()
+    return officers
+
+
+def _halt_after(site: DemoSite, started: float, timeout_s: float) -> float:
+    from coffer.testing.wait import wait_until
+
+    wait_until(site.coordinator.halt.is_halted, timeout=timeout_s, what="the halt")
+    return round(time.monotonic() - started, 2)
+
+
+def stage_faults(site: DemoSite, report: DemoReport, console: Console) -> None:
+    """A position fault and a tampered ledger balance each halt the exchange; officers resume."""
+    from coffer.ledger import AccountKey, Kind, Transfer, credit, debit
+
+    coordinator = site.coordinator
+    halts = []
+    from coffer.exchange.http import ExchangeClient
+
+    sim = site.parts["simulator"]
+    exchange = ExchangeClient(f"http://127.0.0.1:{sim.port}")
+    exchange.inject("alter_position")
+    started = time.monotonic()
+    detected = _halt_after(site, started, 4 * RECON_POSITIONS_S + 10)
+    cause = coordinator.halt.history(limit=1)[0].cause
+    time.sleep(1.5)
+    frozen = exchange.status()["last_sequence"]
+    time.sleep(1.0)
+    assert frozen == exchange.status()["last_sequence"], "the exchange kept matching while halted"
+    site.parts["recon"].stop()
+    sim.stop()
+    client2 = _start_simulator(site, seed=8)  # the engine is restored from a clean state
+    officers = _resume(site, "engine restored from a clean state after an altered position")
+    _start_recon(site, client2)
+    halts.append({"cause": cause, "detected_after_s": detected, "resumed_by": officers,
+                  "matching_stopped_at_sequence": frozen})
+    console.print(f"  altered position → halt ({cause}) after {detected}s; matching stopped; "
+                  f"resumed by {', '.join(officers)}")
+    tamper = Transfer(idempotency_key="demo-tamper", kind=Kind.ADJUSTMENT,
+                      postings=(debit(AccountKey.custody("cold", "BTC"), 50_000),
+                                credit(AccountKey.company("operating", "BTC"), 50_000)),
+                      at=site.now(), reason="demo: an intruder tampers the custody balance")
+    coordinator.ledger.apply(tamper, actor="intruder")
+    started = time.monotonic()
+    detected = _halt_after(site, started, 4 * RECON_ONCHAIN_S + 10)
+    cause = coordinator.halt.history(limit=1)[0].cause
+    coordinator.ledger.apply(Transfer(idempotency_key="demo-tamper-reversed", kind=Kind.ADJUSTMENT,
+                                      postings=(debit(AccountKey.company("operating", "BTC"), 50_000),
+                                                credit(AccountKey.custody("cold", "BTC"), 50_000)),
+                                      at=site.now(), reason="reverse the tampered custody balance"),
+                             actor="sec-dave")
+    officers = _resume(site, "tampered custody balance reversed; ledger equals chain again")
+    halts.append({"cause": cause, "detected_after_s": detected, "resumed_by": officers})
+    _wait_for_runs(site, "onchain", 2, 30)
+    assert not coordinator.halt.is_halted()
+    report.data["halts"] = halts
+    console.print(f"  tampered custody balance → halt ({cause}) after {detected}s; reversed; resumed by "
+                  f"{', '.join(officers)}")
+
+
 def stage_summary(site: DemoSite, report: DemoReport, console: Console) -> None:
     """Ledger consistency, custody against the chain, the audit chain."""
     from coffer.ledger import AccountKey
@@ -321,6 +478,8 @@ STAGES: list[tuple[str, Stage]] = [
     ("initialise: regtest node, mail, signers, cold wallet ceremony", stage_initialise),
     ("open 20 client accounts; deposit and credit after confirmations", stage_deposits),
     ("withdraw: cold batch with a drawn quorum; a policy-breaking attempt is refused", stage_withdrawals),
+    ("trade on the simulator; positions, margins and balances checked on schedule", stage_trading),
+    ("faults: a position fault and a tampered balance halt the exchange; officers resume", stage_faults),
     ("summary: ledger, chain and audit agree", stage_summary),
 ]
 

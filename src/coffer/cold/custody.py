@@ -55,6 +55,7 @@ WALLET_ACCOUNT = "cold"
 GAP_LIMIT = 1000  # unused receive addresses handed out ahead of the highest funded one, at most
 BATCH_MAX = 1000
 REDRAW_MAX = 5
+COMPANY_OWNER_PREFIX = "company:"  # deposit-address owner for company capital, e.g. company:operating
 log = get_logger("coffer.cold.custody")
 
 
@@ -148,7 +149,10 @@ class ColdCustody:
 
     # -- deposit addresses -----------------------------------------------------------------------
     def deposit_address(self, client_id: str, *, now: dt.datetime) -> str:
-        """The client's own deposit address (one per client, from the receive branch)."""
+        """The client's own deposit address (one per client, from the receive branch).
+
+        An owner `company:<account>` gets the company's deposit address for its own capital, credited
+        to the company book, never to a client."""
         wallet = self.wallet()
         with self._engine.begin() as conn:
             row = conn.execute(sa.select(cold_addresses.c.address).where(cold_addresses.c.client_id == client_id)).first()
@@ -203,10 +207,14 @@ class ColdCustody:
 
     def _credit(self, client_id: str, address: str, txid: str, vout: int, amount: int, tip: int,
                 now: dt.datetime) -> CreditedDeposit:
+        custody = AccountKey.custody(WALLET_ACCOUNT, "BTC")
+        if client_id.startswith(COMPANY_OWNER_PREFIX):  # the company's own capital, in the company book
+            kind, owner = Kind.COMPANY_DEPOSIT, AccountKey.company(client_id[len(COMPANY_OWNER_PREFIX):], "BTC")
+        else:
+            kind, owner = Kind.DEPOSIT, AccountKey.available(client_id, "BTC")
         transfer = Transfer(
-            idempotency_key=f"cold-deposit:{txid}:{vout}", kind=Kind.DEPOSIT,
-            postings=(debit(AccountKey.custody(WALLET_ACCOUNT, "BTC"), amount),
-                      credit(AccountKey.available(client_id, "BTC"), amount)),
+            idempotency_key=f"cold-deposit:{txid}:{vout}", kind=kind,
+            postings=(debit(custody, amount), credit(owner, amount)),
             at=now, metadata={"txid": txid, "vout": vout, "address": address})
         self._ledger.apply(transfer, actor="cold.deposits")
         with self._engine.begin() as conn:

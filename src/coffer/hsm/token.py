@@ -118,7 +118,9 @@ class Hsm:
         self._module = module
         self._token_label = token_label
         self._pin = pin
-        self._lock = threading.RLock()
+        # One lock for every token in the process: concurrent calls into the module through
+        # different sessions have been seen to crash SoftHSM2, so calls are serialised.
+        self._lock = _LOCK
         self._session: Any = None
         self._generation = -1
         self._open()
