@@ -9,12 +9,14 @@ service; the console never writes the policy's tables.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 from webauthn import generate_authentication_options, options_to_json
 from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
 
@@ -70,7 +72,26 @@ def _latest(console: ConsoleParts, event: str, after_seq: int) -> dict[str, dict
 
 
 def queue(console: ConsoleParts, *, now: datetime, limit: int = QUEUE_MAX) -> list[QueueItem]:
-    """The newest requests first."""
+    """The newest requests first.
+
+    Every change to a request, approval or decision is an audit event written in the same
+    transaction, so the queue read at one audit head stays right until the head moves; only
+    expiry depends on the clock, and it is re-applied on every read."""
+    head = console.audit.head()
+    with console.queue_lock:
+        cached = console.queue_cache
+    if cached is None or cached[0] != (head, limit):
+        items = _read_queue(console, now=now, limit=limit)
+        with console.queue_lock:
+            console.queue_cache = ((head, limit), items)
+    else:
+        items = cached[1]
+    now_s = epoch_s(now)
+    return [replace(item, status="expired") if item.status == "pending" and item.expires_at_s <= now_s else item
+            for item in items]
+
+
+def _read_queue(console: ConsoleParts, *, now: datetime, limit: int) -> list[QueueItem]:
     submitted = console.audit.events(event="policy.request_submitted")[-limit:]
     if not submitted:
         return []
@@ -133,11 +154,13 @@ def _now(request: Request) -> datetime:
     return context(request).clock().astimezone(UTC)
 
 
-@router.get("/approvals", summary="The approvals queue, newest first")
-def list_approvals(request: Request, session: Session = Depends(operator_api)) -> dict[str, Any]:
+@router.get("/approvals", summary="The approvals queue, newest first", response_model=None,
+            responses={200: {"description": "the queue", "content": {"application/json": {}}}})
+def list_approvals(request: Request) -> Response:
+    operator_api(request)
     items = queue(parts(request), now=_now(request))
-    return {"requests": [item.to_json() for item in items],
-            "pending": sum(1 for item in items if item.status == "pending")}
+    return JSONResponse({"requests": [item.to_json() for item in items],
+                         "pending": sum(1 for item in items if item.status == "pending")})
 
 
 @router.get("/approvals/{digest}", summary="One request with its decision and approvers")

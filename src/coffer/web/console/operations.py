@@ -3,10 +3,14 @@ reconciliation, the signers and co-signers, and the audit log with chain verific
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
 from coffer.audit import AuditChainBroken
 from coffer.errors import CofferError
@@ -22,6 +26,7 @@ from coffer.web.sessions import Session
 __all__ = ["router", "status_json", "recon_json", "signers_json", "audit_json", "verify_audit"]
 
 AUDIT_PAGE_MAX = 500
+BALANCES_TTL_S = 1.0
 router = APIRouter(prefix="/api/v1/console", tags=["console: operations"])
 
 
@@ -55,16 +60,35 @@ def status_json(console: ConsoleParts, request: Request) -> dict[str, Any]:
                        for job, run in runs.items()}}
 
 
-@router.get("/status", summary="Halt state, approvals waiting, latest checks")
-def status(request: Request, session: Session = Depends(operator_api)) -> dict[str, Any]:
-    return status_json(parts(request), request)
+@router.get("/status", summary="Halt state, approvals waiting, latest checks", response_model=None,
+            responses={200: {"description": "the status", "content": {"application/json": {}}}})
+def status(request: Request) -> Response:
+    operator_api(request)
+    return JSONResponse(status_json(parts(request), request))
 
 
-@router.get("/balances", summary="Ledger totals per asset and book (minor units, as strings)")
-def balances(request: Request, session: Session = Depends(operator_api)) -> dict[str, Any]:
-    totals = parts(request).ledger.totals()
-    return {"assets": {asset: {"client": str(t.client), "company": str(t.company), "custody": str(t.custody),
-                               "external": str(t.external), "balanced": t.balanced} for asset, t in totals.items()}}
+def balances_json(console: ConsoleParts) -> dict[str, Any]:
+    """Ledger totals, read at most once per BALANCES_TTL_S (a dashboard figure; the ledger is the truth)."""
+    now = time.monotonic()
+    with console.queue_lock:
+        cached = console.balances_cache
+    if cached is not None and now - cached[0] < BALANCES_TTL_S:
+        value: dict[str, Any] = cached[1]
+        return value
+    totals = console.ledger.totals()
+    value = {"as_of": datetime.now(UTC).isoformat(), "assets": {
+        asset: {"client": str(t.client), "company": str(t.company), "custody": str(t.custody),
+                "external": str(t.external), "balanced": t.balanced} for asset, t in totals.items()}}
+    with console.queue_lock:
+        console.balances_cache = (now, value)
+    return value
+
+
+@router.get("/balances", summary="Ledger totals per asset and book (minor units, as strings; at most 1 s old)",
+            response_model=None, responses={200: {"description": "the totals", "content": {"application/json": {}}}})
+def balances(request: Request) -> Response:
+    operator_api(request)
+    return JSONResponse(balances_json(parts(request)))
 
 
 @router.get("/halt", summary="The halt: state, the current cause, history, officers' quorum")

@@ -93,3 +93,7 @@ class ConsoleParts:
     por_public_key: bytes | None = None
     approval_ttl_s: int = 3600
     ceremonies: Ceremonies = field(default_factory=Ceremonies)
+    # The approvals queue as read at one audit head (see approvals.queue).
+    queue_cache: tuple[Any, Any] | None = None
+    queue_lock: threading.Lock = field(default_factory=threading.Lock)
+    balances_cache: tuple[float, Any] | None = None
