@@ -18,7 +18,13 @@ from coffer.mpc.ecdsa_service import SigningAborted
 from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.harness import EcdsaCluster, start_ecdsa_cluster
 from coffer.mpc.errors import InsufficientSigners
-from coffer.mpc.service.errors import CosignerRefused, CosignerRevoked, OpaqueMessageRefused, SessionReplayed
+from coffer.mpc.service.errors import (
+    CosignerRefused,
+    CosignerRevoked,
+    OpaqueMessageRefused,
+    ProtocolViolation,
+    SessionReplayed,
+)
 from coffer.testing import wait_until
 
 DESTINATION = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
@@ -274,8 +280,6 @@ def test_re_share_without_a_valid_test_signature_keeps_the_old_shares(cluster: E
 
 def test_relayed_message_altered_or_from_outside_is_refused_naming_its_sender(cluster: EcdsaCluster) -> None:
     """The coordinator cannot alter a sealed co-signer message nor inject one: refused, sender named."""
-    from coffer.mpc.service.errors import ProtocolViolation
-
     coordinator = cluster.coordinator
     coordinator.create_key("sealed", 2)
     coordinator.pair("sealed", 1, 2)
@@ -293,3 +297,32 @@ def test_relayed_message_altered_or_from_outside_is_refused_naming_its_sender(cl
         _client(cluster, 2).call("/v1/ecdsa/sign/round2", {"session_id": session_id,
                                                           "messages": {"3": first[1]["messages"]["2"]}})
     assert 3 == refused.value.sender
+
+
+def test_repeated_aborts_blamed_on_a_peer_stop_new_pairings_with_it(cluster: EcdsaCluster) -> None:
+    """After three aborts blamed on co-signer 2 (altered relayed messages), co-signer 1 refuses a
+    fresh pairing with it for a while (each abort may leak a little): rule pair.rate_limited."""
+    coordinator = cluster.coordinator
+    coordinator.create_key("limited", 2)
+    for _ in range(3):
+        coordinator.pair("limited", 1, 2)
+        body = _round1_body("limited", [1, 2], _spend(), [])
+        body["spend"] = EthSpend("deposit_sweep", 1337, 0, 10**9, 3 * 10**9, 21_000,
+                                 coordinator.key("limited").address, VALUE_WEI, (0,)).to_json()
+        first = {c: _client(cluster, c).call("/v1/ecdsa/sign/round1", body) for c in (1, 2)}
+        sealed = bytearray(bytes.fromhex(first[2]["messages"]["1"]))
+        sealed[-1] ^= 1
+        with pytest.raises(ProtocolViolation):
+            _client(cluster, 1).call("/v1/ecdsa/sign/round2", {"session_id": first[1]["session_id"],
+                                                              "messages": {"2": sealed.hex()}})
+        _client(cluster, 2).call("/v1/ecdsa/sign/abort", {"session_id": first[2]["session_id"], "reason": "test"})
+    with pytest.raises(SigningAborted) as refused:
+        coordinator.pair("limited", 1, 2)
+    assert ("pair.rate_limited", (2,), 1) == (refused.value.rule, refused.value.culprits, refused.value.reporter)
+    assert key_address_signs(cluster, "limited", [1, 3])
+
+
+def key_address_signs(cluster: EcdsaCluster, key_id: str, signers: list[int]) -> bool:
+    """Other pairs are unaffected."""
+    return cluster.coordinator.key(key_id).address == cluster.coordinator.sign_spend(
+        key_id, _spend(), _approved(cluster), signers=signers).sender

@@ -80,6 +80,10 @@ SESSIONS_MAX: Final = 1_000
 PAIRINGS_MAX: Final = 64
 DKG_SESSIONS_MAX: Final = 16
 DKG_PROTOCOL: Final = untweaked.PROTOCOL
+# Aborts blamed on one peer before this co-signer refuses to pair with it again for a while: each
+# abort may leak a little through selective failure, so a peer cannot make us retry without bound.
+ABORTS_PER_PEER_MAX: Final = 3
+ABORT_WINDOW_S: Final = 600.0
 log = get_logger("coffer.mpc.ecdsa_service")
 
 
@@ -156,6 +160,7 @@ class EcdsaCosigner:
         self._dkg: dict[bytes, _DkgRun] = {}
         self._reshares: dict[bytes, _Reshare] = {}
         self._channels: dict[tuple[str, int, int, bytes], PairChannel] = {}
+        self._aborts: dict[tuple[str, int], list[float]] = {}  # (key id, peer) -> monotonic times
         self._clearing: dict[bytes, tuple[bytes, bytes]] = {}  # digest -> (request digest, digest)
         self._session_digests: dict[bytes, bytes] = {}  # session id -> digest, until round 1's mark
 
@@ -300,6 +305,7 @@ class EcdsaCosigner:
         record = self._store.key(body.string("key_id"))
         peer = body.integer("peer", minimum=1, maximum=255)
         self._refuse_revoked(record, [peer])
+        self._refuse_rate(record.key_id, peer)
         channel = self._channel(record, peer)
         session = SetupSession(me=record.identifier, peer=peer, key_id=record.key_id.encode(),
                                nonce=body.hexbytes("nonce", length=32), rng=self._rng)
@@ -326,6 +332,7 @@ class EcdsaCosigner:
             plain = pairing.channel.open("pair", pairing.setup_id, round_number, body.hexbytes("message"))
             reply = pairing.session.receive(plain)
         except (EcdsaError, ProtocolViolation) as error:
+            self._note_abort(key_id, error)
             with self._lock:
                 self._pairings.pop((key_id, peer), None)
             raise self._translate(error) from None
@@ -338,6 +345,30 @@ class EcdsaCosigner:
             self._setups[(key_id, peer)] = setup
         log.info("ecdsa.cosigner.paired", cosigner=self.cosigner_id, key_id=key_id, peer=peer)
         return {"done": True, "message": None}
+
+    def _note_abort(self, key_id: str, error: Exception) -> None:
+        """Counts an abort against the peer(s) it blames (a parse failure, a failed check)."""
+        suspects: tuple[int, ...] = ()
+        if isinstance(error, ProtocolAbort):
+            suspects = error.counterparties
+        elif isinstance(error, MalformedMessage | ProtocolViolation) and error.sender is not None:
+            suspects = (error.sender,)
+        now = time.monotonic()
+        with self._lock:
+            for peer in suspects:
+                times = [t for t in self._aborts.get((key_id, peer), []) if t > now - ABORT_WINDOW_S]
+                self._aborts[(key_id, peer)] = [*times, now]
+        if suspects:
+            log.warning("ecdsa.cosigner.abort_blamed", cosigner=self.cosigner_id, key_id=key_id,
+                        suspects=list(suspects), error=type(error).__name__)
+
+    def _refuse_rate(self, key_id: str, peer: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._aborts.get((key_id, peer), []) if t > now - ABORT_WINDOW_S]
+        if len(recent) >= ABORTS_PER_PEER_MAX:
+            raise self._refused(f"{len(recent)} aborts blamed on participant {peer} in the last "
+                                f"{ABORT_WINDOW_S:.0f} s: no new pairing with it for now", "pair.rate_limited", (peer,))
 
     # -- signing ----------------------------------------------------------------------------------
     def sign_round1(self, data: bytes) -> dict[str, Any]:
@@ -526,6 +557,7 @@ class EcdsaCosigner:
             return step()
         except (EcdsaError, MpcError) as error:
             signing.session.abort(type(error).__name__)
+            self._note_abort(signing.key_id, error)
             with self._lock:
                 self._sessions.pop(signing.session.session_id, None)
             log.warning("ecdsa.cosigner.session_aborted", cosigner=self.cosigner_id, error=type(error).__name__)
