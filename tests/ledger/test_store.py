@@ -34,6 +34,7 @@ from coffer.ledger import (
     credit,
     debit,
 )
+from coffer.ledger.core import balance_delta
 from tests.ledger.conftest import T0
 
 HOT = AccountKey.custody("hot", "BTC")
@@ -297,9 +298,78 @@ def test_database_refuses_a_negative_client_balance(ledger: Ledger, engine: Engi
 def test_database_refuses_bad_postings(ledger: Ledger, engine: Engine) -> None:
     """The database refuses a zero posting amount and an unknown side."""
     ledger.apply(deposit("d1", ALICE, 5))
-    for column, value in (("amount", 0), ("side", "X")):
+    for side, amount in (("D", 0), ("X", 5)):
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-            conn.execute(sa.text(f"UPDATE ledger_postings SET {column} = :v"), {"v": value})
+            conn.execute(sa.text("INSERT INTO ledger_postings (transfer_id, idx, account_id, side, amount) "
+                                 "SELECT min(id), 7, 1, :side, :amount FROM ledger_transfers"),
+                         {"side": side, "amount": amount})
+
+
+def test_database_keeps_history_append_only(ledger: Ledger, engine: Engine) -> None:
+    """Transfers and postings can be neither updated nor deleted, even by SQL that bypasses Python."""
+    ledger.apply(deposit("d1", ALICE, 5))
+    for statement in ("UPDATE ledger_postings SET amount = 6", "DELETE FROM ledger_postings",
+                      "UPDATE ledger_transfers SET kind = 'fee'", "DELETE FROM ledger_transfers"):
+        with pytest.raises(sa.exc.IntegrityError, match="ledger_append_only"), engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    ledger.check_consistency()
+
+
+def test_database_ring_fence_refuses_client_to_company(ledger: Ledger, engine: Engine) -> None:
+    """Rows written behind the ledger's back that move client value to the company book by a
+    settle are refused by the database; a fee to the fees account is not."""
+    ledger.apply(deposit("d1", ALICE, 50))
+    alice_id, fees_id = _account_id(engine, ALICE), _account_id(engine, FEES)
+    insert_transfer = ("INSERT INTO ledger_transfers (id, idempotency_key, kind, asset, digest, reason, metadata, at) "
+                       "VALUES (:id, :key, :kind, 'BTC', 'x', '', '{}', 'now')")
+    insert_postings = ("INSERT INTO ledger_postings (transfer_id, idx, account_id, side, amount) "
+                       "VALUES (:id, 0, :client, 'D', 5), (:id, 1, :company, 'C', 5)")
+    for transfer_id, kind, refused in ((900, "withdrawal_settle", True), (901, "pnl", True), (902, "fee", False)):
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            conn.execute(sa.text(insert_transfer), {"id": transfer_id, "key": f"raw-{transfer_id}", "kind": kind})
+            if refused:
+                with pytest.raises(sa.exc.IntegrityError, match="ledger_ring_fence"):
+                    conn.execute(sa.text(insert_postings), {"id": transfer_id, "client": alice_id, "company": fees_id})
+            else:
+                conn.execute(sa.text(insert_postings), {"id": transfer_id, "client": alice_id, "company": fees_id})
+            transaction.rollback()
+
+
+def _account_id(engine: Engine, key: AccountKey) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT id FROM ledger_accounts WHERE account_key = :k"),
+                                {"k": str(key)}).scalar_one())
+
+
+def test_python_bug_cannot_breach_the_ring_fence(ledger: Ledger, engine: Engine,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the core's ring-fence check switched off, the database still refuses client value to
+    the company book: LedgerInconsistent, nothing written."""
+    import coffer.ledger.core as core
+
+    ledger.apply(deposit("d1", ALICE, 50))
+    monkeypatch.setattr(core, "check_ring_fence", lambda *args, **kwargs: None)
+    _refused(ledger, engine, LedgerInconsistent,
+             lambda: Transfer("bug", Kind.WITHDRAWAL_SETTLE, (debit(ALICE, 50), credit(FEES, 50)), T0))
+
+
+def test_python_bug_cannot_write_a_negative_balance(ledger: Ledger, engine: Engine,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the core's no-negative check switched off, the database CHECK still refuses an
+    overdraft: LedgerInconsistent, nothing written."""
+    import coffer.ledger.store as store
+
+    def unchecked(balances: dict[AccountKey, int], transfers: list[Transfer]) -> dict[AccountKey, int]:
+        result = dict(balances)
+        for transfer in transfers:
+            for posting in transfer.postings:
+                result[posting.account] = result.get(posting.account, 0) + balance_delta(posting)
+        return result
+
+    ledger.apply(deposit("d1", ALICE, 10))
+    monkeypatch.setattr(store, "apply_transfers", unchecked)
+    _refused(ledger, engine, LedgerInconsistent, lambda: hold("h1", "alice", 11))
 
 
 def test_consistency_check_passes_then_catches_tampering(ledger: Ledger, engine: Engine) -> None:
@@ -325,6 +395,7 @@ def test_consistency_check_passes_then_catches_tampering(ledger: Ledger, engine:
     for statement in tamperings:
         with engine.connect() as conn:
             transaction = conn.begin()
+            _drop_guards(conn)  # as an intruder with rights to change the schema would
             conn.execute(sa.text(statement.format(b="'101'" if sqlite else "101")))
             try:
                 with pytest.raises(LedgerInconsistent):
@@ -332,6 +403,17 @@ def test_consistency_check_passes_then_catches_tampering(ledger: Ledger, engine:
             finally:
                 transaction.rollback()
     ledger.check_consistency()
+
+
+def _drop_guards(conn: sa.Connection) -> None:
+    """Remove the append-only and ring-fence triggers inside `conn`'s transaction (rolled back later)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ALTER TABLE ledger_postings DISABLE TRIGGER USER"))
+        conn.execute(sa.text("ALTER TABLE ledger_transfers DISABLE TRIGGER USER"))
+        return
+    names = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ledger%'"))
+    for (name,) in list(names):
+        conn.execute(sa.text(f'DROP TRIGGER "{name}"'))
 
 
 class _OneConnection:

@@ -72,6 +72,7 @@ ACCOUNT_ID_CACHE_MAX = 1_000_000
 _IN_CHUNK = 500
 _SCAN_CHUNK = 2_000
 _NEGATIVE_CHECK = "client_balance_nonnegative"
+_RING_FENCE_GUARD = "ledger_ring_fence"
 
 
 class AppliedTransfer(NamedTuple):
@@ -200,9 +201,8 @@ class Ledger:
             try:
                 return attempt_once(attempt)
             except sa.exc.IntegrityError as exc:
-                if _NEGATIVE_CHECK in str(exc.orig):
-                    raise LedgerInconsistent("the database refused a negative client balance "
-                                             "that the core let through") from exc
+                if _NEGATIVE_CHECK in str(exc.orig) or _RING_FENCE_GUARD in str(exc.orig):
+                    raise LedgerInconsistent(f"the database refused what the core let through: {exc.orig}") from exc
                 if last or not _is_unique_violation(exc):
                     raise
             except sa.exc.OperationalError as exc:
