@@ -5,8 +5,9 @@ checks, no sealing, no fsync).
 
 What each service signature costs: three rounds to two co-signers (each relayed message sealed
 with ChaCha20-Poly1305 end to end), and in each co-signer the EIP-1559 digest derivation, the
-policy guard (P-256 attestation check, approvals, own history), an HSM AES-GCM unseal of the
-share, four durable SQLite commits (session opened, rounds 1-3 used) and the DKLs23 rounds; then
+policy guard (P-256 attestation check, approvals, own history with its own durable write), an HSM
+AES-GCM unseal of the share, one fsync'd SQLite commit (session id + round 1 used + request
+cleared) and two crash-safe progress marks (rounds 2, 3), and the DKLs23 rounds; then
 the coordinator's combination and verification (coincurve + eth-account recovery). Pairing (base
 OT) happens once per pair before the timed part. Requests are attested before timing.
 
