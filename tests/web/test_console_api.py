@@ -4,6 +4,8 @@ signers, the audit log, metrics and health."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from nacl.signing import SigningKey
@@ -188,3 +190,42 @@ def test_audit_viewer_shows_a_broken_chain(world: ConsoleWorld) -> None:
     assert {"ok": False, "broken_at_seq": 2} == {k: v for k, v in client.get("/api/v1/console/audit/verify").json().items()
                                                  if k != "detail"}
     assert "chain-broken" in client.get("/console/audit").text
+
+
+def test_rejected_request_takes_no_more_approvals(world: ConsoleWorld) -> None:
+    """After a rejection the console refuses to start a security-key approval of that request."""
+    carl, csrf = world.operator_session("carl")
+    digest = world.request.digest_hex
+    carl.post(f"/api/v1/console/approvals/{digest}/reject", json={"reason": "no"}, headers={"X-CSRF-Token": csrf})
+    refused = carl.post(f"/api/v1/console/approvals/{digest}/challenge", headers={"X-CSRF-Token": csrf})
+    assert (403, "refused") == (refused.status_code, refused.json()["error"])
+
+
+def test_draws_per_signer_and_signing_latency(world: ConsoleWorld) -> None:
+    """Signers list the batches they were drawn for; /metrics reports draw-to-signature latency."""
+    audit = world.console.audit
+    drawn = START.replace(minute=1)
+    audit.append("cold.pipeline", "cold.quorum_drawn", {"batch_id": "b1", "attempt": 0, "nominated": [1, 3]}, at=drawn)
+    audit.append("cold.pipeline", "cold.batch_signed", {"batch_id": "b1", "txid": "00"},
+                 at=drawn.replace(second=4))
+    client, _ = world.operator_session("carl")
+    signers = client.get("/api/v1/console/signers").json()["signers"]
+    assert ["b1#0"] == signers[0]["draws"]
+    metrics = world.client().get("/metrics").text
+    assert "coffer_signing_latency_seconds_count 1.0" in metrics and "coffer_signing_latency_seconds_sum 4.0" in metrics
+
+
+def test_enrol_sign_cli(tmp_path: Path, world: ConsoleWorld) -> None:
+    """`coffer console enrol-sign` signs an enrolment message with the key file and refuses anything else."""
+    from typer.testing import CliRunner
+
+    from coffer.web.console.auth import enrol_message
+    from coffer.web.console.cli import console_app
+
+    key_file = tmp_path / "ann.key"
+    key_file.write_text(world.keys["ann"].seed_hex() + "\n")
+    message = enrol_message("ann", b"\x05" * 32)
+    result = CliRunner().invoke(console_app, ["enrol-sign", "--key-file", str(key_file), "--message", message.hex()])
+    assert (0, world.keys["ann"].sign(message).hex()) == (result.exit_code, result.output.strip())
+    other = CliRunner().invoke(console_app, ["enrol-sign", "--key-file", str(key_file), "--message", "00" * 40])
+    assert 0 != other.exit_code

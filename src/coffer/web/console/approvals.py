@@ -181,6 +181,8 @@ def approval_challenge(request: Request, digest: str = DIGEST,
     console = parts(request)
     role = _approval_role(request, session)
     request_document = console.policy.request(digest)
+    if queue_item(console, digest, now=_now(request)).status != "pending":
+        raise OperatorRefused("this request is no longer waiting for approvals", rule="console.not_pending")
     if request_document.initiator == session.subject:
         raise OperatorRefused("you initiated this request and cannot approve it", rule="sod.self_approval")
     stored = credential_descriptor(console, session.subject)
