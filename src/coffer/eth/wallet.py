@@ -355,7 +355,8 @@ class EthHotWallet:
     def _sweep_in_flight(self, address: str) -> bool:
         with self._engine.connect() as conn:
             return conn.execute(sa.select(eth_payments.c.payment_id).where(
-                eth_payments.c.sender == address, eth_payments.c.status != "confirmed")).first() is not None
+                eth_payments.c.sender == address,
+                eth_payments.c.status.not_in(("confirmed", "failed")))).first() is not None
 
     # -- confirmations and the ledger -------------------------------------------------------------------------
     def settle(self, now: dt.datetime) -> list[str]:
