@@ -68,3 +68,29 @@ def test_ratio_series_and_chart() -> None:
     assert "latest 1.5000" in ratio_chart_svg("BTC", series["BTC"])
     assert "latest n/a" in ratio_chart_svg("ETH", series["ETH"])
     assert "&lt;x&gt;" in ratio_chart_svg("<x>", [])
+
+
+def test_signer_probe_records_last_seen_and_errors() -> None:
+    """A signer that answers gets a last-seen time; one that fails keeps its old time and shows the error."""
+    from datetime import UTC, datetime
+
+    from coffer.web.console.probe import SignerProbe
+
+    class Client:
+        def __init__(self) -> None:
+            self.up = True
+
+        def health(self) -> dict[str, object]:
+            if not self.up:
+                raise ConnectionRefusedError("down")
+            return {"ok": True}
+
+    one, two = Client(), Client()
+    two.up = False
+    probe = SignerProbe({"1": one, "2": two}, clock=lambda: datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    probe.probe_once()
+    assert ("2026-11-27T12:00:00+00:00", None) == (probe.last_seen("1"), probe.last_seen("2"))
+    assert "ConnectionRefusedError" == probe.last_error("2")
+    one.up = False
+    probe.probe_once()
+    assert "2026-11-27T12:00:00+00:00" == probe.last_seen("1")

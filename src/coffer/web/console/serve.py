@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from coffer.coordinator import Coordinator
 from coffer.log import get_logger
 from coffer.web.console.parts import ConsoleParts, SignerView
+from coffer.web.console.probe import SignerProbe
 
-__all__ = ["serve", "build_app", "ServedApp", "loopback_origins"]
+__all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe"]
 
 _log = get_logger("coffer.serve")
 
@@ -43,7 +44,19 @@ def loopback_origins(host: str, port: int) -> tuple[str, tuple[str, ...]]:
     return host, (f"https://{host}:{port}", f"https://{host}")
 
 
-def _signers(coordinator: Coordinator) -> Sequence[SignerView]:
+def signer_probe(coordinator: Coordinator) -> SignerProbe:
+    """Health checks of the cold signers over the coordinator's mutual TLS."""
+    from coffer.cold.service import HttpSignerClient
+    from coffer.tls import TlsFiles
+
+    home = coordinator.home
+    tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
+                   home / "tls" / "coordinator" / "tls.key")
+    return SignerProbe({str(sid): HttpSignerClient(sid, coordinator.signer_url(sid), tls, timeout_s=5.0)
+                        for sid in coordinator.signer_ids()})
+
+
+def _signers(coordinator: Coordinator, probe: SignerProbe | None) -> Sequence[SignerView]:
     keys: tuple[Any, ...] = ()
     try:
         keys = tuple(coordinator.cold.wallet().keys)
@@ -52,7 +65,9 @@ def _signers(coordinator: Coordinator) -> Sequence[SignerView]:
     views = []
     for signer_id in coordinator.signer_ids():
         key_ids = (keys[signer_id - 1].fingerprint,) if len(keys) >= signer_id else ()
-        views.append(SignerView("cold signer", str(signer_id), coordinator.signer_url(signer_id), key_ids=key_ids))
+        seen = None if probe is None else probe.last_seen(str(signer_id))
+        views.append(SignerView("cold signer", str(signer_id), coordinator.signer_url(signer_id), key_ids=key_ids,
+                                last_seen=seen))
     return views
 
 
@@ -82,7 +97,8 @@ class ServedApp:
 
 
 def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path | None = None,
-              por_public_key: bytes | None = None, recon: bool = True, mail: bool = True) -> ServedApp:
+              por_public_key: bytes | None = None, recon: bool = True, mail: bool = True,
+              probe_signers: bool = True) -> ServedApp:
     """The whole app over an opened coordinator (also used by tests and bench/web.py)."""
     from coffer.clients import HsmSeal
     from coffer.web import context_from_config, create_app
@@ -93,11 +109,12 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
                                   seal=HsmSeal(coordinator.hsm))
     context.secure_cookies = False  # plain HTTP on loopback; put TLS in front of it anywhere else
     rp_id, origins = loopback_origins(host, port)
+    probe = signer_probe(coordinator) if probe_signers else None
     console = ConsoleParts(coordinator.engine, policy, coordinator.halt, coordinator.audit, coordinator.ledger,
-                           rp_id=rp_id, origins=origins, signers=lambda: _signers(coordinator),
+                           rp_id=rp_id, origins=origins, signers=lambda: _signers(coordinator, probe),
                            por_dir=por_dir or coordinator.home / "por", por_public_key=por_public_key)
     routers, template_dirs = install_console(context, console)
-    background: list[Any] = []
+    background: list[Any] = [] if probe is None else [probe]
     if recon:
         runtime = _onchain_runtime(coordinator)
         if runtime is not None:
