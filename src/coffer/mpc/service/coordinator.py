@@ -361,6 +361,18 @@ class MpcCoordinator:
                    "approvals": [{"request": r.to_json(), "decision": d.to_json()} for r, d in approvals]}
         return self.sign_session(key, "taproot_spend", payload, check.messages, tweaks, cosigners=cosigners)
 
+    def prove_reserves(self, key_id: str, message: bytes, *, cosigners: Sequence[int] | None = None) -> str:
+        """A BIP-322 proof of control of the key's P2TR address over a proof-of-reserves challenge
+        (full format), signed jointly; verified before it is returned."""
+        from coffer.por.bip322 import assemble_p2tr, p2tr_sighash
+
+        key = self.key(key_id)
+        output_key, tweaks = msg.taproot_key(key.public)
+        digest = p2tr_sighash(output_key, message)  # what each co-signer derives for itself
+        signature = self.sign_session(key, "reserves_proof", {"message": message.hex()}, [digest], tweaks,
+                                      cosigners=cosigners)[0]
+        return assemble_p2tr(output_key, message, signature, full=True)
+
     def sign_publication(self, key_id: str, document: bytes, attestation: bytes, *,
                          cosigners: Sequence[int] | None = None) -> bytes:
         """An Ed25519 signature on a publication document (PoR statement, halt/resume event)."""

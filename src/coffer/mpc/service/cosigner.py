@@ -376,12 +376,27 @@ class Cosigner:
             return self._derive_spend(body.child("payload", fields=("tx", "prevouts", "approvals")), public)
         if kind == "publication" and suite.name == "ed25519":
             return self._derive_publication(body.child("payload", fields=("document", "attestation")))
+        if kind == "reserves_proof" and suite.name == "taproot":
+            return self._derive_reserves_proof(body.child("payload", fields=("message",)), public)
         if kind == "refresh_test":
             body.child("payload", fields=())
             return (msg.refresh_test_message(record.session, public.group.serialize_element(
                 public.group_public_key)),), ()
         raise OpaqueMessageRefused(f"this co-signer derives what it signs; {kind!r} is not a kind it accepts "
                                    f"for a {suite.name} key", cosigner=self.cosigner_id)
+
+    def _derive_reserves_proof(self, payload: Body, public: frost.PublicKeyPackage
+                               ) -> tuple[tuple[bytes, ...], tuple[frost.Tweak, ...]]:
+        """Proof of reserves: the BIP-322 digest for this key's own P2TR address over the reserves
+        challenge, derived here. Only that challenge format is accepted; a BIP-322 signature spends a
+        virtual output, so no coin can move with it."""
+        from coffer.por.bip322 import p2tr_sighash
+
+        message = payload.hexbytes("message", length_max=512)
+        if not msg.RESERVES_CHALLENGE.fullmatch(message):
+            raise OpaqueMessageRefused("not a proof-of-reserves challenge", cosigner=self.cosigner_id)
+        output_key, tweaks = msg.taproot_key(public)
+        return (p2tr_sighash(output_key, message),), tweaks
 
     def _derive_publication(self, payload: Body) -> tuple[tuple[bytes, ...], tuple[frost.Tweak, ...]]:
         document = payload.hexbytes("document", length_max=msg.PUBLICATION_BYTES_MAX)

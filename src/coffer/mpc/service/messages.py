@@ -14,6 +14,8 @@ coordinator nonce. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import re
+
 import functools
 import hashlib
 import json
@@ -50,6 +52,9 @@ PUBLICATION_PREFIXES: Final = (b"coffer-por-statement/1\n", b"coffer-por-log/1\n
                                b"coffer/recon/halt-event/v1\x00")
 HALT_PREFIX: Final = b"coffer/recon/halt-event/v1\x00"
 PUBLICATION_ATTESTATION_TAG: Final = b"coffer/mpc/publication-attestation/v1"
+# The only message a hot key signs as a BIP-322 proof of control (see coffer.por.verify.reserves_challenge).
+RESERVES_CHALLENGE: Final = re.compile(rb"Coffer proof of reserves\nasset: BTC\nchain: [a-z]{1,16}\n"
+                                       rb"height: \d{1,10}\nblock: [0-9a-f]{64}\n")
 REFRESH_TEST_TAG: Final = b"coffer/mpc/refresh-test/v1\x00"
 SESSION_TAG: Final = b"coffer/mpc/session/v1"
 _P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
