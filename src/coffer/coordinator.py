@@ -18,6 +18,7 @@ from coffer.audit import AuditLog
 from coffer.chain import BitcoinChain
 from coffer.config import Config, load_config
 from coffer.db import make_engine, migrate
+from coffer.errors import CofferError
 from coffer.hsm import Hsm, KeyKind
 from coffer.ledger import Ledger
 from coffer.log import get_logger
@@ -87,9 +88,17 @@ class Coordinator:
         def clients() -> list[str]:
             return sorted({line.client_id for line in self.ledger.client_liabilities("BTC")})
 
+        def publish(statement: bytes) -> bytes:
+            """Halt and resume events are signed by the Ed25519 group key once it exists."""
+            signer = self.extras.get("publication_signer")
+            if signer is None:
+                raise CofferError("no publication key yet (the co-signers' Ed25519 DKG has not run)")
+            signature: bytes = signer(statement)
+            return signature
+
         return self._part("halt", lambda: HaltSwitch(
             self.engine, quorum=int(self.config.get("halt", "officer_quorum")), audit=self.audit,
-            hooks=[halt_notices(self.notify.notifier, clients)]))
+            hooks=[halt_notices(self.notify.notifier, clients)], publication_signer=publish))
 
     @property
     def notify(self) -> Any:

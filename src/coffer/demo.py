@@ -223,6 +223,9 @@ def _start_cosigners(site: DemoSite) -> None:
     hot = mpc.dkg("hot-btc", "taproot", FROST_THRESHOLD)
     site.parts["dkg_ms"] = round((time.monotonic() - started) * 1000)
     site.parts["publication_key"] = publication.publication_public_key()
+    from coffer.mpc.service import hsm_publication_attester, publication_signer
+
+    coordinator.extras["publication_signer"] = publication_signer(mpc, hsm_publication_attester(coordinator.hsm))
     site.parts["hot_output_key"] = hot.taproot_output_key()
 
 
@@ -451,6 +454,18 @@ def _resume(site: DemoSite, reason: str) -> list[str]:
     return officers
 
 
+def _published(site: DemoSite) -> dict[str, Any]:
+    """The latest halt's id and the Ed25519 group-key signatures of its halt and resume statements."""
+    switch = site.coordinator.halt
+    halt = switch.history(limit=1)[0]
+    signatures = {}
+    for action in ("halt", "resume"):
+        signature = switch.publication_signature(halt.halt_id, action)
+        if signature is not None:
+            signatures[f"{action}_signature"] = signature.hex()
+    return {"halt_id": halt.halt_id, **signatures}
+
+
 def _halt_after(site: DemoSite, started: float, timeout_s: float) -> float:
     from coffer.testing.wait import wait_until
 
@@ -482,7 +497,7 @@ def stage_faults(site: DemoSite, report: DemoReport, console: Console) -> None:
     officers = _resume(site, "engine restored from a clean state after an altered position")
     _start_recon(site, client2)
     halts.append({"cause": cause, "detected_after_s": detected, "resumed_by": officers,
-                  "matching_stopped_at_sequence": frozen})
+                  "matching_stopped_at_sequence": frozen, **_published(site)})
     console.print(f"  altered position → halt ({cause}) after {detected}s; matching stopped; "
                   f"resumed by {', '.join(officers)}")
     tamper = Transfer(idempotency_key="demo-tamper", kind=Kind.ADJUSTMENT,
@@ -499,7 +514,7 @@ def stage_faults(site: DemoSite, report: DemoReport, console: Console) -> None:
                                       at=site.now(), reason="reverse the tampered custody balance"),
                              actor="sec-dave")
     officers = _resume(site, "tampered custody balance reversed; ledger equals chain again")
-    halts.append({"cause": cause, "detected_after_s": detected, "resumed_by": officers})
+    halts.append({"cause": cause, "detected_after_s": detected, "resumed_by": officers, **_published(site)})
     _wait_for_runs(site, "onchain", 2, 30)
     assert not coordinator.halt.is_halted()
     report.data["halts"] = halts
@@ -626,6 +641,36 @@ def stage_proof_of_reserves(site: DemoSite, report: DemoReport, console: Console
                   f"group key; coffer-verify: ok")
 
 
+REVOKED_COSIGNER = 5
+
+
+def stage_revocation(site: DemoSite, report: DemoReport, console: Console) -> None:
+    """Revoke a co-signer by re-sharing the hot key among the others (same public key, same address); its
+    signing requests are refused from then on, and the remaining quorum still signs."""
+    from coffer.mpc.service import CosignerRevoked
+    from coffer.por.verify import bip322_verify, reserves_challenge
+
+    mpc, hot = site.parts["mpc"], site.parts["hot"]
+    before = mpc.key("hot-btc").group_public_key
+    key = mpc.reshare("hot-btc", revoke=[REVOKED_COSIGNER])
+    assert key.group_public_key == before, "re-sharing changed the public key"
+    tip = site.coordinator.bitcoin.tip()
+    challenge = reserves_challenge("BTC", "regtest", tip.height, tip.hash)
+    refusal = ""
+    try:
+        mpc.prove_reserves("hot-btc", challenge, cosigners=[1, 2, REVOKED_COSIGNER])
+    except CosignerRevoked as exc:
+        refusal = str(exc)
+    assert refusal, "the revoked co-signer's request was not refused"
+    proof = mpc.prove_reserves("hot-btc", challenge, cosigners=[1, 2, 3])
+    bip322_verify(hot.address(), challenge, proof)
+    report.data["revocation"] = {"revoked_cosigner": REVOKED_COSIGNER, "refused": True, "refusal": refusal,
+                                 "key_version": key.version, "remaining": [m.cosigner for m in key.members],
+                                 "group_key_unchanged": True}
+    console.print(f"  co-signer {REVOKED_COSIGNER} revoked by re-sharing (version {key.version}, same address); "
+                  f"its request was refused ({refusal}); co-signers 1, 2, 3 still sign")
+
+
 def stage_summary(site: DemoSite, report: DemoReport, console: Console) -> None:
     """Ledger consistency, custody against the chain, the audit chain."""
     from coffer.ledger import AccountKey
@@ -657,6 +702,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("trade on the simulator; positions, margins and balances checked on schedule", stage_trading),
     ("publish a proof of reserves and liabilities; verify it with coffer-verify", stage_proof_of_reserves),
     ("faults: a position fault and a tampered balance halt the exchange; officers resume", stage_faults),
+    ("revoke a co-signer by re-sharing; its requests are refused", stage_revocation),
     ("summary: ledger, chain and audit agree", stage_summary),
 ]
 
