@@ -131,7 +131,8 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
 
 
 def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
-          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port"),
+          host: str | None = typer.Option(None, "--host", help="default: [web] host of the configuration"),
+          port: int | None = typer.Option(None, "--port", help="default: [web] port of the configuration"),
           por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
           por_public_key: str | None = typer.Option(None, "--por-public-key", help="statement key, Ed25519 hex"),
           no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler")) -> None:
@@ -141,6 +142,8 @@ def serve(home: Path | None = typer.Option(None, "--home", help="data directory 
     from coffer.cli import resolve_home
 
     coordinator = Coordinator.open(resolve_home(home))
+    host = host or str(coordinator.config.get("web", "host"))
+    port = port or int(coordinator.config.get("web", "port"))
     try:
         coordinator.start_notice_server()
         served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon,
