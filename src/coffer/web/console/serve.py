@@ -98,7 +98,7 @@ class ServedApp:
 
 def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path | None = None,
               por_public_key: bytes | None = None, recon: bool = True, mail: bool = True,
-              probe_signers: bool = True) -> ServedApp:
+              probe_signers: bool = True, origin: str | None = None) -> ServedApp:
     """The whole app over an opened coordinator (also used by tests and bench/web.py)."""
     from coffer.clients import HsmSeal
     from coffer.web import context_from_config, create_app
@@ -109,6 +109,10 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
                                   seal=HsmSeal(coordinator.hsm))
     context.secure_cookies = False  # plain HTTP on loopback; put TLS in front of it anywhere else
     rp_id, origins = loopback_origins(host, port)
+    if origin:
+        from urllib.parse import urlsplit
+
+        rp_id, origins = urlsplit(origin).hostname or rp_id, (origin.rstrip("/"),)
     probe = signer_probe(coordinator) if probe_signers else None
     console = ConsoleParts(coordinator.engine, policy, coordinator.halt, coordinator.audit, coordinator.ledger,
                            rp_id=rp_id, origins=origins, signers=lambda: _signers(coordinator, probe),
@@ -131,12 +135,17 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
 
 
 def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
-          host: str | None = typer.Option(None, "--host", help="default: [web] host of the configuration"),
-          port: int | None = typer.Option(None, "--port", help="default: [web] port of the configuration"),
+          host: str | None = typer.Option(None, "--host", help="default: host in the web section of coffer.toml"),
+          port: int | None = typer.Option(None, "--port", help="default: port in the web section of coffer.toml"),
           por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
           por_public_key: str | None = typer.Option(None, "--por-public-key", help="statement key, Ed25519 hex"),
-          no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler")) -> None:
-    """Serve the coordinator: security centre, operations console, public proof of reserves, /metrics."""
+          no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler"),
+          origin: str | None = typer.Option(None, "--origin", help="the console's public origin for security keys, "
+                                            "e.g. https://ops.example (default: http://localhost:PORT on loopback)"),
+          ) -> None:
+    """Serve the coordinator: security centre, operations console, public proof of reserves, /metrics.
+
+    On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
     import uvicorn
 
     from coffer.cli import resolve_home
@@ -147,7 +156,7 @@ def serve(home: Path | None = typer.Option(None, "--home", help="data directory 
     try:
         coordinator.start_notice_server()
         served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon,
-                           por_public_key=bytes.fromhex(por_public_key) if por_public_key else None)
+                           por_public_key=bytes.fromhex(por_public_key) if por_public_key else None, origin=origin)
         _log.info("serve.start", host=host, port=port, home=str(coordinator.home))
         uvicorn.run(served.app, host=host, port=port, log_level="warning", access_log=False)
     finally:
