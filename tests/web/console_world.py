@@ -56,6 +56,7 @@ class SoftKey:
     credential_id: bytes = field(default_factory=lambda: os.urandom(16))
     private: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
     counter: int = 0
+    user_verified: bool = True
 
     def _cose(self) -> bytes:
         numbers = self.private.public_key().public_numbers()
@@ -76,7 +77,8 @@ class SoftKey:
     def get(self, options: dict[str, Any]) -> dict[str, Any]:
         self.counter += 1
         client_data = self._client_data("webauthn.get", options["challenge"])
-        auth_data = hashlib.sha256(self.rp_id.encode()).digest() + bytes([0x05]) + struct.pack(">I", self.counter)
+        flags = 0x05 if self.user_verified else 0x01  # UP, and UV when the PIN or biometric was checked
+        auth_data = hashlib.sha256(self.rp_id.encode()).digest() + bytes([flags]) + struct.pack(">I", self.counter)
         signature = self.private.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
         return {"id": b64url(self.credential_id),
                 "response": {"clientDataJSON": b64url(client_data), "authenticatorData": b64url(auth_data),

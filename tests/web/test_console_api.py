@@ -229,3 +229,24 @@ def test_enrol_sign_cli(tmp_path: Path, world: ConsoleWorld) -> None:
     assert (0, world.keys["ann"].sign(message).hex()) == (result.exit_code, result.output.strip())
     other = CliRunner().invoke(console_app, ["enrol-sign", "--key-file", str(key_file), "--message", "00" * 40])
     assert 0 != other.exit_code
+
+
+def test_security_key_approval_needs_user_verification(world: ConsoleWorld) -> None:
+    """An assertion made with a touch only (no PIN or biometric) is not an approval."""
+    from coffer.policy import Approval, ApprovalRefused, approval_message
+    from coffer.policy.webauthn import WebAuthnAssertion
+    from tests.web.console_world import b64url, unb64url
+
+    key = SoftKey()
+    world.enrol(world.client(), "ann", key)
+    unsigned = Approval(world.request.digest(), "ann", Role.APPROVER, epoch_s(START) + 600, "webauthn", b"")
+    key.user_verified = False
+    answer = key.get({"challenge": b64url(approval_message(unsigned))})
+    proof = WebAuthnAssertion(unb64url(answer["id"]), unb64url(answer["response"]["authenticatorData"]),
+                              unb64url(answer["response"]["clientDataJSON"]),
+                              unb64url(answer["response"]["signature"])).encode()
+    from dataclasses import replace
+
+    with pytest.raises(ApprovalRefused):
+        verify_approvals(world.request, [replace(unsigned, proof=proof)], world.console.policy.operators(),
+                         now_s=epoch_s(START))

@@ -7,6 +7,7 @@ the operators' other keys) is a `WebAuthnCredential`: relying-party id, allowed 
 credential id and COSE public key. The proof is the assertion: credential id, authenticator data,
 client data JSON and signature. Verification is pure: no database, no clock, no counter store
 (a signer cannot keep a shared signature counter, so cloned-key detection is not done here).
+The authenticator must have verified the user (PIN or biometric), not only seen a touch.
 
 Written for issue 12 (the console); it lives here so that signers load it without the web app.
 """
@@ -137,7 +138,7 @@ class WebAuthnApprovalVerifier:
             verify_authentication_response(credential=response, expected_challenge=approval_message(approval),
                                            expected_rp_id=credential.rp_id, expected_origin=list(credential.origins),
                                            credential_public_key=credential.public_key,
-                                           credential_current_sign_count=0, require_user_verification=False)
+                                           credential_current_sign_count=0, require_user_verification=True)
         except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
             raise ApprovalRefused(f"security-key approval of {operator.operator_id} does not verify: {exc}",
                                   rule="approval.signature") from None

@@ -192,7 +192,7 @@ def approval_challenge(request: Request, digest: str = DIGEST,
     options = generate_authentication_options(
         rp_id=stored.rp_id, challenge=challenge, allow_credentials=[
             PublicKeyCredentialDescriptor(id=stored.credential_id)],
-        user_verification=UserVerificationRequirement.PREFERRED)
+        user_verification=UserVerificationRequirement.REQUIRED)  # consent to move money: PIN or biometric
     ceremony = console.ceremonies.start("approve", session.subject, challenge, digest=digest, role=role.value,
                                         expires_at_s=expires_at_s)
     return {"ceremony": ceremony, "options": json.loads(options_to_json(options)), "role": role.value,
