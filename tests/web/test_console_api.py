@@ -250,3 +250,22 @@ def test_security_key_approval_needs_user_verification(world: ConsoleWorld) -> N
     with pytest.raises(ApprovalRefused):
         verify_approvals(world.request, [replace(unsigned, proof=proof)], world.console.policy.operators(),
                          now_s=epoch_s(START))
+
+
+def test_queue_reads_the_log_in_pages_and_keeps_up(world: ConsoleWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With tiny pages the queue still lists every request, newest first, and picks up new ones."""
+    import coffer.web.console.approvals as approvals
+    from tests.web.console_world import make_request
+
+    monkeypatch.setattr(approvals, "EVENT_PAGE", 2)
+    digests = [world.request.digest_hex]
+    for number in range(1, 5):
+        request = make_request(world.console.policy, nonce=f"{number:032x}")
+        world.console.policy.submit(request, now=START)
+        digests.append(request.digest_hex)
+    client, _ = world.operator_session("carl")
+    assert digests[::-1] == [r["request_digest"] for r in client.get("/api/v1/console/approvals").json()["requests"]]
+    late = make_request(world.console.policy, nonce=f"{99:032x}")
+    world.console.policy.submit(late, now=START)
+    listed = client.get("/api/v1/console/approvals").json()["requests"]
+    assert (late.digest_hex, 6) == (listed[0]["request_digest"], len(listed))

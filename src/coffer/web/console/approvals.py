@@ -9,6 +9,8 @@ service; the console never writes the policy's tables.
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +22,7 @@ from starlette.responses import Response
 from webauthn import generate_authentication_options, options_to_json
 from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
 
+from coffer.audit import AuditEvent
 from coffer.errors import NotFound
 from coffer.policy.approval import Approval, approval_message, parse_approval
 from coffer.policy.engine import Decision, epoch_s
@@ -32,9 +35,11 @@ from coffer.web.console.parts import ConsoleParts
 from coffer.web.deps import context, require_csrf
 from coffer.web.sessions import Session
 
-__all__ = ["router", "QueueItem", "queue", "queue_item", "decision_json", "QUEUE_MAX"]
+__all__ = ["router", "QueueItem", "queue", "queue_item", "decision_json", "recent_events", "events_after", "QUEUE_MAX"]
 
 QUEUE_MAX = 200
+EVENT_PAGE = 5000
+EVENT_PAGES_MAX = 2000  # a bound on one scan: ten million events
 DIGEST = Path(..., pattern=r"^[0-9a-f]{64}$", description="the request digest, hex")
 router = APIRouter(prefix="/api/v1/console", tags=["console: approvals"])
 
@@ -64,11 +69,34 @@ class QueueItem:
                 "route": self.route, "reasons": list(self.reasons), "approvers": list(self.approvers)}
 
 
+def events_after(console: ConsoleParts, event: str, after_seq: int) -> Iterator[AuditEvent]:
+    """Every `event` after `after_seq`, oldest first, read a page at a time (the log only grows)."""
+    for _ in range(EVENT_PAGES_MAX):
+        page = console.audit.events(event=event, after_seq=after_seq, limit=EVENT_PAGE)
+        yield from page
+        if len(page) < EVENT_PAGE:
+            return
+        after_seq = page[-1].seq
+
+
 def _latest(console: ConsoleParts, event: str, after_seq: int) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
-    for item in console.audit.events(event=event, after_seq=after_seq):
+    for item in events_after(console, event, after_seq):
         latest[str(item.payload.get("request_digest"))] = dict(item.payload)
     return latest
+
+
+def recent_events(console: ConsoleParts, event: str, keep: int) -> list[AuditEvent]:
+    """The newest `keep` events of a kind, oldest first; later calls read only what was appended since."""
+    with console.queue_lock:
+        scanned_seq, tail = console.event_tails.get(event, (0, ()))
+    fresh = deque(tail, maxlen=keep)
+    for item in events_after(console, event, scanned_seq):
+        fresh.append(item)
+        scanned_seq = item.seq
+    with console.queue_lock:
+        console.event_tails[event] = (scanned_seq, tuple(fresh))
+    return list(fresh)
 
 
 def queue(console: ConsoleParts, *, now: datetime, limit: int = QUEUE_MAX) -> list[QueueItem]:
@@ -92,7 +120,7 @@ def queue(console: ConsoleParts, *, now: datetime, limit: int = QUEUE_MAX) -> li
 
 
 def _read_queue(console: ConsoleParts, *, now: datetime, limit: int) -> list[QueueItem]:
-    submitted = console.audit.events(event="policy.request_submitted")[-limit:]
+    submitted = recent_events(console, "policy.request_submitted", QUEUE_MAX)[-limit:]
     if not submitted:
         return []
     after = submitted[0].seq - 1
@@ -103,8 +131,11 @@ def _read_queue(console: ConsoleParts, *, now: datetime, limit: int) -> list[Que
 
 
 def queue_item(console: ConsoleParts, digest: str, *, now: datetime) -> QueueItem:
-    events = [e for e in console.audit.events(event="policy.request_submitted")
+    events = [e for e in recent_events(console, "policy.request_submitted", QUEUE_MAX)
               if e.payload.get("request_digest") == digest]
+    if not events:  # older than the queue window
+        events = [e for e in events_after(console, "policy.request_submitted", 0)
+                  if e.payload.get("request_digest") == digest][:1]
     if not events:
         raise NotFound(f"no request {digest}")
     after = events[0].seq - 1

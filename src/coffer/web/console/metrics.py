@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from starlette.responses import Response
 
 from coffer.recon import recent_runs
-from coffer.web.console.approvals import queue
+from coffer.web.console.approvals import queue, recent_events
 from coffer.web.console.common import parts
 from coffer.web.console.parts import ConsoleParts
 from coffer.web.console.views import run_duration_s, signing_latencies_s
@@ -29,6 +29,7 @@ from coffer.web.deps import context
 __all__ = ["router", "ConsoleCollector", "registry_for"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RECENT_EVENTS = 1000  # signing latency over the newest draws and signatures
 router = APIRouter(tags=["operations: metrics and health"])
 
 
@@ -50,9 +51,9 @@ class ConsoleCollector(Collector):
         waiting.add_metric(["approvals"], sum(1 for item in items if item.status == "pending"))
         yield waiting
         yield from self._checks()
-        latencies = signing_latencies_s(console.audit.events(event="cold.quorum_drawn"),
-                                        console.audit.events(event="cold.batch_signed"))
-        yield SummaryMetricFamily("coffer_signing_latency_seconds", "quorum draw to signed cold batch",
+        latencies = signing_latencies_s(recent_events(console, "cold.quorum_drawn", RECENT_EVENTS),
+                                        recent_events(console, "cold.batch_signed", RECENT_EVENTS))
+        yield SummaryMetricFamily("coffer_signing_latency_seconds", "quorum draw to signed cold batch (newest 1000 batches)",
                                   count_value=len(latencies), sum_value=sum(latencies))
 
     def _checks(self) -> Iterator[Any]:

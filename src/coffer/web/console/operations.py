@@ -16,7 +16,7 @@ from coffer.audit import AuditChainBroken
 from coffer.errors import CofferError
 from coffer.policy.roles import Role
 from coffer.recon import ONCHAIN_JOB, OfficerSignature, latest_onchain, recent_runs, resume_message
-from coffer.web.console.approvals import queue
+from coffer.web.console.approvals import queue, recent_events
 from coffer.web.console.common import json_safe, operator_api, parts, require_role
 from coffer.web.console.parts import ConsoleParts
 from coffer.web.console.views import RUNS_SHOWN, draws_by_signer, halt_json, ratio_series, run_duration_s
@@ -27,6 +27,7 @@ __all__ = ["router", "status_json", "recon_json", "signers_json", "audit_json", 
 
 AUDIT_PAGE_MAX = 500
 BALANCES_TTL_S = 1.0
+DRAWS_SHOWN = 1000  # the newest quorum draws listed against the signers
 router = APIRouter(prefix="/api/v1/console", tags=["console: operations"])
 
 
@@ -154,7 +155,7 @@ def _policy_hash(console: ConsoleParts) -> str | None:
 
 
 def signers_json(console: ConsoleParts) -> list[dict[str, Any]]:
-    draws = draws_by_signer(console.audit.events(event="cold.quorum_drawn"))
+    draws = draws_by_signer(recent_events(console, "cold.quorum_drawn", DRAWS_SHOWN))
     policy_hash = _policy_hash(console)
     out = []
     for view in console.signers():

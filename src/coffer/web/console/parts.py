@@ -97,3 +97,5 @@ class ConsoleParts:
     queue_cache: tuple[Any, Any] | None = None
     queue_lock: threading.Lock = field(default_factory=threading.Lock)
     balances_cache: tuple[float, Any] | None = None
+    # Per audit event kind: (last seq scanned, the newest events kept), see approvals.recent_events.
+    event_tails: dict[str, tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
