@@ -353,7 +353,8 @@ class Ledger:
         """Apply batches in order, each as `apply_many` does (atomic, one commit), yielding each
         batch's results once it is committed. While one batch is being written, the next is
         checked, so the checks overlap the database's work. Stops at the first refused batch:
-        the batches before it are committed, it and the rest are not."""
+        the batches before it are committed, it and the rest are not. A batch already handed to
+        the writer is committed even if the caller stops iterating before its results come."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer:
             pending: Future[list[AppliedTransfer]] | None = None
             for batch in batches:
