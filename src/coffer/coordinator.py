@@ -152,8 +152,9 @@ class Coordinator:
     def hot_balance(self, asset: str) -> int:
         from coffer.ledger import AccountKey
 
+        wallet = "eth-hot" if asset == "ETH" else "hot"  # the ETH hot wallet's custody account
         try:
-            return self.ledger.balance(AccountKey.custody("hot", asset))
+            return self.ledger.balance(AccountKey.custody(wallet, asset))
         except Exception:  # no hot account yet: no float
             return 0
 

@@ -374,22 +374,30 @@ def _start_simulator(site: DemoSite, seed: int) -> Any:
 
 def _onchain_source(site: DemoSite) -> Any:
     from coffer.recon.onchain import CustodyScript, InflightWithdrawal, PendingDeposit
-    from coffer.recon.service import bitcoin_holdings
+    from coffer.recon.service import bitcoin_holdings, ethereum_holdings
     from coffer.recon.sources import OnchainSource, ledger_custody
 
     coordinator = site.coordinator
     cold = coordinator.cold
 
     hot = site.parts.get("hot")
+    eth_wallet, eth_chain = site.parts.get("eth_wallet"), site.parts.get("eth_chain")
 
     def scripts() -> list[CustodyScript]:
         found = [CustodyScript("BTC", "cold", script.hex()) for script in cold.custody_scripts()]
         if hot is not None:
             found.append(CustodyScript("BTC", "hot", hot.script_pubkey().hex()))
+        if eth_wallet is not None:
+            found.append(CustodyScript("ETH", "eth-hot", eth_wallet.address()))
+            found.extend(CustodyScript("ETH", "eth-deposits", address)
+                         for address in eth_wallet._deposit_addresses())
         return found
 
+    holdings = {"BTC": lambda wanted: bitcoin_holdings(coordinator.bitcoin, wanted)}
+    if eth_chain is not None:
+        holdings["ETH"] = lambda wanted: ethereum_holdings(eth_chain, wanted)
     return OnchainSource(
-        scripts=scripts, holdings={"BTC": lambda wanted: bitcoin_holdings(coordinator.bitcoin, wanted)},
+        scripts=scripts, holdings=holdings,
         ledger_view=lambda assets: ledger_custody(coordinator.ledger, assets),
         pending=lambda asset, height: [PendingDeposit("BTC", "cold", script, reference, amount)
                                        for script, reference, amount in cold.pending_deposits(height)],
@@ -671,6 +679,133 @@ def stage_revocation(site: DemoSite, report: DemoReport, console: Console) -> No
                   f"its request was refused ({refusal}); co-signers 1, 2, 3 still sign")
 
 
+HARDHAT_CHAIN_ID = 31337
+HARDHAT_FUNDER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat's public dev key 0
+ETH_DESTINATION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # hardhat's public dev account 1
+ETH_DEPOSIT_WEI = 2 * 10**18
+ETH_WITHDRAWAL_WEI = 5 * 10**17
+ETH_CLIENTS = 3
+
+
+def _start_ethereum_node(site: DemoSite) -> Any:
+    """A real Ethereum dev node (hardhat@2, from the checkout's node_modules) as its own process."""
+    import urllib.request
+
+    from coffer.chain.doctor import hardhat_path
+    from coffer.chain.ethereum import JsonRpcEthereum
+
+    binary = hardhat_path()
+    if not binary.exists():
+        raise RuntimeError(f"{binary} is missing: run `make demo` (it installs the npm dev dependencies)")
+    project = site.home / "ethereum"
+    project.mkdir(exist_ok=True)
+    (project / "package.json").write_text('{"name": "coffer-demo-ethereum", "private": true}')
+    (project / "hardhat.config.js").write_text(
+        f"module.exports = {{ networks: {{ hardhat: {{ chainId: {HARDHAT_CHAIN_ID} }} }} }};\n")
+    if not (project / "node_modules").exists():
+        (project / "node_modules").symlink_to(binary.parents[1])
+    port = _free_ports(1)[0]
+    url = f"http://127.0.0.1:{port}/"
+
+    def answers() -> bool:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback URL built above
+            return bool(json.loads(response.read()).get("result"))
+
+    node = ServiceProcess("ethereum-node", [str(binary), "--config", str(project / "hardhat.config.js"), "node",
+                                            "--hostname", "127.0.0.1", "--port", str(port)],
+                          workdir=project, port=port, env=site.env(), ready=answers, ready_timeout_s=90)
+    site.start_all([node])
+    return JsonRpcEthereum(url)
+
+
+def _fund_from_dev_account(chain: Any, to: str, value_wei: int) -> str:
+    """The outside world paying a deposit address: hardhat's well-known, pre-funded dev account."""
+    from eth_account import Account
+
+    funder = Account.from_key(HARDHAT_FUNDER_KEY)
+    fees = chain.fee_estimate()
+    signed = funder.sign_transaction({
+        "type": 2, "chainId": HARDHAT_CHAIN_ID, "nonce": chain.nonce(funder.address), "to": to,
+        "value": value_wei, "gas": 21_000, "maxFeePerGas": fees.max_fee_wei,
+        "maxPriorityFeePerGas": fees.max_priority_fee_wei})
+    tx_hash: str = chain.send_raw_transaction(bytes(signed.raw_transaction))
+    return tx_hash
+
+
+def stage_ethereum(site: DemoSite, report: DemoReport, console: Console) -> None:
+    """ETH: a DKLs23 threshold-ECDSA key among 3 co-signer processes (2-of-3), per-client deposit addresses by
+    public tweaks, deposits credited after confirmations and swept, a withdrawal signed 2-of-3."""
+    from coffer.eth.wallet import EthHotWallet
+    from coffer.mpc.ecdsa_service.harness import spawn_ecdsa_cosigners
+    from coffer.policy.roles import Role
+    from coffer.withdrawals import WithdrawalDesk
+
+    coordinator = site.coordinator
+    chain = _start_ethereum_node(site)
+    processes, ecdsa = spawn_ecdsa_cosigners(site.home, (1, 2, 3), chain_ids=[chain.chain_id()])
+    site.processes.extend(processes.values())
+    site.parts["ecdsa"] = ecdsa
+    key = ecdsa.create_key("hot-eth", threshold=2)
+    wallet = EthHotWallet(coordinator.engine, chain, coordinator.ledger, ecdsa, key_id="hot-eth", confirmations=3)
+    now = site.now()
+    wallet.open_ledger_accounts(now)
+    site.parts["eth_wallet"], site.parts["eth_chain"] = wallet, chain
+    # the company's own ETH capital (it pays the network fees), into the hot address
+    capital_tx = _fund_from_dev_account(chain, wallet.address(), 10**18)
+    chain.mine(3)
+    wallet.record_funding(capital_tx, 10**18, now=now)
+    clients = site.parts["clients"][:ETH_CLIENTS]
+    deposits = []
+    for client in clients:
+        address = wallet.deposit_address(client, now=now)
+        deposits.append({"account": client, "address": address,
+                         "txid": _fund_from_dev_account(chain, address, ETH_DEPOSIT_WEI), "amount_wei": ETH_DEPOSIT_WEI})
+    early = wallet.scan_deposits(site.now())  # the dev node mines each transaction into its own block
+    assert deposits[-1]["address"] not in {c.address for c in early}, "an ETH deposit credited at 1 confirmation"
+    chain.mine(3)
+    credited = early + wallet.scan_deposits(site.now())
+    assert len(credited) == ETH_CLIENTS, credited
+    swept = wallet.sweep_deposits(site.now())
+    chain.mine(3)
+    wallet.settle(site.now())
+    client = clients[0]
+    coordinator.policy.add_whitelist(client, "ETH", ETH_DESTINATION, by=f"client:{client}",
+                                     now=now - dt.timedelta(days=2))
+    desk = WithdrawalDesk(coordinator, hot_dispatch=wallet.dispatch)
+    submitted = desk.request(client, "ETH", ETH_WITHDRAWAL_WEI, ETH_DESTINATION, now=site.now())
+    assert submitted.decision.route.value == "hot", submitted.decision
+    decision = _approve(site, submitted.request, [("ops-carol", Role.APPROVER.value)])
+    assert decision.allowed, decision
+    desk.dispatch(submitted.request.digest_hex, now=site.now())
+    payment = wallet.payment(submitted.request.digest_hex)
+    assert payment is not None and payment.tx_hash is not None, "no ETH payment was made"
+    chain.mine(3)
+    wallet.settle(site.now())
+    receipt_hash = payment.tx_hash
+    receipt = chain.receipt(receipt_hash)
+    assert receipt is not None and receipt.status == 1, "the ETH withdrawal was not mined"
+    import sqlalchemy as sa
+
+    from coffer.eth.tables import eth_payments
+
+    with coordinator.engine.connect() as conn:  # the signed transaction exactly as broadcast
+        raw = conn.execute(sa.select(eth_payments.c.raw_tx).where(
+            eth_payments.c.payment_id == submitted.request.digest_hex)).scalar_one()
+    from eth_account import Account
+
+    assert Account.recover_transaction(raw) == wallet.address(), "the ETH signature does not recover the hot key"
+    report.data["ethereum"] = {
+        "hot_address": wallet.address(), "chain_id": chain.chain_id(), "node": "hardhat@2 over JSON-RPC",
+        "ecdsa_threshold": [key.threshold, len(key.cosigners)], "deposits": deposits,
+        "sweeps": [p.tx_hash for p in swept],
+        "withdrawals": [{"txid": receipt_hash, "raw_tx": raw, "confirmed_block": receipt.block_number,
+                         "amount_wei": ETH_WITHDRAWAL_WEI, "destination": ETH_DESTINATION}]}
+    console.print(f"  DKLs23 key 2-of-3 → hot address {wallet.address()}; {len(credited)} deposits credited after 3 "
+                  f"confirmations and swept; a 0.5 ETH withdrawal signed 2-of-3, mined in block {receipt.block_number}")
+
+
 def stage_summary(site: DemoSite, report: DemoReport, console: Console) -> None:
     """Ledger consistency, custody against the chain, the audit chain."""
     from coffer.ledger import AccountKey
@@ -699,6 +834,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("open 20 client accounts; deposit and credit after confirmations", stage_deposits),
     ("withdraw: cold batch with a drawn quorum, hot FROST wallet; a policy-breaking attempt is refused",
      stage_withdrawals),
+    ("ETH: threshold-ECDSA hot wallet: deposits, sweeps, a 2-of-3 withdrawal", stage_ethereum),
     ("trade on the simulator; positions, margins and balances checked on schedule", stage_trading),
     ("publish a proof of reserves and liabilities; verify it with coffer-verify", stage_proof_of_reserves),
     ("faults: a position fault and a tampered balance halt the exchange; officers resume", stage_faults),
