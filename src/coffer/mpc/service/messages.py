@@ -14,11 +14,10 @@ coordinator nonce. Pure functions, no I/O.
 
 from __future__ import annotations
 
-import re
-
 import functools
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
