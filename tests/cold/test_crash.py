@@ -107,3 +107,61 @@ def test_deposit_scan_crash_never_credits_twice(pipeline: dict[str, Any]) -> Non
     restarted.scan_deposits(now=NOW)
     restarted.scan_deposits(now=NOW)
     assert 3_000_000 == ledger.balance(AccountKey.available("yan", "BTC"))
+
+
+CRASH_SCENARIOS = 100
+
+
+@pytest.mark.slow
+def test_one_hundred_random_crash_points(signer_set: SignerSet, sqlite_url: str, tmp_path: Path) -> None:
+    """100 withdrawals, each with the coordinator killed at a random durable step and on a random call;
+    after every restart: paid exactly once, holds cleared, ledger equals chain, ledger consistent."""
+    import random
+
+    from coffer.db import make_engine, migrate
+
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    chain = RegtestChain.open(tmp_path / "chain-random")
+    ledger = Ledger(engine)
+    ledger.open_house_accounts(["BTC"], at=NOW)
+    clients = {s.signer_id: LocalSigner(s) for s in signer_set.signers}
+    custody = ColdCustody(engine, chain, ledger, clients, confirmations=1)
+    custody.setup(3, now=NOW)
+    faucet = Faucet(chain)
+    faucet.fund()
+    ledger.open_client("rita", ["BTC"], at=NOW)
+    faucet.pay(custody.deposit_address("rita", now=NOW), 400_000_000)
+    faucet.mine(1)
+    custody.scan_deposits(now=NOW)
+    rng = random.Random(20261127)
+    paid = 0
+    crashes = 0
+    for scenario in range(CRASH_SCENARIOS):
+        request_id = f"r{scenario}"
+        amount = 100_000 + rng.randrange(100_000)
+        _withdraw(custody, ledger, "rita", request_id, amount)
+        signer_set.guard.approved[request_id] = (DEST, amount)
+        point = rng.choice(CRASH_POINTS)
+        target = {"broadcast": chain, "apply_many": custody._ledger}.get(point, custody)
+        restore = _crash_after(target, point)
+        try:
+            for _ in range(3):
+                custody.run_once(now=NOW)
+                faucet.mine(1)
+        except SimulatedCrash:
+            crashes += 1
+        finally:
+            restore()
+        custody = ColdCustody(engine, chain, Ledger(engine), clients, confirmations=1)  # the restart
+        for _ in range(3):
+            custody.run_once(now=NOW)
+            faucet.mine(1)
+        paid += amount
+        assert paid == _payments_to_dest(chain), f"scenario {scenario} crashed after {point}"
+        assert 0 == ledger.balance(AccountKey.held("rita", "BTC"))
+        on_chain = sum(u.amount_sats for u in chain.unspent(custody.custody_scripts()))
+        assert on_chain == ledger.balance(AccountKey.custody("cold", "BTC"))
+    assert CRASH_SCENARIOS == crashes, "every scenario must actually crash"
+    ledger.check_consistency()
+    chain.close()
