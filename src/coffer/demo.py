@@ -146,12 +146,17 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
     """Data directory, regtest node, mail server, five signer processes, the cold ceremony."""
     from coffer.cold.service import signer_directory
     from coffer.coordinator import Coordinator
+    from coffer.doctor import run_checks
     from coffer.home import init_home
     from coffer.policy.roles import Operator, OperatorKey, Role
     from coffer.testing.faucet import Faucet
 
     _write_config(site.home, site.ports)
-    init_home(site.home)
+    config = init_home(site.home)
+    checks = run_checks(config)
+    report.data["doctor"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+    missing = [c.name for c in checks if c.required and not c.ok]
+    assert not missing, f"coffer doctor: missing {', '.join(missing)}"
     (site.home / "chain").mkdir(exist_ok=True)
     node = site.process("regtest", ["-m", "coffer.cli", "regtest", "--datadir", str(site.home / "chain"),
                                     "--rpcport", str(site.ports["bitcoin_rpc"])], port=site.ports["bitcoin_rpc"])
