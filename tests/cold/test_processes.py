@@ -217,6 +217,41 @@ def test_killed_signer_is_replaced_by_a_recorded_redraw(site: Site) -> None:
         victim.start()
 
 
+def test_air_gapped_signers_sign_the_bundle_offline(site: Site, tmp_path: Path) -> None:
+    """Offline signing: the bundle goes to each nominee on a file; with its service stopped the signer signs
+    with `coffer signer sign`; the coordinator combines, broadcasts and settles."""
+    coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)
+    _funded_client(site, "olga", 30_000_000)
+    submitted = site.desk.request("olga", "BTC", 11_000_000, DEST, now=now)
+    site.desk.approve(sign_approval(APPROVER, request=submitted.request, operator_id="bob", role=Role.APPROVER,
+                                    expires_at_s=int(now.timestamp()) + 600), now=now)
+    site.desk.dispatch(submitted.request.digest_hex, now=now)
+    batch_id = coordinator.cold.seal_batch(now=now)
+    assert batch_id is not None
+    bundle = coordinator.cold.prepare_offline(batch_id, now=now)
+    bundle_file = tmp_path / "batch.bundle.json"
+    bundle_file.write_bytes(bundle.to_json())
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    signed = []
+    for signer_id in bundle.draw.nominated:
+        service = site.signers[signer_id - 1]
+        service.stop()  # air-gapped: nothing listens while it signs
+        try:
+            out = tmp_path / f"signed-{signer_id}.psbt"
+            result = subprocess.run([sys.executable, "-m", "coffer.cli", "signer", "--id", str(signer_id), "--home",
+                                     str(site.home), "sign", "--bundle", str(bundle_file), "--out", str(out)],
+                                    capture_output=True, text=True, timeout=120, env=env)
+            assert 0 == result.returncode, result.stdout + result.stderr
+            signed.append(out.read_bytes())
+        finally:
+            service.start()
+    coordinator.cold.submit_signatures(batch_id, signed, now=now)
+    coordinator.cold.broadcast_batch(batch_id, now=now)
+    coordinator.bitcoin.mine(3)  # type: ignore[attr-defined]
+    assert batch_id in coordinator.cold.run_once(now=now)["settled"]
+    assert 19_000_000 == coordinator.ledger.balance(AccountKey.available("olga", "BTC"))
+
+
 def test_signers_refuse_while_halted(site: Site) -> None:
     """The halt switch is pushed to signers as a signed notice; every signer process refuses while it is on."""
     coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)

@@ -87,12 +87,23 @@ def export_bundle(batch: str, out: Path = typer.Option(..., "--out"), home: Path
 
     coordinator = Coordinator.open(_home(home))
     try:
-        custody = coordinator.cold
-        row = custody._batch(batch)
-        draws = custody.draws(batch)
-        if not draws:
-            raise typer.BadParameter("the batch has no draw yet")
-        out.write_bytes(custody._bundle(row, draws[-1]).to_json())
+        bundle = coordinator.cold.prepare_offline(batch, now=coordinator.now())
+        out.write_bytes(bundle.to_json())
+        console.print(f"nominated signers: {list(bundle.draw.nominated)}")
+    finally:
+        coordinator.close()
+
+
+@cold_app.command("import-signed")
+def import_signed(batch: str, psbt: list[Path] = typer.Option(..., "--psbt", help="a signed PSBT (repeat)"),
+                  home: Path | None = HOME) -> None:
+    """Combine the PSBTs signed offline by the nominees; the batch is then ready to broadcast."""
+    from coffer.coordinator import Coordinator
+
+    coordinator = Coordinator.open(_home(home))
+    try:
+        raw = coordinator.cold.submit_signatures(batch, [path.read_bytes() for path in psbt], now=coordinator.now())
+        typer.echo(raw.hex())
     finally:
         coordinator.close()
 

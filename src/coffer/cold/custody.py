@@ -56,6 +56,7 @@ GAP_LIMIT = 1000  # unused receive addresses handed out ahead of the highest fun
 BATCH_MAX = 1000
 REDRAW_MAX = 5
 COMPANY_OWNER_PREFIX = "company:"  # deposit-address owner for company capital, e.g. company:operating
+REORG_WATCH_BLOCKS = 100  # credited deposits mined this close to the tip are checked for a reorg each scan
 log = get_logger("coffer.cold.custody")
 
 
@@ -203,6 +204,7 @@ class ColdCustody:
             if status == "pending" and depth >= self._confirmations:
                 credited.append(self._credit(client_id, address, utxo.txid, utxo.vout, utxo.amount_sats, tip, now))
         self._forget_vanished_pending(now)
+        self._watch_credited(tip, now)
         return credited
 
     def _credit(self, client_id: str, address: str, txid: str, vout: int, amount: int, tip: int,
@@ -240,6 +242,30 @@ class ColdCustody:
                     self._audit.append("cold.deposits", "cold.deposit_reorged",
                                        {"txid": row.txid, "vout": row.vout, "client_id": row.client_id},
                                        at=now, connection=conn)
+
+    def _watch_credited(self, tip: int, now: dt.datetime) -> None:
+        """A credited deposit whose transaction left the chain (a reorg deeper than the confirmations)
+        cannot be undone here: the credit stands, the deposit is marked `reorged` and an alert raised
+        once, and the on-chain check reports the shortfall. If it is mined again it is `credited` again."""
+        with self._engine.connect() as conn:
+            rows = list(conn.execute(sa.select(cold_deposits).where(
+                cold_deposits.c.status.in_(["credited", "reorged"])
+                & (cold_deposits.c.height >= tip - REORG_WATCH_BLOCKS))))
+        for row in rows:
+            on_chain = self._chain.confirmations(row.txid) > 0
+            if on_chain == (row.status == "credited"):
+                continue
+            status, event = ("credited", "cold.deposit_remined") if on_chain else \
+                ("reorged", "cold.deposit_reorged_after_credit")
+            with self._engine.begin() as conn:
+                conn.execute(cold_deposits.update().where(
+                    (cold_deposits.c.txid == row.txid) & (cold_deposits.c.vout == row.vout)).values(status=status))
+                self._audit.append("cold.deposits", event,
+                                   {"txid": row.txid, "vout": row.vout, "client_id": row.client_id,
+                                    "amount_sats": int(row.amount_sats), "tip": tip}, at=now, connection=conn)
+            if not on_chain:
+                log.error("cold.deposit_reorged_after_credit", client=row.client_id, txid=row.txid,
+                          amount_sats=int(row.amount_sats))
 
     def deposits(self) -> list[dict[str, Any]]:
         with self._engine.connect() as conn:
@@ -369,6 +395,27 @@ class ColdCustody:
             reason = f"signers {silent} did not answer in time"
             log.warning("cold.redraw", batch=batch_id, silent=silent)
         raise SignerUnavailable(f"batch {batch_id}: no quorum answered after {REDRAW_MAX} draws")
+
+    def prepare_offline(self, batch_id: str, *, now: dt.datetime) -> SigningBundle:
+        """For air-gapped signers: draw the quorum (recorded, or the one already recorded) and return the
+        bundle to carry to each nominee with the PSBT."""
+        if self._halted():
+            raise SignerRefused("a halt is in force", rule="halt")
+        batch = self._batch(batch_id)
+        if batch.status != "sealed":
+            raise ColdError(f"batch {batch_id} is {batch.status}, not sealed")
+        earlier = self.draws(batch_id)
+        draw = earlier[-1] if earlier else self._draw(batch, 0, (), "offline signing", now)
+        return self._bundle(batch, draw)
+
+    def submit_signatures(self, batch_id: str, signed: list[bytes], *, now: dt.datetime) -> bytes:
+        """Combine partial signatures brought back from offline signers; finalise and store the transaction."""
+        batch = self._batch(batch_id)
+        if batch.status != "sealed":
+            raise ColdError(f"batch {batch_id} is {batch.status}, not sealed")
+        raw = finalize(combine_partial_signatures(parse_psbt(bytes(batch.psbt)), [parse_psbt(s) for s in signed]))
+        self._store_final(batch_id, raw, now)
+        return raw
 
     def _store_final(self, batch_id: str, raw: bytes, now: dt.datetime) -> None:
         from embit.transaction import Transaction
