@@ -490,7 +490,10 @@ class MpcCoordinator:
             raise ProtocolViolation("co-signers report another group key", sender=None)
         members = tuple(m for m in key.members if m.cosigner in holders
                         and int(holders[m.cosigner]["identifier"]) == m.identifier)
-        if {m.identifier for m in members} != set(public.identifiers):
+        # A participant that crashed before its confirmation keeps only its old share (the others
+        # deleted theirs): it is left out, and revoked below, as long as t holders remain.
+        if len(members) != len(holders) or not {m.identifier for m in members} <= set(public.identifiers) \
+                or len(members) < public.min_signers:
             raise ProtocolViolation("the holders of the new version are not its participants", sender=None)
         revoked = tuple(sorted({*key.revoked, *(m.cosigner for m in key.members if m not in members)}))
         updated = MpcKey(key.key_id, key.suite, newest, public, members, revoked, key.status)

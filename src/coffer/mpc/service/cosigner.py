@@ -121,6 +121,7 @@ class _Dealing:
     session: dkg_refresh.RefreshSession | dkg_reshare.ReshareSession
     digest: bytes | None = None
     new_version: int | None = None
+    receiving: bool = False
 
 
 def _now_s(now: dt.datetime) -> str:
@@ -573,8 +574,9 @@ class Cosigner:
         session_bytes = body.hexbytes("session", length=32)
         with self._lock:
             run = self._dealings.get(session_bytes)
-        if run is None or run.new_version is not None:
-            raise SessionReplayed("unknown or finished dealing session", cosigner=self.cosigner_id)
+            if run is None or run.new_version is not None or run.receiving:
+                raise SessionReplayed("unknown or finished dealing session", cosigner=self.cosigner_id)
+            run.receiving = True  # a concurrent copy of this request is refused, not run twice
         dealings = {}
         for identifier, value in body.by_identifier("dealings").items():
             if not isinstance(value, str) or len(value) > 2 * 65536:
@@ -626,6 +628,8 @@ class Cosigner:
                 raise ProtocolViolation("ack must be hex", sender=identifier) from None
         dkg_dealing.acks_verify(run.suite.dkg.suite, recipients, run.digest, acks)
         record = self._store.key(run.key_id, run.new_version, status="pending")
+        if record.session != session_bytes:  # a later dealing session replaced this one's pending share
+            raise SessionReplayed("the pending share belongs to another dealing session", cosigner=self.cosigner_id)
         public = self._public(record)
         message = msg.refresh_test_message(session_bytes, public.group.serialize_element(public.group_public_key))
         signatures = body.hexlist("test_signatures", items_max=16)

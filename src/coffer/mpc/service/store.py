@@ -166,7 +166,12 @@ class CosignerStore:
 
     # -- shares ---------------------------------------------------------------------------------
     def put_share(self, record: KeyRecord, sealed: bytes, at: str) -> None:
+        """Store a share; a new pending share replaces the pending one of an abandoned dealing session
+        (never an active or retired share), so a failed refresh or re-share does not block the next."""
         with self._transaction() as db:
+            if record.status == "pending":
+                db.execute("DELETE FROM shares WHERE key_id = ? AND version = ? AND status = 'pending'",
+                           (record.key_id, record.version))
             db.execute("INSERT INTO shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (record.key_id, record.version, record.suite, record.status, record.identifier,
                         record.public_package, sealed, record.session, at))
