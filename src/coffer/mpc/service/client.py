@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from coffer.mpc.errors import InvalidSignatureShare
@@ -34,7 +34,7 @@ __all__ = ["CosignerClient", "RPC_TIMEOUT_S", "POOL_MAX"]
 
 RPC_TIMEOUT_S: Final = 30.0
 POOL_MAX: Final = 16
-INFLIGHT_MAX: Final = 4
+INFLIGHT_MAX: Final = 2
 BATCH_CALLS_MAX: Final = 64
 BATCH_PATH: Final = "/v1/batch"
 
@@ -53,59 +53,86 @@ class _Connection(http.client.HTTPSConnection):
             raise ssl.SSLError(f"peer certificate names {names}, expected {self.expected_name!r}")
 
 
-@dataclass(slots=True)
+def _locked() -> Any:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@dataclass(slots=True, eq=False)
 class _Pending:
     path: str
     body: dict[str, Any]
     result: tuple[int, dict[str, Any]] | None = None
     error: BaseException | None = None
-    done: bool = False
+    # Released exactly once for a queued call: when its result is in, or when its thread is handed
+    # a batch (its own call first) to send.
+    wake: Any = field(default_factory=_locked)
+    batch: list[_Pending] | None = None
 
 
 class _Batcher:
     """Pipelining: calls made while INFLIGHT_MAX batches are on the wire queue up and go together.
 
     A lone call is sent at once (a batch of one); under load each HTTP request carries many
-    calls, which the co-signer runs concurrently (so their durable writes share an fsync).
+    calls, which the co-signer runs concurrently (so their durable writes share an fsync). A
+    sender that finds calls queued when its reply is in hands them, as the next batch, to the
+    thread of the first of them; every other waiter is woken once, when its own result is in
+    (no thundering herd on a shared condition).
     """
 
     def __init__(self, send: Callable[[list[tuple[str, dict[str, Any]]]], list[tuple[int, dict[str, Any]]]]) -> None:
         self._send = send
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._inflight = 0
 
     def call(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         item = _Pending(path, body)
-        with self._condition:
-            self._queue.append(item)
-            while not item.done:
-                if self._inflight < INFLIGHT_MAX and self._queue:
-                    batch, self._queue = self._queue[:BATCH_CALLS_MAX], self._queue[BATCH_CALLS_MAX:]
-                    self._inflight += 1
-                    self._condition.release()
-                    try:
-                        self._deliver(batch)
-                    finally:
-                        self._condition.acquire()
-                        self._inflight -= 1
-                        self._condition.notify_all()
-                else:
-                    self._condition.wait()
+        with self._lock:
+            if self._inflight < INFLIGHT_MAX:
+                self._inflight += 1
+                item.batch = [item]
+            else:
+                self._queue.append(item)
+        if item.batch is None:
+            item.wake.acquire()  # until the result is in, or a batch is handed to this thread
+        if item.batch is not None:
+            self._run(item, item.batch)
         if item.error is not None:
             raise item.error
         assert item.result is not None
         return item.result
 
+    def _run(self, own: _Pending, batch: list[_Pending]) -> None:
+        """Send `batch` (holding `own`), wake its other callers, hand queued calls on."""
+        try:
+            self._deliver(batch)
+        finally:
+            with self._lock:
+                if self._queue:
+                    following, self._queue = self._queue[:BATCH_CALLS_MAX], self._queue[BATCH_CALLS_MAX:]
+                else:
+                    following = []
+                    self._inflight -= 1
+            for item in batch:
+                if item is not own:
+                    item.wake.release()
+            if following:
+                following[0].batch = following
+                following[0].wake.release()
+
     def _deliver(self, batch: list[_Pending]) -> None:
         try:
             results = self._send([(item.path, item.body) for item in batch])
+            if len(results) != len(batch):
+                raise ProtocolViolation("batch reply does not answer every call", sender=None)
         except BaseException as error:  # every caller in the batch sees the transport failure
             for item in batch:
-                item.error, item.done = error, True
+                item.error = error
             return
         for item, result in zip(batch, results, strict=True):
-            item.result, item.done = result, True
+            item.result = result
 
 
 class CosignerClient:

@@ -129,12 +129,26 @@ class MpcCoordinator:
     # -- fan-out ----------------------------------------------------------------------------------
     def _fanout(self, calls: Mapping[int, Callable[[], T]]) -> dict[int, T]:
         """Run one call per co-signer in parallel; raise the first error in co-signer order."""
-        futures = {cosigner: self._pool.submit(call) for cosigner, call in calls.items()}
+        ordered = sorted(calls)
+        # The last call runs in this thread: one hand-off to the pool fewer per round.
+        futures = {cosigner: self._pool.submit(calls[cosigner]) for cosigner in ordered[:-1]}
+        inline: dict[int, T] = {}
+        inline_error: BaseException | None = None
+        if ordered:
+            try:
+                inline[ordered[-1]] = calls[ordered[-1]]()
+            except BaseException as error:  # collect every answer before raising
+                inline_error = error
         results: dict[int, T] = {}
         first: BaseException | None = None
-        for cosigner in sorted(futures):
+        for cosigner in ordered:
             try:
-                results[cosigner] = futures[cosigner].result()
+                if cosigner in futures:
+                    results[cosigner] = futures[cosigner].result()
+                elif inline_error is not None:
+                    raise inline_error
+                else:
+                    results[cosigner] = inline[cosigner]
             except BaseException as error:  # collect every answer before raising
                 first = first or error
         if first is not None:

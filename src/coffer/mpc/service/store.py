@@ -89,37 +89,54 @@ class KeyRecord:
     session: bytes
 
 
-class _GroupCommit:
-    """Batches concurrent durable updates into one transaction (one fsync for all of them)."""
+@dataclass(slots=True, eq=False)
+class _SessionWrite:
+    """One replay-cache write: a new session id ("open") or the durable "nonces used" mark ("use")."""
 
-    def __init__(self, commit: Callable[[list[bytes]], list[bool]]) -> None:
+    kind: str
+    session_id: bytes
+    key_id: str = ""
+    version: int = 0
+    at: str = ""
+    outcome: bool | None = None
+
+
+class _GroupCommit:
+    """Batches concurrent replay-cache writes into one transaction.
+
+    A batch holding any "use" mark commits with synchronous=FULL (one fsync for all of its
+    writes) and every caller waits until that commit returned; a batch of new session ids only
+    commits with synchronous=NORMAL (durable with the next full commit). Session ids that arrive
+    while a commit is on its way to disk wait and go together in the next one, instead of taking
+    the write lock one at a time between fsyncs.
+    """
+
+    def __init__(self, commit: Callable[[list[_SessionWrite]], list[bool]]) -> None:
         self._commit = commit
         self._condition = threading.Condition()
-        self._pending: list[bytes] = []
-        self._results: dict[bytes, bool] = {}
+        self._pending: list[_SessionWrite] = []
         self._busy = False
 
-    def mark(self, item: bytes) -> bool:
+    def submit(self, item: _SessionWrite) -> bool:
         with self._condition:
             self._pending.append(item)
-            while item not in self._results:
+            while item.outcome is None:
                 if not self._busy:
                     batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
                     self._busy = True
                     self._condition.release()
+                    outcome = [False] * len(batch)  # a failed commit refuses every write in it
                     try:
                         outcome = self._commit(batch)
-                    except BaseException:
-                        outcome = [False] * len(batch)
-                        raise
                     finally:
                         self._condition.acquire()
                         self._busy = False
-                        self._results.update(zip(batch, outcome, strict=True))
+                        for done, result in zip(batch, outcome, strict=True):
+                            done.outcome = result
                         self._condition.notify_all()
                 else:
                     self._condition.wait()
-            return self._results.pop(item)
+            return item.outcome
 
 
 class CosignerStore:
@@ -133,7 +150,7 @@ class CosignerStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._marker = _GroupCommit(self._mark_used_batch)
+        self._sessions = _GroupCommit(self._write_sessions)
         # Reads go through their own connection: in WAL mode they never wait for a writer's fsync.
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -235,22 +252,10 @@ class CosignerStore:
         Written without its own fsync: it becomes durable with the next durable commit (at the
         latest `use_session` of any session, which syncs the whole write-ahead log). A session id
         lost in a crash before that had no nonce used and none left (nonces live in memory only).
+        Concurrent callers share one transaction (group commit).
         """
-        with self._lock:
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, 'committed', ?)",
-                                     (session_id, key_id, version, at))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.IntegrityError:
-                raise SessionReplayed("session id seen before") from None
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
+        if not self._sessions.submit(_SessionWrite("open", session_id, key_id, version, at)):
+            raise SessionReplayed("session id seen before")
 
     def use_session(self, session_id: bytes) -> None:
         """Durably mark the session's nonces used; raises SessionReplayed unless it was fresh.
@@ -258,13 +263,35 @@ class CosignerStore:
         Concurrent callers share one fsync (group commit): each waits until the transaction that
         holds its update is on disk.
         """
-        if not self._marker.mark(session_id):
+        if not self._sessions.submit(_SessionWrite("use", session_id)):
             raise SessionReplayed("session unknown or its nonces already used")
 
-    def _mark_used_batch(self, session_ids: list[bytes]) -> list[bool]:
-        with self._transaction() as db:
-            return [db.execute("UPDATE sessions SET state = 'used' WHERE session_id = ? AND state = 'committed'",
-                               (session_id,)).rowcount == 1 for session_id in session_ids]
+    def _write_sessions(self, writes: list[_SessionWrite]) -> list[bool]:
+        """One transaction for a batch, in arrival order; synchronous=FULL if it marks any nonce used."""
+        durable = any(write.kind == "use" for write in writes)
+        with self._lock:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    outcome = [self._write_session(write) for write in writes]
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
+        return outcome
+
+    def _write_session(self, write: _SessionWrite) -> bool:
+        if write.kind == "open":
+            # OR IGNORE: a session id already present (the primary key) is a replay, refused below.
+            return self._db.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, 'committed', ?)",
+                                    (write.session_id, write.key_id, write.version, write.at)).rowcount == 1
+        return self._db.execute("UPDATE sessions SET state = 'used' WHERE session_id = ? AND state = 'committed'",
+                                (write.session_id,)).rowcount == 1
 
     # -- cleared requests, revocations, refusals --------------------------------------------------
     def cleared_txid(self, request_digest: bytes) -> str | None:
