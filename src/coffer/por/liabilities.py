@@ -242,33 +242,51 @@ def _store(function: Callable[[int, int], bytes], begin: int, end: int) -> None:
 
 def _run(function: Callable[[int, int], bytes], count: int, workers: int, **shared: Any) -> npt.NDArray[np.uint8]:
     """function over [0, count) in chunks, in `workers` forked processes when worth it: count digest rows."""
+    return _start(function, count, workers, **shared)()
+
+
+def _start(function: Callable[[int, int], bytes], count: int, workers: int,
+           **shared: Any) -> Callable[[], npt.NDArray[np.uint8]]:
+    """Like _run, but the forked workers hash in the background until the returned call collects them."""
+    step = CHUNK_ROWS if workers <= 1 else max(1, min(CHUNK_ROWS, -(-count // (workers * 4))))
+    bounds = [(begin, min(begin + step, count)) for begin in range(0, count, step)]
     _SHARED.clear()
     _SHARED.update(shared)
     try:
-        step = CHUNK_ROWS if workers <= 1 else max(1, min(CHUNK_ROWS, -(-count // (workers * 4))))
-        bounds = [(begin, min(begin + step, count)) for begin in range(0, count, step)]
         if workers <= 1 or count < PARALLEL_MIN:
             joined = b"".join(function(begin, end) for begin, end in bounds)
-            return np.frombuffer(joined, dtype=np.uint8).reshape(count, DIGEST_BYTES)
+            rows: npt.NDArray[np.uint8] = np.frombuffer(joined, dtype=np.uint8).reshape(count, DIGEST_BYTES)
+            return lambda: rows
         import mmap
         import multiprocessing
 
         out = mmap.mmap(-1, DIGEST_BYTES * count)
         _SHARED["out"] = out
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            pool.starmap(_store, [(function, begin, end) for begin, end in bounds])
-        return np.frombuffer(out, dtype=np.uint8).reshape(count, DIGEST_BYTES)
+        pool = multiprocessing.get_context("fork").Pool(workers)  # the workers see _SHARED as it is now
     finally:
         _SHARED.clear()
+    pending = pool.starmap_async(_store, [(function, begin, end) for begin, end in bounds])
+
+    def collect() -> npt.NDArray[np.uint8]:
+        try:
+            pending.get()
+        finally:
+            pool.terminate()
+            pool.join()
+        return np.frombuffer(out, dtype=np.uint8).reshape(count, DIGEST_BYTES)
+
+    return collect
 
 
-def _sub_nonces(nonce_blob: bytes, height: int, accounts: U64Array, workers: int) -> npt.NDArray[np.uint8]:
+def _sub_nonces(nonce_blob: bytes, height: int, accounts: U64Array,
+                workers: int) -> Callable[[], npt.NDArray[np.uint8]]:
+    """Each account's sub-nonce, hashed in the background: call the result to collect them."""
     count = len(accounts)
     table = np.empty((count, 48), dtype=np.uint8)
     table[:, :32] = np.frombuffer(nonce_blob, dtype=np.uint8).reshape(count, 32)
     table[:, 32:40] = np.frombuffer(struct.pack("<Q", height), dtype=np.uint8)
     table[:, 40:48] = accounts.astype("<u8").view(np.uint8).reshape(count, 8)
-    return _run(_hash_range, count, workers, records=table)
+    return _start(_hash_range, count, workers, records=table)
 
 
 def _level_up(digests: npt.NDArray[np.uint8], values: U64Array,
@@ -299,7 +317,23 @@ def build_liabilities_tree_arrays(asset: str, height: int, accounts: U64Array, a
     if _exact_total(amounts) > U64_MAX:
         raise LiabilityOutOfRange("the total liabilities do not fit 64 bits")
     nonce_blob = np.frombuffer(nonce_blob, dtype=np.uint8).reshape(count, 32)[order].tobytes()
-    keys = _sub_nonces(nonce_blob, height, accounts, workers)
+    collect_keys = _sub_nonces(nonce_blob, height, accounts, workers)  # hashed while the leaves are laid out
+    try:
+        leaf_of_slot, values, digests, pieces, real = _lay_out(amounts, count, parts, rng, leaf_count_min)
+    finally:
+        keys = collect_keys()
+    digests[leaf_of_slot[:real]] = _leaf_digests(keys, pieces, leaf_of_slot[:real], parts, workers)
+    levels = [(digests, values)]
+    while len(levels[-1][1]) > 1:
+        levels.append(_level_up(*levels[-1], workers))
+    tree = LiabilityTree(asset, height, parts, levels, accounts, leaf_of_slot[:real])
+    invariant(tree.total == _exact_total(amounts), "the tree's total differs from the liabilities")
+    return tree
+
+
+def _lay_out(amounts: U64Array, count: int, parts: int, rng: RandomBytes, leaf_count_min: int
+             ) -> tuple[npt.NDArray[np.int64], U64Array, npt.NDArray[np.uint8], U64Array, int]:
+    """Split, shuffle and pad: (leaf of each slot, leaf values, random leaf digests, pieces, real leaves)."""
     pieces = _split(amounts, parts, rng).reshape(-1)
     real = count * parts
     leaf_count = 1
@@ -311,13 +345,7 @@ def build_liabilities_tree_arrays(asset: str, height: int, accounts: U64Array, a
     values = np.zeros(leaf_count, dtype=np.uint64)
     values[leaf_of_slot[:real]] = pieces
     digests = np.frombuffer(rng(32 * leaf_count), dtype=np.uint8).reshape(leaf_count, 32).copy()
-    digests[leaf_of_slot[:real]] = _leaf_digests(keys, pieces, leaf_of_slot[:real], parts, workers)
-    levels = [(digests, values)]
-    while len(levels[-1][1]) > 1:
-        levels.append(_level_up(*levels[-1], workers))
-    tree = LiabilityTree(asset, height, parts, levels, accounts, leaf_of_slot[:real])
-    invariant(tree.total == _exact_total(amounts), "the tree's total differs from the liabilities")
-    return tree
+    return leaf_of_slot, values, digests, pieces, real
 
 
 def _stable_argsort(keys: U64Array) -> npt.NDArray[np.int64]:
