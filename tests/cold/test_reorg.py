@@ -215,3 +215,29 @@ def test_withdrawal_reorged_out_and_remined_settles_once(env: ReorgEnv, mined: i
     assert on_chain == env.ledger.balance(AccountKey.custody("cold", "BTC"))
     assert check_onchain(_onchain_source(env)()).ok
     env.ledger.check_consistency()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_credited_deposit_reorged_out_and_remined_is_credited_once(env: ReorgEnv) -> None:
+    """A credited deposit that a 6-block reorg sends back to the mempool raises one alert, is marked
+    `credited` again once re-mined (`cold.deposit_remined`), and is never credited twice."""
+    env.faucet.mine(REORG_DEPTH_MAX - CONFIRMATIONS)
+    _address, txid = _deposit(env, "erin", 2_000_000)
+    env.faucet.mine(CONFIRMATIONS)
+    assert [txid] == [c.txid for c in env.custody.scan_deposits(now=NOW)]
+    _reorg(env, REORG_DEPTH_MAX)
+    assert 0 == env.chain.confirmations(txid)
+    assert [] == env.custody.scan_deposits(now=NOW)
+    assert ["reorged"] == [d["status"] for d in env.custody.deposits()]
+    assert not check_onchain(_onchain_source(env)()).ok
+    env.faucet.mine(1)
+    assert 1 == env.chain.confirmations(txid)
+    assert [] == env.custody.scan_deposits(now=NOW)
+    assert [] == env.custody.scan_deposits(now=NOW)
+    assert ["credited"] == [d["status"] for d in env.custody.deposits()]
+    assert [txid] == [e["txid"] for e in env.events("cold.deposit_reorged_after_credit")]
+    assert [txid] == [e["txid"] for e in env.events("cold.deposit_remined")]
+    assert [txid] == [e["txid"] for e in env.events("cold.deposit_credited")]
+    assert 2_000_000 == env.ledger.balance(AccountKey.available("erin", "BTC"))
+    assert check_onchain(_onchain_source(env)()).ok
+    env.ledger.check_consistency()
