@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pysequoia as sq
 from pysequoia.packet import PacketPile, PublicKeyAlgorithm, Tag
@@ -75,13 +76,23 @@ def _contains_secret(data: bytes) -> bool:
         packets = list(PacketPile.from_bytes(data))
     except Exception:  # not parseable as packets: _parse_single gives the clear error
         return False
-    return any(int(packet.tag) in _SECRET_TAGS for packet in packets)
+    return any(_tag(packet) in _SECRET_TAGS for packet in packets)
+
+
+def _tag(packet: Any) -> int | None:
+    """The packet's tag; None for a tag the binding does not know (it raises RuntimeError there)."""
+    try:
+        return int(packet.tag)
+    except Exception:  # pysequoia: "Unknown packet tag"
+        return None
 
 
 def _check_algorithms(binary: bytes) -> tuple[str, ...]:
     names: list[str] = []
     for packet in PacketPile.from_bytes(binary):
-        tag = int(packet.tag)
+        tag = _tag(packet)
+        if tag is None:
+            raise KeyRejected("malformed", "the key holds an OpenPGP packet of an unknown kind")
         if tag in _SECRET_TAGS:
             raise KeyRejected("secret_key", "this is a SECRET key: never share it; paste the PUBLIC key")
         if tag not in _KEY_TAGS or packet.key_algorithm is None:
@@ -101,6 +112,15 @@ def _check_algorithms(binary: bytes) -> tuple[str, ...]:
 
 def check_public_key(data: bytes, *, now: datetime) -> CheckedKey:
     """Check a pasted/uploaded key; raises KeyRejected with a stable `reason` and a clear message."""
+    try:
+        return _check_public_key(data, now=now)
+    except KeyRejected:
+        raise
+    except Exception as exc:  # the OpenPGP library refuses some malformed input with untyped errors
+        raise KeyRejected("malformed", f"not a usable OpenPGP public key ({sequoia_message(exc)})") from None
+
+
+def _check_public_key(data: bytes, *, now: datetime) -> CheckedKey:
     if len(data) > KEY_BYTES_MAX:
         raise KeyRejected("too_large", f"key is too large (more than {KEY_BYTES_MAX // 1024} KiB)")
     if not data.strip():
