@@ -89,3 +89,12 @@ def spend_p2wpkh(p: Prevout, k: ec.PrivateKey, outputs: list[tuple[int, bytes]],
 def flip_signature_byte(raw: bytes, signature: bytes) -> bytes:
     position = raw.index(signature) + 10
     return raw[:position] + bytes([raw[position] ^ 0x01]) + raw[position + 1:]
+
+
+def vsize(raw: bytes) -> int:
+    """Virtual size of a signed transaction (a P2WPKH spend is 109 or 110 vbytes: its DER signature is
+    71 or 72 bytes depending on r and s)."""
+    stripped = Transaction.parse(raw)
+    for txin in stripped.vin:
+        txin.witness = Witness([])
+    return -(-(3 * len(stripped.serialize()) + len(raw)) // 4)

@@ -26,7 +26,7 @@ from coffer.chain.descriptors import script_to_address
 from coffer.chain.errors import BlockNotFound, RpcError
 from coffer.chain.regtest import RegtestChain, RegtestNode, RpcDispatcher, RpcServer
 from tests.chain.conftest import MINER_KEY, MINER_SCRIPT, mature_coins
-from tests.chain.helpers import FEE_SATS, key, p2wpkh_script, spend_p2wpkh
+from tests.chain.helpers import FEE_SATS, key, p2wpkh_script, spend_p2wpkh, vsize
 from tests.chain.rpchelp import free_port
 
 MINER_ADDRESS = script_to_address(MINER_SCRIPT) or ""
@@ -86,9 +86,11 @@ def test_broadcast_rejection_carries_core_reason(rpc_chain: tuple[RegtestNode, B
     """A rejected broadcast raises BroadcastRejected with Core's reason, details and code."""
     node, chain = rpc_chain
     coin = mature_coins(node)[0]
+    low = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 10, MINER_SCRIPT)])
     with pytest.raises(BroadcastRejected) as caught:
-        chain.broadcast(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 10, MINER_SCRIPT)]))
-    assert ("min relay fee not met", "10 < 110", -26) == (caught.value.reason, caught.value.details, caught.value.code)
+        chain.broadcast(low)
+    assert ("min relay fee not met", f"10 < {vsize(low)}", -26) == (
+        caught.value.reason, caught.value.details, caught.value.code)
 
 
 def test_descriptor_utxos_and_fee_estimate(rpc_chain: tuple[RegtestNode, BitcoinRpcChain]) -> None:

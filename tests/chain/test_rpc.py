@@ -16,7 +16,15 @@ from coffer.chain.descriptors import address_to_script, script_to_address
 from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer
 from coffer.chain.regtest.wire import parse_tx
 from tests.chain.conftest import MINER_KEY, MINER_SCRIPT, mature_coins
-from tests.chain.helpers import FEE_SATS, Prevout, flip_signature_byte, key, p2wpkh_script, spend_p2wpkh
+from tests.chain.helpers import (
+    FEE_SATS,
+    Prevout,
+    flip_signature_byte,
+    key,
+    p2wpkh_script,
+    spend_p2wpkh,
+    vsize,
+)
 from tests.chain.rpchelp import RawRpc, post
 
 AUTH = ("alice", "correct horse")
@@ -88,7 +96,7 @@ def test_transactions_mempool_and_txout(served: tuple[RegtestNode, RpcServer, Ra
     txid = rpc("sendrawtransaction", raw.hex())
     assert [txid] == rpc("getrawmempool")
     entry = rpc("getmempoolentry", txid)
-    assert (Decimal("0.00002000"), 110) == (entry["fees"]["base"], entry["vsize"])
+    assert (Decimal("0.00002000"), vsize(raw)) == (entry["fees"]["base"], entry["vsize"])
     assert txid in rpc("getrawmempool", True)
     assert rpc("gettxout", coin.txid[::-1].hex(), coin.vout) is None
     assert 0 == rpc("gettxout", txid, 0)["confirmations"]
@@ -118,7 +126,7 @@ def test_sendrawtransaction_rejections_use_core_codes(served: tuple[RegtestNode,
     assert (-25, "bad-txns-inputs-missingorspent") == rpc.error("sendrawtransaction", missing.hex())
     assert -22 == rpc.error("sendrawtransaction", "00ff")[0]
     low = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 10, MINER_SCRIPT)])
-    assert (-26, "min relay fee not met, 10 < 110") == rpc.error("sendrawtransaction", low.hex())
+    assert (-26, f"min relay fee not met, 10 < {vsize(low)}") == rpc.error("sendrawtransaction", low.hex())
     rich = spend_p2wpkh(coin, MINER_KEY, [(100_000, MINER_SCRIPT)])
     assert -25 == rpc.error("sendrawtransaction", rich.hex())[0]
 
@@ -131,7 +139,7 @@ def test_testmempoolaccept(served: tuple[RegtestNode, RpcServer, RawRpc]) -> Non
     good = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)])
     dust = spend_p2wpkh(coin, MINER_KEY, [(1, MINER_SCRIPT), (coin.value_sats - FEE_SATS - 1, MINER_SCRIPT)])
     [ok] = rpc("testmempoolaccept", [good.hex()])
-    assert (True, 110, Decimal("0.00002000")) == (ok["allowed"], ok["vsize"], ok["fees"]["base"])
+    assert (True, vsize(good), Decimal("0.00002000")) == (ok["allowed"], ok["vsize"], ok["fees"]["base"])
     [refused] = rpc("testmempoolaccept", [dust.hex()])
     assert (False, "dust") == (refused["allowed"], refused["reject-reason"])
     assert [] == rpc("getrawmempool")
