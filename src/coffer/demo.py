@@ -694,33 +694,11 @@ ETH_CLIENTS = 3
 
 def _start_ethereum_node(site: DemoSite) -> Any:
     """A real Ethereum dev node (hardhat@2, from the checkout's node_modules) as its own process."""
-    import urllib.request
-
-    from coffer.chain.doctor import hardhat_path
     from coffer.chain.ethereum import JsonRpcEthereum
+    from coffer.testing.hardhat import hardhat_node
 
-    binary = hardhat_path()
-    if not binary.exists():
-        raise RuntimeError(f"{binary} is missing: run `make demo` (it installs the npm dev dependencies)")
-    project = site.home / "ethereum"
-    project.mkdir(exist_ok=True)
-    (project / "package.json").write_text('{"name": "coffer-demo-ethereum", "private": true}')
-    (project / "hardhat.config.js").write_text(
-        f"module.exports = {{ networks: {{ hardhat: {{ chainId: {HARDHAT_CHAIN_ID} }} }} }};\n")
-    if not (project / "node_modules").exists():
-        (project / "node_modules").symlink_to(binary.parents[1])
-    port = _free_ports(1)[0]
-    url = f"http://127.0.0.1:{port}/"
-
-    def answers() -> bool:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback URL built above
-            return bool(json.loads(response.read()).get("result"))
-
-    node = ServiceProcess("ethereum-node", [str(binary), "--config", str(project / "hardhat.config.js"), "node",
-                                            "--hostname", "127.0.0.1", "--port", str(port)],
-                          workdir=project, port=port, env=site.env(), ready=answers, ready_timeout_s=90)
+    node, url = hardhat_node(site.home / "ethereum", chain_id=HARDHAT_CHAIN_ID, port=_free_ports(1)[0],
+                             env=site.env())
     site.start_all([node])
     return JsonRpcEthereum(url)
 

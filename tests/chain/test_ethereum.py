@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +20,7 @@ from coffer.chain.ethereum import (
     EmbeddedEthereum,
     JsonRpcEthereum,
 )
-from tests.chain.rpchelp import free_port
+from coffer.testing.hardhat import hardhat_node
 
 SENDER_KEY = get_account_keys_from_mnemonic(DEV_MNEMONIC, 1, DEV_HD_PATH)[0].to_bytes()
 SENDER = Account.from_key(SENDER_KEY).address
@@ -35,41 +29,12 @@ VALUE_WEI = 123_456_789_000_000
 HARDHAT_CHAIN_ID = 31337
 
 
-def _chain_id_answer(url: str) -> bool:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return bool(json.loads(response.read()).get("result"))
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def hardhat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real hardhat@2 node on 127.0.0.1 from the checkout's node_modules (installed by make)."""
-    project = tmp_path_factory.mktemp("hardhat")
-    (project / "package.json").write_text('{"name": "coffer-hardhat-test", "private": true}')
-    (project / "hardhat.config.js").write_text(f"module.exports = {{ networks: {{ hardhat: {{ chainId: {HARDHAT_CHAIN_ID} }} }} }};\n")
-    binary = hardhat_path()
-    (project / "node_modules").symlink_to(binary.parents[1])
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = open(project / "hardhat.log", "w")  # noqa: SIM115 - closed in teardown
-    process = subprocess.Popen([str(binary), "--config", str(project / "hardhat.config.js"), "node",
-                                "--hostname", "127.0.0.1", "--port", str(port)], cwd=project, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not _chain_id_answer(url):
-            assert process.poll() is None, (project / "hardhat.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "hardhat node did not start within 60 s"
-            time.sleep(0.2)
+    node, url = hardhat_node(tmp_path_factory.mktemp("hardhat"), chain_id=HARDHAT_CHAIN_ID)
+    with node.start():
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(params=["embedded", "jsonrpc"])

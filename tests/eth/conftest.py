@@ -3,12 +3,6 @@ a hardhat@2 node when asked for, and a funded dev account to pay with."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -16,10 +10,9 @@ from eth_account import Account
 from eth_tester.backends.pyevm.main import get_account_keys_from_mnemonic
 
 from coffer.chain import EthereumChain
-from coffer.chain.doctor import hardhat_path
 from coffer.chain.ethereum import DEV_HD_PATH, DEV_MNEMONIC
 from coffer.mpc.ecdsa_service.harness import EcdsaCluster, start_ecdsa_cluster
-from coffer.testing import free_port
+from coffer.testing.hardhat import hardhat_node
 
 FUNDER_KEY = get_account_keys_from_mnemonic(DEV_MNEMONIC, 2, DEV_HD_PATH)[1].to_bytes()
 FUNDER = Account.from_key(FUNDER_KEY).address
@@ -37,42 +30,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcdsaCluster]:
         cluster.stop()
 
 
-def _answers(url: str) -> bool:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return bool(json.loads(response.read()).get("result"))
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="package")
 def hardhat_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real hardhat@2 node on 127.0.0.1 (`npx hardhat node` from the checkout's node_modules)."""
-    project = tmp_path_factory.mktemp("hardhat-eth")
-    (project / "package.json").write_text('{"name": "coffer-eth-test", "private": true}')
-    (project / "hardhat.config.js").write_text(
-        f"module.exports = {{ networks: {{ hardhat: {{ chainId: {HARDHAT_CHAIN_ID} }} }} }};\n")
-    binary = hardhat_path()
-    (project / "node_modules").symlink_to(binary.parents[1])
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = open(project / "hardhat.log", "w")  # noqa: SIM115 - closed in teardown
-    process = subprocess.Popen([str(binary), "--config", str(project / "hardhat.config.js"), "node",
-                                "--hostname", "127.0.0.1", "--port", str(port)], cwd=project, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(url):
-            assert process.poll() is None, (project / "hardhat.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "hardhat node did not start within 60 s"
-            time.sleep(0.2)
+    node, url = hardhat_node(tmp_path_factory.mktemp("hardhat-eth"), chain_id=HARDHAT_CHAIN_ID)
+    with node.start():
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
 
 
 def fund(chain: EthereumChain, address: str, value_wei: int) -> str:
