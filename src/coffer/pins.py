@@ -18,7 +18,7 @@ from typing import Any
 from coffer.errors import CofferError
 from coffer.policy import SignerGuard
 from coffer.policy.engine import CompiledPolicy, Route, compile_policy
-from coffer.policy.guard import SignedHistory
+from coffer.policy.guard import SignedHistory, SignerFacts
 from coffer.policy.roles import Operator, OperatorRegistry, Role
 
 __all__ = ["SignerPins", "PinsInvalid", "PINS_FILE", "PINS_BYTES_MAX"]
@@ -93,8 +93,9 @@ class SignerPins:
     def policy(self) -> CompiledPolicy:
         return compile_policy(self.policy_text, self.schema_text)
 
-    def guard(self, *, signer_id: str, route: Route, history: SignedHistory, halted: Callable[[], bool],
-              on_event: Callable[[str, dict[str, object]], None] | None = None) -> SignerGuard:
+    def guard(self, *, signer_id: str, route: Route, history: SignedHistory, facts: SignerFacts,
+              halted: Callable[[], bool], on_event: Callable[[str, dict[str, object]], None] | None = None
+              ) -> SignerGuard:
         return SignerGuard(signer_id=signer_id, route=route, attestation_public_key=self.attestation_public_key,
                            operators=OperatorRegistry(self.operators), policy=self.policy(), history=history,
-                           halted=halted, on_event=on_event)
+                           facts=facts, halted=halted, on_event=on_event)

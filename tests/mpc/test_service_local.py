@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from coffer.db import make_engine, migrate, sqlite_url
 from coffer.errors import CofferError
 from coffer.hsm import DecryptionFailed
+from coffer.keyholder.facts import KeyholderFacts
 from coffer.mpc.errors import MpcError
 from coffer.mpc.service import CosignerRefused, MpcCoordinator, ProtocolViolation
 from coffer.mpc.service.client import _error
@@ -75,7 +76,7 @@ def _cosigner(cosigner_id: int, directory: Path) -> tuple[Cosigner, CosignerStor
     store = CosignerStore(directory / f"c{cosigner_id}" / "cosigner.db")
     guard = SignerGuard(signer_id=f"c{cosigner_id}", route=Route.HOT, attestation_public_key=b"\x02" + bytes(32),
                         operators=OperatorRegistry(()), policy=default_policy(), history=MemorySignedHistory(),
-                        halted=lambda: False)
+                        facts=KeyholderFacts(":memory:"), halted=lambda: False)
     return Cosigner(cosigner_id, store, vault, guard=guard, halt=Clear(), attestation_public_key=b"\x02" + bytes(32)), \
         store, vault
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from coffer.keyholder.facts import AdminQuorum, KeyholderFacts, WhitelistNotice
+
 from coffer.hsm import Hsm
 from coffer.policy import (
     Approval,
@@ -153,12 +155,21 @@ class Signer:
         return guarded_sign(self.guard, request, attestation, now=now, sign=do_sign)
 
 
+def signer_facts(destination: str = "bcrt1qdestination") -> KeyholderFacts:
+    """A signer's own facts store that saw the world's usual destination (for acct0..acct9) two days ago,
+    by its own (fake) clock."""
+    facts = KeyholderFacts(":memory:")
+    facts.apply([WhitelistNotice(f"acct{index}", "BTC", destination) for index in range(10)],
+                now_s=NOW_S - 2 * DAY_S, quorum=AdminQuorum(OperatorRegistry(()), 2))
+    return facts
+
+
 def make_signer(world: World, public_key: bytes, route: Route = Route.HOT) -> Signer:
     history = MemorySignedHistory()
     holder: dict[str, Signer] = {}
     guard = SignerGuard(signer_id=f"{route.value}-1", route=route, attestation_public_key=public_key,
                         operators=world.registry, policy=world.policy, history=history,
-                        halted=lambda: holder["signer"].halted)
+                        facts=signer_facts(), halted=lambda: holder["signer"].halted)
     signer = Signer(guard, history)
     holder["signer"] = signer
     return signer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 
@@ -24,11 +25,12 @@ from coffer.policy import (
     verify_approvals,
 )
 from coffer.policy.attestation import SignedDecision
+from coffer.policy.request import WithdrawalRequest
 from coffer.policy.engine import default_schema_text
 from coffer.policy.versions import PolicyProposal
 from coffer.testing import make_token
 
-from .conftest import BTC, DAY_S, NOW, NOW_S, Coordinator, Signer, World, make_signer
+from .conftest import BTC, DAY_S, NOW, NOW_S, Coordinator, Signer, World, make_signer, signer_facts
 
 
 def assert_refused(signer: Signer, request, attestation, error: type[PolicyRefused], rule: str, now=NOW) -> None:
@@ -195,22 +197,29 @@ def test_splitting_small_amounts_on_hot_wallet(world: World, coordinator: Coordi
 
 
 def test_non_whitelisted_address(world: World, coordinator: Coordinator, hot_signer: Signer) -> None:
-    """A destination never whitelisted for the account; the signer re-evaluates the attested facts."""
-    request = world.request()
+    """A destination the signer never saw whitelisted, attested as whitelisted two days ago: the signer's own facts refuse."""
+    request = world.request(destination="bcrt1qneverseen")
     decision = world.decide(request, whitelisted_at_s=None)
     assert ("whitelist.unlisted",) == decision.refusing_rules
-    forged = coordinator.attest_anything(request, facts=world.facts(world.context(whitelisted_at_s=None)))
+    forged = coordinator.attest_anything(request, facts=world.facts(world.context(whitelisted_at_s=NOW_S - 2 * DAY_S)))
     assert_refused(hot_signer, request, forged, PolicyRefused, "whitelist.unlisted")
 
 
 def test_time_locked_address(world: World, coordinator: Coordinator, hot_signer: Signer) -> None:
-    """A destination whitelisted an hour ago is still inside its 24 h time lock."""
-    request = world.request()
-    recent = NOW_S - 3600
-    assert ("whitelist.time_lock",) == world.decide(request, whitelisted_at_s=recent).refusing_rules
-    forged = coordinator.attest_anything(request, facts=world.facts(world.context(whitelisted_at_s=recent)))
+    """A destination the signer first saw an hour ago, attested as whitelisted three days ago: still time-locked."""
+    request = world.request(destination="bcrt1qrecent")
+    hot_signer.guard.receive_notices(notices_document(request), now=NOW - dt.timedelta(hours=1))
+    assert ("whitelist.time_lock",) == world.decide(request, whitelisted_at_s=NOW_S - 3600).refusing_rules
+    forged = coordinator.attest_anything(request, facts=world.facts(world.context(whitelisted_at_s=NOW_S - 3 * DAY_S)))
     assert_refused(hot_signer, request, forged, PolicyRefused, "whitelist.time_lock")
     assert world.decide(request, whitelisted_at_s=NOW_S - DAY_S).allowed
+
+
+def notices_document(request: WithdrawalRequest) -> bytes:
+    from coffer.canonical import canonical_json
+    from coffer.keyholder.facts import WhitelistNotice, notices_json
+
+    return canonical_json(notices_json([WhitelistNotice(request.account, request.asset, request.destination)]))
 
 
 def test_frozen_account(world: World, coordinator: Coordinator, hot_signer: Signer) -> None:
@@ -265,7 +274,8 @@ def test_guard_with_sqlite_history_refuses_resign_after_restart(world: World, co
     for attempt in range(2):
         history = SqliteSignedHistory(tmp_path / "signer.sqlite")
         guard = SignerGuard(signer_id="hot-1", route=Route.HOT, attestation_public_key=coordinator.public_key,
-                            operators=world.registry, policy=world.policy, history=history, halted=lambda: False)
+                            operators=world.registry, policy=world.policy, history=history, facts=signer_facts(),
+                            halted=lambda: False)
         if attempt == 0:
             assert request.digest() == guard.check(request, attestation, now=NOW).request_digest
         else:

@@ -16,7 +16,7 @@ from coffer.policy import (
     SqliteSignedHistory,
 )
 
-from .conftest import NOW, NOW_S, Coordinator, Signer, World
+from .conftest import NOW, NOW_S, Coordinator, Signer, World, signer_facts
 
 
 def test_sqlite_history_records_a_batch_all_or_nothing(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_guard_events_name_the_rule(world: World, coordinator: Coordinator) -> N
     seen: list[tuple[str, dict]] = []
     guard = SignerGuard(signer_id="hot-9", route=Route.HOT, attestation_public_key=coordinator.public_key,
                         operators=world.registry, policy=world.policy, history=MemorySignedHistory(),
-                        halted=lambda: True, on_event=lambda event, payload: seen.append((event, payload)))
+                        facts=signer_facts(), halted=lambda: True, on_event=lambda event, payload: seen.append((event, payload)))
     request = world.request()
     with pytest.raises(PolicyRefused):
         guard.check(request, coordinator.attest(request), now=NOW)

@@ -8,6 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from coffer.keyholder.facts import AdminQuorum, KeyholderFacts, WhitelistNotice
+from coffer.policy.roles import OperatorRegistry
+
 from coffer.pins import SignerPins
 from coffer.policy import (
     MemorySignedHistory,
@@ -43,8 +46,11 @@ def test_signer_guard_accepts_security_key_approval(web: Web, token: TokenHandle
     assert [("ann", "webauthn")] == [(a.operator_id, a.scheme) for a in attested.statement.approvals]
 
     def guard() -> SignerGuard:
+        facts = KeyholderFacts(":memory:")  # the signer saw the entry three days ago, by its own (fake) clock
+        facts.apply([WhitelistNotice("acct1", "BTC", "bcrt1qdestination")], now_s=epoch_s(START) - 3 * 86400,
+                    quorum=AdminQuorum(OperatorRegistry(()), 2))
         return pins.guard(signer_id="signer-1", route=attested.statement.route, history=MemorySignedHistory(),
-                          halted=lambda: False)
+                          facts=facts, halted=lambda: False)
 
     assert b"signed" == guarded_sign(guard(), world.request, attested, now=START, sign=lambda: b"signed")
     with pytest.raises(PolicyRefused) as refused:

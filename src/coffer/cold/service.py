@@ -35,6 +35,8 @@ __all__ = ["SignerProcess", "HttpSignerClient", "serve_signer", "signer_director
            "REQUEST_BYTES_MAX", "RPC_TIMEOUT_S"]
 
 REQUEST_BYTES_MAX = 16_000_000
+COORDINATOR_NAME = "coordinator"  # the certificate name of the only peer that may ask for more than health
+OPEN_ROUTES = frozenset({"/v1/health"})
 RPC_TIMEOUT_S = 30.0
 HALT_POLL_S = 1.0
 log = get_logger("coffer.cold.service")
@@ -60,12 +62,13 @@ class PinnedGuards:
         self._directory = directory
         self._signer_id = signer_id
         self._lock = threading.Lock()
-        self._loaded: tuple[float, PolicyRequestGuard, Any] | None = None
+        self._loaded: tuple[float, PolicyRequestGuard, Any, Any] | None = None
 
     def _current(self) -> tuple[PolicyRequestGuard, Any]:
         from coffer.pins import PINS_FILE, PinsInvalid, SignerPins
         from coffer.policy.engine import Route
         from coffer.policy.guard import SqliteSignedHistory
+        from coffer.keyholder.facts import KeyholderFacts
         from coffer.recon.notice import HaltWatcher, http_notice_fetcher
 
         path = self._directory / PINS_FILE
@@ -84,9 +87,21 @@ class PinnedGuards:
                                       fetch=http_notice_fetcher(pins.halt_url))
                 history = SqliteSignedHistory(self._directory / "history.db")
                 guard = pins.guard(signer_id=f"cold-signer-{self._signer_id}", route=Route.COLD, history=history,
+                                   facts=KeyholderFacts(self._directory / "facts.db"),
                                    halted=lambda: not watcher.clear())
-                self._loaded = (mtime, PolicyRequestGuard(guard), watcher)
+                self._loaded = (mtime, PolicyRequestGuard(guard), watcher, guard)
             return self._loaded[1], self._loaded[2]
+
+    def receive_notices(self, data: bytes, now: dt.datetime) -> dict[str, Any]:
+        """Whitelist entries, client keys and freezes relayed to this signer, recorded by its own clock."""
+        self._current()
+        assert self._loaded is not None  # noqa: S101 - set by _current
+        from coffer.policy.errors import PolicyRefused
+
+        try:
+            return dict(self._loaded[3].receive_notices(data, now=now))
+        except PolicyRefused as refused:
+            raise SignerRefused(str(refused), rule=refused.rule, signer_id=self._signer_id) from None
 
     def describe(self, payment: ApprovedPayment) -> ApprovedOutput:
         return self._current()[0].describe(payment)
@@ -129,9 +144,10 @@ class SignerProcess:
         vault = SeedVault(self.hsm, self.directory / "seed.sealed", signer_id, network)
         if not vault.exists:
             vault.create()
-        guards = PinnedGuards(self.directory, signer_id)
+        self.tls_peer_check = True  # False only for tests of the bare handler without TLS
+        self.guards = PinnedGuards(self.directory, signer_id)
         self.signer = ColdSigner(signer_id, vault, SignerStore(self.directory / "signer.db"), network=network,
-                                 request_guard=guards, halt_guard=guards)
+                                 request_guard=self.guards, halt_guard=self.guards)
 
     def __repr__(self) -> str:
         return f"SignerProcess(id={self.signer_id})"
@@ -141,6 +157,15 @@ def _error_body(exc: CofferError) -> tuple[int, dict[str, Any]]:
     rule = getattr(exc, "rule", None)
     status = 403 if isinstance(exc, SignerRefused) else 400
     return status, {"error": {"type": type(exc).__name__, "rule": rule, "message": str(exc)[:500]}}
+
+
+def peer_common_names(connection: Any) -> list[str]:
+    """The commonName entries of the peer certificate on a TLS socket (none on a plain one)."""
+    getpeercert = getattr(connection, "getpeercert", None)
+    if getpeercert is None:
+        return []
+    peer: dict[str, Any] = dict(getpeercert() or {})
+    return [pair[1] for rdn in peer.get("subject", ()) for pair in rdn if pair[0] == "commonName"]
 
 
 def make_handler(process: SignerProcess) -> type[BaseHTTPRequestHandler]:
@@ -166,7 +191,23 @@ def make_handler(process: SignerProcess) -> type[BaseHTTPRequestHandler]:
                 raise BundleInvalid("request too large")
             return self.rfile.read(length)
 
+        def _peer_allowed(self) -> bool:
+            """Only the coordinator's certificate may use anything but health (not a co-signer's, not another
+            signer's, though the same CA issued them); refused before the body is read."""
+            if self.path in OPEN_ROUTES or process.tls_peer_check is False:
+                return True
+            names = peer_common_names(self.request)
+            if names == [COORDINATOR_NAME]:
+                return True
+            refusal = SignerRefused(f"peer {names[:1]} is not the coordinator", rule="peer.name",
+                                    signer_id=signer.signer_id)
+            log.warning("cold.peer_refused", signer=signer.signer_id, path=self.path[:100], peer=names[:1])
+            self._send(*_error_body(refusal))
+            return False
+
         def do_GET(self) -> None:
+            if not self._peer_allowed():
+                return
             if self.path == "/v1/health":
                 self._send(200, {"signer_id": signer.signer_id, "ok": True})
             elif self.path == "/v1/key":
@@ -175,6 +216,9 @@ def make_handler(process: SignerProcess) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"type": "NotFound", "message": self.path[:100]}})
 
         def do_POST(self) -> None:
+            if not self._peer_allowed():
+                self.close_connection = True
+                return
             try:
                 body = self._body()
                 if self.path == "/v1/register":
@@ -189,6 +233,8 @@ def make_handler(process: SignerProcess) -> type[BaseHTTPRequestHandler]:
                         raise BundleInvalid("prove takes wallet_id, branch, index, message")
                     self._send(200, signer.prove_control(str(data["wallet_id"]), int(data["branch"]),
                                                          int(data["index"]), bytes.fromhex(str(data["message"]))))
+                elif self.path == "/v1/facts":
+                    self._send(200, process.guards.receive_notices(body, _utcnow()))
                 elif self.path == "/v1/sign":
                     psbt = signer.sign(SigningBundle.from_json(body), _utcnow())
                     self._send(200, {"psbt": base64.b64encode(psbt).decode()})
@@ -208,6 +254,7 @@ def serve_signer(process: SignerProcess, *, host: str = "127.0.0.1", port: int,
     if host not in ("127.0.0.1", "::1", "localhost"):
         raise ColdError("a signer binds to loopback only; put a TLS-terminating tunnel in front for remote use")
     server = ThreadingHTTPServer((host, port), make_handler(process))
+    process.tls_peer_check = tls is not None
     if tls is not None:
         context = server_context(tls)
         server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -259,6 +306,12 @@ class HttpSignerClient:
 
     def sign(self, bundle: SigningBundle) -> bytes:
         return base64.b64decode(self._call("POST", "/v1/sign", bundle.to_json())["psbt"])
+
+    def facts(self, notices: dict[str, Any]) -> dict[str, Any]:
+        """Relay notices (whitelist entries, client keys, freezes, unfreezes); the signer keeps the time."""
+        from coffer.canonical import canonical_json
+
+        return self._call("POST", "/v1/facts", canonical_json(notices))
 
     def prove_control(self, wallet_id: str, branch: int, index: int, message: bytes) -> dict[str, Any]:
         body = json.dumps({"wallet_id": wallet_id, "branch": branch, "index": index, "message": message.hex()})

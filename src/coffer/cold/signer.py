@@ -39,6 +39,8 @@ from coffer.log import get_logger
 __all__ = ["RequestGuard", "HaltGuard", "ApprovedOutput", "ColdSigner", "SignerStore", "REGISTRATION_ADDRESSES"]
 
 REGISTRATION_ADDRESSES = 5
+SECOND_WALLET_MESSAGE = ("a wallet is already registered; a second registration needs a governance action,"
+                         " which this signer cannot verify yet, so it is refused")
 _CHALLENGE = re.compile(rb"Coffer proof of reserves\nasset: BTC\nchain: [a-z]{1,16}\nheight: \d{1,10}\n"
                         rb"block: [0-9a-f]{64}\n")
 log = get_logger("coffer.cold.signer")
@@ -88,9 +90,20 @@ class SignerStore:
         )
 
     def register(self, wallet: ColdWallet, at: dt.datetime) -> None:
+        """Record the one wallet this signer serves; any other wallet is refused (a repeat is a no-op)."""
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO registrations VALUES (?, ?, ?, ?)",
-                             (wallet.wallet_id, wallet.descriptor(RECEIVE), wallet.network, at.isoformat()))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                others = self._db.execute("SELECT wallet_id FROM registrations WHERE wallet_id != ?",
+                                          (wallet.wallet_id,)).fetchall()
+                if others:
+                    raise SignerRefused(SECOND_WALLET_MESSAGE, rule="register.second_wallet")
+                self._db.execute("INSERT OR IGNORE INTO registrations VALUES (?, ?, ?, ?)",
+                                 (wallet.wallet_id, wallet.descriptor(RECEIVE), wallet.network, at.isoformat()))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def wallet(self, wallet_id: str) -> ColdWallet:
         row = self._db.execute("SELECT descriptor, network FROM registrations WHERE wallet_id = ?",
@@ -165,7 +178,13 @@ class ColdSigner:
         if list(first_addresses) != ours:
             raise SignerRefused("first addresses do not match the descriptor", rule="register.addresses",
                                 signer_id=self.signer_id)
-        self._store.register(wallet, now)
+        try:
+            self._store.register(wallet, now)
+        except SignerRefused as refused:
+            self._store.record_refusal(None, refused.rule, str(refused), now)
+            log.warning("cold.register_refused", signer=self.signer_id, rule=refused.rule,
+                        wallet_id=wallet.wallet_id)
+            raise SignerRefused(SECOND_WALLET_MESSAGE, rule=refused.rule, signer_id=self.signer_id) from None
         statement = canonical_json({"wallet_id": wallet.wallet_id, "descriptor": descriptor,
                                     "first_addresses": ours, "signer_id": self.signer_id})
         signature = self._vault.sign_identity(b"coffer/cold/registration/v1\x00" + statement)

@@ -30,7 +30,7 @@ from coffer.policy.request import ASSETS, RequestKind, WithdrawalRequest
 from coffer.policy.roles import Role
 
 __all__ = ["Route", "ApprovalRequirement", "Decision", "DecisionContext", "PastTransfer", "Rule",
-           "CompiledPolicy", "compile_policy", "default_policy", "default_policy_text",
+           "CompiledPolicy", "compile_policy", "default_policy", "default_policy_text", "with_time_locks",
            "default_schema_text", "policy_hash", "epoch_s", "VELOCITY_WINDOW_S", "POLICY_BYTES_MAX",
            "LONG_MAX"]
 
@@ -104,6 +104,7 @@ class DecisionContext:
     hot_balance_minor: int
     history: Sequence[PastTransfer] = ()
     approvals: Sequence[VerifiedApproval] = ()
+    client_key_at_s: int | None = None  # when the client key that signed the entry was pinned; None = unsigned
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,7 @@ def cedar_request(request: WithdrawalRequest, context: DecisionContext, now_s: i
         raise ValueError("velocity history too long")
     client, asset_total, hot = _velocity(context.history, request, now_s)
     age = 0 if context.whitelisted_at_s is None else max(0, now_s - context.whitelisted_at_s)
+    key_age = 0 if context.client_key_at_s is None else max(0, now_s - context.client_key_at_s)
     if request.initiator.startswith("client:"):
         principal = {"type": "Client", "id": request.account}
     else:
@@ -183,6 +185,7 @@ def cedar_request(request: WithdrawalRequest, context: DecisionContext, now_s: i
             "now_s": min(now_s, LONG_MAX), "expires_s": min(request.expires_at_s, LONG_MAX),
             "halted": context.halted, "account_frozen": context.account_frozen,
             "whitelisted": context.whitelisted_at_s is not None, "whitelist_age_s": min(age, LONG_MAX),
+            "whitelist_key_age_s": min(key_age, LONG_MAX),
             "client_outflow_24h": _to_policy_units(client, asset, round_up=True),
             "asset_outflow_24h": _to_policy_units(asset_total, asset, round_up=True),
             "hot_outflow_24h": _to_policy_units(hot, asset, round_up=True),
@@ -366,6 +369,22 @@ class CompiledPolicy:
 
 def _initial_route(request: WithdrawalRequest) -> Route:
     return Route.COLD if request.source_wallet == "cold" else Route.HOT
+
+
+_TIME_LOCK_RULE = re.compile(r'(@id\("whitelist\.time_lock"\).*?\};)', re.DOTALL)
+
+
+def with_time_locks(policies_text: str, *, full_s: int, signed_s: int) -> str:
+    """The policy text with the whitelist time locks set to `full_s` (unsigned entries, and the age a
+    client key needs) and `signed_s` (entries signed by a pinned client key). Adopting the result is a
+    policy change like any other: it needs the administrators' quorum."""
+    if not 0 <= signed_s <= full_s <= LONG_MAX:
+        raise MalformedPolicy("time locks must satisfy 0 <= signed <= full")
+    match = _TIME_LOCK_RULE.search(policies_text)
+    if match is None:
+        raise MalformedPolicy('no @id("whitelist.time_lock") rule to set')
+    rule = match.group(1).replace("86400", "\x00").replace("3600", str(signed_s)).replace("\x00", str(full_s))
+    return policies_text[:match.start(1)] + rule + policies_text[match.end(1):]
 
 
 def default_policy_text() -> str:

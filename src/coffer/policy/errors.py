@@ -11,7 +11,7 @@ from coffer.errors import CofferError, Refused
 __all__ = [
     "PolicyError", "PolicyRefused", "ApprovalRefused", "SegregationOfDuties", "ApprovalsMissing",
     "AttestationRefused", "AlreadySigned", "PolicyQuorumRefused", "MalformedPolicy",
-    "MalformedDocument", "UnknownOperator", "CheckpointInvalid",
+    "MalformedDocument", "UnknownOperator", "CheckpointInvalid", "FactRefused",
 ]
 
 
@@ -48,6 +48,10 @@ class AlreadySigned(PolicyRefused):
 
 class PolicyQuorumRefused(PolicyRefused):
     """A policy set change lacks the policy-admin quorum."""
+
+
+class FactRefused(PolicyRefused):
+    """A key holder refused a notice about a fact (an unsigned unfreeze, a forged client signature)."""
 
 
 class UnknownOperator(PolicyRefused):

@@ -16,8 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from coffer.policy.approval import ApprovalVerifier, check_initiator, default_verifiers, verify_approvals
-from coffer.policy.attestation import SignedDecision, verify_attestation
+from coffer.policy.approval import (
+    ApprovalVerifier,
+    VerifiedApproval,
+    check_initiator,
+    default_verifiers,
+    verify_approvals,
+)
+from coffer.policy.attestation import AttestedFacts, SignedDecision, verify_attestation
 from coffer.policy.engine import CompiledPolicy, DecisionContext, PastTransfer, Route, epoch_s
 from coffer.policy.errors import (
     AlreadySigned,
@@ -32,7 +38,7 @@ from coffer.policy.roles import OperatorRegistry
 from coffer.policy.versions import ADMIN_QUORUM_DEFAULT, AdminSignature, PolicyProposal, check_quorum
 
 __all__ = ["SignerGuard", "Clearance", "SignedHistory", "MemorySignedHistory", "SqliteSignedHistory",
-           "guarded_sign", "HISTORY_WINDOW_S"]
+           "SignerFacts", "OwnWhitelistFact", "guarded_sign", "HISTORY_WINDOW_S"]
 
 HISTORY_WINDOW_S = 8 * 24 * 3600  # the guard reads back this much history for velocity
 BATCH_MAX = 10_000
@@ -49,6 +55,24 @@ class Clearance:
     policy_hash: str
     approvers: tuple[str, ...]
     at_s: int
+
+
+class OwnWhitelistFact(Protocol):
+    @property
+    def first_seen_s(self) -> int: ...
+
+    @property
+    def client_key_first_seen_s(self) -> int | None: ...
+
+
+class SignerFacts(Protocol):
+    """The key holder's own record of whitelist entries and freezes (coffer.keyholder.facts)."""
+
+    def whitelist(self, account: str, asset: str, destination: str) -> OwnWhitelistFact | None: ...
+
+    def frozen(self, account: str) -> bool: ...
+
+    def freeze(self, account: str, *, now_s: int) -> None: ...
 
 
 class SignedHistory(Protocol):
@@ -146,7 +170,7 @@ class SignerGuard:
 
     def __init__(self, *, signer_id: str, route: Route, attestation_public_key: bytes,
                  operators: OperatorRegistry, policy: CompiledPolicy, history: SignedHistory,
-                 halted: Callable[[], bool], verifiers: Mapping[str, ApprovalVerifier] | None = None,
+                 facts: SignerFacts, halted: Callable[[], bool], verifiers: Mapping[str, ApprovalVerifier] | None = None,
                  on_event: Callable[[str, dict[str, object]], None] | None = None, policy_version: int = 1,
                  admin_quorum: int = ADMIN_QUORUM_DEFAULT) -> None:
         self.signer_id = signer_id
@@ -157,6 +181,7 @@ class SignerGuard:
         self._operators = operators
         self._policy = policy
         self._history = history
+        self._facts = facts
         self._halted = halted
         self._verifiers = default_verifiers() if verifiers is None else verifiers
         self._on_event = on_event
@@ -183,6 +208,17 @@ class SignerGuard:
             self._emit("guard.policy_adopted", {"version": proposal.version, "policy_hash": policy.hash,
                                                 "signed_by": list(counted)})
             return counted
+
+    def receive_notices(self, data: bytes, *, now: datetime) -> dict[str, object]:
+        """Record relayed notices (whitelist entries, client keys, freezes, quorum-signed unfreezes) by this
+        key holder's own clock; the coordinator gives no time. Raises on a refused notice."""
+        from coffer.keyholder.facts import AdminQuorum, KeyholderFacts, receive_notices
+
+        if not isinstance(self._facts, KeyholderFacts):
+            raise PolicyError("this guard's facts store takes no notices")
+        with self._lock:
+            quorum = AdminQuorum(self._operators, max(2, self._admin_quorum))
+            return receive_notices(self._facts, data, now_s=epoch_s(now), quorum=quorum, on_event=self._on_event)
 
     def check(self, request: WithdrawalRequest, signed: SignedDecision, *, now: datetime) -> Clearance:
         """Verify everything and record the request as signed. Call right before signing; raise = don't sign."""
@@ -235,10 +271,7 @@ class SignerGuard:
         if self._history.contains(digest) or any(digest == item for item, _ in pending):
             raise AlreadySigned("this signer already signed that request", rule="guard.already_signed")
         past = self._history.transfers_since(now_s - HISTORY_WINDOW_S) + [transfer for _, transfer in pending]
-        facts = statement.facts
-        context = DecisionContext(halted=False, account_frozen=facts.account_frozen,
-                                  whitelisted_at_s=facts.whitelisted_at_s, hot_balance_minor=facts.hot_balance_minor,
-                                  history=past, approvals=verified)
+        context = self._own_context(request, statement.facts, now_s, past, verified)
         decision = self._policy.decide(request, context, now)
         if decision.refused:
             rule = decision.refusing_rules[0]
@@ -254,6 +287,19 @@ class SignerGuard:
         clearance = Clearance(digest, decision.route, self._policy.hash, tuple(v.operator_id for v in verified),
                               now_s)
         return clearance, transfer
+
+    def _own_context(self, request: WithdrawalRequest, attested: AttestedFacts, now_s: int,
+                     past: list[PastTransfer], verified: tuple[VerifiedApproval, ...]) -> DecisionContext:
+        """The decision context from this key holder's own facts: whitelist age by its own first sighting,
+        freezes it holds (an attested freeze is one more notice, kept). Only the hot balance is taken from
+        the attestation: it steers moves between the exchange's own wallets, never money out."""
+        if attested.account_frozen:
+            self._facts.freeze(request.account, now_s=now_s)
+        fact = self._facts.whitelist(request.account, request.asset, request.destination)
+        return DecisionContext(halted=False, account_frozen=self._facts.frozen(request.account),
+                               whitelisted_at_s=None if fact is None else fact.first_seen_s,
+                               hot_balance_minor=attested.hot_balance_minor, history=past, approvals=verified,
+                               client_key_at_s=None if fact is None else fact.client_key_first_seen_s)
 
     def _emit(self, event: str, payload: dict[str, object]) -> None:
         if self._on_event is not None:

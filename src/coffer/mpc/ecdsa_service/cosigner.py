@@ -222,6 +222,15 @@ class EcdsaCosigner:
             sessions = len(self._sessions)
         return {"cosigner_id": self.cosigner_id, "keys": keys, "setups": setups, "sessions": sessions}
 
+    def facts(self, data: bytes) -> dict[str, Any]:
+        """Whitelist entries, client keys and freezes relayed by the coordinator, kept by this co-signer's clock."""
+        from coffer.policy.errors import PolicyRefused
+
+        try:
+            return dict(self._guard.receive_notices(data, now=self._clock()))
+        except PolicyRefused as refused:
+            raise CosignerRefused(str(refused), rule=refused.rule, cosigner=self.cosigner_id) from None
+
     def hostkey(self, data: bytes) -> dict[str, Any]:
         parse_body(data, sender=None, fields=())
         secret, public = self._host_key()

@@ -43,7 +43,7 @@ ROUTES: Final = {
     "/v1/ecdsa/sign/round1": "sign_round1", "/v1/ecdsa/sign/round2": "sign_round2",
     "/v1/ecdsa/sign/round3": "sign_round3", "/v1/ecdsa/sign/abort": "sign_abort",
     "/v1/ecdsa/reshare/deal": "reshare_deal", "/v1/ecdsa/reshare/receive": "reshare_receive",
-    "/v1/ecdsa/reshare/confirm": "reshare_confirm",
+    "/v1/ecdsa/reshare/confirm": "reshare_confirm", "/v1/ecdsa/facts": "facts",
 }
 log = get_logger("coffer.mpc.ecdsa_service.server")
 
@@ -199,6 +199,7 @@ def open_ecdsa_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.
     from coffer.mpc.ecdsa_service.store import EcdsaStore, EcdsaVault
     from coffer.mpc.service.pins import read_pins
     from coffer.policy import Route, SignerGuard, SqliteSignedHistory
+    from coffer.keyholder.facts import KeyholderFacts
     from coffer.recon.notice import HaltWatcher, http_notice_fetcher
 
     directory = ecdsa_dir(home, cosigner_id)
@@ -218,9 +219,11 @@ def open_ecdsa_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.
         watcher.poll()
         watcher.start(interval_s=max(0.2, pins.notice_max_age_s / 4))
     history = SqliteSignedHistory(directory / "history.db")
+    facts = KeyholderFacts(directory / "facts.db")
     guard = SignerGuard(signer_id=f"ecdsa-cosigner-{cosigner_id}", route=Route.HOT,
                         attestation_public_key=pins.attestation_public_key, operators=pins.registry(),
-                        policy=pins.policy(), history=history, halted=lambda: not watcher.clear())
+                        policy=pins.policy(), history=history, facts=facts,
+                        halted=lambda: not watcher.clear())
     store = EcdsaStore(directory / "ecdsa.db")
     kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
     chain_ids = read_chain_pins(home, cosigner_id)
@@ -233,6 +236,7 @@ def open_ecdsa_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.
         watcher.stop()
         store.close()
         history.close()
+        facts.close()
         hsm.close()
 
     return cosigner, stop

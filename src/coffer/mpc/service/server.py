@@ -66,6 +66,7 @@ def _routes(cosigner: Cosigner) -> dict[str, Callable[[bytes], dict[str, Any]]]:
         "/v1/sign/commit": cosigner.sign_commit, "/v1/sign/share": cosigner.sign_share,
         "/v1/refresh/deal": cosigner.refresh_deal, "/v1/reshare/deal": cosigner.reshare_deal,
         "/v1/dealing/receive": cosigner.dealing_receive, "/v1/dealing/confirm": cosigner.dealing_confirm,
+        "/v1/facts": cosigner.facts,
     }
 
 
@@ -236,6 +237,7 @@ def open_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.dateti
     from coffer.mpc.service.pins import read_pins
     from coffer.mpc.service.store import CosignerStore, ShareVault
     from coffer.policy import Route, SignerGuard, SqliteSignedHistory
+    from coffer.keyholder.facts import KeyholderFacts
     from coffer.recon.notice import HaltWatcher, http_notice_fetcher
 
     directory = cosigner_dir(home, cosigner_id)
@@ -255,9 +257,11 @@ def open_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.dateti
         watcher.poll()
         watcher.start(interval_s=max(0.2, pins.notice_max_age_s / 4))
     history = SqliteSignedHistory(directory / "history.db")
+    facts = KeyholderFacts(directory / "facts.db")
     guard = SignerGuard(signer_id=f"cosigner-{cosigner_id}", route=Route.HOT,
                         attestation_public_key=pins.attestation_public_key, operators=pins.registry(),
-                        policy=pins.policy(), history=history, halted=lambda: not watcher.clear())
+                        policy=pins.policy(), history=history, facts=facts,
+                        halted=lambda: not watcher.clear())
     store = CosignerStore(directory / "cosigner.db")
     kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
     cosigner = Cosigner(cosigner_id, store, ShareVault(hsm, cosigner_id), guard=guard, halt=watcher,
@@ -267,6 +271,7 @@ def open_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.dateti
         watcher.stop()
         store.close()
         history.close()
+        facts.close()
         hsm.close()
 
     return cosigner, stop
