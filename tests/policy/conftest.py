@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from coffer.keyholder.facts import AdminQuorum, KeyholderFacts, WhitelistNotice
-
 from coffer.hsm import Hsm
+from coffer.keyholder.facts import AdminQuorum, KeyholderFacts, WhitelistNotice
 from coffer.policy import (
     Approval,
     ApprovalRequirement,

@@ -25,8 +25,8 @@ from coffer.policy import (
     verify_approvals,
 )
 from coffer.policy.attestation import SignedDecision
-from coffer.policy.request import WithdrawalRequest
 from coffer.policy.engine import default_schema_text
+from coffer.policy.request import WithdrawalRequest
 from coffer.policy.versions import PolicyProposal
 from coffer.testing import make_token
 

@@ -9,8 +9,6 @@ from dataclasses import replace
 import pytest
 
 from coffer.keyholder.facts import AdminQuorum, KeyholderFacts, WhitelistNotice
-from coffer.policy.roles import OperatorRegistry
-
 from coffer.pins import SignerPins
 from coffer.policy import (
     MemorySignedHistory,
@@ -21,6 +19,7 @@ from coffer.policy import (
     parse_approval,
 )
 from coffer.policy.engine import epoch_s
+from coffer.policy.roles import OperatorRegistry
 from coffer.policy.service import PolicyService
 from coffer.testing import TokenHandle
 from tests.web.conftest import START, Web

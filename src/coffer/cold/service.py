@@ -65,10 +65,10 @@ class PinnedGuards:
         self._loaded: tuple[float, PolicyRequestGuard, Any, Any] | None = None
 
     def _current(self) -> tuple[PolicyRequestGuard, Any]:
+        from coffer.keyholder.facts import KeyholderFacts
         from coffer.pins import PINS_FILE, PinsInvalid, SignerPins
         from coffer.policy.engine import Route
         from coffer.policy.guard import SqliteSignedHistory
-        from coffer.keyholder.facts import KeyholderFacts
         from coffer.recon.notice import HaltWatcher, http_notice_fetcher
 
         path = self._directory / PINS_FILE

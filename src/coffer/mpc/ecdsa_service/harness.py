@@ -14,31 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from coffer.hsm import Hsm
+from coffer.keyholder.facts import WhitelistNotice
 from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
 from coffer.mpc.ecdsa_service.server import write_chain_pins
-from coffer.mpc.service.harness import ROLES, NoticeSource
+from coffer.mpc.service.harness import ROLES, NoticeSource, honest_attestation
 from coffer.mpc.service.pins import CosignerPins, write_pins
 from coffer.policy import (
-    Approval,
-    AttestedFacts,
-    DecisionContext,
     Operator,
     OperatorKey,
     OperatorRegistry,
     RequestKind,
-    Role,
     SignedDecision,
     WithdrawalRequest,
-    attest_decision,
-    default_policy,
     ensure_attestation_key,
     new_nonce,
-    sign_approval,
-    verify_approvals,
 )
+from coffer.policy.engine import CompiledPolicy, compile_policy, default_schema_text
 from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, free_port, make_token, wait_until
+from coffer.testing.facts import short_lock_policy_text, whitelist_and_wait
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 __all__ = ["EcdsaCluster", "start_ecdsa_cluster", "spawn_ecdsa_cosigners", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
@@ -68,6 +63,7 @@ class EcdsaCluster:
     coordinator: EcdsaCoordinator
     operator_keys: dict[str, OperatorKey] = field(default_factory=dict)
     registry: OperatorRegistry | None = None
+    policy: CompiledPolicy | None = None  # what the co-signers pinned
 
     def process(self, cosigner: int, module: str | None = None) -> ServiceProcess:
         """`module`: run another entry point (a test's misbehaving co-signer) with the same arguments."""
@@ -91,22 +87,18 @@ class EcdsaCluster:
                                  else "company", fee_policy="normal", nonce=new_nonce(), expires_at_s=now_s + 3600,
                                  initiator=f"client:{account}" if kind is RequestKind.CLIENT_WITHDRAWAL else "ivan")
 
+    def whitelist(self, request: WithdrawalRequest) -> int:
+        """Announce the request's destination to every co-signer and wait its time lock out (their clocks)."""
+        senders = [lambda document, c=cosigner: EcdsaClient(c, self.ports[c], self.tls).call("/v1/ecdsa/facts",
+                                                                                              document)
+                   for cosigner in self.ports]
+        return whitelist_and_wait(senders, WhitelistNotice(request.account, request.asset, request.destination))
+
     def attest(self, request: WithdrawalRequest, *, hot_balance_wei: int = HOT_BALANCE_WEI) -> SignedDecision:
-        """The honest coordinator: decide with the policy, then have the HSM attest."""
-        now = datetime.now(UTC)
-        now_s = int(now.timestamp())
-        assert self.registry is not None
-        approvals: tuple[Approval, ...] = ()
-        if request.kind is not RequestKind.CLIENT_WITHDRAWAL:
-            approvals = tuple(sign_approval(self.operator_keys[name], request=request, operator_id=name,
-                                            role=Role.APPROVER, expires_at_s=now_s + 600) for name in ("bob", "carol"))
-        verified = verify_approvals(request, approvals, self.registry, now_s=now_s)
-        context = DecisionContext(halted=False, account_frozen=False, whitelisted_at_s=now_s - 3 * 86400,
-                                  hot_balance_minor=hot_balance_wei, approvals=verified)
-        decision = default_policy().decide(request, context, now)
-        assert decision.allowed, decision
-        return attest_decision(self.hsm, request, decision, approvals,
-                               AttestedFacts(False, now_s - 3 * 86400, hot_balance_wei), now_s=now_s)
+        """The honest coordinator: whitelist with the co-signers, decide with the pinned policy, attest."""
+        assert self.registry is not None and self.policy is not None
+        return honest_attestation(self.hsm, self.policy, self.registry, self.operator_keys, request,
+                                  whitelisted_at_s=self.whitelist(request), hot_balance_minor=hot_balance_wei)
 
     def status(self, cosigner: int) -> dict[str, Any]:
         return EcdsaClient(cosigner, self.ports[cosigner], self.tls).call("/v1/ecdsa/status", {})
@@ -133,14 +125,16 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
     ids: Sequence[int] = list(cosigners)
+    policy = compile_policy(short_lock_policy_text(), default_schema_text())  # short locks, waited out
     for cosigner in ids:
         write_pins(home / "cosigners" / str(cosigner), CosignerPins(
-            attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
+            attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators,
+            policy.text, policy.schema_text))
         write_chain_pins(home, cosigner, list(chain_ids))
     ports = {cosigner: free_port() for cosigner in ids}
     clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
     cluster = EcdsaCluster(home, hsm, attestation_key, notices, notice_server, {}, ports, tls,
-                           EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))
+                           EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators), policy)
     for cosigner in ids:
         process = cluster.process(cosigner, (modules or {}).get(cosigner))
         process.workdir.mkdir(parents=True, exist_ok=True)

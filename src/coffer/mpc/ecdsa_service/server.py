@@ -196,10 +196,10 @@ def open_ecdsa_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.
     import secrets as _secrets
 
     from coffer.hsm import SOFTHSM_MODULE, Hsm, init_token
+    from coffer.keyholder.facts import KeyholderFacts
     from coffer.mpc.ecdsa_service.store import EcdsaStore, EcdsaVault
     from coffer.mpc.service.pins import read_pins
     from coffer.policy import Route, SignerGuard, SqliteSignedHistory
-    from coffer.keyholder.facts import KeyholderFacts
     from coffer.recon.notice import HaltWatcher, http_notice_fetcher
 
     directory = ecdsa_dir(home, cosigner_id)

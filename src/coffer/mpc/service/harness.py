@@ -31,17 +31,19 @@ from coffer.policy import (
     SignedDecision,
     WithdrawalRequest,
     attest_decision,
-    default_policy,
     ensure_attestation_key,
     new_nonce,
     verify_approvals,
 )
+from coffer.policy.engine import CompiledPolicy, compile_policy, default_schema_text
 from coffer.recon.notice import NOTICE_TAG, HaltNotice, NoticeServer, SignedNotice
 from coffer.testing import ServiceProcess, free_port, make_token
+from coffer.testing.facts import short_lock_policy_text
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 ROLES: dict[str, set[Role]] = {"ivan": {Role.INITIATOR}, "bob": {Role.APPROVER}, "carol": {Role.APPROVER},
-                               "dave": {Role.SECURITY_OFFICER}}
+                               "dave": {Role.SECURITY_OFFICER}, "pam": {Role.POLICY_ADMIN},
+                               "pat": {Role.POLICY_ADMIN}}
 
 
 class NoticeSource:
@@ -75,6 +77,7 @@ class Cluster:
     mpc: MpcCoordinator
     operator_keys: dict[str, OperatorKey] = field(default_factory=dict)
     registry: OperatorRegistry | None = None
+    policy: CompiledPolicy | None = None  # what the co-signers pinned
 
     def client(self, cosigner: int) -> CosignerClient:
         return CosignerClient(cosigner, self.ports[cosigner], self.tls)
@@ -91,26 +94,20 @@ class Cluster:
                                  expires_at_s=now_s + 3600,
                                  initiator=f"client:{account}" if kind is RequestKind.CLIENT_WITHDRAWAL else "ivan")
 
+    def whitelist(self, request: WithdrawalRequest) -> int:
+        """Announce the request's destination to every co-signer and wait its time lock out (their clocks)."""
+        from coffer.keyholder.facts import WhitelistNotice
+        from coffer.testing.facts import whitelist_and_wait
+
+        senders = [lambda document, c=cosigner: self.client(c).call("/v1/facts", document) for cosigner in self.ports]
+        return whitelist_and_wait(senders, WhitelistNotice(request.account, request.asset, request.destination))
+
     def attest(self, request: WithdrawalRequest) -> SignedDecision:
-        """The honest coordinator: decide with the policy, then have the HSM attest."""
-        from coffer.policy import DecisionContext
-
-        now = datetime.now(UTC)
-        now_s = int(now.timestamp())
-        assert self.registry is not None
-        approvals: tuple[Approval, ...] = ()
-        if request.kind is not RequestKind.CLIENT_WITHDRAWAL:
-            from coffer.policy import sign_approval
-
-            approvals = tuple(sign_approval(self.operator_keys[name], request=request, operator_id=name,
-                                            role=Role.APPROVER, expires_at_s=now_s + 600) for name in ("bob", "carol"))
-        verified = verify_approvals(request, approvals, self.registry, now_s=now_s)
-        context = DecisionContext(halted=False, account_frozen=False, whitelisted_at_s=now_s - 3 * 86400,
-                                  hot_balance_minor=10**9, approvals=verified)
-        decision = default_policy().decide(request, context, now)
-        assert decision.allowed, decision
-        return attest_decision(self.hsm, request, decision, approvals, AttestedFacts(False, now_s - 3 * 86400, 10**9),
-                               now_s=now_s)
+        """The honest coordinator: whitelist the destination with the co-signers, decide with the pinned
+        policy, then have the HSM attest."""
+        assert self.registry is not None and self.policy is not None
+        return honest_attestation(self.hsm, self.policy, self.registry, self.operator_keys, request,
+                                  whitelisted_at_s=self.whitelist(request), hot_balance_minor=10**9)
 
     def attest_publication(self, document: bytes) -> bytes:
         return attest_publication(self.hsm, document)
@@ -122,6 +119,27 @@ class Cluster:
         self.notice_server.stop()
         self.hsm.close()
         self.engine.dispose()
+
+
+def honest_attestation(hsm: Hsm, policy: CompiledPolicy, registry: OperatorRegistry,
+                       operator_keys: dict[str, OperatorKey], request: WithdrawalRequest, *, whitelisted_at_s: int,
+                       hot_balance_minor: int) -> SignedDecision:
+    """Decide with the pinned policy (company moves approved by bob and carol), then have the HSM attest."""
+    from coffer.policy import DecisionContext, sign_approval
+
+    now = datetime.now(UTC)
+    now_s = int(now.timestamp())
+    approvals: tuple[Approval, ...] = ()
+    if request.kind is not RequestKind.CLIENT_WITHDRAWAL:
+        approvals = tuple(sign_approval(operator_keys[name], request=request, operator_id=name, role=Role.APPROVER,
+                                        expires_at_s=now_s + 600) for name in ("bob", "carol"))
+    verified = verify_approvals(request, approvals, registry, now_s=now_s)
+    context = DecisionContext(halted=False, account_frozen=False, whitelisted_at_s=whitelisted_at_s,
+                              hot_balance_minor=hot_balance_minor, approvals=verified)
+    decision = policy.decide(request, context, now)
+    assert decision.allowed, decision
+    return attest_decision(hsm, request, decision, approvals,
+                           AttestedFacts(False, whitelisted_at_s, hot_balance_minor), now_s=now_s)
 
 
 def _process(home: Path, cosigner: int, port: int) -> ServiceProcess:
@@ -182,12 +200,14 @@ def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
     ids = list(cosigners)
+    policy = compile_policy(short_lock_policy_text(), default_schema_text())  # short locks, waited out
     tls = provision_cosigners(home, ids, CosignerPins(attestation_key, bytes(notices.key.verify_key),
-                                                      notice_server.url, notice_max_age_s, operators))
+                                                      notice_server.url, notice_max_age_s, operators,
+                                                      policy.text, policy.schema_text))
     processes, ports = spawn_cosigners(home, ids)
     engine = make_engine(sqlite_url(home / "coordinator.db"))
     migrate(engine)
     clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls) for cosigner in ids}
     mpc = MpcCoordinator(engine, clients)
     return Cluster(home, hsm, attestation_key, notices, notice_server, processes, ports, tls, engine, mpc,
-                   operator_keys, OperatorRegistry(operators))
+                   operator_keys, OperatorRegistry(operators), policy)

@@ -234,10 +234,10 @@ def open_cosigner(home: Path, cosigner_id: int, *, clock: Callable[[], dt.dateti
     import secrets as _secrets
 
     from coffer.hsm import SOFTHSM_MODULE, Hsm, init_token
+    from coffer.keyholder.facts import KeyholderFacts
     from coffer.mpc.service.pins import read_pins
     from coffer.mpc.service.store import CosignerStore, ShareVault
     from coffer.policy import Route, SignerGuard, SqliteSignedHistory
-    from coffer.keyholder.facts import KeyholderFacts
     from coffer.recon.notice import HaltWatcher, http_notice_fetcher
 
     directory = cosigner_dir(home, cosigner_id)
