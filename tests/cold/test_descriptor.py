@@ -91,6 +91,7 @@ def test_redraw_excludes_a_silent_nominee() -> None:
                         threshold=3)
     silent = first.nominated[0]
     second = draw_quorum(batch_id="b", tip_hash="11" * 32, unsigned_txid="22" * 32, signer_ids=(1, 2, 3, 4, 5),
-                         threshold=3, attempt=1, excluded=(silent,))
+                         threshold=3, timed_out=((silent,),))
     assert silent not in second.nominated
+    assert (1, (silent,)) == (second.attempt, second.excluded)
     verify_draw(second)

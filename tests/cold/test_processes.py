@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,88 +13,27 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coffer.chain.regtest import RegtestChain
 from coffer.cold.custody import SignerUnavailable
 from coffer.cold.errors import SignerRefused
 from coffer.cold.service import HttpSignerClient, signer_tls
-from coffer.coordinator import Coordinator
-from coffer.home import init_home
 from coffer.ledger import AccountKey
 from coffer.policy.approval import sign_approval
-from coffer.policy.roles import Operator, OperatorKey, Role
-from coffer.testing import ServiceProcess
-from coffer.testing.faucet import Faucet
-from coffer.testing.processes import port_open
+from coffer.policy.roles import Role
+from coffer.testing.cold_site import APPROVER, DEST, ColdSite, start_cold_site
 from coffer.testing.tokens import process_softhsm_conf
-from coffer.withdrawals import WithdrawalDesk
 
-DEST = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
-APPROVER = OperatorKey(b"\x21" * 32)
-OFFICER = OperatorKey(b"\x22" * 32)
-
-
-def _free_base(count: int) -> int:
-    for _ in range(200):
-        base = random.randint(20_000, 60_000)
-        if not any(port_open(base + i) for i in range(count + 1)):
-            return base
-    raise RuntimeError("no free port range")
-
-
-class Site:
-    def __init__(self, home: Path, coordinator: Coordinator, signers: list[ServiceProcess], faucet: Faucet,
-                 desk: WithdrawalDesk) -> None:
-        self.home, self.coordinator, self.signers, self.faucet, self.desk = home, coordinator, signers, faucet, desk
+Site = ColdSite
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    home = tmp_path_factory.mktemp("cold-site")
-    base = _free_base(6)
-    (home / "coffer.toml").write_text(
-        f'[hsm]\nsofthsm_conf = "{process_softhsm_conf()}"\ntoken_label = "coord-{random.randrange(1 << 30)}"\n'
-        f"[cold]\nsigner_port_base = {base}\n[web]\nnotice_port = {base + 6}\n")
-    init_home(home)
-    chain = RegtestChain.open(home / "chain")
-    coordinator = Coordinator.open(home, bitcoin=chain)
-    now = dt.datetime.now(dt.UTC)
-    coordinator.policy.bootstrap_default(now=now)
-    coordinator.policy.add_operator(Operator("bob", frozenset({Role.APPROVER}), APPROVER.public_key), by="setup",
-                                    now=now)
-    coordinator.policy.add_operator(Operator("dave", frozenset({Role.SECURITY_OFFICER}), OFFICER.public_key),
-                                    by="setup", now=now)
-    coordinator.start_notice_server()
-    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
-    signers = []
-    for signer_id in coordinator.signer_ids():
-        service = ServiceProcess(f"signer-{signer_id}",
-                                 [sys.executable, "-m", "coffer.cli", "signer", "--id", str(signer_id), "--home",
-                                  str(home)], workdir=home / "logs", port=base + signer_id, env=env,
-                                 ready_timeout_s=60)
-        signers.append(service.start())
-    from coffer.cold.service import signer_directory
-
-    coordinator.cold.setup(3, now=now)
-    pins = coordinator.signer_pins()
-    for signer_id in coordinator.signer_ids():
-        pins.save(signer_directory(home, signer_id))
-    faucet = Faucet(chain)
-    faucet.fund()
-    coordinator.ledger.open_house_accounts(["BTC"], at=now)
-    yield Site(home, coordinator, signers, faucet, WithdrawalDesk(coordinator))
-    for service in signers:
-        service.stop()
-    coordinator.close()
+    site = start_cold_site(tmp_path_factory.mktemp("cold-site"))
+    yield site
+    site.stop()
 
 
 def _funded_client(site: Site, client: str, amount: int) -> None:
-    now = dt.datetime.now(dt.UTC)
-    coordinator = site.coordinator
-    coordinator.ledger.open_client(client, ["BTC"], at=now)
-    site.faucet.pay(coordinator.cold.deposit_address(client, now=now), amount)
-    coordinator.bitcoin.mine(3)  # type: ignore[attr-defined]
-    coordinator.cold.scan_deposits(now=now)
-    coordinator.policy.add_whitelist(client, "BTC", DEST, by=f"client:{client}", now=now - dt.timedelta(days=2))
+    site.funded_client(client, amount)
 
 
 def test_withdrawal_end_to_end_with_signer_processes(site: Site) -> None:
@@ -184,7 +122,7 @@ def test_signers_prove_control_of_every_funded_cold_address(site: Site) -> None:
 
 def test_signer_refuses_to_sign_anything_but_a_reserves_challenge(site: Site) -> None:
     """A coordinator cannot use the proof-of-control endpoint to get an arbitrary message signed."""
-    client = HttpSignerClient(1, site.coordinator.signer_url(1), signer_tls(site.home, 1), timeout_s=10)
+    client = HttpSignerClient(1, site.coordinator.signer_url(1), site.coordinator.coordinator_tls(), timeout_s=10)
     with pytest.raises(SignerRefused) as caught:
         client.prove_control(site.coordinator.cold.wallet().wallet_id, 0, 0, b"I owe Mallory 100 BTC")
     assert "prove.message" == caught.value.rule

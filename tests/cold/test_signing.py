@@ -14,11 +14,15 @@ from coffer.cold.descriptor import CHANGE, RECEIVE, ColdWallet, KeyOrigin
 from coffer.cold.draw import draw_quorum
 from coffer.cold.errors import InsufficientFunds, NotRegistered, PsbtInvalid, SignerRefused
 from coffer.cold.psbt import Payment, Utxo, build_batch_psbt, combine_partial_signatures, finalize, parse_psbt
+from coffer.cold.tip import check_headers
+from coffer.testing.headers import mine_headers
 
 from .conftest import NOW, SignerSet
 
 DEST_1 = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 DEST_2 = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
+HEADERS = tuple(mine_headers(3))  # a valid regtest header chain from genesis; its last header is the draw's tip
+TIP = check_headers(HEADERS, network="regtest")[-1].block_hash
 
 
 def _utxos(wallet: ColdWallet) -> list[Utxo]:
@@ -39,10 +43,10 @@ def _bundle(signer_set: SignerSet, payments: list[tuple[str, str, int]], *, batc
                             plan_payments or [Payment(d, a) for _, d, a in payments], fee_rate_sat_vb=5,
                             change_index=0)
     txid = plan.psbt.tx.txid().hex()
-    draw = draw_quorum(batch_id=batch_id, tip_hash="33" * 32, unsigned_txid=txid, signer_ids=(1, 2, 3, 4, 5),
+    draw = draw_quorum(batch_id=batch_id, tip_hash=TIP, unsigned_txid=txid, signer_ids=(1, 2, 3, 4, 5),
                        threshold=3)
     bundle = SigningBundle(signer_set.wallet.wallet_id, batch_id, plan.psbt.serialize(),
-                           tuple(_payment(*p) for p in payments), draw)
+                           tuple(_payment(*p) for p in payments), draw, HEADERS)
     return bundle, plan.psbt
 
 
@@ -117,7 +121,7 @@ def test_change_to_a_foreign_address_is_refused(signer_set: SignerSet) -> None:
 
     base.outputs[-1].script_pubkey = Script(address_to_scriptpubkey(DEST_2).data)
     txid = base.tx.txid().hex()
-    draw = draw_quorum(batch_id="batch-1", tip_hash="33" * 32, unsigned_txid=txid, signer_ids=(1, 2, 3, 4, 5),
+    draw = draw_quorum(batch_id="batch-1", tip_hash=TIP, unsigned_txid=txid, signer_ids=(1, 2, 3, 4, 5),
                        threshold=3)
     forged = dataclasses.replace(bundle, psbt=base.serialize(), draw=draw)
     signer = next(s for s in signer_set.signers if s.signer_id in draw.nominated)
@@ -130,7 +134,7 @@ def test_change_without_derivations_counts_as_an_unapproved_payment(signer_set: 
     """Attack: change stripped of its derivations looks like an extra payment and is refused."""
     bundle, base = _bundle(signer_set, [("r1", DEST_1, 1_000_000)])
     base.outputs[-1].bip32_derivations = {}
-    draw = draw_quorum(batch_id="batch-1", tip_hash="33" * 32, unsigned_txid=base.tx.txid().hex(),
+    draw = draw_quorum(batch_id="batch-1", tip_hash=TIP, unsigned_txid=base.tx.txid().hex(),
                        signer_ids=(1, 2, 3, 4, 5), threshold=3)
     signer = next(s for s in signer_set.signers if s.signer_id in draw.nominated)
     with pytest.raises(SignerRefused) as caught:

@@ -37,11 +37,12 @@ class SigningBundle:
     psbt: bytes
     payments: tuple[ApprovedPayment, ...]
     draw: Draw
+    headers: tuple[bytes, ...] = ()  # block headers up to the draw's tip, for the signer to check
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": 1, "wallet_id": self.wallet_id, "batch_id": self.batch_id,
                 "psbt": base64.b64encode(self.psbt).decode(), "payments": [p.as_dict() for p in self.payments],
-                "draw": self.draw.as_dict()}
+                "draw": self.draw.as_dict(), "headers": [h.hex() for h in self.headers]}
 
     def to_json(self) -> bytes:
         return canonical_json(self.as_dict())
@@ -62,7 +63,7 @@ class SigningBundle:
 
     @classmethod
     def from_dict(cls, data: Any) -> SigningBundle:
-        expected = {"version", "wallet_id", "batch_id", "psbt", "payments", "draw"}
+        expected = {"version", "wallet_id", "batch_id", "psbt", "payments", "draw", "headers"}
         if not isinstance(data, dict) or set(data) != expected or data["version"] != 1:
             raise BundleInvalid("bundle fields are not exactly " + ", ".join(sorted(expected)))
         payments = data["payments"]
@@ -82,7 +83,22 @@ class SigningBundle:
             raise BundleInvalid("psbt is not base64") from None
         if not isinstance(data["draw"], dict):
             raise BundleInvalid("draw must be an object")
-        return cls(str(data["wallet_id"]), str(data["batch_id"]), psbt, tuple(parsed), Draw.from_dict(data["draw"]))
+        return cls(str(data["wallet_id"]), str(data["batch_id"]), psbt, tuple(parsed), Draw.from_dict(data["draw"]),
+                   _headers(data["headers"]))
+
+
+def _headers(value: Any) -> tuple[bytes, ...]:
+    from coffer.cold.tip import HEADER_BYTES, HEADERS_MAX
+
+    if not isinstance(value, list) or len(value) > HEADERS_MAX:
+        raise BundleInvalid(f"headers must be a list of at most {HEADERS_MAX}")
+    try:
+        headers = tuple(bytes.fromhex(item) for item in value)
+    except (TypeError, ValueError):
+        raise BundleInvalid("headers must be hex") from None
+    if any(len(header) != HEADER_BYTES for header in headers):
+        raise BundleInvalid(f"a header is {HEADER_BYTES} bytes")
+    return headers
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

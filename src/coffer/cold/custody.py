@@ -24,7 +24,7 @@ from coffer.audit import AuditLog
 from coffer.chain import BitcoinChain, BroadcastRejected, ChainError
 from coffer.cold.bundle import ApprovedPayment, SigningBundle
 from coffer.cold.descriptor import CHANGE, RECEIVE, ColdWallet, KeyOrigin
-from coffer.cold.draw import Draw, draw_quorum
+from coffer.cold.draw import REDRAWS_MAX, Draw, draw_quorum
 from coffer.cold.errors import ColdError, SignerRefused
 from coffer.cold.psbt import (
     Payment,
@@ -54,7 +54,7 @@ __all__ = ["SignerClient", "ColdCustody", "CreditedDeposit", "SignerUnavailable"
 WALLET_ACCOUNT = "cold"
 GAP_LIMIT = 1000  # unused receive addresses handed out ahead of the highest funded one, at most
 BATCH_MAX = 1000
-REDRAW_MAX = 5
+REDRAW_MAX = REDRAWS_MAX + 1  # draws in all: the first and the bounded redraws
 COMPANY_OWNER_PREFIX = "company:"  # deposit-address owner for company capital, e.g. company:operating
 REORG_WATCH_BLOCKS = 100  # credited deposits mined this close to the tip are checked for a reorg each scan
 log = get_logger("coffer.cold.custody")
@@ -342,12 +342,12 @@ class ColdCustody:
                                at=now, connection=conn)
         return batch_id
 
-    def _draw(self, batch: Any, attempt: int, excluded: tuple[int, ...], reason: str, now: dt.datetime) -> Draw:
+    def _draw(self, batch: Any, timed_out: tuple[tuple[int, ...], ...], reason: str, now: dt.datetime) -> Draw:
         draw = draw_quorum(batch_id=batch.batch_id, tip_hash=batch.tip_hash, unsigned_txid=batch.unsigned_txid,
                            signer_ids=tuple(sorted(self._signers)), threshold=self.wallet().threshold,
-                           attempt=attempt, excluded=excluded)
+                           timed_out=timed_out)
         with self._engine.begin() as conn:
-            conn.execute(cold_draws.insert().values(batch_id=batch.batch_id, attempt=attempt,
+            conn.execute(cold_draws.insert().values(batch_id=batch.batch_id, attempt=draw.attempt,
                                                     draw=json.dumps(draw.as_dict()), reason=reason, at=_now_s(now)))
             conn.execute(cold_batches.update().where(cold_batches.c.batch_id == batch.batch_id)
                          .values(draw=json.dumps(draw.as_dict())))
@@ -355,13 +355,22 @@ class ColdCustody:
                                at=now, connection=conn)
         return draw
 
+    def _headers(self, tip_hash: str) -> tuple[bytes, ...]:
+        """The headers up to the draw's tip (at most HEADERS_MAX), for each signer to check it itself."""
+        from coffer.cold.tip import HEADERS_MAX
+
+        height = self._chain.block(tip_hash).height
+        return tuple(self._chain.raw_block(self._chain.block_hash(h))[:80]
+                     for h in range(max(1, height - HEADERS_MAX + 1), height + 1))
+
     def _bundle(self, batch: Any, draw: Draw) -> SigningBundle:
         with self._engine.connect() as conn:
             rows = list(conn.execute(sa.select(cold_withdrawals.c.payment).where(
                 cold_withdrawals.c.batch_id == batch.batch_id).order_by(cold_withdrawals.c.created_at)))
         payments = tuple(ApprovedPayment(p["request"], tuple(p["approvals"]), p["attestation"])
                          for p in (json.loads(r.payment) for r in rows))
-        return SigningBundle(batch.wallet_id, batch.batch_id, bytes(batch.psbt), payments, draw)
+        return SigningBundle(batch.wallet_id, batch.batch_id, bytes(batch.psbt), payments, draw,
+                             self._headers(draw.tip_hash))
 
     def sign_batch(self, batch_id: str, *, now: dt.datetime) -> bytes:
         """Ask the drawn quorum; if a nominee does not answer, redraw without it (recorded)."""
@@ -370,13 +379,13 @@ class ColdCustody:
         batch = self._batch(batch_id)
         invariant(batch.status == "sealed", f"batch {batch_id} is {batch.status}, not sealed")
         earlier = self.draws(batch_id)
-        excluded: tuple[int, ...] = earlier[-1].excluded if earlier else ()
+        timed_out: tuple[tuple[int, ...], ...] = earlier[-1].timed_out if earlier else ()
         reason = "first draw"
         for attempt in range(len(earlier) - 1 if earlier else 0, REDRAW_MAX):
             if earlier and attempt == earlier[-1].attempt:
                 draw = earlier[-1]  # resumed after a restart: the recorded nominees, never a new draw
             else:
-                draw = self._draw(batch, attempt, excluded, reason, now)
+                draw = self._draw(batch, timed_out, reason, now)
             bundle = self._bundle(batch, draw)
             signed, silent = [], []
             with ThreadPoolExecutor(max_workers=len(draw.nominated)) as pool:  # ask the nominees at once
@@ -391,7 +400,7 @@ class ColdCustody:
                 raw = finalize(combine_partial_signatures(parse_psbt(bytes(batch.psbt)), signed))
                 self._store_final(batch_id, raw, now)
                 return raw
-            excluded = tuple(sorted(set(excluded) | set(silent)))
+            timed_out = (*timed_out, tuple(sorted(silent)))
             reason = f"signers {silent} did not answer in time"
             log.warning("cold.redraw", batch=batch_id, silent=silent)
         raise SignerUnavailable(f"batch {batch_id}: no quorum answered after {REDRAW_MAX} draws")
@@ -405,7 +414,7 @@ class ColdCustody:
         if batch.status != "sealed":
             raise ColdError(f"batch {batch_id} is {batch.status}, not sealed")
         earlier = self.draws(batch_id)
-        draw = earlier[-1] if earlier else self._draw(batch, 0, (), "offline signing", now)
+        draw = earlier[-1] if earlier else self._draw(batch, (), "offline signing", now)
         return self._bundle(batch, draw)
 
     def submit_signatures(self, batch_id: str, signed: list[bytes], *, now: dt.datetime) -> bytes:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from coffer.cold.errors import DrawMismatch
 
-__all__ = ["DRAW_TAG", "Draw", "draw_quorum", "verify_draw"]
+__all__ = ["DRAW_TAG", "Draw", "draw_quorum", "verify_draw", "REDRAWS_MAX"]
 
 DRAW_TAG = b"coffer/cold/quorum-draw/v1"
-ATTEMPT_MAX = 16
+REDRAWS_MAX = 3  # after the first draw, at most this many redraws, each after a recorded time-out
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,24 +25,28 @@ class Draw:
     unsigned_txid: str
     signer_ids: tuple[int, ...]  # the candidates, in any order
     threshold: int
-    attempt: int  # 0 for the first draw; a redraw (a nominee did not answer) increments it
-    excluded: tuple[int, ...]  # signers excluded from this attempt, with the reason recorded elsewhere
+    attempt: int  # 0 for the first draw; each redraw after a time-out increments it
+    excluded: tuple[int, ...]  # every signer that timed out in an earlier attempt (nobody else)
     seed: str
     nominated: tuple[int, ...]
+    timed_out: tuple[tuple[int, ...], ...] = ()  # per earlier attempt: its nominees that did not answer
 
     def as_dict(self) -> dict[str, object]:
         return {"batch_id": self.batch_id, "tip_hash": self.tip_hash, "unsigned_txid": self.unsigned_txid,
                 "signer_ids": list(self.signer_ids), "threshold": self.threshold, "attempt": self.attempt,
-                "excluded": list(self.excluded), "seed": self.seed, "nominated": list(self.nominated)}
+                "excluded": list(self.excluded), "seed": self.seed, "nominated": list(self.nominated),
+                "timed_out": [list(ids) for ids in self.timed_out]}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Draw:
         try:
+            timed_out = tuple(tuple(int(x) for x in ids) for ids in data.get("timed_out", []))  # type: ignore[attr-defined]
             return cls(str(data["batch_id"]), str(data["tip_hash"]), str(data["unsigned_txid"]),
                        tuple(int(x) for x in data["signer_ids"]),  # type: ignore[attr-defined]
                        int(data["threshold"]), int(data["attempt"]),  # type: ignore[call-overload]
                        tuple(int(x) for x in data["excluded"]),  # type: ignore[attr-defined]
-                       str(data["seed"]), tuple(int(x) for x in data["nominated"]))  # type: ignore[attr-defined]
+                       str(data["seed"]), tuple(int(x) for x in data["nominated"]),  # type: ignore[attr-defined]
+                       timed_out)
         except (KeyError, TypeError, ValueError) as exc:
             raise DrawMismatch(f"malformed draw: {exc}") from None
 
@@ -63,29 +67,46 @@ def _uniform(seed: bytes, counter: list[int], bound: int) -> int:
             return value % bound
 
 
-def draw_quorum(*, batch_id: str, tip_hash: str, unsigned_txid: str, signer_ids: tuple[int, ...],
-                threshold: int, attempt: int = 0, excluded: tuple[int, ...] = ()) -> Draw:
-    if attempt < 0 or attempt > ATTEMPT_MAX:
-        raise DrawMismatch(f"attempt must be 0..{ATTEMPT_MAX}")
-    if len(set(signer_ids)) != len(signer_ids):
-        raise DrawMismatch("duplicate signer ids")
-    candidates = sorted(set(signer_ids) - set(excluded))
-    if len(candidates) < threshold or threshold < 1:
-        raise DrawMismatch(f"only {len(candidates)} candidates for a quorum of {threshold}")
-    seed = _seed(batch_id, tip_hash, unsigned_txid, attempt)
+def _nominate(seed: bytes, candidates: list[int], threshold: int) -> tuple[int, ...]:
     counter = [0]
     pool = list(candidates)
     for i in range(len(pool) - 1, 0, -1):
         j = _uniform(seed, counter, i + 1)
         pool[i], pool[j] = pool[j], pool[i]
-    return Draw(batch_id, tip_hash, unsigned_txid, tuple(sorted(signer_ids)), threshold, attempt,
-                tuple(sorted(excluded)), seed.hex(), tuple(sorted(pool[:threshold])))
+    return tuple(sorted(pool[:threshold]))
+
+
+def draw_quorum(*, batch_id: str, tip_hash: str, unsigned_txid: str, signer_ids: tuple[int, ...],
+                threshold: int, timed_out: tuple[tuple[int, ...], ...] = ()) -> Draw:
+    """The draw after `timed_out` (one entry per earlier attempt: which of its nominees did not answer).
+
+    Each time-out must name nominees of that very attempt, so the coordinator can only ever exclude a
+    signer the draw itself picked, and at most REDRAWS_MAX times."""
+    if len(timed_out) > REDRAWS_MAX:
+        raise DrawMismatch(f"at most {REDRAWS_MAX} redraws")
+    if len(set(signer_ids)) != len(signer_ids):
+        raise DrawMismatch("duplicate signer ids")
+    excluded: set[int] = set()
+    nominated: tuple[int, ...] = ()
+    seed = b""
+    for attempt in range(len(timed_out) + 1):
+        candidates = sorted(set(signer_ids) - excluded)
+        if len(candidates) < threshold or threshold < 1:
+            raise DrawMismatch(f"only {len(candidates)} candidates for a quorum of {threshold}")
+        seed = _seed(batch_id, tip_hash, unsigned_txid, attempt)
+        nominated = _nominate(seed, candidates, threshold)
+        if attempt < len(timed_out):
+            silent = set(timed_out[attempt])
+            if not silent or not silent <= set(nominated) or len(silent) != len(timed_out[attempt]):
+                raise DrawMismatch(f"attempt {attempt}: a time-out may only name that attempt's nominees")
+            excluded |= silent
+    return Draw(batch_id, tip_hash, unsigned_txid, tuple(sorted(signer_ids)), threshold, len(timed_out),
+                tuple(sorted(excluded)), seed.hex(), nominated, tuple(tuple(sorted(ids)) for ids in timed_out))
 
 
 def verify_draw(draw: Draw) -> None:
-    """Recompute the draw from its public inputs; raise DrawMismatch when anything differs."""
+    """Recompute the draw, every earlier attempt included, from its public inputs; raise DrawMismatch."""
     again = draw_quorum(batch_id=draw.batch_id, tip_hash=draw.tip_hash, unsigned_txid=draw.unsigned_txid,
-                        signer_ids=draw.signer_ids, threshold=draw.threshold, attempt=draw.attempt,
-                        excluded=draw.excluded)
+                        signer_ids=draw.signer_ids, threshold=draw.threshold, timed_out=draw.timed_out)
     if again != draw:
         raise DrawMismatch(f"draw for batch {draw.batch_id} does not recompute")

@@ -87,7 +87,44 @@ class SignerStore:
             " psbt BLOB NOT NULL, at TEXT NOT NULL, PRIMARY KEY (batch_id, txid));"
             "CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY, batch_id TEXT, rule TEXT NOT NULL,"
             " detail TEXT NOT NULL, at TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS headers (block_hash TEXT PRIMARY KEY, prev_hash TEXT NOT NULL,"
+            " height INTEGER NOT NULL, chainwork TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS draw_answers (txid TEXT NOT NULL, attempt INTEGER NOT NULL,"
+            " batch_id TEXT NOT NULL, tip_hash TEXT NOT NULL, PRIMARY KEY (txid, attempt));"
         )
+
+    # -- the signer's own header chain and the draws it answered ---------------------------------------
+    def known_header(self, block_hash: str, network: str) -> tuple[int, int] | None:
+        """(height, chain work) of a header this signer accepted, or of its network's genesis."""
+        from coffer.cold.tip import GENESIS, header_work
+
+        genesis, bits, _ = GENESIS[network]
+        if block_hash == genesis:
+            return 0, header_work(bits)
+        row = self._db.execute("SELECT height, chainwork FROM headers WHERE block_hash = ?", (block_hash,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def best_work(self, network: str) -> int:
+        from coffer.cold.tip import GENESIS, header_work
+
+        row = self._db.execute("SELECT MAX(CAST(chainwork AS INTEGER)) FROM headers").fetchone()
+        genesis_work = header_work(GENESIS[network][1])
+        return genesis_work if row is None or row[0] is None else max(genesis_work, int(row[0]))
+
+    def add_headers(self, rows: list[tuple[str, str, int, int]]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT OR IGNORE INTO headers VALUES (?, ?, ?, ?)",
+                                 [(h, p, height, str(work)) for h, p, height, work in rows])
+
+    def answered(self, txid: str) -> dict[int, tuple[str, str]]:
+        """attempt -> (batch id, tip) of every draw for `txid` this signer judged."""
+        return {int(r[0]): (str(r[1]), str(r[2])) for r in self._db.execute(
+            "SELECT attempt, batch_id, tip_hash FROM draw_answers WHERE txid = ?", (txid,))}
+
+    def record_answer(self, txid: str, attempt: int, batch_id: str, tip_hash: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO draw_answers VALUES (?, ?, ?, ?)",
+                             (txid, attempt, batch_id, tip_hash))
 
     def register(self, wallet: ColdWallet, at: dt.datetime) -> None:
         """Record the one wallet this signer serves; any other wallet is refused (a repeat is a no-op)."""
@@ -210,10 +247,12 @@ class ColdSigner:
         wallet = self._store.wallet(bundle.wallet_id)
         psbt = parse_psbt(bundle.psbt)
         txid = psbt.tx.txid().hex()
-        self._check_draw(bundle, txid)
+        self._check_draw(bundle, txid, wallet)
         previous = self._store.previous_signature(bundle.batch_id, txid)
         if previous is not None:
             return previous  # the same batch again (a coordinator retry): same signatures, nothing new
+        self._check_tip(bundle)
+        self._store.record_answer(txid, bundle.draw.attempt, bundle.batch_id, bundle.draw.tip_hash)
         key = self._vault.account_key()
         total_in = check_inputs(psbt, wallet, key.fingerprint, key.path, signer_id=self.signer_id)
         external, change_total = classify_outputs(psbt, wallet, key.fingerprint, key.path, signer_id=self.signer_id)
@@ -271,13 +310,57 @@ class ColdSigner:
         log.info("cold.proved_control", signer=self.signer_id, branch=branch, index=index)
         return {"pubkey": public.hex(), "signature": signature.hex(), "address": wallet.address(branch, index)}
 
-    def _check_draw(self, bundle: SigningBundle, txid: str) -> None:
+    def _check_draw(self, bundle: SigningBundle, txid: str, wallet: ColdWallet) -> None:
+        """The draw recomputes from inputs this signer checks: its pinned signer set (one id per key of the
+        registered wallet), the wallet's threshold, time-outs that name earlier nominees only (never this
+        signer for an attempt it answered), one batch id and first tip per transaction."""
         draw = bundle.draw
         if draw.batch_id != bundle.batch_id or draw.unsigned_txid != txid:
             raise self._refuse("draw is for another batch or transaction", "draw.mismatch")
+        if draw.signer_ids != tuple(range(1, len(wallet.keys) + 1)) or draw.threshold != wallet.threshold:
+            raise self._refuse("draw is not over the registered wallet's signers and threshold", "draw.signer_set")
         try:
             verify_draw(draw)
         except DrawMismatch as exc:
             raise self._refuse(str(exc), "draw.mismatch") from None
+        answered = self._store.answered(txid)
+        for attempt, silent in enumerate(draw.timed_out):
+            if self.signer_id in silent and attempt in answered:
+                raise self._refuse(f"attempt {attempt} says this signer timed out, but it answered",
+                                   "draw.false_timeout")
+        first = answered.get(0)
+        if first is not None and first != (draw.batch_id, draw.tip_hash):
+            raise self._refuse("this transaction was drawn before under another batch id or tip", "draw.rebatched")
         if self.signer_id not in draw.nominated:
             raise self._refuse(f"not nominated (nominees {list(draw.nominated)})", "draw.not_nominated")
+
+    def _check_tip(self, bundle: SigningBundle) -> None:
+        """The draw's tip is a header chain with valid proof of work, linked to a header this signer knows,
+        with no less work than its own best; the accepted headers become part of its own chain."""
+        from coffer.cold.tip import check_headers, header_work
+
+        tip = bundle.draw.tip_hash
+        try:
+            headers = check_headers(bundle.headers, network=self._network)
+        except DrawMismatch as exc:
+            raise self._refuse(str(exc), "draw.tip_invalid") from None
+        if headers and headers[-1].block_hash != tip:
+            raise self._refuse("the headers do not end at the draw's tip", "draw.tip_mismatch")
+        rows: list[tuple[str, str, int, int]] = []
+        start = next((i for i, h in enumerate(headers) if self._store.known_header(h.prev_hash, self._network)),
+                     None)
+        if start is None:
+            known = self._store.known_header(tip, self._network)
+            if known is None:
+                raise self._refuse("the draw's tip does not extend any header this signer knows",
+                                   "draw.tip_unlinked")
+            tip_work = known[1]
+        else:
+            height, work = self._store.known_header(headers[start].prev_hash, self._network) or (0, 0)
+            for header in headers[start:]:
+                height, work = height + 1, work + header_work(header.bits)
+                rows.append((header.block_hash, header.prev_hash, height, work))
+            tip_work = work
+        if tip_work < self._store.best_work(self._network):
+            raise self._refuse("the draw's tip has less work than this signer's own best header", "draw.tip_stale")
+        self._store.add_headers(rows)

@@ -99,6 +99,7 @@ class PolicyService:
         self._verifiers = default_verifiers() if verifiers is None else verifiers
         self._attest_lock = threading.Lock()
         self.whitelist_hooks: list[Callable[[WhitelistEntry], None]] = []
+        self.freeze_hooks: list[Callable[[str], None]] = []  # e.g. the notice to every key holder
 
     # -- audit ----------------------------------------------------------------------------
     def _event(self, conn: Connection, actor: str, event: str, payload: dict[str, Any], now: datetime) -> None:
@@ -293,6 +294,8 @@ class PolicyService:
                     t.frozen_accounts.c.account == account)).first() is None:
                 conn.execute(t.frozen_accounts.insert().values(account=account, frozen_at_s=epoch_s(now), frozen_by=by))
             self._event(conn, by, "policy.account_frozen", {"account": account}, now)
+        for hook in self.freeze_hooks:
+            hook(account)
 
     def unfreeze(self, account: str, *, by: str, now: datetime) -> None:
         with self._engine.begin() as conn:
