@@ -21,7 +21,7 @@ from .conftest import NOW, SignerSet
 
 DEST_1 = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 DEST_2 = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
-HEADERS = tuple(mine_headers(3))  # a valid regtest header chain from genesis; its last header is the draw's tip
+HEADERS = tuple(mine_headers(3, time_s=int(NOW.timestamp())))  # a valid regtest header chain from genesis; its last header is the draw's tip
 TIP = check_headers(HEADERS, network="regtest")[-1].block_hash
 
 

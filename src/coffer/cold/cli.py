@@ -58,24 +58,32 @@ def bsms(home: Path | None = HOME) -> None:
 
 @cold_app.command("verify-draw")
 def verify_draw_command(batch: str, home: Path | None = HOME) -> None:
-    """Recompute every quorum draw of BATCH from its public inputs."""
-    from coffer.cold.draw import verify_draw
-    from coffer.cold.errors import DrawMismatch
+    """Question every quorum draw of BATCH: each attempt recomputes from its public inputs; batch id,
+    transaction and tip are the sealed batch's and the tip is on the chain; the signer set and threshold
+    are the wallet's; redraws only follow recorded time-outs of earlier nominees, at most REDRAWS_MAX."""
+    from coffer.chain import ChainError
+    from coffer.cold.draw import audit_draws
+    from coffer.cold.errors import ColdError, DrawMismatch
     from coffer.coordinator import Coordinator
 
     coordinator = Coordinator.open(_home(home))
     try:
-        draws = coordinator.cold.draws(batch)
-        if not draws:
-            console.print(f"[red]no draw recorded for {batch}[/]")
-            raise typer.Exit(1)
+        custody = coordinator.cold
+        try:
+            row = custody.batch(batch)
+            wallet = custody.wallet()
+            draws = custody.draws(batch)
+            audit_draws(draws, batch_id=batch, unsigned_txid=row["unsigned_txid"], tip_hash=row["tip_hash"],
+                        signer_ids=tuple(coordinator.signer_ids()), threshold=wallet.threshold)
+            tip = coordinator.bitcoin.block(row["tip_hash"])
+        except (DrawMismatch, ColdError) as exc:
+            console.print(f"[red]{batch}: {exc}[/]")
+            raise typer.Exit(1) from None
+        except ChainError as exc:  # the tip is not on this node's chain
+            console.print(f"[red]{batch}: tip {row['tip_hash']} not found on the chain ({type(exc).__name__})[/]")
+            raise typer.Exit(1) from None
         for draw in draws:
-            try:
-                verify_draw(draw)
-            except DrawMismatch as exc:
-                console.print(f"[red]attempt {draw.attempt}: {exc}[/]")
-                raise typer.Exit(1) from None
-            typer.echo(json.dumps({**draw.as_dict(), "verified": True}, sort_keys=True))
+            typer.echo(json.dumps({**draw.as_dict(), "tip_height": tip.height, "verified": True}, sort_keys=True))
     finally:
         coordinator.close()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from coffer.cold.errors import DrawMismatch
 
-__all__ = ["DRAW_TAG", "Draw", "draw_quorum", "verify_draw", "REDRAWS_MAX"]
+__all__ = ["DRAW_TAG", "Draw", "draw_quorum", "verify_draw", "audit_draws", "REDRAWS_MAX"]
 
 DRAW_TAG = b"coffer/cold/quorum-draw/v1"
 REDRAWS_MAX = 3  # after the first draw, at most this many redraws, each after a recorded time-out
@@ -110,3 +110,23 @@ def verify_draw(draw: Draw) -> None:
                         signer_ids=draw.signer_ids, threshold=draw.threshold, timed_out=draw.timed_out)
     if again != draw:
         raise DrawMismatch(f"draw for batch {draw.batch_id} does not recompute")
+
+
+def audit_draws(draws: list[Draw], *, batch_id: str, unsigned_txid: str, tip_hash: str,
+                signer_ids: tuple[int, ...], threshold: int) -> None:
+    """Question a batch's whole draw record: each attempt recomputes, attempts run 0..k with nothing
+    skipped, each one's time-outs extend the one before, and batch id, transaction, tip, signer set and
+    threshold are the sealed batch's. Raises DrawMismatch naming the first thing that does not hold."""
+    if not draws:
+        raise DrawMismatch(f"no draw recorded for {batch_id}")
+    for index, draw in enumerate(draws):
+        where = f"attempt {draw.attempt}"
+        if draw.attempt != index:
+            raise DrawMismatch(f"{where}: attempts are not 0..{len(draws) - 1} in order")
+        if (draw.batch_id, draw.unsigned_txid, draw.tip_hash) != (batch_id, unsigned_txid, tip_hash):
+            raise DrawMismatch(f"{where}: batch id, transaction or tip differ from the sealed batch")
+        if draw.signer_ids != tuple(sorted(signer_ids)) or draw.threshold != threshold:
+            raise DrawMismatch(f"{where}: not over the wallet's signers and threshold")
+        if index and draw.timed_out[:-1] != draws[index - 1].timed_out:
+            raise DrawMismatch(f"{where}: its time-outs rewrite an earlier attempt's")
+        verify_draw(draw)

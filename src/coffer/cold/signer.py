@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from coffer.canonical import canonical_json
 from coffer.cold.bundle import ApprovedPayment, SigningBundle
 from coffer.cold.descriptor import RECEIVE, ColdWallet
-from coffer.cold.draw import verify_draw
+from coffer.cold.draw import REDRAWS_MAX, verify_draw
 from coffer.cold.errors import DrawMismatch, NotRegistered, SignerRefused
 from coffer.cold.keystore import SeedVault
 from coffer.cold.psbt import (
@@ -102,19 +102,19 @@ class SignerStore:
         if block_hash == genesis:
             return 0, header_work(bits)
         row = self._db.execute("SELECT height, chainwork FROM headers WHERE block_hash = ?", (block_hash,)).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]))
+        return None if row is None else (int(row[0]), int(row[1], 16))
 
     def best_work(self, network: str) -> int:
         from coffer.cold.tip import GENESIS, header_work
 
-        row = self._db.execute("SELECT MAX(CAST(chainwork AS INTEGER)) FROM headers").fetchone()
+        row = self._db.execute("SELECT MAX(chainwork) FROM headers").fetchone()  # fixed-width hex sorts as numbers
         genesis_work = header_work(GENESIS[network][1])
-        return genesis_work if row is None or row[0] is None else max(genesis_work, int(row[0]))
+        return genesis_work if row is None or row[0] is None else max(genesis_work, int(row[0], 16))
 
     def add_headers(self, rows: list[tuple[str, str, int, int]]) -> None:
         with self._lock:
             self._db.executemany("INSERT OR IGNORE INTO headers VALUES (?, ?, ?, ?)",
-                                 [(h, p, height, str(work)) for h, p, height, work in rows])
+                                 [(h, p, height, f"{work:064x}") for h, p, height, work in rows])
 
     def answered(self, txid: str) -> dict[int, tuple[str, str]]:
         """attempt -> (batch id, tip) of every draw for `txid` this signer judged."""
@@ -247,11 +247,13 @@ class ColdSigner:
         wallet = self._store.wallet(bundle.wallet_id)
         psbt = parse_psbt(bundle.psbt)
         txid = psbt.tx.txid().hex()
-        self._check_draw(bundle, txid, wallet)
+        if not self._check_draw(bundle, txid, wallet):
+            self._follow_tip(bundle, now)
+            raise self._refuse(f"not nominated (nominees {list(bundle.draw.nominated)})", "draw.not_nominated")
         previous = self._store.previous_signature(bundle.batch_id, txid)
         if previous is not None:
             return previous  # the same batch again (a coordinator retry): same signatures, nothing new
-        self._check_tip(bundle)
+        self._check_tip(bundle, now)
         self._store.record_answer(txid, bundle.draw.attempt, bundle.batch_id, bundle.draw.tip_hash)
         key = self._vault.account_key()
         total_in = check_inputs(psbt, wallet, key.fingerprint, key.path, signer_id=self.signer_id)
@@ -310,13 +312,15 @@ class ColdSigner:
         log.info("cold.proved_control", signer=self.signer_id, branch=branch, index=index)
         return {"pubkey": public.hex(), "signature": signature.hex(), "address": wallet.address(branch, index)}
 
-    def _check_draw(self, bundle: SigningBundle, txid: str, wallet: ColdWallet) -> None:
-        """The draw recomputes from inputs this signer checks: its pinned signer set (one id per key of the
+    def _check_draw(self, bundle: SigningBundle, txid: str, wallet: ColdWallet) -> bool:
+        """Whether this signer is nominated by a draw that recomputes from inputs this signer checks: its pinned signer set (one id per key of the
         registered wallet), the wallet's threshold, time-outs that name earlier nominees only (never this
         signer for an attempt it answered), one batch id and first tip per transaction."""
         draw = bundle.draw
         if draw.batch_id != bundle.batch_id or draw.unsigned_txid != txid:
             raise self._refuse("draw is for another batch or transaction", "draw.mismatch")
+        if len(draw.timed_out) > REDRAWS_MAX or draw.attempt > REDRAWS_MAX:
+            raise self._refuse(f"more than {REDRAWS_MAX} redraws", "draw.attempts")
         if draw.signer_ids != tuple(range(1, len(wallet.keys) + 1)) or draw.threshold != wallet.threshold:
             raise self._refuse("draw is not over the registered wallet's signers and threshold", "draw.signer_set")
         try:
@@ -331,36 +335,42 @@ class ColdSigner:
         first = answered.get(0)
         if first is not None and first != (draw.batch_id, draw.tip_hash):
             raise self._refuse("this transaction was drawn before under another batch id or tip", "draw.rebatched")
-        if self.signer_id not in draw.nominated:
-            raise self._refuse(f"not nominated (nominees {list(draw.nominated)})", "draw.not_nominated")
+        return self.signer_id in draw.nominated
 
-    def _check_tip(self, bundle: SigningBundle) -> None:
+    def _follow_tip(self, bundle: SigningBundle, now: dt.datetime) -> None:
+        """A signer that is not nominated still keeps the headers it can verify: its own best moves on."""
+        try:
+            self._check_tip(bundle, now)
+        except SignerRefused:
+            return
+
+    def _check_tip(self, bundle: SigningBundle, now: dt.datetime) -> None:
         """The draw's tip is a header chain with valid proof of work, linked to a header this signer knows,
-        with no less work than its own best; the accepted headers become part of its own chain."""
-        from coffer.cold.tip import check_headers, header_work
+        with no less work than its own best and a time near its own clock; the accepted headers become part
+        of its own chain."""
+        from coffer.cold.tip import TIP_AGE_S_MAX, TIP_FUTURE_S_MAX, check_headers, header_work
 
         tip = bundle.draw.tip_hash
         try:
             headers = check_headers(bundle.headers, network=self._network)
         except DrawMismatch as exc:
             raise self._refuse(str(exc), "draw.tip_invalid") from None
-        if headers and headers[-1].block_hash != tip:
+        if not headers or headers[-1].block_hash != tip:
             raise self._refuse("the headers do not end at the draw's tip", "draw.tip_mismatch")
+        now_s = int(now.timestamp())
+        if headers[-1].time < now_s - TIP_AGE_S_MAX:
+            raise self._refuse(f"the draw's tip is older than {TIP_AGE_S_MAX} s by this signer's clock", "draw.tip_old")
+        if headers[-1].time > now_s + TIP_FUTURE_S_MAX:
+            raise self._refuse("the draw's tip is from the future by this signer's clock", "draw.tip_future")
         rows: list[tuple[str, str, int, int]] = []
         start = next((i for i, h in enumerate(headers) if self._store.known_header(h.prev_hash, self._network)),
                      None)
         if start is None:
-            known = self._store.known_header(tip, self._network)
-            if known is None:
-                raise self._refuse("the draw's tip does not extend any header this signer knows",
-                                   "draw.tip_unlinked")
-            tip_work = known[1]
-        else:
-            height, work = self._store.known_header(headers[start].prev_hash, self._network) or (0, 0)
-            for header in headers[start:]:
-                height, work = height + 1, work + header_work(header.bits)
-                rows.append((header.block_hash, header.prev_hash, height, work))
-            tip_work = work
+            raise self._refuse("the draw's tip does not extend any header this signer knows", "draw.tip_unlinked")
+        height, tip_work = self._store.known_header(headers[start].prev_hash, self._network) or (0, 0)
+        for header in headers[start:]:
+            height, tip_work = height + 1, tip_work + header_work(header.bits)
+            rows.append((header.block_hash, header.prev_hash, height, tip_work))
         if tip_work < self._store.best_work(self._network):
             raise self._refuse("the draw's tip has less work than this signer's own best header", "draw.tip_stale")
         self._store.add_headers(rows)
