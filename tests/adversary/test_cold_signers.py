@@ -102,7 +102,8 @@ def test_rogue_wallet_registration_is_refused(site: ColdSite, tmp_path: Path) ->
         _client(site, 1).register(rogue.descriptor(RECEIVE), first)
     assert "register.second_wallet" == second.value.rule
     with pytest.raises(BundleInvalid, match="not registered"):
-        _client(site, 1).prove_control(rogue.wallet_id, 0, 0, b"Coffer proof of reserves\n")
+        _client(site, 1).prove_control(rogue.wallet_id, 0, 0, b"Coffer proof of reserves\nasset: BTC\nchain: regtest"
+                                                              b"\nheight: 1\nblock: " + b"ab" * 32 + b"\n")
     wallet = coordinator.cold.wallet()
     again = _client(site, 1).register(wallet.descriptor(RECEIVE), [wallet.address(RECEIVE, i) for i in range(5)])
     assert wallet.wallet_id == again["wallet_id"]
@@ -112,8 +113,8 @@ def test_forged_facts_are_refused_by_signer_processes(site: ColdSite) -> None:
     """Attack 5 on cold signers: the coordinator's HSM attests a never-whitelisted destination as whitelisted
     three days ago; the signers never saw the entry and refuse (whitelist.unlisted). Legit: the client's
     entry reaches the signers, the lock is waited out, and the batch is signed."""
-    coordinator, now = site.coordinator, _now()
     site.funded_client("ursula", 50_000_000)
+    coordinator, now = site.coordinator, _now()
     request = site.desk.request("ursula", "BTC", 20_000_000, DEST, now=now).request
     rogue = dataclasses.replace(request, destination=ROGUE, nonce="ab" * 16)
     decision = Decision(rogue.digest(), coordinator.policy.active_policy().hash, True, False, Route.COLD,

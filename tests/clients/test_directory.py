@@ -79,9 +79,16 @@ def test_enrollment_repr_redacted(directory: ClientDirectory) -> None:
 
 def test_cli_add(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`coffer clients add` registers a client and prints the TOTP secret once."""
+    import random
+
+    from coffer.home import init_home
+    from coffer.testing.tokens import process_softhsm_conf
+
     home = tmp_path / "home"
     home.mkdir()
-    migrate(make_engine(f"sqlite:///{home / 'coffer.db'}"))
+    (home / "coffer.toml").write_text(f'[hsm]\nsofthsm_conf = "{process_softhsm_conf()}"\n'
+                                      f'token_label = "coord-{random.randrange(1 << 30)}"\n')
+    init_home(home)  # the coordinator's token: the CLI seals the TOTP secret in it
     monkeypatch.setenv("COFFER_CLIENT_PASSWORD", PASSWORD)
     root = typer.Typer()
     root.add_typer(clients_app, name="clients")

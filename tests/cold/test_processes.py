@@ -134,6 +134,7 @@ def test_killed_signer_is_replaced_by_a_recorded_redraw(site: Site) -> None:
 
     coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)
     _funded_client(site, "victor", 40_000_000)
+    now = dt.datetime.now(dt.UTC)  # after the whitelist time lock was waited out
     submitted = site.desk.request("victor", "BTC", 12_000_000, DEST, now=now)
     site.desk.approve(sign_approval(APPROVER, request=submitted.request, operator_id="bob", role=Role.APPROVER,
                                     expires_at_s=int(now.timestamp()) + 600), now=now)
@@ -160,6 +161,7 @@ def test_air_gapped_signers_sign_the_bundle_offline(site: Site, tmp_path: Path) 
     with `coffer signer sign`; the coordinator combines, broadcasts and settles."""
     coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)
     _funded_client(site, "olga", 30_000_000)
+    now = dt.datetime.now(dt.UTC)  # after the whitelist time lock was waited out
     submitted = site.desk.request("olga", "BTC", 11_000_000, DEST, now=now)
     site.desk.approve(sign_approval(APPROVER, request=submitted.request, operator_id="bob", role=Role.APPROVER,
                                     expires_at_s=int(now.timestamp()) + 600), now=now)
@@ -194,6 +196,7 @@ def test_signers_refuse_while_halted(site: Site) -> None:
     """The halt switch is pushed to signers as a signed notice; every signer process refuses while it is on."""
     coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)
     _funded_client(site, "trent", 40_000_000)
+    now = dt.datetime.now(dt.UTC)  # after the whitelist time lock was waited out
     submitted = site.desk.request("trent", "BTC", 15_000_000, DEST, now=now)
     site.desk.approve(sign_approval(APPROVER, request=submitted.request, operator_id="bob", role=Role.APPROVER,
                                     expires_at_s=int(now.timestamp()) + 600), now=now)

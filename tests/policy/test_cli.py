@@ -32,18 +32,20 @@ def test_operator_request_approve_and_policy_change(app: typer.Typer, tmp_path: 
     """Keys, operators, a request approved with a key file, and a policy change signed by two admins."""
     home = ("--home", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
-    keys = {}
-    for name, roles in (("ivan", "initiator"), ("bob", "approver"), ("erin", "policy_admin"),
-                        ("frank", "policy_admin"), ("gina", "policy_admin")):
+    keys, publics = {}, {}
+    for name in ("ivan", "bob", "erin", "frank", "gina"):
         keys[name] = tmp_path / f"{name}.key"
-        public = run(app, "operator", "keygen", "--out", str(keys[name])).strip()
+        publics[name] = run(app, "operator", "keygen", "--out", str(keys[name])).strip()
         assert 0o600 == keys[name].stat().st_mode & 0o777
-        run(app, "operator", "add", name, "--roles", roles, "--public-key", public, *home)
+    run(app, "operator", "genesis", *[f"--admin={n}={publics[n]}" for n in ("erin", "frank", "gina")], *home)
+    for name, roles in (("ivan", "initiator"), ("bob", "approver")):
+        run(app, "operator", "add", name, "--roles", roles, "--public-key", publics[name],
+            f"--admin-key=erin={keys['erin']}", f"--admin-key=gina={keys['gina']}", *home)
     assert "ivan" in run(app, "operator", "list", *home)
     assert "version 1" in run(app, "policy", "show", *home)
     output = run(app, "request", "create", "--kind", "refill", "--asset", "BTC", "--amount-minor", "10000000",
                  "--destination", "bcrt1qhot", "--account", "company", "--initiator", "ivan", "--source", "cold",
-                 *home)
+                 "--key", str(keys["ivan"]), *home)
     digest = output.split()[1]
     assert '"approvals.company"' in output
     approved = run(app, "approve", digest, "--key", str(keys["bob"]), "--operator", "bob", *home)

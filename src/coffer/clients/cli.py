@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import Engine
 
 from coffer.clients.directory import ClientDirectory
 from coffer.clients.errors import BadClientData
-from coffer.config import load_config
+from coffer.config import Config, load_config
 from coffer.db import make_engine
 
 __all__ = ["clients_app"]
@@ -21,22 +22,32 @@ console = Console()
 HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 
 
-def _directory(home: Path | None) -> ClientDirectory:
+def _engine(home: Path | None) -> tuple[Config, Engine]:
     from coffer.cli import resolve_home
 
     config = load_config(resolve_home(home))
-    return ClientDirectory(make_engine(config.database_url))
+    return config, make_engine(config.database_url)
 
 
 @clients_app.command("add")
 def add(client_id: str, email: str = typer.Option(..., "--email"), home: Path | None = HomeOption,
         password_env: str = typer.Option("COFFER_CLIENT_PASSWORD", "--password-env",
                                          help="environment variable holding the initial password")) -> None:
-    """Register a client; prints the TOTP secret once (for the client's authenticator app)."""
+    """Register a client; prints the TOTP secret once (for the client's authenticator app). The stored secret is
+    sealed under the coordinator's HSM, as `coffer serve` seals it."""
+    from coffer.clients.seal import HsmSeal
+    from coffer.home import open_coordinator_hsm
+
     password = os.environ.get(password_env)
     if not password:
         raise BadClientData(f"set the initial password in ${password_env}")
-    enrollment = _directory(home).register(client_id, email, password, now=datetime.now(UTC))
+    config, engine = _engine(home)
+    hsm = open_coordinator_hsm(config)
+    try:
+        enrollment = ClientDirectory(engine, seal=HsmSeal(hsm)).register(client_id, email, password,
+                                                                         now=datetime.now(UTC))
+    finally:
+        hsm.close()
     console.print(f"client {client_id} registered")
     console.print(f"TOTP secret: {enrollment.secret}")
     console.print(f"TOTP URI: {enrollment.provisioning_uri}", soft_wrap=True)
@@ -45,5 +56,5 @@ def add(client_id: str, email: str = typer.Option(..., "--email"), home: Path | 
 @clients_app.command("show")
 def show(client_id: str, home: Path | None = HomeOption) -> None:
     """Show a client's id, mail address and registration time."""
-    client = _directory(home).client(client_id)
+    client = ClientDirectory(_engine(home)[1]).client(client_id)  # no secret is read
     console.print(f"{client.client_id} <{client.email}> since {datetime.fromtimestamp(client.created_at_s, UTC):%Y-%m-%d %H:%M} UTC")

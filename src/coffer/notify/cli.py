@@ -38,7 +38,7 @@ def _parts(home: Path | None):  # type: ignore[no-untyped-def]
 
     config = load_config(resolve_home(home))
     engine = make_engine(config.database_url)
-    directory = ClientDirectory(engine)
+    directory = ClientDirectory(engine)  # mail addresses only: these commands never store a client secret
     return open_notify(engine, address_of=directory.email, team_address=str(config.get("mail", "team_address")))
 
 

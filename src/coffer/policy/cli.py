@@ -18,9 +18,17 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from coffer.config import default_home, load_config
+from coffer.policy.actions import (
+    ACTION_TTL_S_MAX,
+    ActionSignature,
+    enrolment_message,
+    initiation_message,
+    revocation_message,
+    sign_action,
+)
 from coffer.policy.approval import sign_approval
 from coffer.policy.engine import Decision, compile_policy, default_policy_text, default_schema_text
-from coffer.policy.errors import PolicyError
+from coffer.policy.errors import PolicyError, PolicyRefused
 from coffer.policy.request import RequestKind, WithdrawalRequest, new_nonce
 from coffer.policy.roles import Operator, OperatorKey, Role, generate_operator_key
 from coffer.policy.service import PolicyService
@@ -34,6 +42,7 @@ request_app = typer.Typer(no_args_is_help=True, help="Withdrawal requests: creat
 operator_app = typer.Typer(no_args_is_help=True, help="Operators: key generation and registration.")
 HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 KEY_FILE_BYTES_MAX = 1024
+ACTION_TTL_S = min(600, ACTION_TTL_S_MAX)  # an administrators' signature is good for this action, briefly
 
 
 def _now() -> datetime:
@@ -90,19 +99,63 @@ def operator_keygen(out: Path = typer.Option(..., "--out", help="key file to cre
     console.print(key.public_key.hex())
 
 
-@operator_app.command("add")
-def operator_add(operator_id: str, roles: str = typer.Option(..., help="comma-separated roles"),
-                 public_key: str = typer.Option(..., "--public-key", help="Ed25519 public key, hex"),
-                 by: str = typer.Option("admin", help="who registers the operator"),
-                 home: Path | None = HomeOption) -> None:
-    """Register an operator with roles (initiator, approver, security_officer, policy_admin)."""
+def _admin_signatures(admin_keys: list[str], message: bytes) -> list[ActionSignature]:
+    """Each `ID=KEYFILE`: that administrator signs with the key file only it holds (on its own machine)."""
+    signatures = []
+    for item in admin_keys:
+        operator_id, _, path = item.partition("=")
+        if not operator_id or not path:
+            raise PolicyError("--admin-key takes ID=KEYFILE")
+        signatures.append(sign_action(_read_key(Path(path)), operator_id, message))
+    return signatures
+
+
+def _parse_operator(operator_id: str, roles: str, public_key: str) -> Operator:
     try:
         parsed = frozenset(Role(role.strip()) for role in roles.split(",") if role.strip())
         key = bytes.fromhex(public_key)
     except ValueError as exc:
         raise PolicyError(f"bad role or key: {exc}") from None
-    _service(home).add_operator(Operator(operator_id, parsed, key), by=by, now=_now())
-    console.print(f"operator {operator_id} registered")
+    return Operator(operator_id, parsed, key)
+
+
+@operator_app.command("add")
+def operator_add(operator_id: str, roles: str = typer.Option(..., help="comma-separated roles"),
+                 public_key: str = typer.Option(..., "--public-key", help="Ed25519 public key, hex"),
+                 admin_key: list[str] = typer.Option(..., "--admin-key", help="ID=KEYFILE of a policy administrator"
+                                                     " signing this enrolment (repeat: the quorum)"),
+                 home: Path | None = HomeOption) -> None:
+    """Enrol an operator (initiator, approver, security_officer, policy_admin): k policy administrators sign it."""
+    operator = _parse_operator(operator_id, roles, public_key)
+    expires = int(time.time()) + ACTION_TTL_S
+    signatures = _admin_signatures(admin_key, enrolment_message(operator, expires))
+    counted = _service(home).enrol_operator(operator, signatures, expires_at_s=expires, now=_now())
+    console.print(f"operator {operator_id} registered (signed by {', '.join(counted)})")
+
+
+@operator_app.command("genesis")
+def operator_genesis(admin: list[str] = typer.Option(..., "--admin", help="ID=PUBLIC_KEY_HEX of a first"
+                                                     " policy administrator (repeat)"),
+                     home: Path | None = HomeOption) -> None:
+    """The ceremony: register the first policy administrators; refused once any operator exists."""
+    operators = []
+    for item in admin:
+        operator_id, _, public_key = item.partition("=")
+        operators.append(_parse_operator(operator_id, Role.POLICY_ADMIN.value, public_key))
+    _service(home).genesis_operators(operators, now=_now())
+    console.print(f"{len(operators)} administrators registered")
+
+
+@operator_app.command("revoke")
+def operator_revoke(operator_id: str, scheme: str = typer.Option("operator", "--what",
+                                                                 help='"operator", or a security key scheme'),
+                    admin_key: list[str] = typer.Option(..., "--admin-key", help="ID=KEYFILE (repeat: the quorum)"),
+                    home: Path | None = HomeOption) -> None:
+    """Revoke an operator (or one of its security keys): k policy administrators sign it."""
+    expires = int(time.time()) + ACTION_TTL_S
+    signatures = _admin_signatures(admin_key, revocation_message(operator_id, scheme, expires))
+    counted = _service(home).revoke(operator_id, scheme, signatures, expires_at_s=expires, now=_now())
+    console.print(f"{operator_id}: {scheme} revoked (signed by {', '.join(counted)})")
 
 
 @operator_app.command("list")
@@ -166,10 +219,21 @@ def policy_activate(version: int, by: str = typer.Option("admin", "--by"), home:
 
 
 @policy_app.command("whitelist")
-def policy_whitelist(account: str, asset: str, destination: str, by: str = typer.Option(..., "--by"),
+def policy_whitelist(account: str, asset: str, destination: str,
+                     operator: str = typer.Option(..., "--operator", help="the security officer whitelisting it"),
+                     key: Path = typer.Option(..., "--key", help="that officer's own key file"),
                      home: Path | None = HomeOption) -> None:
-    """Whitelist a destination for an account (usable after the time lock)."""
-    entry = _service(home).add_whitelist(account, asset, destination, by=by, now=_now())
+    """Whitelist a destination of the company's own account (a security officer signs it; usable after the time
+    lock). A client's whitelist changes only through the client, in the security centre."""
+    from coffer.keyholder.facts import whitelist_entry_message
+    from coffer.policy.roles import COMPANY_ACCOUNT
+
+    if account != COMPANY_ACCOUNT:
+        raise PolicyRefused("a client's whitelist changes only through the client (security centre: TOTP and mail)",
+                            rule="whitelist.client_only")
+    service = _service(home)
+    signature = sign_action(_read_key(key), operator, whitelist_entry_message(account, asset, destination))
+    entry = service.add_company_whitelist(asset, destination, signature, now=_now())
     console.print(f"whitelisted; usable from {datetime.fromtimestamp(entry.unlocks_at_s, UTC).isoformat()}")
 
 
@@ -182,15 +246,21 @@ def policy_freeze(account: str, by: str = typer.Option(..., "--by"), home: Path 
 
 # -- requests and approvals -------------------------------------------------------------------
 @request_app.command("create")
-def request_create(kind: str = typer.Option("client_withdrawal"), asset: str = typer.Option(...),
+def request_create(kind: str = typer.Option("refill"), asset: str = typer.Option(...),
                    amount_minor: int = typer.Option(..., "--amount-minor"), destination: str = typer.Option(...),
-                   account: str = typer.Option(...), initiator: str = typer.Option(...),
+                   account: str = typer.Option("company"), initiator: str = typer.Option(...),
+                   key: Path = typer.Option(..., "--key", help="the initiator's own key file"),
                    source_wallet: str = typer.Option("auto", "--source"), fee_policy: str = typer.Option("normal", "--fee"),
                    ttl_s: int = typer.Option(3600, "--ttl-s"), home: Path | None = HomeOption) -> None:
-    """Create a withdrawal request and show the policy's first decision."""
+    """Create an operator's request (refill, sweep), signed with the initiator's own key; show the first decision.
+    A client's withdrawal is made by the client through the exchange API, which holds the funds."""
+    if initiator.startswith("client:") or RequestKind(kind) is RequestKind.CLIENT_WITHDRAWAL:
+        raise PolicyRefused("a client withdrawal is made by the client through the exchange API (it holds the funds)",
+                            rule="request.client_via_api")
     request = WithdrawalRequest(RequestKind(kind), asset, amount_minor, destination, source_wallet, account,
                                 fee_policy, new_nonce(), int(time.time()) + ttl_s, initiator)
-    decision = _service(home).submit(request, now=_now())
+    signature = sign_action(_read_key(key), initiator, initiation_message(request)).signature
+    decision = _service(home).submit_initiated(request, signature, now=_now())
     console.print(f"request {request.digest_hex}")
     _print_decision(decision)
 

@@ -24,6 +24,14 @@ from coffer.db import is_postgres
 from coffer.errors import NotFound
 from coffer.hsm import Hsm
 from coffer.policy import tables as t
+from coffer.policy.actions import (
+    ActionSignature,
+    AdminAction,
+    count_admins,
+    enrolment_message,
+    revocation_message,
+    verify_initiation,
+)
 from coffer.policy.approval import (
     Approval,
     ApprovalVerifier,
@@ -67,6 +75,7 @@ from coffer.policy.versions import AdminSignature, PolicyProposal, check_quorum
 __all__ = ["PolicyService", "WhitelistEntry", "SYSTEM_ACTOR"]
 
 SYSTEM_ACTOR = "system"
+REJECTED_RULE = "request.rejected"
 _SCHEME = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
@@ -78,6 +87,17 @@ class WhitelistEntry:
     added_at_s: int
     added_by: str
     unlocks_at_s: int
+
+
+def _ed25519_ok(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    import nacl.exceptions
+    import nacl.signing
+
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+        return False
+    return True
 
 
 class PolicyService:
@@ -123,6 +143,48 @@ class PolicyService:
                 added_at_s=epoch_s(now), added_by=by))
             self._event(conn, by, "operator.added", {"operator_id": operator.operator_id, "roles": roles,
                                                      "ed25519_public_key": operator.ed25519_public_key.hex()}, now)
+
+    def genesis_operators(self, operators: Sequence[Operator], *, now: datetime) -> None:
+        """The ceremony's first operators (the administrators), only while none is registered."""
+        if len(self.operators()):
+            raise PolicyRefused("operators exist: enrolment needs the administrators' quorum", rule="action.quorum")
+        for operator in operators:
+            self.add_operator(operator, by="genesis", now=now)
+
+    def enrol_operator(self, operator: Operator, signatures: Sequence[ActionSignature], *, expires_at_s: int,
+                       now: datetime) -> tuple[str, ...]:
+        """Enrol an operator with the signatures of k policy administrators over exactly this enrolment."""
+        action = AdminAction(enrolment_message(operator, expires_at_s), expires_at_s)
+        try:
+            counted = count_admins(action, signatures, self.operators(), quorum=self._admin_quorum, now_s=epoch_s(now))
+        except PolicyRefused as refusal:
+            self._refused("cli", refusal, {"operator_id": operator.operator_id, "action": "enrol"}, now)
+            raise
+        self.add_operator(operator, by="admins:" + ",".join(counted), now=now)
+        return counted
+
+    def revoke(self, operator_id: str, what: str, signatures: Sequence[ActionSignature], *, expires_at_s: int,
+               now: datetime) -> tuple[str, ...]:
+        """Revoke an operator (`what="operator"`: with every credential) or one of its security keys (`what` is
+        the scheme), with the signatures of k policy administrators. Key holders revoke by their own
+        governance check; this only stops the coordinator from counting it."""
+        self.operators().get(operator_id)
+        action = AdminAction(revocation_message(operator_id, what, expires_at_s), expires_at_s)
+        try:
+            counted = count_admins(action, signatures, self.operators(), quorum=self._admin_quorum, now_s=epoch_s(now))
+        except PolicyRefused as refusal:
+            self._refused("cli", refusal, {"operator_id": operator_id, "action": f"revoke {what}"}, now)
+            raise
+        with self._engine.begin() as conn:
+            if what == "operator":
+                conn.execute(t.credentials.delete().where(t.credentials.c.operator_id == operator_id))
+                conn.execute(t.operators.delete().where(t.operators.c.operator_id == operator_id))
+            else:
+                conn.execute(t.credentials.delete().where(sa.and_(t.credentials.c.operator_id == operator_id,
+                                                                  t.credentials.c.scheme == what)))
+            self._event(conn, "admins:" + ",".join(counted), "operator.revoked",
+                        {"operator_id": operator_id, "what": what}, now)
+        return counted
 
     def add_credential(self, operator_id: str, scheme: str, public_key: bytes, *, by: str, now: datetime) -> None:
         """Register a further credential (e.g. a WebAuthn key) for an operator, for its ApprovalVerifier."""
@@ -281,6 +343,26 @@ class PolicyService:
             hook(entry)
         return entry
 
+    def add_company_whitelist(self, asset: str, destination: str, signature: ActionSignature, *,
+                              now: datetime) -> WhitelistEntry:
+        """A security officer whitelists a destination of the company's own account, signing the entry."""
+        from coffer.keyholder.facts import whitelist_entry_message
+        from coffer.policy.roles import COMPANY_ACCOUNT
+
+        registry = self.operators()
+        message = whitelist_entry_message(COMPANY_ACCOUNT, asset, destination)
+        try:
+            officer = registry.get(signature.operator_id)
+            if not officer.has(Role.SECURITY_OFFICER) or not _ed25519_ok(officer.ed25519_public_key, message,
+                                                                         signature.signature):
+                raise PolicyRefused(f"{signature.operator_id} is not a security officer signing this entry",
+                                    rule="whitelist.officer_signature")
+        except PolicyRefused as refusal:
+            self._refused(signature.operator_id, refusal, {"account": COMPANY_ACCOUNT, "destination": destination},
+                          now)
+            raise
+        return self.add_whitelist(COMPANY_ACCOUNT, asset, destination, by=signature.operator_id, now=now)
+
     def whitelisted_at(self, account: str, asset: str, destination: str) -> int | None:
         with self._engine.connect() as conn:
             value = conn.execute(sa.select(t.whitelist.c.added_at_s).where(sa.and_(
@@ -346,6 +428,37 @@ class PolicyService:
                 t.approvals.c.request_digest == request_digest).order_by(t.approvals.c.operator_id)).all()
         return tuple(parse_approval(str(row.document).encode()) for row in rows)
 
+    def reject(self, request_digest: str, *, by: str, reason: str, now: datetime) -> None:
+        """Reject a request for good: it can no longer be approved or attested."""
+        request = self.request(request_digest)
+        with self._engine.begin() as conn:
+            conn.execute(t.decisions.insert().values(
+                request_digest=request.digest_hex, allowed=False, refused=True, route="cold",
+                reasons=json.dumps([REJECTED_RULE]), policy_hash=self.active_policy().hash, decided_at_s=epoch_s(now)))
+            self._event(conn, by, "policy.request_rejected", {"request_digest": request_digest,
+                                                              "reason": reason[:500]}, now)
+
+    def rejected(self, request_digest: str) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(t.decisions.c.id).where(sa.and_(
+                t.decisions.c.request_digest == request_digest,
+                t.decisions.c.reasons == json.dumps([REJECTED_RULE])))).first() is not None
+
+    def _refuse_if_rejected(self, actor: str, request_digest: str, now: datetime) -> None:
+        if self.rejected(request_digest):
+            refusal = PolicyRefused("the request was rejected; a rejection is final", rule=REJECTED_RULE)
+            self._refused(actor, refusal, {"request_digest": request_digest}, now)
+            raise refusal
+
+    def submit_initiated(self, request: WithdrawalRequest, signature: bytes, *, now: datetime) -> Decision:
+        """Submit an operator's request carrying the initiator's own signature."""
+        try:
+            verify_initiation(request, signature, self.operators())
+        except PolicyRefused as refusal:
+            self._refused(request.initiator, refusal, {"request_digest": request.digest_hex}, now)
+            raise
+        return self.submit(request, now=now)
+
     def approve(self, approval: Approval, *, now: datetime) -> Decision:
         """Verify and store one approval, then decide again."""
         digest_hex = approval.request_digest.hex()
@@ -355,6 +468,7 @@ class PolicyService:
             refusal = ApprovalRefused("approval names no known request", rule="approval.request_mismatch")
             self._refused(approval.operator_id, refusal, {"request_digest": digest_hex}, now)
             raise refusal from None
+        self._refuse_if_rejected(approval.operator_id, digest_hex, now)
         try:
             verify_approvals(request, [approval], self.operators(), now_s=epoch_s(now), verifiers=self._verifiers)
         except PolicyRefused as refusal:
@@ -447,6 +561,7 @@ class PolicyService:
 
     def _attest(self, hsm: Hsm, request_digest: str, now: datetime) -> SignedDecision:
         request = self.request(request_digest)
+        self._refuse_if_rejected(SYSTEM_ACTOR, request_digest, now)
         if self._attested(request_digest):
             raise PolicyRefused("this request was already attested", rule="request.already_attested")
         decision, approvals, facts = self._evaluate(request, now)

@@ -263,7 +263,7 @@ def reject(request: Request, body: RejectBody, digest: str = DIGEST,
     require_csrf(request, session, None)
     require_role(request, session, Role.APPROVER, Role.SECURITY_OFFICER)
     console = parts(request)
-    console.policy.request(digest)
+    console.policy.reject(digest, by=session.subject, reason=body.reason, now=_now(request))  # final
     console.audit.append(session.subject, "console.request_rejected",
                          {"request_digest": digest, "reason": body.reason}, at=_now(request))
     return {"request_digest": digest, "status": "rejected"}
