@@ -269,3 +269,32 @@ def test_queue_reads_the_log_in_pages_and_keeps_up(world: ConsoleWorld, monkeypa
     world.console.policy.submit(late, now=START)
     listed = client.get("/api/v1/console/approvals").json()["requests"]
     assert (late.digest_hex, 6) == (listed[0]["request_digest"], len(listed))
+
+
+def test_rejected_request_stays_rejected(world: ConsoleWorld) -> None:
+    """Attack 9: after carl rejects a request in the console, ann's Ed25519 approval of it is refused by the
+    console and by the policy service (request.rejected), and no approval is stored; a request nobody
+    rejected takes the same kind of approval."""
+    from coffer.policy.approval import sign_approval
+    from coffer.policy.errors import PolicyRefused
+    from tests.web.console_world import make_request
+
+    carl, csrf = world.operator_session("carl")
+    digest = world.request.digest_hex
+    assert 200 == carl.post(f"/api/v1/console/approvals/{digest}/reject", json={"reason": "no"},
+                            headers={"X-CSRF-Token": csrf}).status_code
+    expires = int(START.timestamp()) + 600
+    late = sign_approval(world.keys["ann"], request=world.request, operator_id="ann", role=Role.APPROVER,
+                         expires_at_s=expires)
+    refused = carl.post(f"/api/v1/console/approvals/{digest}/approval", json={"approval": late.encode().hex()},
+                        headers={"X-CSRF-Token": csrf})
+    assert 403 == refused.status_code
+    with pytest.raises(PolicyRefused) as caught:
+        world.console.policy.approve(late, now=START)
+    assert "request.rejected" == caught.value.rule
+    assert () == world.console.policy.approvals(digest)
+    other = make_request(world.console.policy, nonce="01" * 16)
+    world.console.policy.submit(other, now=START)
+    fine = sign_approval(world.keys["ann"], request=other, operator_id="ann", role=Role.APPROVER, expires_at_s=expires)
+    world.console.policy.approve(fine, now=START)
+    assert ("ann",) == tuple(a.operator_id for a in world.console.policy.approvals(other.digest_hex))
