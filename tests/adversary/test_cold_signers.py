@@ -68,7 +68,8 @@ def _sealed(site: ColdSite, client: str, amount: int) -> str:
 
 def _verify_draw_cli(site: ColdSite, batch_id: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "coffer.cli", "cold", "verify-draw", batch_id, "--home",
-                           str(site.home)], capture_output=True, text=True, timeout=180,
+                           str(site.home), "--no-chain"],  # the test process holds the embedded chain open
+                          capture_output=True, text=True, timeout=180,
                           env={**os.environ, "SOFTHSM2_CONF": str(process_softhsm_conf())})
 
 
@@ -200,7 +201,7 @@ def test_steered_draw_is_refused(site: ColdSite) -> None:
             draw=json.dumps(hand_picked.as_dict())))
     tampered = _verify_draw_cli(site, batch_id)
     assert 1 == tampered.returncode
-    assert "attempts are not 0" in tampered.stdout or "time-out" in tampered.stdout
+    assert "attempts are not 0" in tampered.stdout
 
 
 def _learn_tip(site: ColdSite, signer_id: int, honest: SigningBundle) -> None:
