@@ -145,64 +145,24 @@ class Coordinator:
             ensure_attestation_key(self.hsm)
             service = PolicyService(self.engine, hsm=self.hsm, halted=lambda: bool(self.halt.is_halted()),
                                     hot_balance=self.hot_balance, audit=self.audit)
-            service.whitelist_hooks.append(self._relay_whitelist)
-            service.freeze_hooks.append(self._relay_freeze)
+            from coffer.keyholder.relay import KeyholderRelay
+
+            KeyholderRelay(self.config).attach(service)
             return service
 
         return self._part("policy", build)
 
     # -- notices to the key holders ------------------------------------------------------------
-    def keyholder_senders(self) -> dict[str, Any]:
-        """One notices poster per running key holder: cold signers, FROST and ECDSA co-signers."""
-        from coffer.cold.service import HttpSignerClient
-        from coffer.mpc.ecdsa_service.client import EcdsaClient
-        from coffer.mpc.service.client import CosignerClient
-
-        tls = self.coordinator_tls()
-        senders: dict[str, Any] = {f"signer-{sid}": HttpSignerClient(sid, self.signer_url(sid), tls, timeout_s=10).facts
-                                   for sid in self.signer_ids()}
-        for directory in sorted((self.home / "cosigners").glob("*")):
-            if not directory.name.isdigit():
-                continue
-            cosigner = int(directory.name)
-            if (directory / "port").exists():
-                client = CosignerClient(cosigner, int((directory / "port").read_text()), tls)
-                senders[f"cosigner-{cosigner}"] = lambda body, c=client: c.call("/v1/facts", body)
-            if (directory / "ecdsa" / "port").exists():
-                ecdsa = EcdsaClient(cosigner, int((directory / "ecdsa" / "port").read_text()), tls)
-                senders[f"ecdsa-cosigner-{cosigner}"] = lambda body, c=ecdsa: c.call("/v1/ecdsa/facts", body)
-        return senders
-
     def announce_facts(self, notices: list[Any]) -> dict[str, Any]:
-        """Relay notices to every key holder; each records them by its own clock. One that cannot be reached
-        only starts its time locks later (it never signs sooner), so a failure is logged, not raised."""
-        from coffer.keyholder.facts import notices_json
+        """Relay notices (whitelist entries, freezes, ...) to every key holder; each keeps its own time."""
+        from coffer.keyholder.relay import KeyholderRelay
 
-        document = notices_json(notices)
-        replies: dict[str, Any] = {}
-        for name, send in self.keyholder_senders().items():
-            try:
-                replies[name] = send(document)
-            except (CofferError, OSError) as exc:
-                get_logger("coffer.coordinator").warning("keyholder.notice_not_delivered", keyholder=name,
-                                                         error=type(exc).__name__)
-        return replies
-
-    def _relay_whitelist(self, entry: Any) -> None:
-        from coffer.keyholder.facts import WhitelistNotice
-
-        self.announce_facts([WhitelistNotice(entry.account, entry.asset, entry.destination)])
-
-    def _relay_freeze(self, account: str) -> None:
-        from coffer.keyholder.facts import FreezeNotice
-
-        self.announce_facts([FreezeNotice(account)])
+        return KeyholderRelay(self.config).announce(notices)
 
     def coordinator_tls(self) -> Any:
-        from coffer.tls import TlsFiles
+        from coffer.keyholder.relay import coordinator_tls
 
-        return TlsFiles(self.home / "tls" / "ca.pem", self.home / "tls" / "coordinator" / "tls.pem",
-                        self.home / "tls" / "coordinator" / "tls.key")
+        return coordinator_tls(self.home)
 
     def hot_balance(self, asset: str) -> int:
         from coffer.ledger import AccountKey
@@ -217,7 +177,9 @@ class Coordinator:
         return list(range(1, int(self.config.get("cold", "signers")) + 1))
 
     def signer_url(self, signer_id: int) -> str:
-        return f"https://127.0.0.1:{int(self.config.get('cold', 'signer_port_base')) + signer_id}"
+        from coffer.keyholder.relay import signer_url
+
+        return signer_url(self.config, signer_id)
 
     @property
     def cold(self) -> Any:

@@ -35,7 +35,9 @@ WHITELISTED = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
 NOT_WHITELISTED = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 OPERATORS = {"ops-ivan": ("initiator",), "ops-bob": ("approver",), "ops-carol": ("approver",),
              "sec-dave": ("security_officer",), "sec-erin": ("security_officer",),
-             "adm-frank": ("policy_admin",), "adm-gina": ("policy_admin",)}
+             "adm-frank": ("policy_admin",), "adm-gina": ("policy_admin",), "adm-hana": ("policy_admin",)}
+DEMO_TIME_LOCK_S = 3  # the whitelist time lock the administrators sign for the demo (24 h by default)
+DEMO_SIGNED_LOCK_S = 1
 
 
 @dataclass
@@ -179,6 +181,8 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
         if "security_officer" in roles:
             coordinator.halt.register_officer(operator_id, key.public_key, actor="demo-setup")
         del index
+    _short_time_lock(site, now)
+    report.data["whitelist_time_lock_s"] = DEMO_TIME_LOCK_S
     coordinator.start_notice_server()
     signers = [site.process(f"signer-{i}", ["-m", "coffer.cli", "signer", "--id", str(i), "--home", str(site.home)],
                             port=site.ports["signer_base"] + i, ready=_signer_ready(site, i))
@@ -208,6 +212,35 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
 
 COSIGNERS = (1, 2, 3, 4, 5)
 FROST_THRESHOLD = 3
+
+
+def _short_time_lock(site: DemoSite, now: dt.datetime) -> None:
+    """The administrators sign a short whitelist time lock (a policy version: one proposes, two others sign)
+    before the key holders pin the policy; the demo then waits each lock out."""
+    from coffer.policy.versions import sign_activation
+    from coffer.testing.facts import short_lock_policy_text
+
+    policy = site.coordinator.policy
+    proposal = policy.propose(short_lock_policy_text(DEMO_TIME_LOCK_S, DEMO_SIGNED_LOCK_S), None,
+                              proposed_by="adm-frank", now=now)
+    for admin in ("adm-gina", "adm-hana"):
+        policy.add_signature(proposal.version, sign_activation(site.operator_keys[admin], proposal, admin), now=now)
+    policy.activate(proposal.version, now=now)
+
+
+def _whitelist(site: DemoSite, account: str, asset: str, destination: str, *, by: str) -> None:
+    """Whitelist now (the coordinator relays the entry to every key holder, which starts the lock by its own
+    clock); `_wait_time_lock` waits it out. Nothing is back-dated."""
+    site.coordinator.policy.add_whitelist(account, asset, destination, by=by, now=site.now())
+    site.parts["whitelisted_at"] = time.time()
+
+
+def _wait_time_lock(site: DemoSite) -> None:
+    from coffer.testing import wait_until
+
+    at = float(site.parts.get("whitelisted_at", 0.0))
+    wait_until(lambda: time.time() >= at + DEMO_TIME_LOCK_S + 1, timeout=DEMO_TIME_LOCK_S + 60,
+               what="the whitelist time lock to pass on every key holder")
 
 
 def _start_cosigners(site: DemoSite) -> None:
@@ -280,8 +313,7 @@ def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None
     for client in clients:
         coordinator.ledger.open_client(client, ["BTC", "ETH"], at=now)
         payments.append((coordinator.cold.deposit_address(client, now=now), DEPOSIT_SATS + 1000 * len(payments)))
-        coordinator.policy.add_whitelist(client, "BTC", WHITELISTED, by=f"client:{client}",
-                                         now=now - dt.timedelta(days=2))
+        _whitelist(site, client, "BTC", WHITELISTED, by=f"client:{client}")
     site.parts["clients"] = clients
     payments.append((coordinator.cold.deposit_address("company:operating", now=now), 100_000_000))
     secret_keys = _client_pgp_keys(site, clients, now)
@@ -323,6 +355,7 @@ def stage_withdrawals(site: DemoSite, report: DemoReport, console: Console) -> N
 
     coordinator = site.coordinator
     desk = WithdrawalDesk(coordinator)
+    _wait_time_lock(site)
     refused_rule = None
     try:
         desk.request("client-05", "BTC", 20_000_000, NOT_WHITELISTED, now=site.now())
@@ -552,8 +585,10 @@ def _hot_withdrawal(site: DemoSite, report: DemoReport, console: Console, desk: 
     hot = HotWallet(coordinator.engine, coordinator.bitcoin, coordinator.ledger, site.parts["mpc"], key_id="hot-btc")
     site.parts["hot"] = hot
     desk.hot_dispatch = hot.dispatch
-    # the hot wallet's own address was registered when the keys were made (its time lock has run)
-    coordinator.policy.add_whitelist("company", "BTC", hot.address(), by="sec-dave", now=now - dt.timedelta(days=2))
+    # the hot wallet's own address is whitelisted for the company; its time lock is waited out
+    _whitelist(site, "company", "BTC", hot.address(), by="sec-dave")
+    _wait_time_lock(site)
+    now = site.now()
     refill = WithdrawalRequest(kind=RequestKind.REFILL, asset="BTC", amount_minor=REFILL_SATS,
                                destination=hot.address(), source_wallet="cold", account="company",
                                fee_policy="normal", nonce=new_nonce(), expires_at_s=int(now.timestamp()) + 3600,
@@ -754,8 +789,8 @@ def stage_ethereum(site: DemoSite, report: DemoReport, console: Console) -> None
     chain.mine(3)
     wallet.settle(site.now())
     client = clients[0]
-    coordinator.policy.add_whitelist(client, "ETH", ETH_DESTINATION, by=f"client:{client}",
-                                     now=now - dt.timedelta(days=2))
+    _whitelist(site, client, "ETH", ETH_DESTINATION, by=f"client:{client}")
+    _wait_time_lock(site)
     desk = WithdrawalDesk(coordinator, hot_dispatch=wallet.dispatch)
     submitted = desk.request(client, "ETH", ETH_WITHDRAWAL_WEI, ETH_DESTINATION, now=site.now())
     assert submitted.decision.route.value == "hot", submitted.decision

@@ -65,6 +65,9 @@ def _service(home: Path | None, *, with_hsm: bool = False) -> PolicyService:
                             attestation_ttl_s=int(config.get("policy", "attestation_ttl_s")),
                             attestation_label=str(config.get("policy", "attestation_key_label")))
     service.bootstrap_default(now=_now())
+    from coffer.keyholder.relay import KeyholderRelay
+
+    KeyholderRelay(config).attach(service)  # whitelist entries and freezes reach every key holder
     return service
 
 
