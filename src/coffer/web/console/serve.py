@@ -15,9 +15,14 @@ import typer
 from fastapi import FastAPI
 
 from coffer.coordinator import Coordinator
+from coffer.integrations.cli import open_integrations
 from coffer.log import get_logger
+from coffer.pipeline.desk import CustodyDesk
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
+from coffer.web.exchange_api import API_BUCKET, ExchangeApi, exchange_router
+from coffer.web.sessions import RateLimiter
+from coffer.withdrawals import WithdrawalDesk
 
 __all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe"]
 
@@ -130,8 +135,16 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
             str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
             str(config.get("mail", "sender")))))
+    routers = [*routers, exchange_router(exchange_api(coordinator, context.limiter))]
     app = create_app(context, routers=routers, template_dirs=template_dirs, background=background)
     return ServedApp(app, console, background)
+
+
+def exchange_api(coordinator: Coordinator, limiter: RateLimiter) -> ExchangeApi:
+    """The exchange API's parts over the coordinator: the custody desk and the integrations' keys."""
+    desk = CustodyDesk(coordinator, WithdrawalDesk(coordinator), assets=tuple(sorted(coordinator.ledger.assets)))
+    limiter.add_bucket("integration", API_BUCKET)
+    return ExchangeApi(desk, open_integrations(coordinator), coordinator.now, limiter)
 
 
 def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
