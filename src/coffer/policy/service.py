@@ -476,6 +476,19 @@ class PolicyService:
                 t.closed_requests.c.request_digest == request_digest)).scalar()
         return None if reason is None else str(reason)
 
+    def dispatchable(self, *, now: datetime, window_s: int, limit: int) -> list[str]:
+        """Requests submitted in the last `window_s` whose latest decision allows them and that are
+        neither attested nor closed: what the pipeline hands to its route next, oldest first."""
+        latest = (sa.select(t.decisions.c.allowed).where(t.decisions.c.request_digest == t.requests.c.request_digest)
+                  .order_by(t.decisions.c.id.desc()).limit(1).scalar_subquery())
+        query = (sa.select(t.requests.c.request_digest)
+                 .where(t.requests.c.created_at_s > epoch_s(now) - window_s, latest == sa.true(),
+                        ~sa.exists().where(t.attestations.c.request_digest == t.requests.c.request_digest),
+                        ~sa.exists().where(t.closed_requests.c.request_digest == t.requests.c.request_digest))
+                 .order_by(t.requests.c.created_at_s, t.requests.c.request_digest).limit(limit))
+        with self._engine.connect() as conn:
+            return [str(digest) for digest in conn.execute(query).scalars()]
+
     def is_attested(self, request_digest: str) -> bool:
         return self._attested(request_digest)
 
