@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,10 +73,12 @@ from coffer.policy.request import RequestKind, WithdrawalRequest, parse_request
 from coffer.policy.roles import ED25519_SCHEME, Operator, OperatorRegistry, Role
 from coffer.policy.versions import AdminSignature, PolicyProposal, check_quorum
 
-__all__ = ["PolicyService", "WhitelistEntry", "SYSTEM_ACTOR"]
+__all__ = ["PolicyService", "WhitelistEntry", "SYSTEM_ACTOR", "CLOSE_REASONS"]
 
 SYSTEM_ACTOR = "system"
 REJECTED_RULE = "request.rejected"
+REJECTED_REASON = "rejected_by_operator"  # in the console: final
+CLOSE_REASONS = frozenset({"cancelled_by_client", "cancelled_by_exchange", REJECTED_REASON})
 _SCHEME = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
@@ -429,26 +432,24 @@ class PolicyService:
         return tuple(parse_approval(str(row.document).encode()) for row in rows)
 
     def reject(self, request_digest: str, *, by: str, reason: str, now: datetime) -> None:
-        """Reject a request for good: it can no longer be approved or attested."""
-        request = self.request(request_digest)
+        """Reject a request for good (an operator, in the console): it is closed, so it can no longer be
+        approved or attested."""
+        self.close(request_digest, REJECTED_REASON, by=by, now=now)
         with self._engine.begin() as conn:
-            conn.execute(t.decisions.insert().values(
-                request_digest=request.digest_hex, allowed=False, refused=True, route="cold",
-                reasons=json.dumps([REJECTED_RULE]), policy_hash=self.active_policy().hash, decided_at_s=epoch_s(now)))
             self._event(conn, by, "policy.request_rejected", {"request_digest": request_digest,
                                                               "reason": reason[:500]}, now)
 
     def rejected(self, request_digest: str) -> bool:
-        with self._engine.connect() as conn:
-            return conn.execute(sa.select(t.decisions.c.id).where(sa.and_(
-                t.decisions.c.request_digest == request_digest,
-                t.decisions.c.reasons == json.dumps([REJECTED_RULE])))).first() is not None
+        return self.closed(request_digest) == REJECTED_REASON
 
-    def _refuse_if_rejected(self, actor: str, request_digest: str, now: datetime) -> None:
-        if self.rejected(request_digest):
-            refusal = PolicyRefused("the request was rejected; a rejection is final", rule=REJECTED_RULE)
-            self._refused(actor, refusal, {"request_digest": request_digest}, now)
-            raise refusal
+    def _refuse_if_closed(self, actor: str, request_digest: str, now: datetime) -> None:
+        reason = self.closed(request_digest)
+        if reason is None:
+            return
+        rule = REJECTED_RULE if reason == REJECTED_REASON else "request.closed"
+        refusal = PolicyRefused(f"the request was closed ({reason}); that is final", rule=rule)
+        self._refused(actor, refusal, {"request_digest": request_digest}, now)
+        raise refusal
 
     def submit_initiated(self, request: WithdrawalRequest, signature: bytes, *, now: datetime) -> Decision:
         """Submit an operator's request carrying the initiator's own signature."""
@@ -468,7 +469,7 @@ class PolicyService:
             refusal = ApprovalRefused("approval names no known request", rule="approval.request_mismatch")
             self._refused(approval.operator_id, refusal, {"request_digest": digest_hex}, now)
             raise refusal from None
-        self._refuse_if_rejected(approval.operator_id, digest_hex, now)
+        self._refuse_if_closed(approval.operator_id, digest_hex, now)
         try:
             verify_approvals(request, [approval], self.operators(), now_s=epoch_s(now), verifiers=self._verifiers)
         except PolicyRefused as refusal:
@@ -547,23 +548,86 @@ class PolicyService:
         hsm = self._hsm
         if hsm is None:
             raise PolicyError("this service has no HSM")
+        with self._attestation_serialised():
+            return self._attest(hsm, request_digest, now)
+
+    @contextmanager
+    def _attestation_serialised(self) -> Iterator[None]:
         with self._attest_lock, self._engine.connect() as lock_conn:
             postgres = is_postgres(self._engine)
             if postgres:
                 lock_conn.execute(sa.text("SELECT pg_advisory_lock(7310005)"))
                 lock_conn.commit()
             try:
-                return self._attest(hsm, request_digest, now)
+                yield
             finally:
                 if postgres:
                     lock_conn.execute(sa.text("SELECT pg_advisory_unlock(7310005)"))
                     lock_conn.commit()
 
+    def close(self, request_digest: str, reason: str, *, by: str, now: datetime) -> None:
+        """Close a request before it is attested (a cancellation): it can never be attested after.
+
+        Serialised with attestation, so a request is either attested or closed, never both.
+        """
+        if reason not in CLOSE_REASONS:
+            raise PolicyError(f"close reason must be one of {sorted(CLOSE_REASONS)}")
+        self.request(request_digest)
+        with self._attestation_serialised():
+            if self._attested(request_digest):
+                raise PolicyRefused("this request was already attested", rule="request.already_attested")
+            with self._engine.begin() as conn:
+                if conn.execute(sa.select(t.closed_requests.c.request_digest).where(
+                        t.closed_requests.c.request_digest == request_digest)).first() is not None:
+                    return
+                conn.execute(t.closed_requests.insert().values(request_digest=request_digest, reason=reason,
+                                                               closed_by=by, closed_at_s=epoch_s(now)))
+                self._event(conn, by, "policy.request_closed", {"request_digest": request_digest, "reason": reason},
+                            now)
+
+    def closed(self, request_digest: str) -> str | None:
+        """Why the request was closed, or None while it is open."""
+        with self._engine.connect() as conn:
+            reason = conn.execute(sa.select(t.closed_requests.c.reason).where(
+                t.closed_requests.c.request_digest == request_digest)).scalar()
+        return None if reason is None else str(reason)
+
+    def dispatchable(self, *, now: datetime, window_s: int, limit: int) -> list[str]:
+        """Requests submitted in the last `window_s` whose latest decision allows them and that are
+        neither attested nor closed: what the pipeline hands to its route next, oldest first."""
+        latest = (sa.select(t.decisions.c.allowed).where(t.decisions.c.request_digest == t.requests.c.request_digest)
+                  .order_by(t.decisions.c.id.desc()).limit(1).scalar_subquery())
+        query = (sa.select(t.requests.c.request_digest)
+                 .where(t.requests.c.created_at_s > epoch_s(now) - window_s, latest == sa.true(),
+                        ~sa.exists().where(t.attestations.c.request_digest == t.requests.c.request_digest),
+                        ~sa.exists().where(t.closed_requests.c.request_digest == t.requests.c.request_digest))
+                 .order_by(t.requests.c.created_at_s, t.requests.c.request_digest).limit(limit))
+        with self._engine.connect() as conn:
+            return [str(digest) for digest in conn.execute(query).scalars()]
+
+    def is_attested(self, request_digest: str) -> bool:
+        return self._attested(request_digest)
+
+    def latest_decision(self, request_digest: str) -> tuple[bool, bool, tuple[str, ...]] | None:
+        """(allowed, refused, reasons) of the last decision recorded for the request, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(t.decisions.c.allowed, t.decisions.c.refused, t.decisions.c.reasons)
+                               .where(t.decisions.c.request_digest == request_digest)
+                               .order_by(t.decisions.c.id.desc()).limit(1)).one_or_none()
+        if row is None:
+            return None
+        return bool(row.allowed), bool(row.refused), tuple(json.loads(row.reasons))
+
     def _attest(self, hsm: Hsm, request_digest: str, now: datetime) -> SignedDecision:
         request = self.request(request_digest)
-        self._refuse_if_rejected(SYSTEM_ACTOR, request_digest, now)
+        if self.rejected(request_digest):
+            self._refuse_if_closed(SYSTEM_ACTOR, request_digest, now)
         if self._attested(request_digest):
             raise PolicyRefused("this request was already attested", rule="request.already_attested")
+        if self.closed(request_digest) is not None:
+            refusal = PolicyRefused("this request was closed", rule="request.closed")
+            self._refused(SYSTEM_ACTOR, refusal, {"request_digest": request_digest}, now)
+            raise refusal
         decision, approvals, facts = self._evaluate(request, now)
         self._record_decision(request, decision, now)
         if not decision.allowed:
