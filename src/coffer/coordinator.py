@@ -146,8 +146,11 @@ class Coordinator:
             service = PolicyService(self.engine, hsm=self.hsm, halted=lambda: bool(self.halt.is_halted()),
                                     hot_balance=self.hot_balance, audit=self.audit)
             from coffer.keyholder.relay import KeyholderRelay
+            from coffer.notify.hooks import whitelist_notice
 
             KeyholderRelay(self.config).attach(service)
+            mail = whitelist_notice(self.notify.notifier)  # the client hears of a new address at once, encrypted
+            service.whitelist_hooks.append(lambda entry: None if entry.account == "company" else mail(entry))
             return service
 
         return self._part("policy", build)

@@ -313,10 +313,11 @@ def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None
     for client in clients:
         coordinator.ledger.open_client(client, ["BTC", "ETH"], at=now)
         payments.append((coordinator.cold.deposit_address(client, now=now), DEPOSIT_SATS + 1000 * len(payments)))
-        _whitelist(site, client, "BTC", WHITELISTED, by=f"client:{client}")
     site.parts["clients"] = clients
     payments.append((coordinator.cold.deposit_address("company:operating", now=now), 100_000_000))
     secret_keys = _client_pgp_keys(site, clients, now)
+    for client in clients:  # each client is mailed (encrypted) about the new address at once
+        _whitelist(site, client, "BTC", WHITELISTED, by=f"client:{client}")
     report.data["mail"] = {"maildir": str(site.home / "mail"), "client_secret_keys": secret_keys,
                            "security_team_secret_key": str(site.home / "mail" / "keys" / "security-team.sec.asc")}
     console.print(f"  {len(secret_keys)} clients registered an OpenPGP key and proved they can decrypt it")

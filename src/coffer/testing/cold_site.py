@@ -34,7 +34,7 @@ ADMINS = {"pam": OperatorKey(b"\x23" * 32), "pat": OperatorKey(b"\x24" * 32), "p
 
 def _free_base(count: int) -> int:
     for _ in range(200):
-        base = random.randint(20_000, 60_000)
+        base = random.randint(20_000, 32_000)  # below the ephemeral range (32768+): no outgoing socket holds it
         if not any(port_open(base + i) for i in range(count + 1)):
             return base
     raise RuntimeError("no free port range")
