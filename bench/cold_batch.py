@@ -9,76 +9,45 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from coffer.chain.regtest import RegtestChain
-from coffer.cold.service import signer_directory
 from coffer.coordinator import Coordinator
-from coffer.home import init_home
 from coffer.ledger import AccountKey
 from coffer.policy.approval import sign_approval
-from coffer.policy.roles import Operator, OperatorKey, Role
+from coffer.policy.roles import Role
 from coffer.testing import ServiceProcess
+from coffer.testing.cold_site import APPROVER, DEST, start_cold_site
 from coffer.testing.faucet import Faucet
-from coffer.testing.processes import port_open
-from coffer.testing.tokens import process_softhsm_conf
 from coffer.withdrawals import WithdrawalDesk
 
 WITHDRAWALS = 1000
 CLIENTS = 100
 AMOUNT_SATS = 200_000
 BASELINE_BATCHES = 10
-DEST = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
-APPROVER = OperatorKey(b"\x31" * 32)
-
-
-def _base() -> int:
-    while True:
-        base = random.randint(20_000, 60_000)
-        if not any(port_open(base + i) for i in range(8)):
-            return base
 
 
 def _site(home: Path) -> tuple[Coordinator, list[ServiceProcess], Faucet, WithdrawalDesk]:
-    base = _base()
-    (home / "coffer.toml").write_text(
-        f'[hsm]\nsofthsm_conf = "{process_softhsm_conf()}"\ntoken_label = "bench-{random.randrange(1 << 30)}"\n'
-        f"[cold]\nsigner_port_base = {base}\n[web]\nnotice_port = {base + 6}\n")
-    init_home(home)
-    chain = RegtestChain.open(home / "chain")
-    coordinator = Coordinator.open(home, bitcoin=chain)
-    now = dt.datetime.now(dt.UTC)
-    coordinator.policy.bootstrap_default(now=now)
-    coordinator.policy.add_operator(Operator("bob", frozenset({Role.APPROVER}), APPROVER.public_key), by="bench",
-                                    now=now)
-    coordinator.start_notice_server()
-    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
-    signers = [ServiceProcess(f"signer-{i}", [sys.executable, "-m", "coffer.cli", "signer", "--id", str(i), "--home",
-                                              str(home)], workdir=home / "logs", port=base + i, env=env,
-                              ready_timeout_s=60).start() for i in coordinator.signer_ids()]
-    coordinator.cold.setup(3, now=now)
-    pins = coordinator.signer_pins()
-    for signer_id in coordinator.signer_ids():
-        pins.save(signer_directory(home, signer_id))
-    faucet = Faucet(chain)
-    faucet.fund(130)
-    coordinator.ledger.open_house_accounts(["BTC"], at=now)
+    """The test cold site (5 signer processes, an admin-signed short whitelist lock), 100 funded clients whose
+    destination every signer saw whitelisted, the lock waited out."""
+    site = start_cold_site(home)
+    coordinator, chain, now = site.coordinator, site.coordinator.bitcoin, dt.datetime.now(dt.UTC)
+    site.faucet.fund(20)
     clients = [f"c{i:04d}" for i in range(CLIENTS)]
     payments = []
     for client in clients:
         coordinator.ledger.open_client(client, ["BTC"], at=now)
         payments.append((coordinator.cold.deposit_address(client, now=now), 12 * AMOUNT_SATS))
-        coordinator.policy.add_whitelist(client, "BTC", DEST, by=f"client:{client}", now=now - dt.timedelta(days=2))
     for chunk in range(0, len(payments), 50):
-        faucet.pay_many(payments[chunk:chunk + 50])
-    chain.mine(3)
+        site.faucet.pay_many(payments[chunk:chunk + 50])
+    chain.mine(3)  # type: ignore[attr-defined]
     coordinator.cold.scan_deposits(now=now)
-    return coordinator, signers, faucet, WithdrawalDesk(coordinator)
+    for client in clients:
+        site.whitelist(client, wait=False)
+    site.whitelist(clients[-1])  # the last entry's lock passed: every earlier one's did too
+    return coordinator, site.signers, site.faucet, site.desk
 
 
 def _approve(coordinator: Coordinator, desk: WithdrawalDesk, count: int, offset: int) -> None:

@@ -49,14 +49,16 @@ class ColdSite:
     desk: WithdrawalDesk
     whitelisted: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def whitelist(self, client: str, destination: str = DEST) -> None:
+    def whitelist(self, client: str, destination: str = DEST, *, wait: bool = True) -> None:
         """The client whitelists a destination; the coordinator relays it to every signer, which starts the
-        time lock by its own clock; wait it out."""
+        time lock by its own clock; wait it out (or, with `wait=False`, leave that to a later call)."""
         if (client, destination) not in self.whitelisted:
             self.coordinator.policy.add_whitelist(client, "BTC", destination, by=f"client:{client}",
                                                   now=dt.datetime.now(dt.UTC))
             self.whitelisted[(client, destination)] = int(time.time())
         at = self.whitelisted[(client, destination)]
+        if not wait:
+            return
         wait_until(lambda: time.time() >= at + SHORT_TIME_LOCK_S + 1, timeout=SHORT_TIME_LOCK_S + WAIT_MARGIN_S,
                    what="the whitelist time lock to pass")
 
