@@ -27,7 +27,7 @@ from coffer.cold.errors import BundleInvalid, ColdError, PsbtInvalid, SignerRefu
 from coffer.cold.guards import PolicyRequestGuard
 from coffer.cold.keystore import SeedVault
 from coffer.cold.signer import ApprovedOutput, ColdSigner, SignerStore
-from coffer.errors import CofferError
+from coffer.errors import CofferError, InvariantViolation
 from coffer.log import get_logger
 from coffer.tls import TlsFiles, client_context, server_context
 
@@ -94,12 +94,14 @@ class PinnedGuards:
 
     def receive_notices(self, data: bytes, now: dt.datetime) -> dict[str, Any]:
         """Whitelist entries, client keys and freezes relayed to this signer, recorded by its own clock."""
-        self._current()
-        assert self._loaded is not None  # noqa: S101 - set by _current
         from coffer.policy.errors import PolicyRefused
 
+        self._current()
+        loaded = self._loaded
+        if loaded is None:
+            raise InvariantViolation("the pinned guards were not loaded")
         try:
-            return dict(self._loaded[3].receive_notices(data, now=now))
+            return dict(loaded[3].receive_notices(data, now=now))
         except PolicyRefused as refused:
             raise SignerRefused(str(refused), rule=refused.rule, signer_id=self._signer_id) from None
 

@@ -25,6 +25,7 @@ import nacl.exceptions
 import nacl.signing
 
 from coffer.canonical import canonical_digest
+from coffer.errors import InvariantViolation
 from coffer.policy._strict import expect_hex, expect_int, expect_str, parse_canonical_object
 from coffer.policy.errors import FactRefused, MalformedDocument
 from coffer.policy.request import ASSETS
@@ -246,7 +247,8 @@ class KeyholderFacts:
                                  " AND destination = ? AND client_key IS NULL",
                                  (key_hex, notice.account, notice.asset, notice.destination))
         fact = self.whitelist(notice.account, notice.asset, notice.destination)
-        assert fact is not None  # noqa: S101 - just written
+        if fact is None:
+            raise InvariantViolation("a whitelist entry just written is not there")
         return {"kind": "whitelist", "account": notice.account, "asset": notice.asset,
                 "destination": notice.destination, "first_seen_s": fact.first_seen_s,
                 "client_signed": fact.client_key_first_seen_s is not None}
