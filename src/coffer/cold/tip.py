@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from coffer.cold.errors import DrawMismatch
 
 __all__ = ["Header", "parse_header", "check_headers", "header_work", "GENESIS", "HEADER_BYTES", "HEADERS_MAX",
-           "TIP_AGE_S_MAX", "TIP_FUTURE_S_MAX"]
+           "TIP_AGE_S_MAX"]
 
 HEADER_BYTES = 80
 HEADERS_MAX = 2016  # headers carried in one bundle; a signer further behind is fed headers first
 TIP_AGE_S_MAX = 24 * 3600  # a draw's tip older than this by the signer's clock is refused (offline signing fits)
-TIP_FUTURE_S_MAX = 2 * 3600  # Bitcoin's own limit on a block time ahead of the node's clock
 # network -> (genesis block hash as shown by getblockhash, its header bits, the proof-of-work limit)
 GENESIS: dict[str, tuple[str, int, int]] = {
     "regtest": ("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206", 0x207FFFFF, 0x7FFFFF << 232),
