@@ -82,9 +82,10 @@ def test_a_cancelled_withdrawal_is_never_dispatched(site: Site) -> None:  # noqa
 
 def test_a_queued_cold_withdrawal_can_be_cancelled_until_a_batch_takes_it(site: Site) -> None:  # noqa: F811
     """Attested and queued: cancel takes it out of the queue and releases the hold; once batched it is too late."""
-    coordinator, now = site.coordinator, dt.datetime.now(dt.UTC)
+    coordinator = site.coordinator
     desk = CustodyDesk(coordinator, site.desk, assets=("BTC",))
     _funded_client(site, "queenie", 30_000_000)
+    now = dt.datetime.now(dt.UTC)  # after the whitelist time lock was waited out
     early = _approved(site, "queenie", 5_000_000)
     late = _approved(site, "queenie", 6_000_000)
     site.desk.dispatch(early, now=now)
