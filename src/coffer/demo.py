@@ -726,8 +726,8 @@ def stage_ethereum(site: DemoSite, report: DemoReport, console: Console) -> None
     from coffer.eth.wallet import EthHotWallet
     from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
     from coffer.mpc.service.client import CosignerClient
-    from coffer.tls import TlsFiles
     from coffer.policy.roles import Role
+    from coffer.tls import TlsFiles
     from coffer.withdrawals import WithdrawalDesk
 
     coordinator = site.coordinator
