@@ -3,7 +3,6 @@ before any parser sees it, and the server answers the next request."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from coffer.testing import ServiceProcess
 
-from ..web.test_console_serve import make_home
+from ..web.test_console_serve import serve_process
 from .conftest import nested_json
 
 pytestmark = pytest.mark.slow
@@ -20,16 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, ServiceProcess]]:
-    tmp_path = Path(tmp_path_factory.mktemp("serve-limits"))
-    home = tmp_path / "home"
-    home.mkdir()
-    port, _notice_port = make_home(home)
-    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
-    process = ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)],
-                                    workdir=tmp_path, port=port, env=env, ready_timeout_s=90)
-    process.env = env
-    with process:
-        yield f"http://127.0.0.1:{port}", process
+    with serve_process(Path(tmp_path_factory.mktemp("serve-limits"))) as process:
+        yield f"http://127.0.0.1:{process.port}", process
 
 
 @pytest.mark.parametrize("content_type", ["application/json", None])

@@ -5,7 +5,7 @@ A refusal carries no secret: its message says which limit or rule was broken, ne
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Final
 
 from coffer.errors import CofferError, Refused
 
@@ -16,41 +16,43 @@ __all__ = ["RequestRefused", "BodyTooLarge", "JsonTooDeep", "RequestMalformed", 
 class RequestRefused(Refused):
     """A request the transport refuses before any engine sees it; `status` is its HTTP status."""
 
-    status: ClassVar[int] = 400
-    default_rule: ClassVar[str] = "request"
-
     def __init__(self, message: str, *, rule: str | None = None) -> None:
-        super().__init__(message, rule=rule or self.default_rule)
+        super().__init__(message, rule=rule or _STATUS_AND_RULE[type(self)][1])
+
+    @property
+    def status(self) -> int:
+        return _STATUS_AND_RULE[type(self)][0]
 
 
 class BodyTooLarge(RequestRefused):
-    status = 413
-    default_rule = "body.size"
+    """A body over the route table's size limit; refused before it is read."""
 
 
 class JsonTooDeep(RequestRefused):
-    status = 400
-    default_rule = "json.depth"
+    """JSON nested deeper than the limit; refused before any parser sees it."""
 
 
 class RequestMalformed(RequestRefused):
-    status = 400
-    default_rule = "request.malformed"
+    """A request the transport cannot read: a bad Content-Length, a batch not shaped as one."""
 
 
 class RouteUnknown(RequestRefused):
-    status = 404
-    default_rule = "route.unknown"
+    """No engine mounted this method and path."""
 
 
 class PeerNotAllowed(RequestRefused):
-    status = 403
-    default_rule = "peer.name"
+    """The caller's certificate name is not among the route's allowed peers."""
 
 
 class ClockSkewed(RequestRefused):
-    status = 409
-    default_rule = "clock.skew"
+    """The caller's clock is missing, or differs from ours by more than the bound."""
+
+
+_STATUS_AND_RULE: Final[dict[type[RequestRefused], tuple[int, str]]] = {
+    RequestRefused: (400, "request"), BodyTooLarge: (413, "body.size"), JsonTooDeep: (400, "json.depth"),
+    RequestMalformed: (400, "request.malformed"), RouteUnknown: (404, "route.unknown"),
+    PeerNotAllowed: (403, "peer.name"), ClockSkewed: (409, "clock.skew"),
+}
 
 
 class KeyholderUnavailable(CofferError):
