@@ -5,6 +5,8 @@ stall or idle never holding up anyone else."""
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -143,3 +145,43 @@ def test_stalled_handshake_is_cut_off_by_its_time_out(toy_server: KeyholderServe
     with half_handshake(toy_server.port) as raw:
         raw.settimeout(20)
         assert b"" == raw.recv(1024)  # closed by the server, not by our own time-out
+
+
+def _client_hello() -> bytes:
+    """The first flight of a real TLS client: a valid ClientHello record."""
+    outgoing = ssl.MemoryBIO()
+    client = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    return outgoing.read()
+
+
+def _closed_by_peer(raw: socket.socket) -> bool:
+    raw.setblocking(False)
+    try:
+        return raw.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        raw.setblocking(True)
+
+
+def test_dripped_handshake_is_cut_off_at_its_deadline(toy_server: KeyholderServer) -> None:
+    """A client dripping a valid ClientHello one byte every 0.2 s (each read well within the per-read
+    time-out) is still cut off by the handshake deadline (2 s here), long before it would finish."""
+    hello = _client_hello()
+    assert len(hello) > 150
+    closed = False
+    with idle_tcp(toy_server.port) as raw:
+        for byte in hello[:150]:  # 30 s of dripping at most
+            try:
+                raw.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+            closed = closed or _closed_by_peer(raw)
+            if closed:
+                break
+            time.sleep(0.2)
+    assert closed

@@ -1,8 +1,10 @@
 """The one mutual-TLS server of every key holder: cold signer, FROST and DKLs23 co-signer.
 
 Engines mount on it through their route tables (`coffer.keyholder.routes`). Each connection gets
-its own thread, and the TLS handshake runs there with a time-out, so an idle, slow or half-open
-connection never stalls `accept()` nor anyone else; the number of open connections is bounded.
+its own thread, and the TLS handshake runs there with a time-out that bounds the whole handshake
+(the ssl module turns a socket time-out into a deadline per operation, so a byte dripped now and
+then does not extend it); every later read has a time-out, the keep-alive wait too. So an idle,
+slow or half-open connection never stalls `accept()` nor anyone else; open connections are bounded.
 HTTP/1.1 keep-alive lets the coordinator pipeline over a few sockets, and `/v1/batch` carries
 several calls in one request (run concurrently, so their durable writes can share an fsync).
 
