@@ -185,3 +185,37 @@ def test_dripped_handshake_is_cut_off_at_its_deadline(toy_server: KeyholderServe
                 break
             time.sleep(0.2)
     assert closed
+
+
+def test_open_connections_are_bounded_and_slots_come_back(pki: Pki) -> None:
+    """With room for two connections, a third is refused while two idle ones hang; once they go, it is served."""
+    from coffer.keyholder.server import Mount
+    from coffer.testing import wait_until
+
+    from .conftest import TOY_ROUTES, ToyEngine, toy_status
+
+    server = KeyholderServer([Mount(TOY_ROUTES, ToyEngine(), toy_status)], pki.files("keyholder-1"), port=0,
+                             connections_max=2).start()
+    try:
+        client = KeyholderClient("keyholder-1", server.port, pki.files("coordinator"), timeout_s=5)
+        with idle_tcp(server.port), idle_tcp(server.port):
+            wait_until(lambda: _refused(client), timeout=30, what="third connection refused")
+        assert (200, {"ok": True}) == wait_until(lambda: _served(client), timeout=30, what="slot back")
+    finally:
+        server.stop()
+
+
+def _refused(client: KeyholderClient) -> bool:
+    try:
+        client.call("/v1/status", {})
+    except KeyholderUnavailable:
+        return True
+    client.close()
+    return False
+
+
+def _served(client: KeyholderClient) -> tuple[int, dict[str, Any]] | None:
+    try:
+        return client.call("/v1/status", {})
+    except KeyholderUnavailable:
+        return None
