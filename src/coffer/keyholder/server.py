@@ -209,6 +209,8 @@ class KeyholderServer:
     def _batch(self, peer: str | None, headers: Any, data: bytes) -> tuple[int, dict[str, Any]]:
         check_body(data, bytes_max=self.body_bytes_max(), depth_max=JSON_DEPTH_MAX)
         jobs = [(self._route("POST", path, peer), body) for path, body in _batch_calls(data)]
+        for bound, body in jobs:
+            check_body(body, bytes_max=bound.body_bytes_max, depth_max=JSON_DEPTH_MAX)
         if any(bound.route.acts for bound, _ in jobs):
             check_clock(headers.get(CLOCK_HEADER), now_s=self._clock(), skew_s_max=self._clock_skew_s_max)
         # The last call runs in this request's own thread (a batch of one needs no hand-off).
