@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -62,8 +64,13 @@ def test_the_survivor_of_two_coordinators_serves_and_takes_the_periodic_work(tmp
     """Two `coffer serve` on one PostgreSQL: SIGKILL the one leading the custody pipeline; within one lease
     the other leads it (higher epoch), and requests to it are answered once each throughout."""
     home, port, key = make_world(tmp_path, pg_url, CLIENTS)
-    other_port = free_port()
-    first, second = _serve(home, port, tmp_path / "a").start(), _serve(home, other_port, tmp_path / "b").start()
+    other_port, other_home = free_port(), tmp_path / "home-b"
+    shutil.copytree(home, other_home)  # a second coordinator host: same database and HSM token, own ports
+    config = (other_home / "coffer.toml").read_text()
+    config = re.sub(r"port = \d+\nnotice_port = \d+", f"port = {other_port}\nnotice_port = {free_port()}", config)
+    (other_home / "coffer.toml").write_text(config)
+    first = _serve(home, port, tmp_path / "a").start()
+    second = _serve(other_home, other_port, tmp_path / "b").start()
     engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
 
     def lease() -> tuple[str, int] | None:
