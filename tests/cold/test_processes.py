@@ -92,7 +92,8 @@ def test_signer_refuses_a_bundle_whose_request_was_changed_after_approval(site: 
 
 
 def test_client_without_a_ca_certificate_is_refused(site: Site, tmp_path: Path) -> None:
-    """Mutual TLS: a client that presents no certificate from the local CA cannot talk to a signer."""
+    """Mutual TLS: a client that presents no certificate from the local CA cannot talk to a signer, and
+    one from the CA that is not the coordinator's (another signer's) is refused by rule peer.name."""
     url = site.coordinator.signer_url(1)
     with pytest.raises(httpx.HTTPError):
         httpx.get(url + "/v1/health", verify=str(site.home / "tls" / "ca.pem"), timeout=5)
@@ -102,8 +103,10 @@ def test_client_without_a_ca_certificate_is_refused(site: Site, tmp_path: Path) 
     client = HttpSignerClient(1, url, stranger, timeout_s=5)
     with pytest.raises(SignerUnavailable):
         client.health()
-    ours = HttpSignerClient(1, url, signer_tls(site.home, 2), timeout_s=5)
-    assert 1 == ours.health()["signer_id"]
+    sibling = HttpSignerClient(1, url, signer_tls(site.home, 2), timeout_s=5)  # from our CA, not the coordinator
+    with pytest.raises(SignerRefused) as caught:
+        sibling.health()
+    assert "peer.name" == caught.value.rule
 
 
 def test_signers_prove_control_of_every_funded_cold_address(site: Site) -> None:

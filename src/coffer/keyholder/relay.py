@@ -34,14 +34,14 @@ def _poster(call: Callable[[str, dict[str, Any]], dict[str, Any]], path: str) ->
 
 
 class KeyholderRelay:
-    """Posts notices to the cold signers (by configuration) and the co-signers (by their port files)."""
+    """Posts notices to the cold signers (by configuration) and the co-signers (by their port files; the FROST
+    and DKLs23 engines of one co-signer share one guard and one facts store)."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
 
     def senders(self) -> dict[str, Send]:
         from coffer.cold.service import HttpSignerClient
-        from coffer.mpc.ecdsa_service.client import EcdsaClient
         from coffer.mpc.service.client import CosignerClient
 
         home, tls = self._config.home, coordinator_tls(self._config.home)
@@ -53,12 +53,9 @@ class KeyholderRelay:
             if not directory.name.isdigit():
                 continue
             cosigner = int(directory.name)
-            if (directory / "port").exists():
-                frost = CosignerClient(cosigner, int((directory / "port").read_text()), tls)
-                senders[f"cosigner-{cosigner}"] = _poster(frost.call, "/v1/facts")
-            if (directory / "ecdsa" / "port").exists():
-                ecdsa = EcdsaClient(cosigner, int((directory / "ecdsa" / "port").read_text()), tls)
-                senders[f"ecdsa-cosigner-{cosigner}"] = _poster(ecdsa.call, "/v1/ecdsa/facts")
+            if (directory / "port").exists():  # one process serves both engines, with one facts store
+                client = CosignerClient(cosigner, int((directory / "port").read_text()), tls, batching=False)
+                senders[f"cosigner-{cosigner}"] = _poster(client.call, "/v1/facts")
         return senders
 
     def announce(self, notices: list[Any]) -> dict[str, Any]:
