@@ -20,13 +20,13 @@ from tests.crash.flow import Load, check_after, make_world
 from tests.crash.flow import serve as serve_process
 
 CLIENTS = 8
-REQUESTS_PER_CLIENT = 30
-KILLS = 12
+KILLS = int(os.environ.get("COFFER_CRASH_KILLS", "12"))  # `make soak` runs 1,000
+REQUESTS_PER_CLIENT = max(30, KILLS * 3)
 
 
 @pytest.mark.slow
 def test_coordinator_killed_at_random_moments_answers_every_request_once(tmp_path: Path, pg_url: str) -> None:
-    """12 SIGKILLs of `coffer serve` under load, each at a random delay: every request answered and held once."""
+    """SIGKILLs of `coffer serve` under load (12; `make soak` 1,000), each at a random delay: every request answered and held once."""
     seed = int.from_bytes(os.urandom(4), "big")
     print(f"coordinator kill seed={seed}")
     rng = random.Random(seed)
