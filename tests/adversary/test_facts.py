@@ -8,10 +8,8 @@ followed by the legitimate version, which must succeed.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,20 +42,9 @@ from coffer.policy import (
 from coffer.policy.versions import AdminSignature
 from coffer.testing.facts import announce
 from coffer.testing.faucet import Faucet
+from tests.hot.test_hot_wallet import Env, _now
 
 COSIGNERS = (1, 2, 3)
-
-
-@dataclass
-class Env:
-    cluster: Cluster
-    chain: RegtestChain
-    faucet: Faucet
-    wallet: HotWallet
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _fresh_address() -> str:
@@ -81,7 +68,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             txid = faucet.pay(wallet.address(), 400_000)
             chain.mine(1)
             wallet.record_refill(txid, 400_000, now=_now())
-        yield Env(cluster, chain, faucet, wallet)
+        yield Env(cluster, chain, faucet, ledger, wallet)
     finally:
         chain.close()
         cluster.stop()
