@@ -19,6 +19,7 @@ import coincurve
 import pytest
 from nacl.signing import VerifyKey
 
+from coffer.btc.bip322_sign import p2tr_sighash
 from coffer.canonical import canonical_json
 from coffer.mpc.errors import MpcError
 from coffer.mpc.service import (
@@ -30,7 +31,6 @@ from coffer.mpc.service import (
 )
 from coffer.mpc.service import messages as msg
 from coffer.mpc.service.harness import Cluster, start_cluster
-from coffer.por.bip322 import p2tr_sighash
 from coffer.por.verify import reserves_challenge
 from tests.mpc.faulty_network import (
     CRASH_AFTER,

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from coffer.audit import AuditLog
+from coffer.btc.bip322_sign import assemble_p2wsh_multisig
 from coffer.chain import BitcoinChain, BroadcastRejected, ChainError
 from coffer.cold.bundle import ApprovedPayment, SigningBundle
 from coffer.cold.descriptor import CHANGE, RECEIVE, ColdWallet, KeyOrigin
@@ -588,7 +589,6 @@ class ColdCustody:
     def reserve_entries(self, *, chain_name: str, height: int, block_hash: str) -> list[Any]:
         """Every funded cold address with its balance and a BIP-322 proof of control made by m signers
         (each signs the challenge for the address itself; the coordinator only assembles)."""
-        from coffer.por.bip322 import assemble_p2wsh_multisig
         from coffer.por.reserves import ControlProof, ReserveEntry
         from coffer.por.verify import reserves_challenge
 

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import coincurve
+
+from coffer.btc.bip322_sign import p2wsh_sighash
 from coffer.canonical import canonical_json
 from coffer.cold.bundle import ApprovedPayment, SigningBundle
 from coffer.cold.descriptor import RECEIVE, ColdWallet
@@ -232,10 +235,6 @@ class ColdSigner:
         Only the challenge format is signed (never an arbitrary message), for an address re-derived
         here from a registered descriptor. A BIP-322 signature spends a virtual output: no coin moves.
         """
-        import coincurve
-
-        from coffer.por.bip322 import p2wsh_sighash
-
         if not _CHALLENGE.fullmatch(message):
             raise self._refuse("not a proof-of-reserves challenge", "prove.message")
         wallet = self._store.wallet(wallet_id)

@@ -22,6 +22,7 @@ from typing import Any, Final, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from coffer.btc.bip322_sign import assemble_p2tr, p2tr_sighash
 from coffer.log import get_logger
 from coffer.mpc import frost
 from coffer.mpc.dkg import refresh as dkg_refresh
@@ -378,8 +379,6 @@ class MpcCoordinator:
     def prove_reserves(self, key_id: str, message: bytes, *, cosigners: Sequence[int] | None = None) -> str:
         """A BIP-322 proof of control of the key's P2TR address over a proof-of-reserves challenge
         (full format), signed jointly; verified before it is returned."""
-        from coffer.por.bip322 import assemble_p2tr, p2tr_sighash
-
         key = self.key(key_id)
         output_key, tweaks = msg.taproot_key(key.public)
         digest = p2tr_sighash(output_key, message)  # what each co-signer derives for itself

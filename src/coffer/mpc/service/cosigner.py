@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from coffer.btc.bip322_sign import p2tr_sighash
 from coffer.errors import Refused
 from coffer.log import get_logger
 from coffer.mpc import frost
@@ -391,8 +392,6 @@ class Cosigner:
         """Proof of reserves: the BIP-322 digest for this key's own P2TR address over the reserves
         challenge, derived here. Only that challenge format is accepted; a BIP-322 signature spends a
         virtual output, so no coin can move with it."""
-        from coffer.por.bip322 import p2tr_sighash
-
         message = payload.hexbytes("message", length_max=512)
         if not msg.RESERVES_CHALLENGE.fullmatch(message):
             raise OpaqueMessageRefused("not a proof-of-reserves challenge", cosigner=self.cosigner_id)
