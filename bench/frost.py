@@ -62,7 +62,7 @@ def in_process_baseline(rounds: int, taproot: bool) -> float:
     from coffer.mpc.dkg import ed25519
 
     rng = random.Random(7)
-    protocol = chilldkg.PROTOCOL if taproot else ed25519.PROTOCOL
+    protocol = chilldkg if taproot else ed25519
     suite = frost.SECP256K1_TR if taproot else frost.ED25519
     outputs = run_local_dkg(protocol, [rng.randbytes(32) for _ in range(5)], 3, rng.randbytes)
     first = outputs.participant_outputs[0]
@@ -152,7 +152,7 @@ def main() -> None:
     base_tr = in_process_baseline(max(20, args.rounds // 4), taproot=True)
     base_ed = in_process_baseline(max(20, args.rounds // 4), taproot=False)
     local_dkg_ms = statistics.median(timed_ms(lambda: run_local_dkg(
-        chilldkg.PROTOCOL, [bytes([i + 1]) * 32 for i in range(5)], 3, os.urandom), 3))
+        chilldkg, [bytes([i + 1]) * 32 for i in range(5)], 3, os.urandom), 3))
     with tempfile.TemporaryDirectory(prefix="coffer-bench-frost-") as home:
         cluster = start_cluster(Path(home), notice_max_age_s=30)
         try:

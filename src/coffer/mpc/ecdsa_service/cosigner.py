@@ -79,7 +79,7 @@ SESSION_TTL_S: Final = 60.0
 SESSIONS_MAX: Final = 1_000
 PAIRINGS_MAX: Final = 64
 DKG_SESSIONS_MAX: Final = 16
-DKG_PROTOCOL: Final = untweaked.PROTOCOL
+DKG_PROTOCOL: Final = untweaked
 # Aborts blamed on one peer before this co-signer refuses to pair with it again for a while: each
 # abort may leak a little through selective failure, so a peer cannot make us retry without bound.
 ABORTS_PER_PEER_MAX: Final = 3

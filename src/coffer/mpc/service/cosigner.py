@@ -78,12 +78,12 @@ class _Suite:
 
 
 SUITES: Final[dict[str, _Suite]] = {
-    "taproot": _Suite("taproot", frost.SECP256K1_TR, chilldkg.PROTOCOL),
-    "ed25519": _Suite("ed25519", frost.ED25519, ed25519.PROTOCOL),
+    "taproot": _Suite("taproot", frost.SECP256K1_TR, chilldkg),
+    "ed25519": _Suite("ed25519", frost.ED25519, ed25519),
     # The threshold-ECDSA key (issue 8): DKG, refresh and re-share run here today; its signing
     # (DKLs23, coffer.mpc.ecdsa) plugs in as a new signing kind. Until then only refresh tests
     # (a Schnorr signature proving the new shares combine) are signed with it.
-    "ecdsa": _Suite("ecdsa", frost.SECP256K1, secp256k1_untweaked.PROTOCOL),
+    "ecdsa": _Suite("ecdsa", frost.SECP256K1, secp256k1_untweaked),
 }
 
 
