@@ -26,10 +26,12 @@ from typing import Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-from embit.networks import NETWORKS
-from embit.script import Script, address_to_scriptpubkey
+from embit.script import Script
 from embit.transaction import SIGHASH, Transaction
 
+from coffer.btc import script as btc_script
+from coffer.btc.errors import BtcError
+from coffer.btc.script import p2tr_script
 from coffer.canonical import canonical_json
 from coffer.hsm import Hsm, normalize_low_s
 from coffer.mpc import frost
@@ -76,14 +78,8 @@ class SpendCheck:
     change_sats: int
 
 
-def p2tr_script(output_key: bytes) -> bytes:
-    if len(output_key) != 32:
-        raise ValueError("an x-only output key is 32 bytes")
-    return b"\x51\x20" + output_key
-
-
 def p2tr_address(output_key: bytes, network: str = "regtest") -> str:
-    return str(Script(p2tr_script(output_key)).address(NETWORKS[network]))
+    return btc_script.script_address(p2tr_script(output_key), network)
 
 
 @functools.lru_cache(maxsize=64)
@@ -96,13 +92,10 @@ def taproot_key(public: frost.PublicKeyPackage) -> tuple[bytes, tuple[frost.Twea
 def address_script(address: str, network: str) -> bytes:
     """The scriptPubKey of `address`, refusing an address of another network."""
     try:
-        script = address_to_scriptpubkey(address)
-        if str(script.address(NETWORKS[network])) != address:
-            raise ValueError("other network")
-    except Exception:  # embit raises several unrelated types for bad addresses
+        return btc_script.address_script(address, network)
+    except BtcError:
         raise SpendNotApproved(f"destination {address[:90]!r} is not a {network} address",
                                rule="spend.destination") from None
-    return bytes(script.data)
 
 
 def check_taproot_spend(raw_tx: bytes, prevouts: Sequence[Prevout], own_script: bytes,
