@@ -15,6 +15,7 @@ import typer
 from fastapi import FastAPI
 
 from coffer.coordinator import Coordinator
+from coffer.home import resolve_home
 from coffer.log import get_logger
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
@@ -146,9 +147,7 @@ def serve(home: Path | None = typer.Option(None, "--home", help="data directory 
     """Serve the coordinator: security centre, operations console, public proof of reserves, /metrics.
 
     On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
-    import uvicorn
-
-    from coffer.cli import resolve_home
+    import uvicorn  # only `coffer serve` runs a server; building the app (tests) does not need it
 
     coordinator = Coordinator.open(resolve_home(home))
     host = host or str(coordinator.config.get("web", "host"))
