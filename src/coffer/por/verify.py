@@ -66,6 +66,7 @@ __all__ = [
     "LiabilitiesFile", "parse_liabilities_file", "check_liabilities_tree", "scan_liabilities_file",
     "canonical_json", "reserves_challenge", "verify_reserves_document", "verify_reserves_rpc",
     "statement_message", "verify_statement", "log_entry_message", "log_entry_digest", "verify_log",
+    "verify_log_entry", "strict_json",
     "bip322_verify",
     "main",
 ]
@@ -254,7 +255,7 @@ def inclusion_proof_to_json(proof: InclusionProof) -> str:
 
 def parse_inclusion_proof_json(text: str) -> InclusionProof:
     """Strict: exact keys, integer ranges, 32-byte digests; the result re-encodes to the same bytes."""
-    data = _strict_json(text, "proof format")
+    data = strict_json(text, "proof format")
     keys = {"format", "asset", "height", "account_number", "depth", "leaves", "siblings"}
     if not isinstance(data, dict) or set(data) != keys or data["format"] != "coffer-por-proof/1":
         raise _fail("proof format", "unexpected or missing fields")
@@ -414,7 +415,7 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _strict_json(text: str | bytes, what: str) -> Any:
+def strict_json(text: str | bytes, what: str) -> Any:
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, value in pairs:
@@ -473,6 +474,20 @@ def log_entry_digest(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(LOG_FORMAT.encode() + b"\n" + canonical_json(dict(entry))).hexdigest()
 
 
+def verify_log_entry(number: int, prev: str, entry: Any, public_key: bytes) -> str:
+    """Entry `number` of the log: its fields, its place in the chain and its signature; returns its digest."""
+    if not isinstance(entry, dict) or set(entry) != {"seq", "prev", "statement", "signature"}:
+        raise _fail("log", f"entry {number}: unexpected or missing fields")
+    if entry["seq"] != number:
+        raise _fail("log", f"entry {number}: sequence number {entry['seq']} breaks the chain")
+    if entry["prev"] != prev:
+        raise _fail("log", f"entry {number}: previous digest does not match entry {number - 1}")
+    signature = _hex(entry["signature"], "log")
+    _ed25519_verify(public_key, log_entry_message(number, prev, entry["statement"]), signature,
+                    f"log entry {number} signature")
+    return log_entry_digest(entry)
+
+
 def verify_log(lines: Iterable[str], public_key: bytes) -> list[dict[str, Any]]:
     """Each entry names the digest of the one before it and is signed by the group key."""
     prev = ZERO_HASH
@@ -480,17 +495,8 @@ def verify_log(lines: Iterable[str], public_key: bytes) -> list[dict[str, Any]]:
     for number, line in enumerate(lines):
         if number >= LOG_ENTRIES_MAX:
             raise _fail("log", "too many entries")
-        entry = _strict_json(line, "log")
-        if not isinstance(entry, dict) or set(entry) != {"seq", "prev", "statement", "signature"}:
-            raise _fail("log", f"entry {number}: unexpected or missing fields")
-        if entry["seq"] != number:
-            raise _fail("log", f"entry {number}: sequence number {entry['seq']} breaks the chain")
-        if entry["prev"] != prev:
-            raise _fail("log", f"entry {number}: previous digest does not match entry {number - 1}")
-        signature = _hex(entry["signature"], "log")
-        _ed25519_verify(public_key, log_entry_message(number, prev, entry["statement"]), signature,
-                        f"log entry {number} signature")
-        prev = log_entry_digest(entry)
+        entry = strict_json(line, "log")
+        prev = verify_log_entry(number, prev, entry, public_key)
         entries.append(entry)
     return entries
 
@@ -803,7 +809,7 @@ def load_published_roots(snapshot: Mapping[str, Any]) -> dict[str, PublishedRoot
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return _strict_json(path.read_text(encoding="utf-8"), what)
+        return strict_json(path.read_text(encoding="utf-8"), what)
     except OSError as exc:
         raise _fail(what, f"cannot read {path}: {exc.strerror}") from None
 

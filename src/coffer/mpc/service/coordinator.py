@@ -106,6 +106,18 @@ class MpcKey:
         return self.group_public_key
 
 
+def load_key(engine: Engine, key_id: str) -> MpcKey:
+    """A key's public facts as its DKG recorded them (raises UnknownKey)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(mpc_keys).where(mpc_keys.c.key_id == key_id)).first()
+    if row is None:
+        raise UnknownKey(f"no key {key_id!r}")
+    members = tuple(Member(int(i), int(m["cosigner"]), bytes.fromhex(m["hostpubkey"]))
+                    for i, m in sorted(json.loads(row.members).items(), key=lambda item: int(item[0])))
+    return MpcKey(row.key_id, row.suite, int(row.version), frost.PublicKeyPackage.from_bytes(
+        bytes.fromhex(row.public_package)), members, tuple(json.loads(row.revoked)), row.status)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -183,14 +195,7 @@ class MpcCoordinator:
         return key
 
     def _load(self, key_id: str) -> MpcKey:
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(mpc_keys).where(mpc_keys.c.key_id == key_id)).first()
-        if row is None:
-            raise UnknownKey(f"no key {key_id!r}")
-        members = tuple(Member(int(i), int(m["cosigner"]), bytes.fromhex(m["hostpubkey"]))
-                        for i, m in sorted(json.loads(row.members).items(), key=lambda item: int(item[0])))
-        return MpcKey(row.key_id, row.suite, int(row.version), frost.PublicKeyPackage.from_bytes(
-            bytes.fromhex(row.public_package)), members, tuple(json.loads(row.revoked)), row.status)
+        return load_key(self._engine, key_id)
 
     def keys(self) -> list[MpcKey]:
         with self._engine.connect() as conn:

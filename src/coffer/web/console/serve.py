@@ -19,6 +19,7 @@ from coffer.errors import CofferError
 from coffer.home import resolve_home
 from coffer.integrations.cli import open_integrations
 from coffer.log import get_logger
+from coffer.mpc.service.publication import stored_publication_key
 from coffer.pipeline.custody import CustodyPipeline
 from coffer.pipeline.desk import CustodyDesk
 from coffer.web.console.parts import ConsoleParts, SignerView
@@ -125,7 +126,10 @@ class ServedApp:
 def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path | None = None,
               por_public_key: bytes | None = None, recon: bool = True, mail: bool = True,
               probe_signers: bool = True, origin: str | None = None, pipeline: bool = True) -> ServedApp:
-    """The whole app over an opened coordinator (also used by tests and bench/web.py)."""
+    """The whole app over an opened coordinator (also used by tests and bench/web.py).
+
+    The public page checks statements against `por_public_key`, by default the publication key
+    the DKG recorded in this home."""
     from coffer.clients import HsmSeal
     from coffer.web import context_from_config, create_app
     from coffer.web.console import install_console
@@ -142,7 +146,8 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     probe = signer_probe(coordinator) if probe_signers else None
     console = ConsoleParts(coordinator.engine, policy, coordinator.halt, coordinator.audit, coordinator.ledger,
                            rp_id=rp_id, origins=origins, signers=lambda: _signers(coordinator, probe),
-                           por_dir=por_dir or coordinator.home / "por", por_public_key=por_public_key)
+                           por_dir=por_dir or coordinator.home / "por",
+                           por_public_key=por_public_key or stored_publication_key(coordinator.engine))
     routers, template_dirs = install_console(context, console)
     background: list[Any] = [] if probe is None else [probe]
     if recon:
@@ -172,7 +177,6 @@ def serve(home: Path | None = typer.Option(None, "--home", help="data directory 
           host: str | None = typer.Option(None, "--host", help="default: host in the web section of coffer.toml"),
           port: int | None = typer.Option(None, "--port", help="default: port in the web section of coffer.toml"),
           por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
-          por_public_key: str | None = typer.Option(None, "--por-public-key", help="statement key, Ed25519 hex"),
           no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler"),
           origin: str | None = typer.Option(None, "--origin", help="the console's public origin for security keys, "
                                             "e.g. https://ops.example (default: http://localhost:PORT on loopback)"),
@@ -187,8 +191,7 @@ def serve(home: Path | None = typer.Option(None, "--home", help="data directory 
     port = port or int(coordinator.config.get("web", "port"))
     try:
         coordinator.start_notice_server()
-        served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon,
-                           por_public_key=bytes.fromhex(por_public_key) if por_public_key else None, origin=origin)
+        served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon, origin=origin)
         _log.info("serve.start", host=host, port=port, home=str(coordinator.home))
         uvicorn.run(served.app, host=host, port=port, log_level="warning", access_log=False)
     finally:
