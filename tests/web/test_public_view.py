@@ -23,14 +23,14 @@ KEY = SigningKey(b"\x05" * 32)
 
 
 @pytest.mark.parametrize(("asset", "amount", "text"), [
-    ("BTC", 0, "0.00 BTC"),
+    ("BTC", 0, "0.00000000 BTC"),
     ("BTC", 1, "0.00000001 BTC"),
-    ("BTC", 12_000, "0.00012 BTC"),
-    ("BTC", 100_000_000, "1.00 BTC"),
+    ("BTC", 12_000, "0.00012000 BTC"),
+    ("BTC", 100_000_000, "1.00000000 BTC"),
     ("BTC", 123_456_789_012, "1,234.56789012 BTC"),
     ("BTC", 2**64 - 1, "184,467,440,737.09551615 BTC"),
     ("ETH", 1, "0.000000001 ETH"),
-    ("ETH", 1_500_000_000, "1.50 ETH"),
+    ("ETH", 1_500_000_000, "1.500000000 ETH"),
     ("DOGE", 1234, "1,234 DOGE (minor units)"),
 ])
 def test_amounts_are_exact_with_units(asset: str, amount: int, text: str) -> None:
@@ -73,7 +73,7 @@ def test_history_newest_first_and_verified(tmp_path) -> None:  # type: ignore[no
     """Every published statement is listed, newest first, each verified against the publication key."""
     rows = history(_log_lines(tmp_path, 3), bytes(KEY.verify_key))
     assert [(2, "102", "0.00020002 BTC", "yes", VERIFIED), (1, "101", "0.00020001 BTC", "yes", VERIFIED),
-            (0, "100", "0.0002 BTC", "yes", VERIFIED)] == [
+            (0, "100", "0.00020000 BTC", "yes", VERIFIED)] == [
         (row.seq, row.height, row.reserves, row.solvent, row.signature) for row in rows]
 
 
@@ -103,6 +103,6 @@ def test_statement_signature_checked() -> None:
     good = KEY.sign(statement_message(statement)).signature.hex()
     other = SigningKey(b"\x06" * 32).sign(statement_message(statement)).signature.hex()
     view = statement_view(statement, good, bytes(KEY.verify_key))
-    assert (VERIFIED, "0.00012 BTC", "0.0002 BTC", "yes") == (view.signature, view.liabilities, view.reserves,
+    assert (VERIFIED, "0.00012000 BTC", "0.00020000 BTC", "yes") == (view.signature, view.liabilities, view.reserves,
                                                                 view.solvent)
     assert NOT_VERIFIED == statement_view(statement, other, bytes(KEY.verify_key)).signature

@@ -41,14 +41,14 @@ def _statement_decimals(asset: str) -> int | None:
 
 
 def format_amount(asset: str, amount: int) -> str:
-    """`amount` statement units as '1,234.5 BTC': exact, at least two decimals, trailing zeros cut."""
+    """`amount` statement units as '1,234.56789012 BTC': exact, every decimal the statement carries."""
     decimals = _statement_decimals(asset)
     if decimals is None:
         return f"{amount:,} {asset} (minor units)"
     sign = "-" if amount < 0 else ""
     whole, fraction = divmod(abs(amount), 10**decimals)
-    digits = str(fraction).rjust(decimals, "0").rstrip("0").ljust(2, "0") if decimals else ""
-    return f"{sign}{whole:,}{'.' + digits if digits else ''} {asset}"
+    digits = f".{fraction:0{decimals}d}" if decimals else ""
+    return f"{sign}{whole:,}{digits} {asset}"
 
 
 def yes_no(value: object) -> str:
