@@ -10,18 +10,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import typer
 from fastapi import FastAPI
 
+from coffer.clients import HsmSeal
+from coffer.cold.service import HttpSignerClient
 from coffer.coordinator import Coordinator
 from coffer.errors import CofferError
 from coffer.home import resolve_home
 from coffer.integrations.cli import open_integrations
 from coffer.log import get_logger
 from coffer.mpc.service.publication import stored_publication_key
+from coffer.notify import OutboxWorker, SmtpSender
 from coffer.pipeline.custody import CustodyPipeline
 from coffer.pipeline.desk import CustodyDesk
+from coffer.recon import CustodyScript, OnchainSource, ReconRuntime, bitcoin_holdings, ledger_custody
+from coffer.recon.onchain import InflightWithdrawal, PendingDeposit
+from coffer.tls import TlsFiles
+from coffer.web import context_from_config, create_app
+from coffer.web.console import install_console
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
 from coffer.web.exchange_api import API_BUCKET, ExchangeApi, exchange_router
@@ -55,8 +64,6 @@ def loopback_origins(host: str, port: int) -> tuple[str, tuple[str, ...]]:
 
 def signer_probe(coordinator: Coordinator) -> SignerProbe:
     """Health checks of the cold signers over the coordinator's mutual TLS."""
-    from coffer.cold.service import HttpSignerClient
-    from coffer.tls import TlsFiles
 
     home = coordinator.home
     tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
@@ -86,8 +93,6 @@ def _onchain_runtime(coordinator: Coordinator) -> Any:
     Never skipped: with no cold wallet there are no cold scripts, so any custody the ledger books is
     a mismatch; a source that fails to read is an errored run, and repeated errors halt.
     """
-    from coffer.recon import CustodyScript, OnchainSource, ReconRuntime, bitcoin_holdings, ledger_custody
-    from coffer.recon.onchain import InflightWithdrawal, PendingDeposit
 
     cold = coordinator.cold
 
@@ -130,9 +135,6 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
 
     The public page checks statements against `por_public_key`, by default the publication key
     the DKG recorded in this home."""
-    from coffer.clients import HsmSeal
-    from coffer.web import context_from_config, create_app
-    from coffer.web.console import install_console
 
     policy = coordinator.policy
     context = context_from_config(coordinator.config, coordinator.engine, policy=policy,
@@ -140,7 +142,6 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     context.secure_cookies = False  # plain HTTP on loopback; put TLS in front of it anywhere else
     rp_id, origins = loopback_origins(host, port)
     if origin:
-        from urllib.parse import urlsplit
 
         rp_id, origins = urlsplit(origin).hostname or rp_id, (origin.rstrip("/"),)
     probe = signer_probe(coordinator) if probe_signers else None
@@ -155,7 +156,6 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     if pipeline:
         background.append(CustodyPipeline(coordinator, WithdrawalDesk(coordinator), node=f"serve-{host}:{port}"))
     if mail:
-        from coffer.notify import OutboxWorker, SmtpSender
 
         config = coordinator.config
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
