@@ -10,6 +10,7 @@ Never log a private key or a signing nonce.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -20,9 +21,13 @@ from coffer.btc import bip322, taproot
 from coffer.btc.errors import Bip322Invalid, InvalidScript
 from coffer.btc.script import multisig_template, p2pkh_script_code, p2tr_script, p2wpkh_script, p2wsh_script
 
-__all__ = ["p2wpkh_sighash", "p2tr_sighash", "p2wsh_sighash", "assemble_p2wpkh", "assemble_p2tr",
+__all__ = ["RESERVES_CHALLENGE", "p2wpkh_sighash", "p2tr_sighash", "p2wsh_sighash", "assemble_p2wpkh", "assemble_p2tr",
            "assemble_p2wsh_multisig", "sign_p2wpkh", "sign_p2tr", "sign_p2wsh_multisig"]
 
+# The only message a key holder signs as a BIP-322 proof of control: Coffer's reserves challenge
+# for BTC, bound to a height and block hash (`coffer.por.verify.reserves_challenge` writes it).
+RESERVES_CHALLENGE: Final = re.compile(rb"Coffer proof of reserves\nasset: BTC\nchain: [a-z]{1,16}\n"
+                                       rb"height: \d{1,10}\nblock: [0-9a-f]{64}\n")
 SIGHASH_ALL: Final = 1
 SIGHASH_DEFAULT: Final = 0
 

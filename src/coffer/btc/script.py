@@ -83,7 +83,6 @@ def address_script(address: str, network: str) -> bytes:
         canonical = str(script.address(params))
     except Exception:  # embit raises several unrelated types for a malformed address
         raise InvalidAddress(f"malformed address {shown!r}") from None
-    bech32 = address.lower().startswith(str(params["bech32"]) + "1")
-    if canonical != (address.lower() if bech32 else address):
+    if canonical != address:
         raise InvalidAddress(f"address {shown!r} is for another network")
     return bytes(script.data)

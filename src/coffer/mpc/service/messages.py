@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from embit.script import Script
 from embit.transaction import SIGHASH, Transaction
 
 from coffer.btc import script as btc_script
+from coffer.btc.bip322_sign import RESERVES_CHALLENGE
 from coffer.btc.errors import BtcError
 from coffer.btc.script import p2tr_script
 from coffer.canonical import canonical_json
@@ -42,7 +42,7 @@ __all__ = [
     "Prevout", "SpendCheck", "taproot_key", "p2tr_script", "p2tr_address", "address_script", "check_taproot_spend",
     "PUBLICATION_PREFIXES", "check_publication", "publication_digest", "attest_publication",
     "verify_publication_attestation", "refresh_test_message", "session_id", "messages_digest",
-    "FEE_RATE_SAT_VB_MAX", "TX_INPUTS_MAX", "TX_OUTPUTS_MAX", "PUBLICATION_BYTES_MAX",
+    "FEE_RATE_SAT_VB_MAX", "TX_INPUTS_MAX", "TX_OUTPUTS_MAX", "PUBLICATION_BYTES_MAX", "RESERVES_CHALLENGE",
 ]
 
 FEE_RATE_SAT_VB_MAX: Final = 500
@@ -53,9 +53,6 @@ PUBLICATION_PREFIXES: Final = (b"coffer-por-statement/1\n", b"coffer-por-log/1\n
                                b"coffer/recon/halt-event/v1\x00")
 HALT_PREFIX: Final = b"coffer/recon/halt-event/v1\x00"
 PUBLICATION_ATTESTATION_TAG: Final = b"coffer/mpc/publication-attestation/v1"
-# The only message a hot key signs as a BIP-322 proof of control (see coffer.por.verify.reserves_challenge).
-RESERVES_CHALLENGE: Final = re.compile(rb"Coffer proof of reserves\nasset: BTC\nchain: [a-z]{1,16}\n"
-                                       rb"height: \d{1,10}\nblock: [0-9a-f]{64}\n")
 REFRESH_TEST_TAG: Final = b"coffer/mpc/refresh-test/v1\x00"
 SESSION_TAG: Final = b"coffer/mpc/session/v1"
 _P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
