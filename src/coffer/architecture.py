@@ -20,10 +20,12 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 
+from coffer.alerts import AlertCenter
 from coffer.keyholder.routes import COORDINATOR, PROCESSES, ProcessSpec, RouteTable, tables_for
 from coffer.web import security_centre
 from coffer.web.console import console_routers
-from coffer.web.exchange_api import ExchangeApi, exchange_router
+from coffer.web.console.serve import mounted_routers
+from coffer.web.exchange_api import ExchangeApi
 from coffer.web.public import public_routers
 
 __all__ = ["Audience", "AUDIENCES", "SurfaceGroup", "coordinator_surface", "render", "main", "DOCUMENT"]
@@ -59,10 +61,11 @@ class SurfaceGroup:
 
 
 def _coordinator_routers() -> list[APIRouter]:
-    # The exchange router only closes over its API object in its handlers, which never run here,
-    # so an empty instance is enough to list its routes.
-    exchange = exchange_router(ExchangeApi.__new__(ExchangeApi))
-    return [security_centre.page_router, security_centre.api_router, *console_routers(), *public_routers(), exchange]
+    # The exchange and alert routers close over their objects only inside handlers, which never
+    # run here, so empty instances are enough to list their routes.
+    mounted = mounted_routers([*console_routers(), *public_routers()], ExchangeApi.__new__(ExchangeApi),
+                              AlertCenter.__new__(AlertCenter))
+    return [security_centre.page_router, security_centre.api_router, *mounted]
 
 
 def _route_lines(routes: Iterable[BaseRoute]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import typer
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from coffer.alerts import AlertCenter, AlertWatcher, TeamMail
 from coffer.clients import HsmSeal
@@ -39,7 +39,7 @@ from coffer.web.exchange_api import API_BUCKET, ExchangeApi, exchange_router
 from coffer.web.sessions import RateLimiter
 from coffer.withdrawals import WithdrawalDesk
 
-__all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe"]
+__all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe", "mounted_routers"]
 
 _log = get_logger("coffer.serve")
 
@@ -130,6 +130,11 @@ class ServedApp:
     background: list[Any] = field(default_factory=list)
 
 
+def mounted_routers(console: Sequence[APIRouter], exchange: ExchangeApi, alerts: AlertCenter) -> list[APIRouter]:
+    """Every router `coffer serve` mounts beside the security centre's (docs/architecture.md lists them)."""
+    return [*console, exchange_router(exchange), alerts_router(alerts)]
+
+
 def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path | None = None,
               por_public_key: bytes | None = None, recon: bool = True, mail: bool = True,
               probe_signers: bool = True, origin: str | None = None, pipeline: bool = True) -> ServedApp:
@@ -158,7 +163,6 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     if pipeline:
         background.append(CustodyPipeline(coordinator, WithdrawalDesk(coordinator), node=f"serve-{host}:{port}"))
     if mail:
-
         config = coordinator.config
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
             str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
@@ -166,7 +170,7 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     center = AlertCenter(coordinator.engine, coordinator.audit, [TeamMail(coordinator.notify.notifier)])
     background.append(AlertWatcher(coordinator.engine, center, halt=coordinator.halt, node=f"serve-{host}:{port}",
                                    key_holders_seen=lambda: _seen(coordinator, probe)))
-    routers = [*routers, exchange_router(exchange_api(coordinator, context.limiter)), alerts_router(center)]
+    routers = mounted_routers(routers, exchange_api(coordinator, context.limiter), center)
     app = create_app(context, routers=routers, template_dirs=template_dirs, background=background)
     return ServedApp(app, console, background)
 
