@@ -10,9 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from coffer import __version__
-from coffer.config import load_config
+from coffer.config import default_home, load_config
 from coffer.errors import CofferError
-from coffer.home import resolve_home
 
 __all__ = ["app", "main"]
 
@@ -20,6 +19,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Coffer: cust
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
+
+
+def resolve_home(home: Path | None) -> Path:
+    return (home or default_home()).resolve()
 
 
 @app.command()

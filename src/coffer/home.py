@@ -10,13 +10,12 @@ import os
 import secrets
 from pathlib import Path
 
-from coffer.config import CONFIG_FILE, Config, default_home, load_config, render_default_toml
+from coffer.config import CONFIG_FILE, Config, load_config, render_default_toml
 from coffer.db import make_engine, migrate
 from coffer.hsm import Hsm, KeyKind, init_token, write_config
 from coffer.tls import issue_certificate, make_ca
 
-__all__ = ["init_home", "open_coordinator_hsm", "COORDINATOR_KEK_LABEL", "read_pin", "use_softhsm_conf",
-           "resolve_home"]
+__all__ = ["init_home", "open_coordinator_hsm", "COORDINATOR_KEK_LABEL", "read_pin", "use_softhsm_conf"]
 
 COORDINATOR_KEK_LABEL = "coffer-kek"
 
@@ -98,8 +97,3 @@ def open_coordinator_hsm(config: Config) -> Hsm:
         _softhsm_conf(config)
     pin = read_pin(config.path(str(config.get("hsm", "pin_file"))))
     return Hsm(module=module, token_label=str(config.get("hsm", "token_label")), pin=pin)
-
-
-def resolve_home(home: Path | None) -> Path:
-    """The data directory a command works on: `--home`, else COFFER_HOME, else ./.coffer."""
-    return (home or default_home()).resolve()

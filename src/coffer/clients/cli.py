@@ -13,7 +13,6 @@ from coffer.clients.directory import ClientDirectory
 from coffer.clients.errors import BadClientData
 from coffer.config import load_config
 from coffer.db import make_engine
-from coffer.home import resolve_home
 
 __all__ = ["clients_app"]
 
@@ -23,6 +22,8 @@ HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffe
 
 
 def _directory(home: Path | None) -> ClientDirectory:
+    from coffer.cli import resolve_home
+
     config = load_config(resolve_home(home))
     return ClientDirectory(make_engine(config.database_url))
 

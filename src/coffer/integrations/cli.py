@@ -14,7 +14,6 @@ from rich.table import Table
 
 from coffer.clients.seal import HsmSeal
 from coffer.coordinator import Coordinator
-from coffer.home import resolve_home
 from coffer.integrations.store import IntegrationStore
 
 __all__ = ["integrations_app", "INTEGRATION_SECRETS_KEY_LABEL", "open_integrations"]
@@ -33,6 +32,8 @@ def open_integrations(coordinator: Coordinator) -> IntegrationStore:
 
 
 def _open(home: Path | None) -> Coordinator:
+    from coffer.cli import resolve_home
+
     return Coordinator.open(resolve_home(home))
 
 

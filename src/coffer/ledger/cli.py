@@ -11,9 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from coffer.config import load_config
-from coffer.db import make_engine, migrate
-from coffer.home import resolve_home
 from coffer.ledger.core import Book
 from coffer.ledger.errors import LedgerInconsistent
 from coffer.ledger.store import Ledger
@@ -27,6 +24,10 @@ HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffe
 
 
 def _ledger(home: Path | None) -> Ledger:
+    from coffer.cli import resolve_home
+    from coffer.config import load_config
+    from coffer.db import make_engine, migrate
+
     engine = make_engine(load_config(resolve_home(home)).database_url)
     migrate(engine)
     return Ledger(engine)

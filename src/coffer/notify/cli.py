@@ -15,10 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from coffer.clients import ClientDirectory
 from coffer.config import load_config
 from coffer.db import make_engine
-from coffer.home import resolve_home
 from coffer.notify import open_notify
 from coffer.notify.errors import NotifyError
 from coffer.notify.pgp import decrypt, sequoia_message
@@ -35,6 +33,9 @@ PasswordEnvOption = typer.Option(None, "--password-env", help="environment varia
 
 
 def _parts(home: Path | None):  # type: ignore[no-untyped-def]
+    from coffer.cli import resolve_home
+    from coffer.clients import ClientDirectory
+
     config = load_config(resolve_home(home))
     engine = make_engine(config.database_url)
     directory = ClientDirectory(engine)

@@ -20,7 +20,6 @@ from coffer.clients import HsmSeal
 from coffer.cold.service import HttpSignerClient
 from coffer.coordinator import Coordinator
 from coffer.errors import CofferError
-from coffer.home import resolve_home
 from coffer.integrations.cli import open_integrations
 from coffer.log import get_logger
 from coffer.mpc.service.publication import stored_publication_key
@@ -201,6 +200,8 @@ def serve(home: Path | None = typer.Option(None, "--home", help="data directory 
 
     On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
     import uvicorn  # only `coffer serve` runs a server; building the app (tests) does not need it
+
+    from coffer.cli import resolve_home  # coffer.cli imports this module to register the command
 
     coordinator = Coordinator.open(resolve_home(home))
     host = host or str(coordinator.config.get("web", "host"))
