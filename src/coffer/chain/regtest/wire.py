@@ -95,8 +95,8 @@ class _Reader(ByteReader):
     def i32(self) -> int:
         return int.from_bytes(self.take(4), "little", signed=True)
 
-    def u64(self) -> int:
-        return self.uint_le(8)
+    def i64(self) -> int:
+        return int.from_bytes(self.take(8), "little", signed=True)  # CAmount is signed: -1 must stay -1
 
 
 def _read_tx(reader: _Reader) -> Tx:
@@ -124,7 +124,7 @@ def _read_tx(reader: _Reader) -> Tx:
         raise DecodeError("too many outputs")
     outputs = []
     for _ in range(n_out):
-        value = reader.u64()
+        value = reader.i64()
         outputs.append(TxOut(value, reader.var_bytes(TX_BYTES_MAX)))
     outs_end = reader.offset
     witnesses: list[tuple[bytes, ...]] = [()] * count
