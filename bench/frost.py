@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import random
 import statistics
 import tempfile
 import threading
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from coffer.canonical import canonical_json
 from coffer.mpc import frost
-from coffer.mpc.dkg import chilldkg
+from coffer.mpc.dkg import chilldkg, ed25519
 from coffer.mpc.dkg.local import run_local_dkg
 from coffer.mpc.frost.keys import group_by_name
 from coffer.mpc.service import CosignerClient, MpcCoordinator
@@ -57,10 +58,6 @@ def timed_ms(function: Callable[[], object], rounds: int) -> list[float]:
 
 def in_process_baseline(rounds: int, taproot: bool) -> float:
     """p50 ms of an in-process 3-of-5 FROST signature: commit, sign, aggregate (which verifies)."""
-    import random
-
-    from coffer.mpc.dkg import ed25519
-
     rng = random.Random(7)
     protocol = chilldkg if taproot else ed25519
     suite = frost.SECP256K1_TR if taproot else frost.ED25519

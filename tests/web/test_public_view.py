@@ -8,6 +8,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from coffer.por.statement import PublicLog
+from coffer.por.verify import statement_message
 from coffer.web.public.view import (
     NOT_CHECKED,
     NOT_VERIFIED,
@@ -97,8 +98,6 @@ def test_history_and_statement_without_a_key_are_not_checked(tmp_path) -> None: 
 
 def test_statement_signature_checked() -> None:
     """A statement signed by the publication key verifies; another key's signature does not."""
-    from coffer.por.verify import statement_message
-
     statement = _statement(0)
     good = KEY.sign(statement_message(statement)).signature.hex()
     other = SigningKey(b"\x06" * 32).sign(statement_message(statement)).signature.hex()
