@@ -66,7 +66,7 @@ __all__ = [
     "LiabilitiesFile", "parse_liabilities_file", "check_liabilities_tree", "scan_liabilities_file",
     "canonical_json", "reserves_challenge", "verify_reserves_document", "verify_reserves_rpc",
     "statement_message", "verify_statement", "log_entry_message", "log_entry_digest", "verify_log",
-    "verify_log_entry", "strict_json",
+    "verify_log_entry",
     "bip322_verify",
     "main",
 ]
@@ -255,7 +255,7 @@ def inclusion_proof_to_json(proof: InclusionProof) -> str:
 
 def parse_inclusion_proof_json(text: str) -> InclusionProof:
     """Strict: exact keys, integer ranges, 32-byte digests; the result re-encodes to the same bytes."""
-    data = strict_json(text, "proof format")
+    data = _strict_json(text, "proof format")
     keys = {"format", "asset", "height", "account_number", "depth", "leaves", "siblings"}
     if not isinstance(data, dict) or set(data) != keys or data["format"] != "coffer-por-proof/1":
         raise _fail("proof format", "unexpected or missing fields")
@@ -415,7 +415,7 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def strict_json(text: str | bytes, what: str) -> Any:
+def _strict_json(text: str | bytes, what: str) -> Any:
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, value in pairs:
@@ -495,7 +495,7 @@ def verify_log(lines: Iterable[str], public_key: bytes) -> list[dict[str, Any]]:
     for number, line in enumerate(lines):
         if number >= LOG_ENTRIES_MAX:
             raise _fail("log", "too many entries")
-        entry = strict_json(line, "log")
+        entry = _strict_json(line, "log")
         prev = verify_log_entry(number, prev, entry, public_key)
         entries.append(entry)
     return entries
@@ -809,7 +809,7 @@ def load_published_roots(snapshot: Mapping[str, Any]) -> dict[str, PublishedRoot
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return strict_json(path.read_text(encoding="utf-8"), what)
+        return _strict_json(path.read_text(encoding="utf-8"), what)
     except OSError as exc:
         raise _fail(what, f"cannot read {path}: {exc.strerror}") from None
 
