@@ -176,7 +176,9 @@ def test_cancel_releases_the_hold_and_closes_the_request_for_good(world: tuple[A
      "request.malformed"),
     (b'{"client_id": "c1", "asset": "BTC", "amount_minor": -5, "destination": "x"}', "request.malformed"),
     (b'{"client_id": "c1", "asset": "BTC", "amount_minor": 1, "destination": ' + b"[" * 50 + b"]" * 50 + b"}",
-     "request.too_deep"),
+     "json.depth"),  # the app-wide depth limit answers first
+    (b'{"client_id": "c1", "asset": "BTC", "amount_minor": 1, "destination": ' + b"[" * 5 + b"]" * 5 + b"}",
+     "request.too_deep"),  # within the app's limit, past the exchange API's own
     (b"\xff\xfe", "request.malformed"),
     (b"[" * 100_000, "request.too_large"),
 ])
