@@ -184,7 +184,7 @@ def test_administrator_signs_a_file_with_their_own_key(tmp_path: Path) -> None:
     """Two administrators sign one action file from their own directories; it verifies."""
     admins = [make_admin(tmp_path / f"admin-{i}", f"admin-{i}") for i in (1, 2, 3)]
     assert 0o600 == (tmp_path / "admin-1" / "admin.key").stat().st_mode & 0o777
-    quorum = Quorum(admins)
+    quorum = Quorum(admins, officers=Quorum.generate().officers)
     path = write_action(tmp_path / "action.json", quorum.action(
         ActionKind.KEY_RETIRE, key_id="hot", keyholders=["cosigner-1"], content={}, signers=[], now_s=NOW))
     for directory in ("admin-1", "admin-3"):
