@@ -78,7 +78,7 @@ class Tampering(CosignerClient):
 
 def coordinator_with(cluster: Cluster, replace: dict[int, CosignerClient]) -> MpcCoordinator:
     clients = {c: replace.get(c) or cluster.client(c) for c in cluster.ports}
-    return MpcCoordinator(cluster.engine, clients)
+    return MpcCoordinator(cluster.engine, clients, approve=cluster.quorum.approve)
 
 
 def commit_body(cluster: Cluster, signers: list[int], document: bytes = STATEMENT, **changes: Any) -> dict[str, Any]:

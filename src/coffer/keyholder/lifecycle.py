@@ -17,7 +17,8 @@ from typing import Any, Final
 from coffer.keyholder.governance import ActionKind, GovernanceAction, GovernanceRefused, SignedAction
 from coffer.keyholder.governance_store import GovernanceStore, PinnedKey
 
-__all__ = ["KeyholderGovernance", "ReshareTerms", "THRESHOLD_MIN", "holders_json"]
+__all__ = ["KeyholderGovernance", "ReshareTerms", "THRESHOLD_MIN", "holders_json", "Approver", "keyholder_name",
+           "dkg_content", "refresh_content", "reshare_content"]
 
 THRESHOLD_MIN: Final = 2
 
@@ -125,8 +126,10 @@ class KeyholderGovernance:
                 raise _refuse(f"threshold {new_threshold} of {len(new_holders)} is not a majority",
                               "governance.threshold")
             revoke = content.get("revoke")
-            if not isinstance(revoke, list) or not all(isinstance(i, int) and i in pinned for i in revoke):
-                raise _refuse("revoke must list pinned holders", "governance.content")
+            if not isinstance(revoke, list) or not all(isinstance(i, int) and 1 <= i <= 255 for i in revoke):
+                raise _refuse("revoke must list holder identifiers", "governance.content")
+            if {i for i, _ in new_holders} & set(revoke):
+                raise _refuse("a revoked holder cannot be a new holder", "governance.content")
             terms.append(ReshareTerms(new_threshold, dict(new_holders), tuple(sorted(revoke))))
 
         self._accept(raw, ActionKind.RESHARE, key_id, check)
@@ -144,3 +147,30 @@ class KeyholderGovernance:
     def officers(self) -> tuple[Mapping[str, bytes], int]:
         pins = self.store.pins()
         return pins.officer_keys(), pins.officer_quorum
+
+
+# -- the proposer's side: the exact content administrators sign --------------------------------------
+Approver = Callable[[ActionKind, str, Sequence[str], Mapping[str, Any]], SignedAction]
+"""(kind, key id, key holders, content) -> the action signed by the administrators. The coordinator
+has no key: in production this hands the proposal to the administrators and waits for the file
+they signed; in tests and the demo it is the administrators' own step."""
+
+
+def keyholder_name(cosigner_id: int) -> str:
+    return f"cosigner-{cosigner_id}"
+
+
+def dkg_content(suite: str, threshold: int, members: Sequence[tuple[int, bytes]]) -> dict[str, Any]:
+    """members: (co-signer id, host public key) in identifier order."""
+    return {"suite": suite, "threshold": threshold,
+            "members": [{"keyholder": keyholder_name(c), "hostpubkey": key.hex()} for c, key in members]}
+
+
+def refresh_content(holders: Holders) -> dict[str, Any]:
+    return {"holders": holders_json(holders)}
+
+
+def reshare_content(dealers: Holders, new_holders: Holders, new_threshold: int, revoke: Sequence[int], *,
+                    minority_threshold: bool = False) -> dict[str, Any]:
+    return {"dealers": holders_json(dealers), "new_holders": holders_json(new_holders),
+            "new_threshold": new_threshold, "revoke": sorted(revoke), "minority_threshold": minority_threshold}

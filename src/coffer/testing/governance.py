@@ -61,3 +61,8 @@ class Quorum:
         chosen = list(self.officers)[: self.officer_quorum] if officer_ids is None else list(officer_ids)
         message = resume_message(halt_id, reason)
         return [OfficerSignature(i, self.officers[i].sign(message).signature) for i in chosen]
+
+    def approve(self, kind: ActionKind, key_id: str, keyholders: Sequence[str],
+                content: Mapping[str, Any]) -> SignedAction:
+        """A `coffer.keyholder.lifecycle.Approver`: the administrators review and sign at once."""
+        return self.action(kind, key_id=key_id, keyholders=keyholders, content=content)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from coffer.hsm import Hsm
+from coffer.keyholder.lifecycle import Approver
 from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
 from coffer.mpc.ecdsa_service.server import write_chain_pins
@@ -39,6 +40,7 @@ from coffer.policy import (
 )
 from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, free_port, make_token, wait_until
+from coffer.testing.governance import Quorum
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 __all__ = ["EcdsaCluster", "start_ecdsa_cluster", "spawn_ecdsa_cosigners", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
@@ -68,6 +70,7 @@ class EcdsaCluster:
     coordinator: EcdsaCoordinator
     operator_keys: dict[str, OperatorKey] = field(default_factory=dict)
     registry: OperatorRegistry | None = None
+    quorum: Quorum = field(default_factory=Quorum.generate)
 
     def process(self, cosigner: int, module: str | None = None) -> ServiceProcess:
         """`module`: run another entry point (a test's misbehaving co-signer) with the same arguments."""
@@ -128,7 +131,8 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     tls = issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")
     hsm = make_token(f"ecdsa-coord-{secrets.token_hex(4)}").open()
     attestation_key = ensure_attestation_key(hsm)
-    notices = NoticeSource()
+    quorum = Quorum.generate()
+    notices = NoticeSource(quorum)
     notice_server = NoticeServer(notices).start()  # type: ignore[arg-type]  # duck-typed issuer
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
@@ -136,11 +140,13 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     for cosigner in ids:
         write_pins(home / "cosigners" / str(cosigner), CosignerPins(
             attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
+        quorum.provision(home / "cosigners" / str(cosigner))
         write_chain_pins(home, cosigner, list(chain_ids))
     ports = {cosigner: free_port() for cosigner in ids}
     clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
     cluster = EcdsaCluster(home, hsm, attestation_key, notices, notice_server, {}, ports, tls,
-                           EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))
+                           EcdsaCoordinator(clients, approve=quorum.approve), operator_keys,
+                           OperatorRegistry(operators), quorum)
     for cosigner in ids:
         process = cluster.process(cosigner, (modules or {}).get(cosigner))
         process.workdir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +161,8 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
 
 
 def spawn_ecdsa_cosigners(home: Path, cosigners: Iterable[int], *, chain_ids: Sequence[int] | None = None,
-                          tls: TlsFiles | None = None) -> tuple[dict[int, ServiceProcess], EcdsaCoordinator]:
+                          tls: TlsFiles | None = None, approve: Approver | None = None
+                          ) -> tuple[dict[int, ServiceProcess], EcdsaCoordinator]:
     """Start `coffer ecdsa-cosigner` for co-signers already provisioned in HOME (their pins.json, as
     for the FROST co-signer of the same number, and HOME/tls with the coordinator's certificate);
     `chain_ids` pins the EVM chains they sign for. Returns the processes and a coordinator."""
@@ -180,4 +187,4 @@ def spawn_ecdsa_cosigners(home: Path, cosigners: Iterable[int], *, chain_ids: Se
     for process in processes.values():
         wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
     clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
-    return processes, EcdsaCoordinator(clients)
+    return processes, EcdsaCoordinator(clients, approve=approve)
