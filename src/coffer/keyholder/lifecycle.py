@@ -21,6 +21,8 @@ __all__ = ["KeyholderGovernance", "ReshareTerms", "THRESHOLD_MIN", "holders_json
            "dkg_content", "refresh_content", "reshare_content"]
 
 THRESHOLD_MIN: Final = 2
+MEMBERSHIP_KINDS: Final = frozenset({ActionKind.OFFICER_ENROL, ActionKind.OFFICER_REVOKE,
+                                     ActionKind.ADMINISTRATOR_ENROL, ActionKind.ADMINISTRATOR_REVOKE})
 
 Holders = Sequence[tuple[int, bytes]]  # (identifier, host public key), in the order the session uses
 
@@ -143,6 +145,14 @@ class KeyholderGovernance:
 
     def pin_dkg(self, key_id: str, threshold: int, hostpubkeys: Sequence[bytes]) -> None:
         self.store.pin_key(key_id, threshold, {index + 1: key for index, key in enumerate(hostpubkeys)})
+
+    def apply_membership(self, raw: object) -> GovernanceAction:
+        """An officer or administrator enrolment or revocation, verified and applied here."""
+        signed = SignedAction.from_json(raw)
+        if signed.action.kind not in MEMBERSHIP_KINDS:
+            raise _refuse(f"{signed.action.kind.value} is not applied on its own", "governance.kind")
+        return self.store.accept(signed, signed.action.kind, keyholder=self.keyholder, key_id=None,
+                                 now_s=int(self._clock().timestamp()))
 
     def officers(self) -> tuple[Mapping[str, bytes], int]:
         pins = self.store.pins()

@@ -5,10 +5,12 @@ the halts it saw there, so a restart does not forget one."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
+from coffer.keyholder.governance_store import GovernanceStore
 from coffer.keyholder.lifecycle import KeyholderGovernance
 
-__all__ = ["GovernanceOfficers", "pin_officers"]
+__all__ = ["GovernanceOfficers", "pin_officers", "pin_officers_from"]
 
 
 class GovernanceOfficers:
@@ -36,3 +38,8 @@ def pin_officers(halt: object, governance: KeyholderGovernance) -> None:
     pin = getattr(halt, "pin_officers", None)
     if callable(pin):
         pin(GovernanceOfficers(governance))
+
+
+def pin_officers_from(halt: object, directory: Path, keyholder: str) -> None:
+    """Pin the officers of the governance record in `directory` (a cold signer's own directory)."""
+    pin_officers(halt, KeyholderGovernance(GovernanceStore.open(directory), keyholder))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import secrets
 import threading
 import time
@@ -252,6 +253,16 @@ class Cosigner:
         _wipe(secret)
         return {"hostpubkey": public.hex()}
 
+    def governance_apply(self, data: bytes) -> dict[str, Any]:
+        """Apply a membership action (officers, administrators) the administrators signed."""
+        body = parse_body(data, sender=None, fields=("action",))
+        with self._governed():
+            action = self.governance.apply_membership(body.raw("action"))
+        pins = self.governance.store.pins()
+        log.info("mpc.cosigner.governance_applied", cosigner=self.cosigner_id, kind=action.kind.value)
+        return {"applied": action.digest().hex(), "officers": sorted(pins.officer_keys()),
+                "administrators": [a.admin_id for a in pins.administrators]}
+
     # -- distributed key generation -----------------------------------------------------------------
     def dkg_step1(self, data: bytes) -> dict[str, Any]:
         body = parse_body(data, sender=None, fields=("dkg_session", "key_id", "suite", "threshold", "hostpubkeys"),
@@ -363,8 +374,9 @@ class Cosigner:
         self._store.open_session(session_id, key_id, version, _now_s(now))  # durable replay cache
         package = self._key_package(record)
         nonces, commitments = [], []
-        for _ in messages:
-            nonce_pair, commitment = frost.commit(suite.frost, package)
+        for index, message in enumerate(messages):
+            extra = session_id + index.to_bytes(4, "big") + hashlib.sha256(message).digest()
+            nonce_pair, commitment = frost.commit(suite.frost, package, extra=extra)
             nonces.append(nonce_pair)
             commitments.append(commitment.to_bytes(public.group).hex())
         with self._lock:

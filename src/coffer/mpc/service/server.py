@@ -66,6 +66,7 @@ def _routes(cosigner: Cosigner) -> dict[str, Callable[[bytes], dict[str, Any]]]:
         "/v1/sign/commit": cosigner.sign_commit, "/v1/sign/share": cosigner.sign_share,
         "/v1/refresh/deal": cosigner.refresh_deal, "/v1/reshare/deal": cosigner.reshare_deal,
         "/v1/dealing/receive": cosigner.dealing_receive, "/v1/dealing/confirm": cosigner.dealing_confirm,
+        "/v1/governance/apply": cosigner.governance_apply,
     }
 
 
