@@ -28,7 +28,7 @@ from coffer.keyholder.governance import (
 )
 
 __all__ = ["AdminKey", "make_admin", "load_admin", "propose", "sign_file", "read_action", "write_action",
-           "describe", "ACTION_LIFETIME_S_DEFAULT", "ADMIN_KEY_FILE"]
+           "describe", "ACTION_LIFETIME_S_DEFAULT", "ADMIN_KEY_FILE", "FileApprover", "ProposalWritten"]
 
 ADMIN_KEY_FILE: Final = "admin.key"
 ADMIN_ID_FILE: Final = "admin.json"
@@ -51,14 +51,14 @@ class AdminKey:
         return sign(signed, self.admin_id, self.key)
 
 
-def make_admin(directory: Path, admin_id: str) -> AdminKey:
-    """Create an administrator's key in their own directory (0700, key file 0600)."""
+def make_admin(directory: Path, admin_id: str, key: nacl.signing.SigningKey | None = None) -> AdminKey:
+    """Create an administrator's key (or store `key`) in their own directory (0700, key file 0600)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     directory.chmod(0o700)
     path = directory / ADMIN_KEY_FILE
     if path.exists():
         raise GovernanceRefused(f"{path} exists already", rule="governance.admin_exists")
-    key = nacl.signing.SigningKey.generate()
+    key = key or nacl.signing.SigningKey.generate()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(bytes(key).hex())
@@ -130,3 +130,29 @@ def _host_keys(content: Mapping[str, Any]) -> list[tuple[str, str]]:
                 label = str(item.get("keyholder", item.get("identifier", "?")))
                 found.append((label, item["hostpubkey"]))
     return found
+
+
+class ProposalWritten(GovernanceRefused):
+    """The proposal was written for the administrators to sign; run the command again after."""
+
+
+class FileApprover:
+    """A `coffer.keyholder.lifecycle.Approver` for the coordinator's CLI: the first run writes the
+    proposal to `path` and stops; the administrators review and sign that file with their own
+    keys (`coffer gov show/sign`); the next run carries the signed file to the key holders, which
+    check it says exactly what is asked of them."""
+
+    def __init__(self, path: Path, domain: str) -> None:
+        self.path = path
+        self.domain = domain
+
+    def __call__(self, kind: ActionKind, key_id: str, keyholders: Sequence[str],
+                 content: Mapping[str, Any]) -> SignedAction:
+        if self.path.exists():
+            signed = read_action(self.path)
+            if signed.signatures:
+                return signed
+        write_action(self.path, propose(self.domain, kind, key_id=key_id, keyholders=keyholders, content=content))
+        raise ProposalWritten(f"proposal written to {self.path}: the administrators sign it with "
+                              f"`coffer gov sign {self.path} --admin-dir DIR`, then run this again",
+                              rule="governance.proposed")

@@ -35,6 +35,12 @@ def _refuse(message: str, rule: str) -> GovernanceRefused:
     return GovernanceRefused(message, rule=rule)
 
 
+def _threshold_at_least_two(threshold: int) -> None:
+    """Even a signed action cannot make one holder enough."""
+    if threshold < THRESHOLD_MIN:
+        raise _refuse(f"threshold {threshold} is below {THRESHOLD_MIN}", "governance.threshold")
+
+
 @dataclass(frozen=True, slots=True)
 class ReshareTerms:
     """What a verified re-share action allows: kept by the co-signer until it confirms."""
@@ -65,10 +71,9 @@ class KeyholderGovernance:
     def authorize_dkg(self, raw: object, *, key_id: str, suite: str, threshold: int,
                       hostpubkeys: Sequence[bytes], own_hostpubkey: bytes) -> GovernanceAction:
         """A DKG runs only with exactly the members, host keys and threshold the action names."""
-        if threshold < THRESHOLD_MIN:
-            raise _refuse(f"threshold {threshold} is below {THRESHOLD_MIN}", "governance.threshold")
 
         def check(action: GovernanceAction) -> None:
+            _threshold_at_least_two(threshold)
             content = action.content
             members = content.get("members")
             if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
@@ -113,11 +118,10 @@ class KeyholderGovernance:
         for identifier, key in dealers:
             if pinned.get(identifier) != key:
                 raise _refuse(f"dealer {identifier} is not a pinned holder of the key", "governance.host_keys")
-        if new_threshold < THRESHOLD_MIN:
-            raise _refuse(f"threshold {new_threshold} is below {THRESHOLD_MIN}", "governance.threshold")
         terms: list[ReshareTerms] = []
 
         def check(action: GovernanceAction) -> None:
+            _threshold_at_least_two(new_threshold)
             content = action.content
             if content.get("dealers") != holders_json(dealers) or \
                     content.get("new_holders") != holders_json(new_holders):

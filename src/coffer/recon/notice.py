@@ -240,11 +240,11 @@ class HaltWatcher:
         A notice accepted before this call is judged again (fail closed)."""
         with self._lock:
             self._officers = gate
-            latest, self._latest = self._latest, None
-        if latest is not None and latest.halted and latest.halt_id:
-            gate.note_halt(latest.halt_id)
-            with self._lock:
-                self._latest = latest
+            if self._latest is not None:
+                try:
+                    self._check_officers(self._latest)
+                except Exception:  # the notice held so far does not pass: hold none (fail closed)
+                    self._latest = None
 
     def _check_officers(self, notice: HaltNotice) -> None:
         gate = self._officers

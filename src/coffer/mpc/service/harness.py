@@ -40,6 +40,7 @@ from coffer.recon.notice import (
     NOTICE_TAG,
     RESUMES_IN_NOTICE_MAX,
     HaltNotice,
+    NoticeIssuer,
     NoticeServer,
     ResumeProof,
     SignedNotice,
@@ -64,6 +65,7 @@ class NoticeSource:
         self.quorum = quorum
         self.halt_id: str | None = None
         self.resumes: list[ResumeProof] = []
+        self.issuer: NoticeIssuer | None = None
         self._halts = itertools.count(1)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
@@ -85,6 +87,8 @@ class NoticeSource:
                 self.halt_id = None
 
     def issue(self) -> SignedNotice:
+        if self.issuer is not None:  # a real coordinator's issuer (HaltSwitch + NoticeIssuer) in charge
+            return self.issuer.issue()
         with self._lock:
             notice = HaltNotice("coordinator", self.halt_id is not None, self.halt_id, next(self._seq),
                                 datetime.now(UTC), tuple(self.resumes[-RESUMES_IN_NOTICE_MAX:]))
