@@ -26,6 +26,7 @@ from coffer.mpc.service.cosigner import SUITES
 from coffer.mpc.service.harness import Cluster, start_cluster
 from coffer.recon.halt import HaltSwitch, OfficerSignature, resume_message
 from coffer.recon.notice import NoticeIssuer
+from coffer.recon.tables import halt_state
 from coffer.recon.tables import officers as officer_table
 from coffer.testing import wait_until
 from coffer.testing.governance import Quorum
@@ -65,7 +66,9 @@ def _versions(cluster: Cluster, key_id: str) -> dict[int, int]:
 
 def _forged_quorum(cluster: Cluster) -> Quorum:
     """Administrators the attacker made up, in the real deployment's domain."""
-    return Quorum.generate(domain=cluster.quorum.domain)
+    made_up = Quorum.generate(domain=cluster.quorum.domain)
+    made_up.admins = [AdminKey(f"mallory-{index}", admin.key) for index, admin in enumerate(made_up.admins)]
+    return made_up
 
 
 def _holders(cluster: Cluster, key_id: str) -> list[tuple[int, bytes]]:
@@ -226,6 +229,8 @@ def test_halt_is_lifted_only_by_the_pinned_officers(cluster: Cluster) -> None:
     officer enrolled by a governance action and a pinned officer resume for real. Runs last: it
     leaves the co-signers halted."""
     switch = HaltSwitch(cluster.engine, quorum=2)
+    with cluster.engine.begin() as conn:  # the real switch takes over the stand-in's notice sequence
+        conn.execute(sa.update(halt_state).values(seq=10**6))
     issuer = CountingIssuer(NoticeIssuer(switch, lambda m: cluster.notices.key.sign(m).signature))
     cluster.notices.issuer = issuer
     cluster.mpc.dkg("a4", "ed25519", 2)

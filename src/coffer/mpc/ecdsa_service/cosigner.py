@@ -157,8 +157,11 @@ class EcdsaCosigner:
                  governance: KeyholderGovernance | None = None) -> None:
         self.cosigner_id = cosigner_id
         # One governance record per co-signer: its directory, above this engine's ecdsa/ store.
+        directory = store.path.parent
+        if directory.name == "ecdsa":
+            directory = directory.parent
         self.governance = governance or KeyholderGovernance(
-            GovernanceStore.open(store.path.parent.parent), f"cosigner-{cosigner_id}", clock)
+            GovernanceStore.open(directory), f"cosigner-{cosigner_id}", clock)
         pin_officers(halt, self.governance)
         self._chain_ids = chain_ids  # None: any chain (only when provisioning pinned none)
         self._store = store
@@ -646,7 +649,7 @@ class EcdsaCosigner:
             if record.members.get(holder.identifier) != holder.hostpubkey:
                 raise self._refused("a holder's host key differs from the key's member list", "reshare.holders",
                                     (holder.identifier,))
-        new_threshold = body.integer("new_threshold", minimum=2, maximum=255)
+        new_threshold = body.integer("new_threshold", minimum=1, maximum=255)  # below 2: governance.threshold
         with self._governed():
             terms = self.governance.authorize_reshare(
                 body.value.get("action"), key_id=record.key_id, new_threshold=new_threshold,
