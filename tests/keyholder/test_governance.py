@@ -8,8 +8,15 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from coffer.keyholder.administrators import AdminKey, describe, load_admin, make_admin, read_action, sign_file, \
-    write_action
+from coffer.keyholder.administrators import (
+    AdminKey,
+    describe,
+    load_admin,
+    make_admin,
+    read_action,
+    sign_file,
+    write_action,
+)
 from coffer.keyholder.governance import (
     ActionKind,
     GovernancePins,

@@ -14,8 +14,15 @@ from pathlib import Path
 
 import typer
 
-from coffer.keyholder.administrators import describe, load_admin, make_admin, propose, read_action, sign_file, \
-    write_action
+from coffer.keyholder.administrators import (
+    describe,
+    load_admin,
+    make_admin,
+    propose,
+    read_action,
+    sign_file,
+    write_action,
+)
 from coffer.keyholder.governance import ActionKind, GovernanceRefused, fingerprint
 
 __all__ = ["gov_app"]

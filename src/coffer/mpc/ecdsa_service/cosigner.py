@@ -28,12 +28,12 @@ from typing import Any, Final, Protocol
 import coincurve
 
 from coffer.errors import Refused
+from coffer.eth.errors import EthSpendInvalid
+from coffer.eth.spend import DEPOSIT_SWEEP, EthSpend, normalise_address
 from coffer.keyholder.governance import GovernanceRefused
 from coffer.keyholder.governance_store import GovernanceStore
 from coffer.keyholder.lifecycle import KeyholderGovernance, ReshareTerms
 from coffer.keyholder.officers import pin_officers
-from coffer.eth.errors import EthSpendInvalid
-from coffer.eth.spend import DEPOSIT_SWEEP, EthSpend, normalise_address
 from coffer.log import get_logger
 from coffer.mpc.dkg import dealing as dkg_dealing
 from coffer.mpc.dkg import reshare as dkg_reshare

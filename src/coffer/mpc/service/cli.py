@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from coffer.keyholder.lifecycle import Approver
-
     from coffer.mpc.service.coordinator import MpcCoordinator
 
 __all__ = ["cosigner", "mpc_app", "open_coordinator"]
