@@ -29,7 +29,6 @@ from coffer.recon.notice import NoticeIssuer
 from coffer.recon.tables import halt_state
 from coffer.recon.tables import officers as officer_table
 from coffer.testing import wait_until
-from coffer.testing.governance import Quorum
 
 COSIGNERS = (1, 2, 3)
 STATEMENT = b"coffer-por-statement/1\n" + canonical_json({"asset": "BTC", "height": 7, "solvent": True})
@@ -64,13 +63,6 @@ def _versions(cluster: Cluster, key_id: str) -> dict[int, int]:
     return out
 
 
-def _forged_quorum(cluster: Cluster) -> Quorum:
-    """Administrators the attacker made up, in the real deployment's domain."""
-    made_up = Quorum.generate(domain=cluster.quorum.domain)
-    made_up.admins = [AdminKey(f"mallory-{index}", admin.key) for index, admin in enumerate(made_up.admins)]
-    return made_up
-
-
 def _holders(cluster: Cluster, key_id: str) -> list[tuple[int, bytes]]:
     return [(m.identifier, m.hostpubkey) for m in cluster.mpc.key(key_id).members]
 
@@ -91,7 +83,7 @@ def test_reshare_to_attacker_host_keys_at_threshold_one_is_refused(cluster: Clus
             "new_holders": [{"identifier": i, "hostpubkey": k.hex()} for i, k in attacker], "deal": True}
     assert {c: "governance.missing" for c in COSIGNERS} == _refusals(cluster, "/v1/reshare/deal", body)
     content = reshare_content(holders[:2], attacker, 1, [], minority_threshold=True)
-    forged = _forged_quorum(cluster).approve(ActionKind.RESHARE, "a1", [f"cosigner-{c}" for c in COSIGNERS],
+    forged = cluster.quorum.impostors().approve(ActionKind.RESHARE, "a1", [f"cosigner-{c}" for c in COSIGNERS],
                                              content)
     assert {c: "governance.unknown_admin" for c in COSIGNERS} == _refusals(
         cluster, "/v1/reshare/deal", {**body, "action": forged.to_json()})
@@ -116,7 +108,7 @@ def test_dkg_taken_over_by_simulated_participants_is_refused(cluster: Cluster) -
     keyholders = [f"cosigner-{c}" for c in COSIGNERS]
     attempts = {
         "governance.missing": body,
-        "governance.unknown_admin": {**body, "action": _forged_quorum(cluster).approve(
+        "governance.unknown_admin": {**body, "action": cluster.quorum.impostors().approve(
             ActionKind.DKG, "a2", keyholders, members).to_json()},
     }
     genuine_hosts = [real_host, *[bytes.fromhex(cluster.client(c).call("/v1/hostkey", {"suite": "taproot"})
@@ -274,7 +266,7 @@ def test_forged_admin_key_cannot_enrol_an_officer(cluster: Cluster) -> None:
     """An officer enrolment signed by administrators the attacker made up is refused as
     governance.unknown_admin by every co-signer; the officer set stays as pinned."""
     key = nacl.signing.SigningKey.generate()
-    forged = _forged_quorum(cluster).action(
+    forged = cluster.quorum.impostors().action(
         ActionKind.OFFICER_ENROL, key_id=None, keyholders=[f"cosigner-{c}" for c in COSIGNERS],
         content={"officer_id": "mallory", "public_key": bytes(key.verify_key).hex(), "quorum": 2})
     assert {c: "governance.unknown_admin" for c in COSIGNERS} == _refusals(

@@ -37,6 +37,12 @@ class Quorum:
         return cls(keys, threshold, {f"officer-{i}": nacl.signing.SigningKey.generate()
                                      for i in range(1, officers + 1)}, officer_quorum, domain)
 
+    def impostors(self) -> Quorum:
+        """Administrators and officers an attacker made up, in this deployment's domain."""
+        made_up = Quorum.generate(domain=self.domain)
+        made_up.admins = [AdminKey(f"mallory-{index}", admin.key) for index, admin in enumerate(made_up.admins)]
+        return made_up
+
     def pins(self) -> GovernancePins:
         return GovernancePins(self.domain, tuple(a.public for a in self.admins), self.threshold,
                               tuple(Officer(i, bytes(k.verify_key)) for i, k in self.officers.items()),
