@@ -87,7 +87,6 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.mpc.service.cli", "cosigner", "cosigner"),
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
     ("coffer.keyholder.cli", "gov_app", "gov"),
-    ("coffer.mpc.ecdsa_service.cli", "ecdsa_cosigner", "ecdsa-cosigner"),
     ("coffer.ledger.cli", "ledger_app", "ledger"),
     ("coffer.web.console.serve", "serve", "serve"),
     ("coffer.web.console.cli", "console_app", "console"),

@@ -12,10 +12,9 @@ import pytest
 
 from coffer.keyholder.governance import ActionKind
 from coffer.keyholder.lifecycle import dkg_content, reshare_content
-from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL, DKG_SUITE_NAME
 from coffer.mpc.ecdsa_service.harness import EcdsaCluster, start_ecdsa_cluster
-from coffer.mpc.service import CosignerRefused
+from coffer.mpc.service import CosignerClient, CosignerRefused
 
 COSIGNERS = (1, 2, 3)
 
@@ -29,8 +28,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcdsaCluster]:
         started.stop()
 
 
-def _client(cluster: EcdsaCluster, cosigner: int) -> EcdsaClient:
-    return EcdsaClient(cosigner, cluster.ports[cosigner], cluster.tls)
+def _client(cluster: EcdsaCluster, cosigner: int) -> CosignerClient:
+    return CosignerClient(cosigner, cluster.ports[cosigner], cluster.tls, batching=False)
 
 
 def test_ecdsa_dkg_with_simulated_participants_is_refused(cluster: EcdsaCluster) -> None:
