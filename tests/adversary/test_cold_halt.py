@@ -34,6 +34,7 @@ def _sealed_batch(site: Site, client: str) -> str:  # noqa: F811 - the imported 
     return batch_id
 
 
+@pytest.mark.slow
 def test_cold_signers_resume_only_for_their_pinned_officers(site: Site) -> None:  # noqa: F811
     """Officers added as plain rows of the coordinator's table resume its switch, but the cold signer
     processes keep refusing with rule halt; the pinned officers' resume makes them sign again."""
