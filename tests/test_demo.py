@@ -38,3 +38,9 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path) -> None:
     assert 64 == len(por["statement_pubkey_ed25519"]) and por["sample_accounts"]
     assert Path(report["mail"]["maildir"]).exists() and report["mail"]["client_secret_keys"]
     assert report["revocation"]["refused"] is True
+    governance = report["governance"]
+    assert [2, 3] == governance["threshold"]
+    assert all(not Path(a["home"]).is_relative_to(home) for a in governance["administrators"])
+    assert {("dkg", "publication"), ("dkg", "hot-btc"), ("reshare", "hot-btc"), ("dkg", "hot-eth")} <= {
+        (a["kind"], a["key_id"]) for a in governance["actions"]}
+    assert all(2 == len(a["signed_by"]) for a in governance["actions"])

@@ -18,13 +18,17 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from coffer.keyholder.administrators import load_admin, make_admin, propose
+from coffer.keyholder.governance import ActionKind, GovernancePins, Officer, SignedAction, fingerprint
+from coffer.keyholder.governance_store import GovernanceStore
+from coffer.keyholder.lifecycle import Approver
 from coffer.testing.processes import ServiceProcess, port_open
 
 __all__ = ["run_demo", "DemoReport", "DemoSite"]
@@ -184,10 +188,12 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
                             port=site.ports["signer_base"] + i, ready=_signer_ready(site, i))
                for i in coordinator.signer_ids()]
     site.start_all(signers)
+    governance = _governance_ceremony(site, report)
     wallet = coordinator.cold.setup(int(coordinator.config.get("cold", "threshold")), now=now)
     pins = coordinator.signer_pins()
     for signer_id in coordinator.signer_ids():
         pins.save(signer_directory(site.home, signer_id))
+        GovernanceStore.provision(signer_directory(site.home, signer_id), governance)
     _team_key(site, now)
     _start_cosigners(site)
     site.faucet = Faucet(coordinator.bitcoin)
@@ -208,6 +214,54 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
 
 COSIGNERS = (1, 2, 3, 4, 5)
 FROST_THRESHOLD = 3
+ADMINISTRATORS = ("admin-1", "admin-2", "admin-3")
+ADMIN_THRESHOLD = 2
+GOVERNANCE_DOMAIN = "coffer-demo"
+OFFICERS = ("sec-dave", "sec-erin")
+OFFICER_QUORUM = 2
+
+
+def administrators_root(home: Path) -> Path:
+    """The administrators' own directories: beside the coordinator's home, never inside it."""
+    return home.parent / f"{home.name}-administrators"
+
+
+def _governance_ceremony(site: DemoSite, report: DemoReport) -> GovernancePins:
+    """Three administrators make their keys, each in a directory of their own; every key holder
+    pins them (2-of-3) and the security officers (2 of them resume) before anything else."""
+    root = administrators_root(site.home)
+    if root.exists():
+        shutil.rmtree(root)  # the previous demo run's administrators, like its home
+    admins = [make_admin(root / admin_id, admin_id) for admin_id in ADMINISTRATORS]
+    governance = GovernancePins(
+        GOVERNANCE_DOMAIN, tuple(a.public for a in admins), ADMIN_THRESHOLD,
+        tuple(Officer(o, site.operator_keys[o].public_key) for o in OFFICERS), OFFICER_QUORUM)
+    site.parts["governance_actions"] = []
+    report.data["governance"] = {
+        "domain": GOVERNANCE_DOMAIN, "threshold": [ADMIN_THRESHOLD, len(admins)],
+        "administrators": [{"admin_id": a.admin_id, "home": str(root / a.admin_id),
+                            "fingerprint": fingerprint(a.public.public_key)} for a in admins],
+        "officers": list(OFFICERS), "officer_quorum": OFFICER_QUORUM,
+        "actions": site.parts["governance_actions"]}
+    site.parts["governance"] = governance
+    return governance
+
+
+def _administrators_sign(site: DemoSite) -> Approver:
+    """What the administrators do for each lifecycle step: each of two reads the proposal and
+    signs it with the key file in their own directory; the coordinator only carries the result."""
+    root = administrators_root(site.home)
+
+    def approve(kind: ActionKind, key_id: str, keyholders: Sequence[str], content: Mapping[str, Any]
+                ) -> SignedAction:
+        signed = propose(GOVERNANCE_DOMAIN, kind, key_id=key_id, keyholders=keyholders, content=content)
+        for admin_id in ADMINISTRATORS[:ADMIN_THRESHOLD]:
+            signed = load_admin(root / admin_id).sign(signed)
+        site.parts["governance_actions"].append({"kind": kind.value, "key_id": key_id,
+                                                 "signed_by": [s.admin_id for s in signed.signatures]})
+        return signed
+
+    return approve
 
 
 def _start_cosigners(site: DemoSite) -> None:
@@ -222,9 +276,10 @@ def _start_cosigners(site: DemoSite) -> None:
     for cosigner in COSIGNERS:
         pins.save(site.home / "cosigners" / str(cosigner))
         write_chain_pins(site.home, cosigner, [HARDHAT_CHAIN_ID])
+        GovernanceStore.provision(site.home / "cosigners" / str(cosigner), site.parts["governance"])
     processes, site.parts["cosigner_ports"] = spawn_cosigners(site.home, COSIGNERS)
     site.processes.extend(processes.values())
-    mpc = open_coordinator(site.home, coordinator.engine)
+    mpc = open_coordinator(site.home, coordinator.engine, approve=_administrators_sign(site))
     site.parts["mpc"] = mpc
     started = time.monotonic()
     publication = mpc.dkg("publication", "ed25519", FROST_THRESHOLD)
@@ -736,7 +791,7 @@ def stage_ethereum(site: DemoSite, report: DemoReport, console: Console) -> None
     tls = TlsFiles(site.home / "tls" / "ca.pem", site.home / "tls" / "coordinator" / "tls.pem",
                    site.home / "tls" / "coordinator" / "tls.key")
     ecdsa = EcdsaCoordinator({c: CosignerClient(c, site.parts["cosigner_ports"][c], tls, batching=False)
-                              for c in (1, 2, 3)})
+                              for c in (1, 2, 3)}, approve=_administrators_sign(site))
     site.parts["ecdsa"] = ecdsa
     key = ecdsa.create_key("hot-eth", threshold=2)
     wallet = EthHotWallet(coordinator.engine, chain, coordinator.ledger, ecdsa, key_id="hot-eth", confirmations=3)

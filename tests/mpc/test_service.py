@@ -78,7 +78,7 @@ class Tampering(CosignerClient):
 
 def coordinator_with(cluster: Cluster, replace: dict[int, CosignerClient]) -> MpcCoordinator:
     clients = {c: replace.get(c) or cluster.client(c) for c in cluster.ports}
-    return MpcCoordinator(cluster.engine, clients)
+    return MpcCoordinator(cluster.engine, clients, approve=cluster.quorum.approve)
 
 
 def commit_body(cluster: Cluster, signers: list[int], document: bytes = STATEMENT, **changes: Any) -> dict[str, Any]:
@@ -319,14 +319,25 @@ def test_mpc_cli_status_and_dkg(cluster: Cluster) -> None:
     from typer.testing import CliRunner
 
     from coffer.db import make_engine, migrate, sqlite_url
+    from coffer.keyholder.administrators import make_admin
+    from coffer.keyholder.cli import gov_app
     from coffer.mpc.service.cli import mpc_app
 
     engine = make_engine(sqlite_url(cluster.home / "coffer.db"))
     migrate(engine)
     engine.dispose()
     runner = CliRunner()
-    made = runner.invoke(mpc_app, ["dkg", "--key", "cli-key", "--suite", "ed25519", "-t", "2",
-                                   "--home", str(cluster.home)])
+    action = cluster.home / "cli-key.action.json"
+    argv = ["dkg", "--key", "cli-key", "--suite", "ed25519", "-t", "2", "--home", str(cluster.home),
+            "--action", str(action), "--domain", cluster.quorum.domain]
+    proposed = runner.invoke(mpc_app, argv)
+    assert 3 == proposed.exit_code, proposed.output  # the proposal waits for the administrators
+    for admin in cluster.quorum.admins[:2]:
+        make_admin(cluster.home / "administrators" / admin.admin_id, admin.admin_id, admin.key)
+        signed = runner.invoke(gov_app, ["sign", str(action), "--admin-dir",
+                                         str(cluster.home / "administrators" / admin.admin_id)])
+        assert 0 == signed.exit_code, signed.output
+    made = runner.invoke(mpc_app, argv)
     assert 0 == made.exit_code, made.output
     assert 2 == _json_of(made.output)["threshold"]
     shown = runner.invoke(mpc_app, ["status", "--home", str(cluster.home)])

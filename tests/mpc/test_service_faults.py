@@ -81,7 +81,7 @@ class Net:
 def net(cluster: Cluster) -> Iterator[Net]:
     nonces = NonceLog()
     clients = {c: FaultyClient(cluster.client(c), nonces) for c in COSIGNERS}
-    mpc = MpcCoordinator(cluster.engine, clients)
+    mpc = MpcCoordinator(cluster.engine, clients, approve=cluster.quorum.approve)
     try:
         yield Net(cluster, mpc, clients, nonces)
         nonces.check()

@@ -28,6 +28,7 @@ from coffer.mpc.service.store import CosignerStore, ShareVault
 from coffer.mpc.service.wire import encode_body
 from coffer.policy import MemorySignedHistory, OperatorRegistry, Route, SignerGuard, default_policy
 from coffer.testing import make_token
+from coffer.testing.governance import Quorum
 
 
 class Clear:
@@ -72,9 +73,13 @@ class Local:
     directory: Path
 
 
+QUORUM = Quorum.generate()
+
+
 def _cosigner(cosigner_id: int, directory: Path) -> tuple[Cosigner, CosignerStore, ShareVault]:
     hsm = make_token().open()
     vault = ShareVault(hsm, cosigner_id)
+    QUORUM.provision(directory / f"c{cosigner_id}")
     store = CosignerStore(directory / f"c{cosigner_id}" / "cosigner.db")
     guard = SignerGuard(signer_id=f"c{cosigner_id}", route=Route.HOT, attestation_public_key=b"\x02" + bytes(32),
                         operators=OperatorRegistry(()), policy=default_policy(), history=MemorySignedHistory(),
@@ -90,7 +95,8 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     engine = make_engine(sqlite_url(directory / "coordinator.db"))
     migrate(engine)
     cosigners = {i: b[0] for i, b in built.items()}
-    mpc = MpcCoordinator(engine, {i: LocalClient(c) for i, c in cosigners.items()})  # type: ignore[misc]
+    mpc = MpcCoordinator(engine, {i: LocalClient(c) for i, c in cosigners.items()},  # type: ignore[misc]
+                         approve=QUORUM.approve)
     mpc.dkg("k-taproot", "taproot", 2)
     mpc.dkg("k-ed", "ed25519", 2)
     yield Local(cosigners, {i: b[1] for i, b in built.items()}, {i: b[2] for i, b in built.items()}, mpc, directory)
@@ -146,7 +152,7 @@ def test_bad_dkg_message_names_the_cosigner(local: Local) -> None:
 
     clients = {i: LocalClient(c, {"/v1/dkg/step1": corrupt} if i == 2 else None)
                for i, c in local.cosigners.items()}
-    mpc = MpcCoordinator(local.mpc._engine, clients)  # type: ignore[arg-type]
+    mpc = MpcCoordinator(local.mpc._engine, clients, approve=QUORUM.approve)  # type: ignore[arg-type]
     with pytest.raises((CosignerRefused, ProtocolViolation)) as blamed:
         mpc.dkg("k-blame", "taproot", 2)
     error = blamed.value

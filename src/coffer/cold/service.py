@@ -67,6 +67,7 @@ class PinnedGuards:
         self._loaded: tuple[float, PolicyRequestGuard, Any] | None = None
 
     def _current(self) -> tuple[PolicyRequestGuard, Any]:
+        from coffer.keyholder.officers import pin_officers_from
         from coffer.pins import PINS_FILE, PinsInvalid, SignerPins
         from coffer.policy.engine import Route
         from coffer.policy.guard import SqliteSignedHistory
@@ -86,6 +87,7 @@ class PinnedGuards:
                     raise SignerRefused(str(exc), rule="pins.invalid", signer_id=self._signer_id) from None
                 watcher = HaltWatcher(pins.halt_public_key, max_age_s=pins.halt_max_age_s,
                                       fetch=http_notice_fetcher(pins.halt_url))
+                pin_officers_from(watcher, self._directory, f"signer-{self._signer_id}")
                 history = SqliteSignedHistory(self._directory / "history.db")
                 guard = pins.guard(signer_id=f"cold-signer-{self._signer_id}", route=Route.COLD, history=history,
                                    halted=lambda: not watcher.clear())

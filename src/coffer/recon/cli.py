@@ -73,14 +73,16 @@ def halt(reason: str = typer.Option(..., help="why the exchange must stop"),
 def officer_add(officer_id: str, public_key: str = typer.Option(..., "--public-key", help="Ed25519 public key, hex"),
                 by: str = typer.Option("admin", help="who registers the officer"),
                 home: Path | None = HomeOption) -> None:
-    """Register a security officer whose signature counts towards resuming."""
+    """Register a security officer at the coordinator. Key holders never take officers from here:
+    they accept a resume only from officers they pinned or that an administrators' quorum enrolled
+    (`coffer gov propose --kind officer_enrol`)."""
     switch, _ = _switch(home)
     try:
         key = bytes.fromhex(public_key)
     except ValueError:
         raise typer.BadParameter("--public-key must be hex") from None
     switch.register_officer(officer_id, key, actor=by)
-    typer.echo(f"registered {officer_id}")
+    typer.echo(f"registered {officer_id} at the coordinator; key holders need an officer_enrol governance action")
 
 
 @app.command("resume-message")

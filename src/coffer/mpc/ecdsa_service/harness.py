@@ -37,6 +37,7 @@ from coffer.policy import (
 )
 from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, make_token
+from coffer.testing.governance import Quorum
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 __all__ = ["EcdsaCluster", "start_ecdsa_cluster", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
@@ -60,6 +61,7 @@ class EcdsaCluster:
     coordinator: EcdsaCoordinator
     operator_keys: dict[str, OperatorKey] = field(default_factory=dict)
     registry: OperatorRegistry | None = None
+    quorum: Quorum = field(default_factory=Quorum.generate)
 
     def process(self, cosigner: int, module: str | None = None) -> ServiceProcess:
         """`module`: run another entry point (a test's misbehaving co-signer) with the same arguments."""
@@ -121,7 +123,8 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     tls = issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")
     hsm = make_token(f"ecdsa-coord-{secrets.token_hex(4)}").open()
     attestation_key = ensure_attestation_key(hsm)
-    notices = NoticeSource()
+    quorum = Quorum.generate()
+    notices = NoticeSource(quorum)
     notice_server = NoticeServer(notices).start()  # type: ignore[arg-type]  # duck-typed issuer
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
@@ -129,8 +132,10 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     for cosigner in ids:
         write_pins(home / "cosigners" / str(cosigner), CosignerPins(
             attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
+        quorum.provision(home / "cosigners" / str(cosigner))
         write_chain_pins(home, cosigner, list(chain_ids))
     processes, ports = spawn_cosigners(home, ids, engines=ENGINES, modules=modules, timeout_s=90)
     clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls, batching=False) for cosigner in ids}
     return EcdsaCluster(home, hsm, attestation_key, notices, notice_server, processes, ports, tls,
-                        EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))
+                        EcdsaCoordinator(clients, approve=quorum.approve), operator_keys,
+                        OperatorRegistry(operators), quorum)

@@ -255,11 +255,11 @@ class Secp256k1Taproot:
     signature_length = 64
     supports_tweaks = True
 
-    def generate_nonces(self, key_package: KeyPackage, rng: Rng) -> tuple[int, int]:
+    def generate_nonces(self, key_package: KeyPackage, rng: Rng, extra: bytes = b"") -> tuple[int, int]:
         group_key = key_package.public.group_public_key
         return nonce_generate(
             rng(32), _GROUP.serialize_scalar(key_package.secret_share),
-            _GROUP.serialize_element(key_package.verifying_share), _GROUP.x_bytes(group_key), None, None)
+            _GROUP.serialize_element(key_package.verifying_share), _GROUP.x_bytes(group_key), None, extra or None)
 
     def signing_key(self, public: PublicKeyPackage, tweaks: Sequence[Tweak]) -> Element:
         return apply_tweaks(public.group_public_key, tweaks).key

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from coffer.btc.bip322_sign import assemble_p2tr, p2tr_sighash
+from coffer.keyholder.governance import ActionKind, SignedAction
+from coffer.keyholder.lifecycle import Approver, dkg_content, keyholder_name, refresh_content, reshare_content
 from coffer.log import get_logger
 from coffer.mpc import frost
 from coffer.mpc.dkg import refresh as dkg_refresh
@@ -126,8 +128,11 @@ class MpcCoordinator:
     """Runs DKG, signing, refresh and re-share sessions with the co-signers over mutual TLS."""
 
     def __init__(self, engine: Engine, clients: Mapping[int, CosignerClient], *,
-                 rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 rng: Callable[[int], bytes] = secrets.token_bytes, approve: Approver | None = None) -> None:
+        """`approve` obtains the administrators' signed action for a DKG, refresh or re-share; the
+        coordinator carries it to the co-signers, which refuse any lifecycle step without one."""
         self._engine = engine
+        self._approve = approve
         self._clients = dict(clients)
         self._rng = rng
         self._pool = ThreadPoolExecutor(max_workers=FANOUT_WORKERS, thread_name_prefix="mpc-fanout")
@@ -224,8 +229,16 @@ class MpcCoordinator:
                                                                                         updated_at=_now()))
 
     # -- distributed key generation -----------------------------------------------------------------
+    def _action(self, kind: ActionKind, key_id: str, cosigners: Sequence[int], content: dict[str, Any],
+                given: SignedAction | None) -> dict[str, Any] | None:
+        if given is not None:
+            return given.to_json()
+        if self._approve is None:
+            return None  # the co-signers refuse with governance.missing
+        return self._approve(kind, key_id, [keyholder_name(c) for c in cosigners], content).to_json()
+
     def dkg(self, key_id: str, suite: str, threshold: int, cosigners: Sequence[int] | None = None,
-            *, revoked: Sequence[int] = ()) -> MpcKey:
+            *, revoked: Sequence[int] = (), action: SignedAction | None = None) -> MpcKey:
         """A fresh t-of-n key among `cosigners` (default: every configured one not revoked)."""
         if suite not in SUITES:
             raise UnknownKey(f"unknown suite {suite!r}")
@@ -233,17 +246,19 @@ class MpcCoordinator:
         for cosigner in chosen:
             if cosigner in revoked:
                 raise CosignerRevoked(cosigner)
-        if len(set(chosen)) != len(chosen) or not 1 <= threshold <= len(chosen):
-            raise InsufficientSigners(f"threshold {threshold} of {len(chosen)} co-signers")
+        if len(set(chosen)) != len(chosen) or not 2 <= threshold <= len(chosen):
+            raise InsufficientSigners(f"threshold {threshold} of {len(chosen)} co-signers (at least 2)")
         hostkeys = self._call_all(chosen, "/v1/hostkey", lambda c: {"suite": suite})
         hostpubkeys = tuple(_hex_field(hostkeys[c], "hostpubkey", c) for c in chosen)
         dkg = SUITES[suite].dkg
         params = SessionParams(hostpubkeys, threshold)
         session = self._rng(32)
         by_index = {index: cosigner for index, cosigner in enumerate(chosen)}
+        signed = self._action(ActionKind.DKG, key_id, chosen,
+                              dkg_content(suite, threshold, list(zip(chosen, hostpubkeys, strict=True))), action)
         replies = self._call_all(chosen, "/v1/dkg/step1", lambda c: {
             "dkg_session": session.hex(), "key_id": key_id, "suite": suite, "threshold": threshold,
-            "hostpubkeys": [h.hex() for h in hostpubkeys]})
+            "hostpubkeys": [h.hex() for h in hostpubkeys], **({} if signed is None else {"action": signed})})
         pmsgs1 = [_hex_field(replies[c], "pmsg1", c) for c in chosen]
         try:
             state, cmsg1 = dkg.coordinator_step1(pmsgs1, params)
@@ -400,14 +415,17 @@ class MpcCoordinator:
         return self.sign_session(key, "publication", payload, [document], cosigners=cosigners)[0]
 
     # -- refresh, re-share ------------------------------------------------------------------------
-    def refresh(self, key_id: str) -> MpcKey:
+    def refresh(self, key_id: str, *, action: SignedAction | None = None) -> MpcKey:
         """New shares of the same key for every member; old shares deleted after a test signature."""
         key = self.key(key_id)
         session = self._rng(32)
         holders = [{"identifier": m.identifier, "hostpubkey": m.hostpubkey.hex()} for m in key.members]
         cosigners = [m.cosigner for m in key.members]
+        signed = self._action(ActionKind.REFRESH, key_id, cosigners,
+                              refresh_content([(m.identifier, m.hostpubkey) for m in key.members]), action)
         replies = self._call_all(cosigners, "/v1/refresh/deal", lambda c: {
-            "session": session.hex(), "key_id": key_id, "version": key.version, "holders": holders})
+            "session": session.hex(), "key_id": key_id, "version": key.version, "holders": holders,
+            **({} if signed is None else {"action": signed})})
         dealings = {key.member(c).identifier: _hex_field(replies[c], "dealing", c) for c in cosigners}
         dkg_suite = SUITES[key.suite].dkg.suite
         refresh_session = dkg_refresh.RefreshSession(
@@ -420,7 +438,8 @@ class MpcCoordinator:
         return self._finish_dealing(key, session, cosigners, dealings, observed.public_shares, key.threshold,
                                     key.members, revoked=())
 
-    def reshare(self, key_id: str, *, revoke: Sequence[int] = (), new_threshold: int | None = None) -> MpcKey:
+    def reshare(self, key_id: str, *, revoke: Sequence[int] = (), new_threshold: int | None = None,
+                action: SignedAction | None = None) -> MpcKey:
         """Move the key to the members minus `revoke` (co-signer ids); they are refused from then on."""
         key = self.key(key_id)
         for cosigner in revoke:
@@ -437,9 +456,13 @@ class MpcCoordinator:
             return [{"identifier": m.identifier, "hostpubkey": m.hostpubkey.hex()} for m in members]
 
         cosigners = [m.cosigner for m in keep]
+        signed = self._action(ActionKind.RESHARE, key_id, cosigners, reshare_content(
+            [(m.identifier, m.hostpubkey) for m in dealers], [(m.identifier, m.hostpubkey) for m in keep], threshold,
+            [key.member(c).identifier for c in revoke], minority_threshold=2 * threshold <= len(keep)), action)
         replies = self._call_all(cosigners, "/v1/reshare/deal", lambda c: {
             "session": session.hex(), "key_id": key_id, "version": key.version, "dealers": holders(dealers),
-            "new_threshold": threshold, "new_holders": holders(keep), "deal": any(d.cosigner == c for d in dealers)})
+            "new_threshold": threshold, "new_holders": holders(keep), "deal": any(d.cosigner == c for d in dealers),
+            **({} if signed is None else {"action": signed})})
         dealings = {d.identifier: _hex_field(replies[d.cosigner], "dealing", d.cosigner) for d in dealers}
         reshare_session = dkg_reshare.ReshareSession(
             session, key.group_public_key, key.threshold,

@@ -38,8 +38,17 @@ from coffer.policy import (
     new_nonce,
     verify_approvals,
 )
-from coffer.recon.notice import NOTICE_TAG, HaltNotice, NoticeServer, SignedNotice
+from coffer.recon.notice import (
+    NOTICE_TAG,
+    RESUMES_IN_NOTICE_MAX,
+    HaltNotice,
+    NoticeIssuer,
+    NoticeServer,
+    ResumeProof,
+    SignedNotice,
+)
 from coffer.testing import ServiceProcess, free_port, make_token, wait_until
+from coffer.testing.governance import Quorum
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 ROLES: dict[str, set[Role]] = {"ivan": {Role.INITIATOR}, "bob": {Role.APPROVER}, "carol": {Role.APPROVER},
@@ -47,18 +56,44 @@ ROLES: dict[str, set[Role]] = {"ivan": {Role.INITIATOR}, "bob": {Role.APPROVER},
 
 
 class NoticeSource:
-    """Stands in for the coordinator's notice issuer: fresh signed notices, halted or not."""
+    """Stands in for the coordinator's notice issuer: fresh signed notices, halted or not.
 
-    def __init__(self) -> None:
+    Setting `halted` true opens a new halt; setting it false resumes it with the officers' own
+    signatures when a `quorum` is given (the honest path), else with none (what a compromised
+    coordinator alone could do). `resumes` may also be set by hand to forge proofs."""
+
+    def __init__(self, quorum: Quorum | None = None) -> None:
         self.key = SigningKey.generate()
-        self.halted = False
+        self.quorum = quorum
+        self.halt_id: str | None = None
+        self.resumes: list[ResumeProof] = []
+        self.issuer: NoticeIssuer | None = None
+        self._halts = itertools.count(1)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
-    def issue(self) -> SignedNotice:
+    @property
+    def halted(self) -> bool:
+        return self.halt_id is not None
+
+    @halted.setter
+    def halted(self, value: bool) -> None:
         with self._lock:
-            notice = HaltNotice("coordinator", self.halted, "h-1" if self.halted else None, next(self._seq),
-                                datetime.now(UTC))
+            if value and self.halt_id is None:
+                self.halt_id = f"h-{next(self._halts)}"
+            elif not value and self.halt_id is not None:
+                if self.quorum is not None:
+                    reason = "checked and cleared"
+                    self.resumes.append(ResumeProof(self.halt_id, reason,
+                                                    tuple(self.quorum.resume(self.halt_id, reason))))
+                self.halt_id = None
+
+    def issue(self) -> SignedNotice:
+        if self.issuer is not None:  # a real coordinator's issuer (HaltSwitch + NoticeIssuer) in charge
+            return self.issuer.issue()
+        with self._lock:
+            notice = HaltNotice("coordinator", self.halt_id is not None, self.halt_id, next(self._seq),
+                                datetime.now(UTC), tuple(self.resumes[-RESUMES_IN_NOTICE_MAX:]))
         payload = notice.payload()
         return SignedNotice(payload, self.key.sign(NOTICE_TAG + payload).signature)
 
@@ -77,6 +112,7 @@ class Cluster:
     mpc: MpcCoordinator
     operator_keys: dict[str, OperatorKey] = field(default_factory=dict)
     registry: OperatorRegistry | None = None
+    quorum: Quorum = field(default_factory=Quorum.generate)
 
     def client(self, cosigner: int) -> CosignerClient:
         return CosignerClient(cosigner, self.ports[cosigner], self.tls)
@@ -143,9 +179,11 @@ def _process(home: Path, cosigner: int, port: int, *, engines: Sequence[str] = (
                           env={"PYTHONPATH": root} if module else None)
 
 
-def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins) -> TlsFiles:
-    """Write each co-signer's pins and make sure the local CA and the coordinator's certificate
-    exist in HOME/tls (as `coffer init` does); returns the coordinator's TLS files."""
+def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins, quorum: Quorum | None = None
+                        ) -> TlsFiles:
+    """Write each co-signer's pins (and the governance set of `quorum`) and make sure the local CA
+    and the coordinator's certificate exist in HOME/tls (as `coffer init` does); returns the
+    coordinator's TLS files."""
     make_ca(home / "tls")
     coordinator_dir = home / "tls" / "coordinator"
     if (coordinator_dir / "tls.pem").exists():
@@ -154,6 +192,8 @@ def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins
         tls = issue_certificate(home / "tls", coordinator_dir, "coordinator")
     for cosigner in cosigners:
         write_pins(home / "cosigners" / str(cosigner), pins)
+        if quorum is not None:
+            quorum.provision(home / "cosigners" / str(cosigner))
     return tls
 
 
@@ -188,17 +228,18 @@ def start_cluster(home: Path, cosigners: Iterable[int] = range(1, 6), *, notice_
     token = make_token(f"coord-{secrets.token_hex(4)}")
     hsm = token.open()
     attestation_key = ensure_attestation_key(hsm)
-    notices = NoticeSource()
+    quorum = Quorum.generate()
+    notices = NoticeSource(quorum)
     notice_server = NoticeServer(notices).start()  # type: ignore[arg-type]  # duck-typed issuer
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
     ids = list(cosigners)
     tls = provision_cosigners(home, ids, CosignerPins(attestation_key, bytes(notices.key.verify_key),
-                                                      notice_server.url, notice_max_age_s, operators))
+                                                      notice_server.url, notice_max_age_s, operators), quorum)
     processes, ports = spawn_cosigners(home, ids)
     engine = make_engine(sqlite_url(home / "coordinator.db"))
     migrate(engine)
     clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls) for cosigner in ids}
-    mpc = MpcCoordinator(engine, clients)
+    mpc = MpcCoordinator(engine, clients, approve=quorum.approve)
     return Cluster(home, hsm, attestation_key, notices, notice_server, processes, ports, tls, engine, mpc,
-                   operator_keys, OperatorRegistry(operators))
+                   operator_keys, OperatorRegistry(operators), quorum)
