@@ -33,11 +33,12 @@ from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 __all__ = ["KeyholderKind", "KeyholderSite", "LayoutError", "keyholders_root", "keyholder_home",
            "ceremony_directory", "coordinator_tls", "keyholder_tls", "certify_keyholder", "provision_user",
-           "own_directory", "unix_user_name", "KEYHOLDERS_SUFFIX", "CEREMONY_DIR"]
+           "own_directory", "unix_user_name", "use_own_directory", "KEYHOLDER_DIR_ENV", "sites", "keyholder_directories", "KEYHOLDERS_SUFFIX", "CEREMONY_DIR"]
 
 KEYHOLDERS_SUFFIX: Final = "-keyholders"
 CEREMONY_DIR: Final = "ceremony"
 USER_PREFIX: Final = "coffer-"
+KEYHOLDER_DIR_ENV: Final = "COFFER_KEYHOLDER_DIR"
 PRIVATE_DIR_MODE: Final = 0o700
 
 
@@ -86,7 +87,29 @@ def keyholders_root(home: Path) -> Path:
 
 
 def keyholder_home(home: Path, kind: KeyholderKind, number: int) -> Path:
+    """Key holder KIND-NUMBER's own directory. Inside a key-holder process started with its own
+    directory (`--dir`, or COFFER_KEYHOLDER_DIR), that directory: the process never reads HOME."""
+    own = os.environ.get(KEYHOLDER_DIR_ENV)
+    if own:
+        return Path(own).resolve()
     return keyholders_root(home) / f"{kind.value}-{number}"
+
+
+def use_own_directory(directory: Path) -> Path:
+    """In a key-holder process: resolve every key-holder path to DIRECTORY (see keyholder_home)."""
+    resolved = directory.resolve()
+    os.environ[KEYHOLDER_DIR_ENV] = str(resolved)
+    return resolved
+
+
+def keyholder_directories(home: Path, kind: KeyholderKind) -> list[tuple[int, Path]]:
+    """(number, directory) of each key holder of KIND whose directory exists, by number."""
+    found = []
+    for directory in keyholders_root(home).glob(f"{kind.value}-*"):
+        suffix = directory.name.removeprefix(f"{kind.value}-")
+        if suffix.isdigit() and directory.is_dir():
+            found.append((int(suffix), directory))
+    return sorted(found)
 
 
 def ceremony_directory(home: Path) -> Path:

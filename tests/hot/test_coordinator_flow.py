@@ -17,6 +17,7 @@ from coffer.hot import HotWallet
 from coffer.mpc.service import hsm_publication_attester, publication_public_key, publication_signer
 from coffer.mpc.service.cli import open_coordinator
 from coffer.mpc.service.harness import spawn_cosigners
+from coffer.mpc.service.server import cosigner_dir
 
 home = Path(sys.argv[1])
 init_home(home)
@@ -24,7 +25,7 @@ coordinator = Coordinator.open(home)
 coordinator.policy.bootstrap_default(now=coordinator.now())
 coordinator.start_notice_server()
 for cosigner in (1, 2, 3):
-    coordinator.signer_pins().save(home / "cosigners" / str(cosigner))
+    coordinator.signer_pins().save(cosigner_dir(home, cosigner))
 processes, _ = spawn_cosigners(home, (1, 2, 3))
 try:
     mpc = open_coordinator(home, coordinator.engine)

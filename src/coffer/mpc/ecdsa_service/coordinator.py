@@ -23,6 +23,7 @@ import coincurve
 from eth_account import Account
 
 from coffer.eth.spend import EthSpend
+from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories
 from coffer.log import get_logger
 from coffer.mpc.dkg.errors import DkgError
 from coffer.mpc.dkg.protocol import SessionParams
@@ -51,7 +52,6 @@ from coffer.mpc.service.errors import (
     UnknownKey,
 )
 from coffer.policy import SignedDecision, WithdrawalRequest
-from coffer.tls import TlsFiles
 
 __all__ = ["EcdsaCoordinator", "EcdsaKey", "SignedTransaction", "PAIR_ROUNDS"]
 
@@ -116,15 +116,13 @@ class EcdsaCoordinator:
 
     @classmethod
     def from_home(cls, home: Path) -> EcdsaCoordinator:
-        """The coordinator for the co-signers of HOME (their HOME/cosigners/N/ecdsa/port files) with
-        the coordinator's TLS certificate from HOME/tls/coordinator."""
-        tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                       home / "tls" / "coordinator" / "tls.key")
+        """The coordinator for the co-signers of HOME (the ecdsa/port files of the co-signer
+        directories it can read) with the coordinator's TLS certificate from HOME/tls/coordinator."""
+        tls = coordinator_tls(home)
         clients = {}
-        for directory in sorted((home / "cosigners").glob("*")):
+        for cosigner, directory in keyholder_directories(home, KeyholderKind.COSIGNER):
             port_file = directory / "ecdsa" / "port"
-            if directory.name.isdigit() and port_file.exists():
-                cosigner = int(directory.name)
+            if port_file.exists():
                 clients[cosigner] = EcdsaClient(cosigner, int(port_file.read_text()), tls)
         return cls(clients)
 

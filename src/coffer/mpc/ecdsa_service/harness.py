@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from coffer.hsm import Hsm
+from coffer.layout import coordinator_tls
 from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
 from coffer.mpc.ecdsa_service.server import write_chain_pins
 from coffer.mpc.service.harness import ROLES, NoticeSource
 from coffer.mpc.service.pins import CosignerPins, write_pins
+from coffer.mpc.service.server import cosigner_dir
 from coffer.policy import (
     Approval,
     AttestedFacts,
@@ -39,7 +41,7 @@ from coffer.policy import (
 )
 from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, free_port, make_token, wait_until
-from coffer.tls import TlsFiles, issue_certificate, make_ca
+from coffer.tls import TlsFiles
 
 __all__ = ["EcdsaCluster", "start_ecdsa_cluster", "spawn_ecdsa_cosigners", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
 
@@ -73,7 +75,7 @@ class EcdsaCluster:
         """`module`: run another entry point (a test's misbehaving co-signer) with the same arguments."""
         root = str(Path(__file__).resolve().parents[4])
         return ServiceProcess(f"ecdsa-cosigner-{cosigner}", _argv(self.home, cosigner, self.ports[cosigner], module),
-                              workdir=self.home / "cosigners" / str(cosigner), port=self.ports[cosigner],
+                              workdir=cosigner_dir(self.home, cosigner), port=self.ports[cosigner],
                               env={"PYTHONPATH": root}, ready_timeout_s=60)
 
     def kill(self, cosigner: int) -> None:
@@ -124,8 +126,7 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
                         chain_ids: Sequence[int] = tuple(TEST_CHAIN_IDS)) -> EcdsaCluster:
     """Provision and start the co-signers together (their import times overlap)."""
     home.mkdir(parents=True, exist_ok=True)
-    make_ca(home / "tls")
-    tls = issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")
+    tls = coordinator_tls(home)
     hsm = make_token(f"ecdsa-coord-{secrets.token_hex(4)}").open()
     attestation_key = ensure_attestation_key(hsm)
     notices = NoticeSource()
@@ -134,7 +135,7 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
     ids: Sequence[int] = list(cosigners)
     for cosigner in ids:
-        write_pins(home / "cosigners" / str(cosigner), CosignerPins(
+        write_pins(cosigner_dir(home, cosigner), CosignerPins(
             attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
         write_chain_pins(home, cosigner, list(chain_ids))
     ports = {cosigner: free_port() for cosigner in ids}
@@ -163,13 +164,12 @@ def spawn_ecdsa_cosigners(home: Path, cosigners: Iterable[int], *, chain_ids: Se
     if chain_ids is not None:
         for cosigner in ids:
             write_chain_pins(home, cosigner, list(chain_ids))
-    tls = tls or TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                          home / "tls" / "coordinator" / "tls.key")
+    tls = tls or coordinator_tls(home)
     ports = {cosigner: free_port() for cosigner in ids}
     processes = {}
     for cosigner in ids:
         process = ServiceProcess(f"ecdsa-cosigner-{cosigner}", _argv(home, cosigner, ports[cosigner], None),
-                                 workdir=home / "cosigners" / str(cosigner), port=ports[cosigner],
+                                 workdir=cosigner_dir(home, cosigner), port=ports[cosigner],
                                  ready_timeout_s=90)
         process.workdir.mkdir(parents=True, exist_ok=True)
         log = process.log_path.open("ab")

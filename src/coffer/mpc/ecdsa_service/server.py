@@ -26,9 +26,11 @@ from coffer.log import get_logger
 from coffer.mpc.ecdsa_service.cosigner import EcdsaCosigner
 from coffer.mpc.errors import InvalidMessage, MalformedInput, MpcError
 from coffer.mpc.service.errors import CosignerRefused, UnknownKey
+from coffer.mpc.service.server import cosigner_dir
+from coffer.mpc.service.server import cosigner_tls as frost_cosigner_tls
 from coffer.mpc.service.wire import BODY_BYTES_MAX, encode_body
 from coffer.policy.errors import PolicyError
-from coffer.tls import TlsFiles, issue_certificate, server_context
+from coffer.tls import TlsFiles, server_context
 
 __all__ = ["EcdsaCosignerServer", "run_ecdsa_cosigner", "open_ecdsa_cosigner", "ecdsa_dir", "ROUTES",
            "write_chain_pins", "read_chain_pins", "CHAIN_PINS_FILE"]
@@ -49,14 +51,14 @@ log = get_logger("coffer.mpc.ecdsa_service.server")
 
 
 def ecdsa_dir(home: Path, cosigner_id: int) -> Path:
-    return home / "cosigners" / str(cosigner_id) / "ecdsa"
+    return cosigner_dir(home, cosigner_id) / "ecdsa"
 
 
 CHAIN_PINS_FILE: Final = "chains.json"
 
 
 def write_chain_pins(home: Path, cosigner_id: int, chain_ids: list[int]) -> Path:
-    """Provisioning: the EVM chain ids this co-signer signs for (HOME/cosigners/N/ecdsa/chains.json)."""
+    """Provisioning: the EVM chain ids this co-signer signs for (its ecdsa/chains.json)."""
     directory = ecdsa_dir(home, cosigner_id)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / CHAIN_PINS_FILE
@@ -81,12 +83,8 @@ def read_chain_pins(home: Path, cosigner_id: int) -> frozenset[int] | None:
 
 
 def cosigner_tls(home: Path, cosigner_id: int) -> TlsFiles:
-    """Co-signer N's certificate ("cosigner-N") from the local CA in HOME/tls, issued on first use;
-    the same one the FROST co-signer of the same number uses."""
-    directory = home / "tls" / f"cosigner-{cosigner_id}"
-    if (directory / "tls.pem").exists():
-        return TlsFiles(home / "tls" / "ca.pem", directory / "tls.pem", directory / "tls.key")
-    return issue_certificate(home / "tls", directory, f"cosigner-{cosigner_id}")
+    """Co-signer N's certificate ("cosigner-N"), the same one the FROST co-signer of the same number uses."""
+    return frost_cosigner_tls(home, cosigner_id)
 
 
 def error_body(error: Exception) -> tuple[int, dict[str, Any]]:

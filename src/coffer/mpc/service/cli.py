@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from coffer.tls import TlsFiles
+from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -47,13 +47,12 @@ def open_coordinator(home: Path, engine: Engine | None = None) -> MpcCoordinator
     from coffer.mpc.service.client import CosignerClient
     from coffer.mpc.service.coordinator import MpcCoordinator
 
-    tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                   home / "tls" / "coordinator" / "tls.key")
+    tls = coordinator_tls(home)
     clients = {}
-    for directory in sorted((home / "cosigners").glob("*")):
+    for cosigner, directory in keyholder_directories(home, KeyholderKind.COSIGNER):
         port_file = directory / "port"
-        if directory.name.isdigit() and port_file.exists():
-            clients[int(directory.name)] = CosignerClient(int(directory.name), int(port_file.read_text()), tls)
+        if port_file.exists():
+            clients[cosigner] = CosignerClient(cosigner, int(port_file.read_text()), tls)
     return MpcCoordinator(engine or make_engine(load_config(home).database_url), clients)
 
 
@@ -94,15 +93,16 @@ def reshare(key_id: str = typer.Option(..., "--key"),
 def provision(cosigners: int = typer.Option(5, "--cosigners", "-n", min=1, max=255),
               home: Path | None = HomeOption) -> None:
     """Write every co-signer's pins (attestation key, operators, policy, halt key and URL) from
-    this coordinator into HOME/cosigners/N/pins.json; start the co-signers after this."""
+    this coordinator into each co-signer's pins.json; start the co-signers after this."""
     from coffer.coordinator import Coordinator
+    from coffer.mpc.service.server import cosigner_dir
 
     resolved = _home(home)
     coordinator = Coordinator.open(resolved)
     try:
         pins = coordinator.signer_pins()
         for cosigner in range(1, cosigners + 1):
-            pins.save(resolved / "cosigners" / str(cosigner))
+            pins.save(cosigner_dir(resolved, cosigner))
     finally:
         coordinator.close()
     typer.echo(json.dumps({"provisioned": list(range(1, cosigners + 1))}))

@@ -18,8 +18,10 @@ from nacl.signing import SigningKey
 
 from coffer.db import make_engine, migrate, sqlite_url
 from coffer.hsm import Hsm
+from coffer.layout import coordinator_tls
 from coffer.mpc.service import CosignerClient, CosignerPins, MpcCoordinator, write_pins
 from coffer.mpc.service.messages import attest_publication
+from coffer.mpc.service.server import cosigner_dir
 from coffer.policy import (
     Approval,
     AttestedFacts,
@@ -38,7 +40,7 @@ from coffer.policy import (
 )
 from coffer.recon.notice import NOTICE_TAG, HaltNotice, NoticeServer, SignedNotice
 from coffer.testing import ServiceProcess, free_port, make_token
-from coffer.tls import TlsFiles, issue_certificate, make_ca
+from coffer.tls import TlsFiles
 
 ROLES: dict[str, set[Role]] = {"ivan": {Role.INITIATOR}, "bob": {Role.APPROVER}, "carol": {Role.APPROVER},
                                "dave": {Role.SECURITY_OFFICER}}
@@ -127,20 +129,15 @@ class Cluster:
 def _process(home: Path, cosigner: int, port: int) -> ServiceProcess:
     return ServiceProcess.python(f"cosigner-{cosigner}", ["cosigner", "--id", str(cosigner), "--home", str(home),
                                                           "--port", str(port)],
-                                 workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=180)
+                                 workdir=cosigner_dir(home, cosigner), port=port, ready_timeout_s=180)
 
 
 def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins) -> TlsFiles:
-    """Write each co-signer's pins and make sure the local CA and the coordinator's certificate
-    exist in HOME/tls (as `coffer init` does); returns the coordinator's TLS files."""
-    make_ca(home / "tls")
-    coordinator_dir = home / "tls" / "coordinator"
-    if (coordinator_dir / "tls.pem").exists():
-        tls = TlsFiles(home / "tls" / "ca.pem", coordinator_dir / "tls.pem", coordinator_dir / "tls.key")
-    else:
-        tls = issue_certificate(home / "tls", coordinator_dir, "coordinator")
+    """Write each co-signer's pins and make sure the coordinator's certificate exists (as `coffer
+    init` does, the CA in the ceremony directory); returns the coordinator's TLS files."""
+    tls = coordinator_tls(home)
     for cosigner in cosigners:
-        write_pins(home / "cosigners" / str(cosigner), pins)
+        write_pins(cosigner_dir(home, cosigner), pins)
     return tls
 
 

@@ -29,12 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
+from coffer.layout import KeyholderKind, KeyholderSite, certify_keyholder, keyholder_home, keyholder_tls
 from coffer.log import get_logger
 from coffer.mpc.errors import InvalidMessage, InvalidSignatureShare, MpcError
 from coffer.mpc.service.cosigner import EXPECTED_ERRORS, Cosigner
 from coffer.mpc.service.errors import CosignerRefused, ProtocolViolation, UnknownKey
 from coffer.mpc.service.wire import BODY_BYTES_MAX, encode_body, parse_body
-from coffer.tls import TlsFiles, issue_certificate, server_context
+from coffer.tls import TlsFiles, server_context
 
 __all__ = ["CosignerServer", "run_cosigner", "COORDINATOR_NAME", "cosigner_dir", "cosigner_tls"]
 
@@ -47,15 +48,16 @@ log = get_logger("coffer.mpc.server")
 
 
 def cosigner_dir(home: Path, cosigner_id: int) -> Path:
-    return home / "cosigners" / str(cosigner_id)
+    return keyholder_home(home, KeyholderKind.COSIGNER, cosigner_id)
 
 
 def cosigner_tls(home: Path, cosigner_id: int) -> TlsFiles:
-    """This co-signer's certificate from the local CA in HOME/tls (issued on first use)."""
-    directory = home / "tls" / f"cosigner-{cosigner_id}"
-    if (directory / "tls.pem").exists():
-        return TlsFiles(home / "tls" / "ca.pem", directory / "tls.pem", directory / "tls.key")
-    return issue_certificate(home / "tls", directory, f"cosigner-{cosigner_id}")
+    """This co-signer's certificate in its own directory (issued by the ceremony on first use)."""
+    directory = cosigner_dir(home, cosigner_id)
+    files = keyholder_tls(directory)
+    if files.cert.exists():
+        return files
+    return certify_keyholder(home, KeyholderSite(KeyholderKind.COSIGNER, cosigner_id, directory))
 
 
 def _routes(cosigner: Cosigner) -> dict[str, Callable[[bytes], dict[str, Any]]]:
