@@ -33,7 +33,7 @@ from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 __all__ = ["KeyholderKind", "KeyholderSite", "LayoutError", "keyholders_root", "keyholder_home",
            "ceremony_directory", "coordinator_tls", "keyholder_tls", "certify_keyholder", "provision_user",
-           "own_directory", "unix_user_name", "use_own_directory", "KEYHOLDER_DIR_ENV", "sites", "keyholder_directories", "KEYHOLDERS_SUFFIX", "CEREMONY_DIR"]
+           "own_directory", "unix_user_name", "use_own_directory", "KEYHOLDER_DIR_ENV", "sites", "keyholder_directories", "keyholder_of_user", "KEYHOLDERS_SUFFIX", "CEREMONY_DIR"]
 
 KEYHOLDERS_SUFFIX: Final = "-keyholders"
 CEREMONY_DIR: Final = "ceremony"
@@ -73,6 +73,15 @@ class KeyholderSite:
 
 def unix_user_name(kind: KeyholderKind, number: int) -> str:
     return f"{USER_PREFIX}{kind.value}-{number}"
+
+
+def keyholder_of_user(name: str) -> tuple[KeyholderKind, int] | None:
+    """The key holder a Unix user name stands for (`coffer-signer-3`), or None."""
+    for kind in KeyholderKind:
+        prefix = f"{USER_PREFIX}{kind.value}-"
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return kind, int(name[len(prefix):])
+    return None
 
 
 def keyholders_root(home: Path) -> Path:

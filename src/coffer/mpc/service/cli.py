@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories
+from coffer.commandline import HomeOption, open_home, resolve_home
+from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories, use_own_directory
+from coffer.progress import progress
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -18,25 +20,26 @@ if TYPE_CHECKING:
 __all__ = ["cosigner", "mpc_app", "open_coordinator"]
 
 mpc_app = typer.Typer(no_args_is_help=True, help="Threshold keys held by the MPC co-signers.")
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 
 
 def _home(home: Path | None) -> Path:
-    from coffer.config import default_home
-
-    return (home or default_home()).resolve()
+    return open_home(home)
 
 
 def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="co-signer number"),
              home: Path | None = HomeOption,
              port: int | None = typer.Option(None, "--port", help="TCP port on 127.0.0.1 (default: any free)"),
+             own_dir: Path | None = typer.Option(None, "--dir", help="this co-signer's own directory (its host); "
+                                                 "then the coordinator's home is never read"),
              ) -> None:
     """Run one MPC co-signer: its own directory, token and store; mutual TLS with the coordinator."""
     from coffer.log import configure_logging
     from coffer.mpc.service.server import run_cosigner
 
     configure_logging()
-    run_cosigner(_home(home), cosigner_id, port)
+    if own_dir is not None:
+        use_own_directory(own_dir)
+    run_cosigner(resolve_home(home), cosigner_id, port)
 
 
 def open_coordinator(home: Path, engine: Engine | None = None) -> MpcCoordinator:
@@ -67,7 +70,8 @@ def dkg(key_id: str = typer.Option(..., "--key", help="key id, e.g. hot-btc or p
         home: Path | None = HomeOption) -> None:
     """Generate a threshold key among the running co-signers (no dealer)."""
     mpc = _coordinator(home)
-    key = mpc.dkg(key_id, suite, threshold)
+    with progress(f"distributed key generation of {key_id} ({suite}, threshold {threshold})"):
+        key = mpc.dkg(key_id, suite, threshold)
     typer.echo(json.dumps({"key_id": key.key_id, "group_public_key": key.group_public_key.hex(),
                            "threshold": key.threshold, "n": len(key.members)}))
 

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from fastapi import FastAPI
 
+from coffer.commandline import HomeOption, open_home
 from coffer.coordinator import Coordinator
 from coffer.log import get_logger
 from coffer.web.console.parts import ConsoleParts, SignerView
@@ -134,7 +135,7 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     return ServedApp(app, console, background)
 
 
-def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
+def serve(home: Path | None = HomeOption,
           host: str | None = typer.Option(None, "--host", help="default: host in the web section of coffer.toml"),
           port: int | None = typer.Option(None, "--port", help="default: port in the web section of coffer.toml"),
           por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
@@ -148,9 +149,7 @@ def serve(home: Path | None = typer.Option(None, "--home", help="data directory 
     On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
     import uvicorn
 
-    from coffer.cli import resolve_home
-
-    coordinator = Coordinator.open(resolve_home(home))
+    coordinator = Coordinator.open(open_home(home))
     host = host or str(coordinator.config.get("web", "host"))
     port = port or int(coordinator.config.get("web", "port"))
     try:
