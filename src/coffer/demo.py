@@ -48,7 +48,6 @@ OPERATORS = {"ops-ivan": ("initiator",), "ops-bob": ("approver",), "ops-carol": 
 
 
 DEMO_MARKER = ".coffer-demo"
-COORDINATOR_USER = "coffer-coordinator"
 
 
 class DemoRefused(CofferError):
@@ -143,13 +142,21 @@ class DemoSite:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         return directory
 
-    def hand_over(self, directory: Path) -> None:
-        """Give a key holder's directory to its own Unix user (when the demo runs as root)."""
-        from coffer.layout import keyholder_of_user, own_directory, provision_user
+    def separate_users(self) -> bool:
+        """Each party runs as its own Unix user: the demo runs as root, in a directory and with an
+        interpreter that other users can reach (a virtualenv made from /usr/bin/python3, not /root's)."""
+        from coffer.layout import reachable_by_others
 
-        user = "coffer-" + directory.name
-        if os.geteuid() == 0 and keyholder_of_user(user) is not None:
-            own_directory(directory, *provision_user(user))
+        return (os.geteuid() == 0 and reachable_by_others(self.root or self.home.parent)
+                and reachable_by_others(Path(sys.executable).resolve()))
+
+    def hand_over(self, directory: Path) -> None:
+        """Give a key holder's directory to its own Unix user (coffer-signer-N, coffer-cosigner-N)."""
+        from coffer.layout import USER_PREFIX, hand_over, keyholder_of_user
+
+        user = USER_PREFIX + directory.name
+        if self.separate_users() and keyholder_of_user(user) is not None:
+            hand_over(directory, user)
 
     def stop(self) -> None:
         recon = self.parts.get("recon")
@@ -264,6 +271,7 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
                           "dkg_ms_both_keys": site.parts["dkg_ms"],
                           "publication_pubkey_ed25519": site.parts["publication_key"].hex()}
     report.data["coordinator_home"] = str(site.home)
+    report.data["separate_unix_users"] = site.separate_users()
     report.data["keyholders"] = [keyholder.as_json() for keyholder in
                                  keyholder_sites(site.home, coordinator.signer_ids(), COSIGNERS)]
     report.data["bitcoin"] = {"network": "regtest", "cold_descriptor": wallet.descriptor(),
@@ -284,11 +292,13 @@ def _start_cosigners(site: DemoSite) -> None:
     """Five co-signer processes; two distributed key generations (no dealer, no whole key anywhere)."""
     from coffer.mpc.service.cli import open_coordinator
     from coffer.mpc.service.harness import spawn_cosigners
+    from coffer.mpc.service.server import cosigner_dir
 
     coordinator = site.coordinator
     pins = coordinator.signer_pins()
     for cosigner in COSIGNERS:
-        pins.save(site.home / "cosigners" / str(cosigner))
+        pins.save(cosigner_dir(site.home, cosigner))
+        site.hand_over(cosigner_dir(site.home, cosigner))
     processes, _ports = spawn_cosigners(site.home, COSIGNERS)
     site.processes.extend(processes.values())
     mpc = open_coordinator(site.home, coordinator.engine)
@@ -879,13 +889,13 @@ def stage_summary(site: DemoSite, report: DemoReport, console: Console) -> None:
                   f" {sent} mails delivered (encrypted to every client with a key)")
 
 
-def _hand_home_to_coordinator(home: Path) -> None:
+def _hand_home_to_coordinator(site: DemoSite) -> None:
     """Root ran the demo; from now on the coordinator's home is its own non-root user's (so
     `runuser -u coffer-coordinator -- coffer serve --home HOME` runs it, and can read no key holder's files)."""
-    from coffer.layout import own_directory, provision_user
+    from coffer.layout import COORDINATOR_USER, hand_over
 
-    if os.geteuid() == 0:
-        own_directory(home, *provision_user(COORDINATOR_USER))
+    if site.separate_users():
+        hand_over(site.home, COORDINATOR_USER)
 
 
 Stage = Callable[[DemoSite, DemoReport, Console], None]
@@ -925,7 +935,7 @@ def run_demo(root: Path, report_path: Path, console: Console | None = None, *, f
     finally:
         site.stop()
         log_file.close()
-        _hand_home_to_coordinator(home)
+        _hand_home_to_coordinator(site)
     report.data["seconds"] = round(time.monotonic() - started_all, 1)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report.as_json(), indent=2, sort_keys=True))

@@ -33,11 +33,13 @@ from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 __all__ = ["KeyholderKind", "KeyholderSite", "LayoutError", "keyholders_root", "keyholder_home",
            "ceremony_directory", "coordinator_tls", "keyholder_tls", "certify_keyholder", "provision_user",
-           "own_directory", "unix_user_name", "use_own_directory", "KEYHOLDER_DIR_ENV", "sites", "keyholder_directories", "keyholder_of_user", "KEYHOLDERS_SUFFIX", "CEREMONY_DIR"]
+           "own_directory", "unix_user_name", "use_own_directory", "KEYHOLDER_DIR_ENV", "sites", "keyholder_directories", "keyholder_of_user", "hand_over", "reachable_by_others",
+           "COORDINATOR_USER", "KEYHOLDERS_SUFFIX", "CEREMONY_DIR"]
 
 KEYHOLDERS_SUFFIX: Final = "-keyholders"
 CEREMONY_DIR: Final = "ceremony"
 USER_PREFIX: Final = "coffer-"
+COORDINATOR_USER: Final = "coffer-coordinator"
 KEYHOLDER_DIR_ENV: Final = "COFFER_KEYHOLDER_DIR"
 PRIVATE_DIR_MODE: Final = 0o700
 
@@ -196,6 +198,22 @@ def own_directory(path: Path, uid: int, gid: int, *, mode: int = PRIVATE_DIR_MOD
                 child.chmod(0o700 if child.stat().st_mode & 0o100 else 0o600)
     os.chown(path, uid, gid)
     path.chmod(mode)
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner can reach PATH (every ancestor searchable by others):
+    only then can each party run as its own user in a directory under it."""
+    for directory in (path.resolve(), *path.resolve().parents):
+        if directory.exists() and not directory.stat().st_mode & 0o001:
+            return False
+    return True
+
+
+def hand_over(directory: Path, user: str) -> tuple[int, int]:
+    """Give DIRECTORY (a key holder's, or the coordinator's home) to USER, made if need be; returns (uid, gid)."""
+    uid, gid = provision_user(user)
+    own_directory(directory, uid, gid)
+    return uid, gid
 
 
 def sites(home: Path, signers: Iterable[int], cosigners: Iterable[int]) -> list[KeyholderSite]:
