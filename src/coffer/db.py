@@ -7,6 +7,7 @@ upgrades every head. Parts never read each other's tables: they call each other'
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+_REVISION_FILE = re.compile(r"(?P<branch>[a-z]+)_(?P<number>\d{4})_\w+\.py")
+
+
 def alembic_config(engine: Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS_DIR))
@@ -66,5 +70,31 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to every branch head. Idempotent."""
+    """Bring the schema to every branch head. Idempotent; cheap when already there (a start-up of
+    `coffer serve` must not load every migration, and with them the Ethereum stack)."""
+    if _recorded_heads(engine) == expected_heads():
+        return
     command.upgrade(alembic_config(engine), "heads")
+
+
+def expected_heads() -> frozenset[str]:
+    """The newest revision of each branch, read from the file names (`<branch>_<NNNN>_<what>.py`,
+    revision id `<branch>_<NNNN>`); an empty set, so a full upgrade, if a name breaks the convention."""
+    newest: dict[str, tuple[int, str]] = {}
+    for path in (_MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = _REVISION_FILE.fullmatch(path.name)
+        if found is None:
+            return frozenset()
+        branch, number = found.group("branch"), int(found.group("number"))
+        if number > newest.get(branch, (0, ""))[0]:
+            newest[branch] = (number, f"{branch}_{found.group('number')}")
+    return frozenset(revision for _, revision in newest.values())
+
+
+def _recorded_heads(engine: Engine) -> frozenset[str]:
+    """The revisions alembic recorded in this database (empty when it has never been migrated)."""
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return frozenset()
+        rows = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+        return frozenset(str(row) for row in rows)
