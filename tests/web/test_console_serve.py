@@ -34,14 +34,24 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
     port, notice_port = make_home(home)
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     process = ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)],
-                                    workdir=tmp_path, port=port, env=env, ready_timeout_s=60)
+                                    workdir=tmp_path, port=port, env=env, ready_timeout_s=120,
+                                    ready=lambda: _healthy(f"http://127.0.0.1:{port}"))
     process.env = env
     with process:
+        assert f"listening on http://127.0.0.1:{port}" in process.log_tail().splitlines()
         yield f"http://127.0.0.1:{port}", notice_port
 
 
+def _healthy(url: str) -> bool:
+    """The port accepts from the first moment (it is bound before anything slow), so readiness is an answer."""
+    try:
+        return 200 == httpx.get(url + "/health", timeout=2).status_code
+    except httpx.HTTPError:
+        return False
+
+
 def test_coffer_serve_answers(served: tuple[str, int]) -> None:
-    """The served app documents its API routes and answers health, metrics and the pages."""
+    """The served app says where it listens, documents its API routes and answers health, metrics and the pages."""
     url, notice_port = served
     with httpx.Client(base_url=url, timeout=10) as client:
         assert {"status": "ok"} == client.get("/health").json()

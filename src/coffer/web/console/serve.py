@@ -6,6 +6,7 @@ the operations console and the public proof-of-reserves page. Holds no key and n
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import Any
 import typer
 from fastapi import FastAPI
 
-from coffer.commandline import HomeOption, open_home
+from coffer.commandline import HomeOption, home_config
 from coffer.coordinator import Coordinator
+from coffer.errors import CofferError
 from coffer.log import get_logger
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
@@ -23,6 +25,7 @@ from coffer.web.console.probe import SignerProbe
 __all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe"]
 
 _log = get_logger("coffer.serve")
+LISTEN_BACKLOG = 512
 
 
 class _Runtime:
@@ -149,14 +152,33 @@ def serve(home: Path | None = HomeOption,
     On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
     import uvicorn
 
-    coordinator = Coordinator.open(open_home(home))
-    host = host or str(coordinator.config.get("web", "host"))
-    port = port or int(coordinator.config.get("web", "port"))
+    config = home_config(home)
+    host = host or config.web.host
+    port = port or config.web.port
+    listener = _listen(host, port)  # first: a client's health check waits in the backlog while the rest starts
+    print(f"listening on http://{host}:{listener.getsockname()[1]}", flush=True)
+    coordinator = Coordinator.open(config.home)
     try:
         coordinator.start_notice_server()
         served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon,
                            por_public_key=bytes.fromhex(por_public_key) if por_public_key else None, origin=origin)
         _log.info("serve.start", host=host, port=port, home=str(coordinator.home))
-        uvicorn.run(served.app, host=host, port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(uvicorn.Config(served.app, log_level="warning", access_log=False))
+        server.run(sockets=[listener])
     finally:
         coordinator.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on HOST:PORT (a taken port is a one-line error, not a traceback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise CofferError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses it, or give "
+                          "--port / [web] port another one") from None
+    listener.listen(LISTEN_BACKLOG)
+    return listener
