@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import alembic.command
 import pytest
 
-import coffer.db
 from coffer.db import _recorded_heads, expected_heads, make_engine, migrate, sqlite_url
 
 
@@ -33,7 +33,7 @@ def test_migrated_database_opens_without_running_alembic(tmp_path: Path, monkeyp
         def refuse(*_: object) -> None:
             raise AssertionError("alembic ran for a database already at every head")
 
-        monkeypatch.setattr(coffer.db.command, "upgrade", refuse)
+        monkeypatch.setattr(alembic.command, "upgrade", refuse)
         migrate(engine)
         assert expected_heads() == _recorded_heads(engine)
     finally:

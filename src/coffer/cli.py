@@ -89,7 +89,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
     ("coffer.mpc.ecdsa_service.cli", "ecdsa_cosigner", "ecdsa-cosigner"),
     ("coffer.ledger.cli", "ledger_app", "ledger"),
-    ("coffer.web.console.serve", "serve", "serve"),
+    ("coffer.serve", "serve", "serve"),
     ("coffer.web.console.cli", "console_app", "console"),
 ]
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 __all__ = ["metadata", "make_engine", "migrate", "sqlite_url", "is_postgres"]
 
@@ -62,7 +63,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 _REVISION_FILE = re.compile(r"(?P<branch>[a-z]+)_(?P<number>\d{4})_\w+\.py")
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config  # heavy (about a second) and needed only when a migration runs
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS_DIR))
     config.attributes["engine"] = engine
@@ -74,6 +77,8 @@ def migrate(engine: Engine) -> None:
     `coffer serve` must not load every migration, and with them the Ethereum stack)."""
     if _recorded_heads(engine) == expected_heads():
         return
+    from alembic import command  # heavy; a database already at every head never needs it
+
     command.upgrade(alembic_config(engine), "heads")
 
 

@@ -1,4 +1,4 @@
-"""`coffer serve`: the coordinator's web server. Opens the coordinator for a data directory,
+"""The coordinator's web server (`coffer serve`, command.py). Opens the coordinator for a data directory,
 starts the halt-notice server, the reconciliation scheduler (the on-chain check of the cold
 wallet, when one is set up) and the mail outbox, and serves one app: the client security centre,
 the operations console and the public proof-of-reserves page. Holds no key and no share.
@@ -6,26 +6,21 @@ the operations console and the public proof-of-reserves page. Holds no key and n
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import typer
 from fastapi import FastAPI
 
-from coffer.commandline import HomeOption, home_config
 from coffer.coordinator import Coordinator
-from coffer.errors import CofferError
 from coffer.log import get_logger
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
 
-__all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe"]
+__all__ = ["build_app", "ServedApp", "loopback_origins", "signer_probe"]
 
 _log = get_logger("coffer.serve")
-LISTEN_BACKLOG = 512
 
 
 class _Runtime:
@@ -136,49 +131,3 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
             str(config.get("mail", "sender")))))
     app = create_app(context, routers=routers, template_dirs=template_dirs, background=background)
     return ServedApp(app, console, background)
-
-
-def serve(home: Path | None = HomeOption,
-          host: str | None = typer.Option(None, "--host", help="default: host in the web section of coffer.toml"),
-          port: int | None = typer.Option(None, "--port", help="default: port in the web section of coffer.toml"),
-          por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
-          por_public_key: str | None = typer.Option(None, "--por-public-key", help="statement key, Ed25519 hex"),
-          no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler"),
-          origin: str | None = typer.Option(None, "--origin", help="the console's public origin for security keys, "
-                                            "e.g. https://ops.example (default: http://localhost:PORT on loopback)"),
-          ) -> None:
-    """Serve the coordinator: security centre, operations console, public proof of reserves, /metrics.
-
-    On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
-    import uvicorn
-
-    config = home_config(home)
-    host = host or config.web.host
-    port = port or config.web.port
-    listener = _listen(host, port)  # first: a client's health check waits in the backlog while the rest starts
-    print(f"listening on http://{host}:{listener.getsockname()[1]}", flush=True)
-    coordinator = Coordinator.open(config.home)
-    try:
-        coordinator.start_notice_server()
-        served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon,
-                           por_public_key=bytes.fromhex(por_public_key) if por_public_key else None, origin=origin)
-        _log.info("serve.start", host=host, port=port, home=str(coordinator.home))
-        server = uvicorn.Server(uvicorn.Config(served.app, log_level="warning", access_log=False))
-        server.run(sockets=[listener])
-    finally:
-        coordinator.close()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on HOST:PORT (a taken port is a one-line error, not a traceback)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-    except OSError as exc:
-        listener.close()
-        raise CofferError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses it, or give "
-                          "--port / [web] port another one") from None
-    listener.listen(LISTEN_BACKLOG)
-    return listener
