@@ -91,6 +91,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.ledger.cli", "ledger_app", "ledger"),
     ("coffer.serve", "serve", "serve"),
     ("coffer.web.console.cli", "console_app", "console"),
+    ("coffer.integrations.cli", "integrations_app", "integrations"),
 ]
 
 
