@@ -37,7 +37,7 @@ def _parts(home: Path | None):  # type: ignore[no-untyped-def]
     config = home_config(home)
     engine = make_engine(config.database_url)
     directory = ClientDirectory(engine)
-    return open_notify(engine, address_of=directory.email, team_address=str(config.get("mail", "team_address")))
+    return open_notify(engine, address_of=directory.email, team_address=config.mail.team_address)
 
 
 def _secret(path: Path) -> bytes:

@@ -51,9 +51,9 @@ def _service(home: Path | None, *, with_hsm: bool = False) -> PolicyService:
 
         hsm = open_coordinator_hsm(config)
     service = PolicyService(engine, hsm=hsm, halted=_halt_reader(engine), hot_balance=lambda asset: 0,
-                            admin_quorum=int(config.get("policy", "admin_quorum")),
-                            attestation_ttl_s=int(config.get("policy", "attestation_ttl_s")),
-                            attestation_label=str(config.get("policy", "attestation_key_label")))
+                            admin_quorum=config.policy.admin_quorum,
+                            attestation_ttl_s=config.policy.attestation_ttl_s,
+                            attestation_label=config.policy.attestation_key_label)
     service.bootstrap_default(now=_now())
     return service
 

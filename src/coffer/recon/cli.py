@@ -42,7 +42,7 @@ def _switch(home: Path | None) -> tuple[HaltSwitch, Engine]:
     config = home_config(home)
     engine = make_engine(config.database_url)
     migrate(engine)
-    return HaltSwitch(engine, quorum=int(config.get("halt", "officer_quorum"))), engine
+    return HaltSwitch(engine, quorum=config.halt.officer_quorum), engine
 
 
 @app.command()

@@ -155,7 +155,7 @@ def _sweep(home: Path, mpc: MpcCoordinator, key_id: str, request_digest: str) ->
         request = coordinator.policy.request(request_digest)
         signed = coordinator.policy.attest(request_digest, now=now)
         wallet = HotWallet(coordinator.engine, coordinator.bitcoin, coordinator.ledger, mpc, key_id=key_id,
-                           network=str(coordinator.config.get("bitcoin", "network")))
+                           network=coordinator.config.bitcoin.network)
         return wallet.pay(request, signed, client_id=None, now=now).txid
     finally:
         coordinator.close()

@@ -154,8 +154,8 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
 
         config = coordinator.config
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
-            str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
-            str(config.get("mail", "sender")))))
+            config.mail.smtp_host, config.mail.smtp_port,
+            config.mail.sender)))
     center = AlertCenter(coordinator.engine, coordinator.audit, [TeamMail(coordinator.notify.notifier)])
     background.append(AlertWatcher(coordinator.engine, center, halt=coordinator.halt, node=f"serve-{host}:{port}",
                                    key_holders_seen=lambda: _seen(coordinator, probe)))
