@@ -38,3 +38,14 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path) -> None:
     assert 64 == len(por["statement_pubkey_ed25519"]) and por["sample_accounts"]
     assert Path(report["mail"]["maildir"]).exists() and report["mail"]["client_secret_keys"]
     assert report["revocation"]["refused"] is True
+    coordinator_home = Path(report["coordinator_home"])
+    assert home / "coordinator" == coordinator_home
+    keyholders = report["keyholders"]
+    assert {("signer", n) for n in range(1, 6)} | {("cosigner", n) for n in range(1, 6)} == {
+        (k["kind"], k["id"]) for k in keyholders}
+    for keyholder in keyholders:  # each beside the coordinator's home, never inside it, 0700
+        directory = Path(keyholder["home"])
+        assert (home, False) == (directory.parent, coordinator_home in directory.parents)
+        assert 0o700 == directory.stat().st_mode & 0o777
+    assert not list(coordinator_home.rglob("ca.key")) and not list(coordinator_home.rglob("seed.sealed"))
+    assert all(Path(path).parent.parent == home for path in report["mail"]["client_secret_keys"].values())
