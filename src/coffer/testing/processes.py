@@ -55,12 +55,17 @@ class ServiceProcess:
         """A `python -m coffer.cli ...` child using this interpreter."""
         return cls(name, [sys.executable, "-m", "coffer.cli", *args], **kwargs)  # type: ignore[arg-type]
 
-    def start(self) -> ServiceProcess:
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting for it (several can then start at once)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.argv, cwd=self.workdir, env=self.env, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True, **self._as_owner())
         log.close()
+        return self
+
+    def start(self) -> ServiceProcess:
+        self.launch()
         try:
             wait_until(self._alive_and_ready, timeout=self.ready_timeout_s, what=f"{self.name} ready")
         except WaitTimeout:

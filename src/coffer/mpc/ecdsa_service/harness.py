@@ -5,7 +5,6 @@ operators, a halt-notice server and an `EcdsaCoordinator`. Operator keys are fix
 from __future__ import annotations
 
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -144,11 +143,7 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
                            EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))
     for cosigner in ids:
         process = cluster.process(cosigner, (modules or {}).get(cosigner))
-        process.workdir.mkdir(parents=True, exist_ok=True)
-        log = process.log_path.open("ab")
-        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        process.launch()
         cluster.processes[cosigner] = process
     for process in cluster.processes.values():
         wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
@@ -171,11 +166,7 @@ def spawn_ecdsa_cosigners(home: Path, cosigners: Iterable[int], *, chain_ids: Se
         process = ServiceProcess(f"ecdsa-cosigner-{cosigner}", _argv(home, cosigner, ports[cosigner], None),
                                  workdir=cosigner_dir(home, cosigner), port=ports[cosigner],
                                  ready_timeout_s=90)
-        process.workdir.mkdir(parents=True, exist_ok=True)
-        log = process.log_path.open("ab")
-        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        process.launch()
         processes[cosigner] = process
     for process in processes.values():
         wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")

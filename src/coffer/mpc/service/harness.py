@@ -144,7 +144,6 @@ def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins
 def spawn_cosigners(home: Path, cosigners: Iterable[int], *, timeout_s: float = 180.0
                     ) -> tuple[dict[int, ServiceProcess], dict[int, int]]:
     """Start `coffer cosigner --id N --home HOME` for each N at once; wait until all listen."""
-    import subprocess
 
     from coffer.testing import wait_until
 
@@ -152,11 +151,7 @@ def spawn_cosigners(home: Path, cosigners: Iterable[int], *, timeout_s: float = 
     ports = {cosigner: free_port() for cosigner in ids}
     processes = {cosigner: _process(home, cosigner, ports[cosigner]) for cosigner in ids}
     for process in processes.values():  # started together: their import times overlap
-        process.workdir.mkdir(parents=True, exist_ok=True)
-        log = process.log_path.open("ab")
-        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        process.launch()
     try:
         for process in processes.values():
             wait_until(process._alive_and_ready, timeout=timeout_s, what=f"{process.name} ready")
