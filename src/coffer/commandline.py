@@ -24,7 +24,9 @@ EXIT_FAILED: Final = 1  # a check failed or something unexpected broke
 SQLITE_PREFIX: Final = "sqlite:///"
 MESSAGE_CHARS_MAX: Final = 400
 
-HomeOption = typer.Option(None, "--home", envvar="COFFER_HOME", show_envvar=True,
+# Not `readable`: a key holder given the coordinator's home never reads it (it may not), and every
+# other command checks the home itself with an answer that says what to do (open_home).
+HomeOption = typer.Option(None, "--home", envvar="COFFER_HOME", show_envvar=True, readable=False,
                           help="the coordinator's data directory (default ./.coffer)")
 
 
