@@ -324,6 +324,7 @@ def test_mpc_cli_status_and_dkg(cluster: Cluster) -> None:
     engine = make_engine(sqlite_url(cluster.home / "coffer.db"))
     migrate(engine)
     engine.dispose()
+    (cluster.home / "coffer.toml").touch()  # an initialised home: the CLI refuses any other
     runner = CliRunner()
     made = runner.invoke(mpc_app, ["dkg", "--key", "cli-key", "--suite", "ed25519", "-t", "2",
                                    "--home", str(cluster.home)])
