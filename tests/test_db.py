@@ -11,8 +11,8 @@ from coffer.db import _recorded_heads, expected_heads, make_engine, migrate, sql
 
 
 def test_every_branch_head_is_recorded_after_migrating(tmp_path: Path) -> None:
-    """The heads read from the migration file names are exactly the ones alembic records, so the fast
-    path (skip the upgrade) is taken only for a database that is at every head."""
+    """The heads read as text from the migration files are exactly the ones alembic records, so the
+    fast path (skip the upgrade) is taken only for a database that is at every head."""
     engine = make_engine(sqlite_url(tmp_path / "coffer.db"))
     try:
         assert frozenset() == _recorded_heads(engine)

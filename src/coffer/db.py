@@ -60,7 +60,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-_REVISION_FILE = re.compile(r"(?P<branch>[a-z]+)_(?P<number>\d{4})_\w+\.py")
+_REVISION = re.compile(r'^revision = "([\w.-]+)"$', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision = (?:"([\w.-]+)"|None)$', re.MULTILINE)
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
@@ -83,17 +84,20 @@ def migrate(engine: Engine) -> None:
 
 
 def expected_heads() -> frozenset[str]:
-    """The newest revision of each branch, read from the file names (`<branch>_<NNNN>_<what>.py`,
-    revision id `<branch>_<NNNN>`); an empty set, so a full upgrade, if a name breaks the convention."""
-    newest: dict[str, tuple[int, str]] = {}
+    """The head of each branch, read as text from the migration files (`revision = "…"`,
+    `down_revision = "…"` or None), without importing them; an empty set, so a full upgrade, for a
+    file this reading does not understand (a merge revision, say)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
     for path in (_MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = _REVISION_FILE.fullmatch(path.name)
-        if found is None:
+        text = path.read_text(encoding="utf-8")
+        revision, parent = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or parent is None:
             return frozenset()
-        branch, number = found.group("branch"), int(found.group("number"))
-        if number > newest.get(branch, (0, ""))[0]:
-            newest[branch] = (number, f"{branch}_{found.group('number')}")
-    return frozenset(revision for _, revision in newest.values())
+        revisions.add(revision.group(1))
+        if parent.group(1) is not None:
+            parents.add(parent.group(1))
+    return frozenset(revisions - parents)
 
 
 def _recorded_heads(engine: Engine) -> frozenset[str]:
