@@ -6,7 +6,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || com
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .make
-APT_PACKAGES := softhsm2 postgresql chromium gnupg
+APT_PACKAGES := softhsm2 postgresql chromium gnupg patroni etcd-server
 DEMO_HOME ?= .coffer-demo
 
 .PHONY: setup test test-fast demo lint bench clean lock

@@ -1,6 +1,6 @@
 """The coordinator's side of threshold ECDSA: DKG, pairing, 2-of-3 signing, re-share; no share, ever.
 
-`EcdsaCoordinator` drives the co-signer processes over mutual TLS (`EcdsaClient`). It relays
+`EcdsaCoordinator` drives the co-signer processes over mutual TLS (`CosignerClient`). It relays
 their sealed messages (it can read none of them), combines the round-three broadcasts into the
 signature and verifies it before releasing it: ECDSA verification by libsecp256k1 (coincurve)
 against the (tweaked) key, low S, the recovery id, and `eth_account` recovering the paying address
@@ -23,6 +23,7 @@ import coincurve
 from eth_account import Account
 
 from coffer.eth.spend import EthSpend
+from coffer.keyholder.limits import restore_recursion_limit
 from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories
 from coffer.log import get_logger
 from coffer.mpc.dkg.errors import DkgError
@@ -38,10 +39,10 @@ from coffer.mpc.ecdsa import (
 )
 from coffer.mpc.ecdsa.curve import Q, point_bytes
 from coffer.mpc.ecdsa.sign import finish_signature, tweaked_key
-from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL, reshare_test_digest
 from coffer.mpc.ecdsa_service.errors import KeyDisagreement, PairingFailed, SignatureRejected, SigningAborted
 from coffer.mpc.errors import InsufficientSigners, InvalidMessage
+from coffer.mpc.service.client import CosignerClient
 from coffer.mpc.service.errors import (
     CosignerRefused,
     CosignerRevoked,
@@ -52,6 +53,8 @@ from coffer.mpc.service.errors import (
     UnknownKey,
 )
 from coffer.policy import SignedDecision, WithdrawalRequest
+
+restore_recursion_limit()  # importing eth_account (py_ecc) raised it to 100,000
 
 __all__ = ["EcdsaCoordinator", "EcdsaKey", "SignedTransaction", "PAIR_ROUNDS"]
 
@@ -102,7 +105,7 @@ class SignedTransaction:
 class EcdsaCoordinator:
     """Talks to the ECDSA co-signers (`clients`: co-signer id -> client). Thread-safe for reads."""
 
-    def __init__(self, clients: Mapping[int, EcdsaClient], *,
+    def __init__(self, clients: Mapping[int, CosignerClient], *,
                  rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self._clients = dict(clients)
         self._rng = rng
@@ -116,14 +119,14 @@ class EcdsaCoordinator:
 
     @classmethod
     def from_home(cls, home: Path) -> EcdsaCoordinator:
-        """The coordinator for the co-signers of HOME (the ecdsa/port files of the co-signer
-        directories it can read) with the coordinator's TLS certificate from HOME/tls/coordinator."""
+        """The coordinator for the co-signers of HOME (the port files of the co-signer directories
+        it can read) with the coordinator's TLS certificate from HOME/tls/coordinator."""
         tls = coordinator_tls(home)
         clients = {}
         for cosigner, directory in keyholder_directories(home, KeyholderKind.COSIGNER):
-            port_file = directory / "ecdsa" / "port"
+            port_file = directory / "port"
             if port_file.exists():
-                clients[cosigner] = EcdsaClient(cosigner, int(port_file.read_text()), tls)
+                clients[cosigner] = CosignerClient(cosigner, int(port_file.read_text()), tls, batching=False)
         return cls(clients)
 
     def close(self) -> None:

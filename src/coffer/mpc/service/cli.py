@@ -1,4 +1,4 @@
-"""`coffer cosigner --id N` (one co-signer process) and `coffer mpc ...` (the coordinator's side)."""
+"""`coffer cosigner --id N` (one co-signer process, FROST and DKLs23) and `coffer mpc ...` (the coordinator's side)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from coffer.commandline import HomeOption, open_home, resolve_home
+from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories, use_own_directory
 from coffer.progress import progress
 
@@ -29,22 +30,29 @@ def _home(home: Path | None) -> Path:
 def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="co-signer number"),
              home: Path | None = HomeOption,
              port: int | None = typer.Option(None, "--port", help="TCP port on 127.0.0.1 (default: any free)"),
+             engine: list[str] = typer.Option(["frost", "ecdsa"], "--engine",
+                                              help="frost | ecdsa (repeatable; default: both on one server)"),
+             clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
+                                              help="refuse to act when the coordinator's clock differs by more"),
              own_dir: Path | None = typer.Option(None, "--dir", help="this co-signer's own directory (its host); "
                                                  "then the coordinator's home is never read"),
              ) -> None:
-    """Run one MPC co-signer: its own directory, token and store; mutual TLS with the coordinator."""
+    """Run co-signer N: FROST and DKLs23 on one server, one token and one history; mutual TLS."""
     from coffer.log import configure_logging
-    from coffer.mpc.service.server import run_cosigner
+    from coffer.mpc.service.server import ENGINES, run_cosigner
 
+    unknown = sorted(set(engine) - set(ENGINES))
+    if unknown or not engine:
+        raise typer.BadParameter(f"--engine takes {' | '.join(ENGINES)}, got {unknown}")
     configure_logging()
     if own_dir is not None:
         use_own_directory(own_dir)
-    run_cosigner(resolve_home(home), cosigner_id, port)
+    run_cosigner(resolve_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew)
 
 
 def open_coordinator(home: Path, engine: Engine | None = None) -> MpcCoordinator:
     """The coordinator's `MpcCoordinator` over HOME's database (or `engine`) and the running
-    co-signers (their port files in HOME/cosigners/N/port), with the coordinator's certificate."""
+    co-signers (the port files of the co-signer directories), with the coordinator's certificate."""
     from coffer.config import load_config
     from coffer.db import make_engine
     from coffer.mpc.service.client import CosignerClient
@@ -97,7 +105,7 @@ def reshare(key_id: str = typer.Option(..., "--key"),
 def provision(cosigners: int = typer.Option(5, "--cosigners", "-n", min=1, max=255),
               home: Path | None = HomeOption) -> None:
     """Write every co-signer's pins (attestation key, operators, policy, halt key and URL) from
-    this coordinator into each co-signer's pins.json; start the co-signers after this."""
+    this coordinator into HOME/cosigners/N/pins.json; start the co-signers after this."""
     from coffer.coordinator import Coordinator
     from coffer.mpc.service.server import cosigner_dir
 
