@@ -3,6 +3,7 @@ hour: every mishap gets a one-line answer that says what to do next, and changes
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from coffer import __version__
+from coffer.testing.homes import bare_home
 from coffer.testing.processes import free_port
 
 
@@ -149,3 +151,17 @@ def test_demo_never_wipes_the_default_home_even_forced(tmp_path: Path) -> None:
     assert 2 == result.returncode
     assert f"error: {tmp_path} is the default home" in result.stderr
     assert (tmp_path / "coffer.toml").exists()
+
+
+def test_serve_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
+    """`coffer serve` on a port another process holds says so in one line (exit 2) before opening anything."""
+    home = bare_home(tmp_path / "home")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = _coffer("serve", "--home", str(home), "--port", str(port), env_home=home)
+    assert 2 == result.returncode
+    lines = result.stderr.strip().splitlines()
+    assert 1 == len(lines) and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port} ")
+    assert "listening on" not in result.stdout

@@ -1,7 +1,7 @@
-"""`coffer serve`: binds its port and says where it listens before anything slow, then opens the
-coordinator and serves the app of web/console/serve.py (security centre, operations console,
-public proof of reserves, /metrics). Kept outside coffer.web, whose package imports FastAPI: the
-heavy imports happen after the port is bound."""
+"""`coffer serve`: binds its port before anything slow (a taken port fails at once), opens the
+coordinator, builds the app of web/console/serve.py (security centre, operations console, public
+proof of reserves, /metrics), then listens and logs "listening on …". Kept outside coffer.web,
+whose package imports FastAPI: the heavy imports happen after the port is bound."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ def serve(home: Path | None = HomeOption,
     config = home_config(home)
     host = host or config.web.host
     port = port or config.web.port
-    listener = _listen(host, port)  # first: a client's health check waits in the backlog while the rest starts
-    print(f"listening on http://{host}:{listener.getsockname()[1]}", flush=True)
-    # Heavy (FastAPI, SQLAlchemy, the parts) and only needed once the port is bound and announced.
+    # Bound first (a taken port is a one-line error before anything slow), listening only once the app
+    # is built: a client that sees the port open is answered at once.
+    listener = _bind(host, port)
+    # Heavy (FastAPI, SQLAlchemy, the parts) and only needed once the port is bound.
     import uvicorn
 
     from coffer.coordinator import Coordinator
@@ -50,13 +51,15 @@ def serve(home: Path | None = HomeOption,
                            por_public_key=bytes.fromhex(por_public_key) if por_public_key else None, origin=origin)
         get_logger("coffer.serve").info("serve.start", host=host, port=port, home=str(coordinator.home))
         server = uvicorn.Server(uvicorn.Config(served.app, log_level="warning", access_log=False))
+        listener.listen(LISTEN_BACKLOG)
+        print(f"listening on http://{host}:{listener.getsockname()[1]}", flush=True)
         server.run(sockets=[listener])
     finally:
         coordinator.close()
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on HOST:PORT (a taken port is a one-line error, not a traceback)."""
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to HOST:PORT, not yet listening (a taken port is a one-line error, not a traceback)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -66,5 +69,4 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.close()
         raise CofferError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses it, or give "
                           "--port / [web] port another one") from None
-    listener.listen(LISTEN_BACKLOG)
     return listener
