@@ -18,6 +18,7 @@ from coffer.mpc.service import hsm_publication_attester, publication_public_key,
 from coffer.mpc.service.cli import open_coordinator
 from coffer.mpc.service.harness import spawn_cosigners
 from coffer.testing.governance import Quorum
+from coffer.mpc.service.server import cosigner_dir
 
 home = Path(sys.argv[1])
 quorum = Quorum.generate()
@@ -26,8 +27,8 @@ coordinator = Coordinator.open(home)
 coordinator.policy.bootstrap_default(now=coordinator.now())
 coordinator.start_notice_server()
 for cosigner in (1, 2, 3):
-    coordinator.signer_pins().save(home / "cosigners" / str(cosigner))
-    quorum.provision(home / "cosigners" / str(cosigner))
+    coordinator.signer_pins().save(cosigner_dir(home, cosigner))
+    quorum.provision(cosigner_dir(home, cosigner))
 processes, _ = spawn_cosigners(home, (1, 2, 3))
 try:
     mpc = open_coordinator(home, coordinator.engine, approve=quorum.approve)

@@ -25,6 +25,7 @@ from coffer.mpc.service.errors import (
     ProtocolViolation,
     SessionReplayed,
 )
+from coffer.mpc.service.server import cosigner_dir
 from coffer.testing import wait_until
 
 DESTINATION = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
@@ -146,7 +147,7 @@ def test_kill_between_rounds_fails_cleanly_then_a_new_session_signs(cluster: Ecd
 
 
 def _session_rounds(cluster: EcdsaCluster, cosigner: int) -> dict[bytes, int]:
-    database = sqlite3.connect(cluster.home / "cosigners" / str(cosigner) / "ecdsa" / "ecdsa.db")
+    database = sqlite3.connect(cosigner_dir(cluster.home, cosigner) / "ecdsa" / "ecdsa.db")
     try:
         return {bytes(row[0]): int(row[1]) for row in database.execute("SELECT session_id, round FROM sessions")}
     finally:
@@ -160,7 +161,7 @@ def test_replayed_session_is_refused(cluster: EcdsaCluster) -> None:
     coordinator.pair("replay", 1, 2)
     body = _round1_body("replay", [1, 2], _spend(), _approved(cluster), nonce=secrets.token_bytes(32))
     first = _client(cluster, 1).call("/v1/ecdsa/sign/round1", body)
-    database = sqlite3.connect(cluster.home / "cosigners" / "1" / "ecdsa" / "ecdsa.db")
+    database = sqlite3.connect(cosigner_dir(cluster.home, 1) / "ecdsa" / "ecdsa.db")
     try:  # "round 1 used" was on disk before the round-1 output left the co-signer
         assert [(1,)] == database.execute("SELECT round FROM sessions WHERE session_id = ?",
                                           (bytes.fromhex(first["session_id"]),)).fetchall()

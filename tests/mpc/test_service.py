@@ -15,6 +15,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from coffer.canonical import canonical_json
+from coffer.layout import ceremony_directory
 from coffer.mpc.errors import InsufficientSigners, InvalidSignatureShare
 from coffer.mpc.service import (
     CosignerClient,
@@ -27,6 +28,7 @@ from coffer.mpc.service import (
     SessionReplayed,
 )
 from coffer.mpc.service.harness import Cluster, start_cluster
+from coffer.mpc.service.server import cosigner_dir
 from coffer.testing import wait_until
 from coffer.tls import TlsFiles, issue_certificate
 
@@ -217,7 +219,7 @@ def test_cosigner_killed_between_rounds(cluster: Cluster) -> None:
     signature = cluster.mpc.sign_publication("publication", STATEMENT, cluster.attest_publication(STATEMENT),
                                              cosigners=[1, 2, 3])
     VerifyKey(cluster.mpc.key("publication").publication_public_key()).verify(STATEMENT, signature)
-    with sqlite3.connect(cluster.home / "cosigners" / "3" / "cosigner.db") as db:
+    with sqlite3.connect(cosigner_dir(cluster.home, 3) / "cosigner.db") as db:
         states = [row[0] for row in db.execute("SELECT state FROM sessions")]
     assert "committed" in states  # the lost session's nonces can never be used: they died with the process
 
@@ -230,7 +232,7 @@ def test_client_without_ca_certificate_is_refused(cluster: Cluster, tmp_path: Pa
     intruder = CosignerClient(1, cluster.ports[1], TlsFiles(cluster.tls.ca_cert, other.cert, other.key))
     with pytest.raises(CosignerUnavailable):
         intruder.call("/v1/status", {})
-    sibling = issue_certificate(cluster.home / "tls", tmp_path / "sibling", "cosigner-9")
+    sibling = issue_certificate(ceremony_directory(cluster.home), tmp_path / "sibling", "cosigner-9")
     with pytest.raises(CosignerRefused) as caught:
         CosignerClient(1, cluster.ports[1], sibling).call("/v1/status", {})
     assert "peer.name" == caught.value.rule
@@ -289,7 +291,7 @@ def test_refresh_keeps_the_key_and_deletes_old_shares(cluster: Cluster) -> None:
         keys = cluster.client(cosigner).call("/v1/status", {})["keys"]
         assert {(before.version, "retired"), (after.version, "active")} <= {
             (k["version"], k["status"]) for k in keys if k["key_id"] == "publication"}
-        with sqlite3.connect(cluster.home / "cosigners" / str(cosigner) / "cosigner.db") as db:
+        with sqlite3.connect(cosigner_dir(cluster.home, cosigner) / "cosigner.db") as db:
             assert [(None,)] == list(db.execute("SELECT sealed FROM shares WHERE key_id = 'publication' AND version = ?",
                                                 (before.version,)))
 
@@ -326,6 +328,7 @@ def test_mpc_cli_status_and_dkg(cluster: Cluster) -> None:
     engine = make_engine(sqlite_url(cluster.home / "coffer.db"))
     migrate(engine)
     engine.dispose()
+    (cluster.home / "coffer.toml").touch()  # an initialised home: the CLI refuses any other
     runner = CliRunner()
     action = cluster.home / "cli-key.action.json"
     argv = ["dkg", "--key", "cli-key", "--suite", "ed25519", "-t", "2", "--home", str(cluster.home),

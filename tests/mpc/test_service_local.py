@@ -23,7 +23,7 @@ from coffer.mpc.errors import MpcError
 from coffer.mpc.service import CosignerRefused, MpcCoordinator, ProtocolViolation
 from coffer.mpc.service.client import _error
 from coffer.mpc.service.cosigner import EXPECTED_ERRORS, Cosigner
-from coffer.mpc.service.server import cosigner_error_status
+from coffer.mpc.service.server import cosigner_dir, cosigner_error_status
 from coffer.mpc.service.store import CosignerStore, ShareVault
 from coffer.mpc.service.wire import encode_body
 from coffer.policy import MemorySignedHistory, OperatorRegistry, Route, SignerGuard, default_policy
@@ -251,6 +251,6 @@ def test_mpc_provision_writes_cosigner_pins(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120, check=False)
     assert 0 == result.returncode, result.stdout + result.stderr
     for cosigner in (1, 2):
-        pins = read_pins(home / "cosigners" / str(cosigner))
+        pins = read_pins(cosigner_dir(home, cosigner))
         assert 33 == len(pins.attestation_public_key)
         assert pins.notice_url is not None and pins.notice_url.endswith("/halt/notice")

@@ -1,11 +1,11 @@
-"""The cold signer as a process: `coffer signer --id N --home DIR` serves its engine on the one
+"""The cold signer as a process: `coffer signer --id N --dir DIR` serves its engine on the one
 key-holder runtime (mutual TLS, peer names per route, limits, clock check: `coffer.keyholder`),
 and `coffer signer sign` works offline on files. Also the coordinator's client for it.
 
-Everything secret stays in the signer's own directory (DIR/signers/N): its SoftHSM2 token, its
-sealed seed, its own database. The pins (attestation key, operators, policy, halt key) are read
-from DIR/signers/N/pins.json; without them, or without a fresh "not halted" notice from the
-coordinator, the signer refuses to sign.
+Everything secret stays in the signer's own directory (outside the coordinator's home, see
+coffer.layout): its SoftHSM2 token, its sealed seed, its own database, its TLS key. The pins
+(attestation key, operators, policy, halt key) are read from its pins.json; without them, or
+without a fresh "not halted" notice from the coordinator, the signer refuses to sign.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from coffer.keyholder.errors import KeyholderUnavailable, RequestMalformed
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.keyholder.routes import COLD_SIGNER_ROUTES
 from coffer.keyholder.server import KeyholderServer, Mount
+from coffer.layout import KeyholderKind, keyholder_home, keyholder_tls
 from coffer.log import get_logger
 from coffer.tls import TlsFiles
 
@@ -45,12 +46,11 @@ log = get_logger("coffer.cold.service")
 
 
 def signer_directory(home: Path, signer_id: int) -> Path:
-    return home / "signers" / str(signer_id)
+    return keyholder_home(home, KeyholderKind.SIGNER, signer_id)
 
 
 def signer_tls(home: Path, signer_id: int) -> TlsFiles:
-    directory = signer_directory(home, signer_id) / "tls"
-    return TlsFiles(home / "tls" / "ca.pem", directory / "tls.pem", directory / "tls.key")
+    return keyholder_tls(signer_directory(home, signer_id))
 
 
 def _utcnow() -> dt.datetime:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from coffer.commandline import HomeOption, home_config
 from coffer.errors import CofferError
 
 if TYPE_CHECKING:
@@ -31,19 +32,17 @@ __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The halt switch and reconciliation runs.")
 console = Console()
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 KEY_FILE_BYTES_MAX = 256
 
 
 def _switch(home: Path | None) -> tuple[HaltSwitch, Engine]:
-    from coffer.config import default_home, load_config
     from coffer.db import make_engine, migrate
     from coffer.recon.halt import HaltSwitch
 
-    config = load_config((home or default_home()).resolve())
+    config = home_config(home)
     engine = make_engine(config.database_url)
     migrate(engine)
-    return HaltSwitch(engine, quorum=int(config.get("halt", "officer_quorum"))), engine
+    return HaltSwitch(engine, quorum=config.halt.officer_quorum), engine
 
 
 @app.command()

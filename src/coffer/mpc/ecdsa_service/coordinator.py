@@ -26,6 +26,7 @@ from coffer.eth.spend import EthSpend
 from coffer.keyholder.governance import ActionKind, SignedAction
 from coffer.keyholder.lifecycle import Approver, dkg_content, keyholder_name, reshare_content
 from coffer.keyholder.limits import restore_recursion_limit
+from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories
 from coffer.log import get_logger
 from coffer.mpc.dkg.errors import DkgError
 from coffer.mpc.dkg.protocol import SessionParams
@@ -54,7 +55,6 @@ from coffer.mpc.service.errors import (
     UnknownKey,
 )
 from coffer.policy import SignedDecision, WithdrawalRequest
-from coffer.tls import TlsFiles
 
 restore_recursion_limit()  # importing eth_account (py_ecc) raised it to 100,000
 
@@ -123,15 +123,13 @@ class EcdsaCoordinator:
 
     @classmethod
     def from_home(cls, home: Path) -> EcdsaCoordinator:
-        """The coordinator for the co-signers of HOME (their HOME/cosigners/N/port files) with
-        the coordinator's TLS certificate from HOME/tls/coordinator."""
-        tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                       home / "tls" / "coordinator" / "tls.key")
+        """The coordinator for the co-signers of HOME (the port files of the co-signer directories
+        it can read) with the coordinator's TLS certificate from HOME/tls/coordinator."""
+        tls = coordinator_tls(home)
         clients = {}
-        for directory in sorted((home / "cosigners").glob("*")):
+        for cosigner, directory in keyholder_directories(home, KeyholderKind.COSIGNER):
             port_file = directory / "port"
-            if directory.name.isdigit() and port_file.exists():
-                cosigner = int(directory.name)
+            if port_file.exists():
                 clients[cosigner] = CosignerClient(cosigner, int(port_file.read_text()), tls, batching=False)
         return cls(clients)
 

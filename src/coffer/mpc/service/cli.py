@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
+from coffer.commandline import HomeOption, open_home, resolve_home
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
-from coffer.tls import TlsFiles
+from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories, use_own_directory
+from coffer.progress import progress
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -22,13 +24,10 @@ __all__ = ["cosigner", "mpc_app", "open_coordinator"]
 
 T = TypeVar("T")
 mpc_app = typer.Typer(no_args_is_help=True, help="Threshold keys held by the MPC co-signers.")
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 
 
 def _home(home: Path | None) -> Path:
-    from coffer.config import default_home
-
-    return (home or default_home()).resolve()
+    return open_home(home)
 
 
 def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="co-signer number"),
@@ -38,6 +37,8 @@ def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="
                                               help="frost | ecdsa (repeatable; default: both on one server)"),
              clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
                                               help="refuse to act when the coordinator's clock differs by more"),
+             own_dir: Path | None = typer.Option(None, "--dir", help="this co-signer's own directory (its host); "
+                                                 "then the coordinator's home is never read"),
              ) -> None:
     """Run co-signer N: FROST and DKLs23 on one server, one token and one history; mutual TLS."""
     from coffer.log import configure_logging
@@ -47,7 +48,9 @@ def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="
     if unknown or not engine:
         raise typer.BadParameter(f"--engine takes {' | '.join(ENGINES)}, got {unknown}")
     configure_logging()
-    run_cosigner(_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew)
+    if own_dir is not None:
+        use_own_directory(own_dir)
+    run_cosigner(resolve_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew)
 
 
 ActionOption = typer.Option(None, "--action", help="governance action file: written as a proposal on the "
@@ -57,19 +60,18 @@ DomainOption = typer.Option("coffer", "--domain", help="the governance domain th
 
 def open_coordinator(home: Path, engine: Engine | None = None, approve: Approver | None = None) -> MpcCoordinator:
     """The coordinator's `MpcCoordinator` over HOME's database (or `engine`) and the running
-    co-signers (their port files in HOME/cosigners/N/port), with the coordinator's certificate."""
+    co-signers (the port files of the co-signer directories), with the coordinator's certificate."""
     from coffer.config import load_config
     from coffer.db import make_engine
     from coffer.mpc.service.client import CosignerClient
     from coffer.mpc.service.coordinator import MpcCoordinator
 
-    tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                   home / "tls" / "coordinator" / "tls.key")
+    tls = coordinator_tls(home)
     clients = {}
-    for directory in sorted((home / "cosigners").glob("*")):
+    for cosigner, directory in keyholder_directories(home, KeyholderKind.COSIGNER):
         port_file = directory / "port"
-        if directory.name.isdigit() and port_file.exists():
-            clients[int(directory.name)] = CosignerClient(int(directory.name), int(port_file.read_text()), tls)
+        if port_file.exists():
+            clients[cosigner] = CosignerClient(cosigner, int(port_file.read_text()), tls)
     return MpcCoordinator(engine or make_engine(load_config(home).database_url), clients, approve=approve)
 
 
@@ -98,7 +100,8 @@ def dkg(key_id: str = typer.Option(..., "--key", help="key id, e.g. hot-btc or p
         home: Path | None = HomeOption) -> None:
     """Generate a threshold key among the running co-signers (no dealer), as the administrators signed."""
     mpc = _coordinator(home, action, domain)
-    key = _governed(lambda: mpc.dkg(key_id, suite, threshold))
+    with progress(f"distributed key generation of {key_id} ({suite}, threshold {threshold})"):
+        key = _governed(lambda: mpc.dkg(key_id, suite, threshold))
     typer.echo(json.dumps({"key_id": key.key_id, "group_public_key": key.group_public_key.hex(),
                            "threshold": key.threshold, "n": len(key.members)}))
 
@@ -130,13 +133,14 @@ def provision(cosigners: int = typer.Option(5, "--cosigners", "-n", min=1, max=2
     """Write every co-signer's pins (attestation key, operators, policy, halt key and URL) from
     this coordinator into HOME/cosigners/N/pins.json; start the co-signers after this."""
     from coffer.coordinator import Coordinator
+    from coffer.mpc.service.server import cosigner_dir
 
     resolved = _home(home)
     coordinator = Coordinator.open(resolved)
     try:
         pins = coordinator.signer_pins()
         for cosigner in range(1, cosigners + 1):
-            pins.save(resolved / "cosigners" / str(cosigner))
+            pins.save(cosigner_dir(resolved, cosigner))
     finally:
         coordinator.close()
     typer.echo(json.dumps({"provisioned": list(range(1, cosigners + 1))}))
@@ -186,7 +190,7 @@ def _sweep(home: Path, mpc: MpcCoordinator, key_id: str, request_digest: str) ->
         request = coordinator.policy.request(request_digest)
         signed = coordinator.policy.attest(request_digest, now=now)
         wallet = HotWallet(coordinator.engine, coordinator.bitcoin, coordinator.ledger, mpc, key_id=key_id,
-                           network=str(coordinator.config.get("bitcoin", "network")))
+                           network=coordinator.config.bitcoin.network)
         return wallet.pay(request, signed, client_id=None, now=now).txid
     finally:
         coordinator.close()

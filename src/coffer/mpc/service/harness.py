@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -20,8 +19,10 @@ from nacl.signing import SigningKey
 
 from coffer.db import make_engine, migrate, sqlite_url
 from coffer.hsm import Hsm
+from coffer.layout import coordinator_tls
 from coffer.mpc.service import CosignerClient, CosignerPins, MpcCoordinator, write_pins
 from coffer.mpc.service.messages import attest_publication
+from coffer.mpc.service.server import cosigner_dir
 from coffer.policy import (
     Approval,
     AttestedFacts,
@@ -49,7 +50,7 @@ from coffer.recon.notice import (
 )
 from coffer.testing import ServiceProcess, free_port, make_token, wait_until
 from coffer.testing.governance import Quorum
-from coffer.tls import TlsFiles, issue_certificate, make_ca
+from coffer.tls import TlsFiles
 
 ROLES: dict[str, set[Role]] = {"ivan": {Role.INITIATOR}, "bob": {Role.APPROVER}, "carol": {Role.APPROVER},
                                "dave": {Role.SECURITY_OFFICER}}
@@ -175,25 +176,20 @@ def _process(home: Path, cosigner: int, port: int, *, engines: Sequence[str] = (
              module: str | None = None) -> ServiceProcess:
     root = str(Path(__file__).resolve().parents[4])  # the checkout: a test module as entry point
     return ServiceProcess(f"cosigner-{cosigner}", cosigner_argv(home, cosigner, port, engines=engines, module=module),
-                          workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=180,
+                          workdir=cosigner_dir(home, cosigner), port=port, ready_timeout_s=180,
                           env={"PYTHONPATH": root} if module else None)
 
 
 def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins, quorum: Quorum | None = None
                         ) -> TlsFiles:
-    """Write each co-signer's pins (and the governance set of `quorum`) and make sure the local CA
-    and the coordinator's certificate exist in HOME/tls (as `coffer init` does); returns the
+    """Write each co-signer's pins (and the governance set of `quorum`) and make sure the coordinator's
+    certificate exists (as `coffer init` does, the CA in the ceremony directory); returns the
     coordinator's TLS files."""
-    make_ca(home / "tls")
-    coordinator_dir = home / "tls" / "coordinator"
-    if (coordinator_dir / "tls.pem").exists():
-        tls = TlsFiles(home / "tls" / "ca.pem", coordinator_dir / "tls.pem", coordinator_dir / "tls.key")
-    else:
-        tls = issue_certificate(home / "tls", coordinator_dir, "coordinator")
+    tls = coordinator_tls(home)
     for cosigner in cosigners:
-        write_pins(home / "cosigners" / str(cosigner), pins)
+        write_pins(cosigner_dir(home, cosigner), pins)
         if quorum is not None:
-            quorum.provision(home / "cosigners" / str(cosigner))
+            quorum.provision(cosigner_dir(home, cosigner))
     return tls
 
 
@@ -206,11 +202,7 @@ def spawn_cosigners(home: Path, cosigners: Iterable[int], *, engines: Sequence[s
     processes = {cosigner: _process(home, cosigner, ports[cosigner], engines=engines,
                                     module=(modules or {}).get(cosigner)) for cosigner in ids}
     for process in processes.values():  # started together: their import times overlap
-        process.workdir.mkdir(parents=True, exist_ok=True)
-        log = process.log_path.open("ab")
-        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        process.launch()
     try:
         for process in processes.values():
             wait_until(process._alive_and_ready, timeout=timeout_s, what=f"{process.name} ready")

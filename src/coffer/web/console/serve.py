@@ -1,4 +1,4 @@
-"""`coffer serve`: the coordinator's web server. Opens the coordinator for a data directory,
+"""The coordinator's web server (`coffer serve`, command.py). Opens the coordinator for a data directory,
 starts the halt-notice server, the reconciliation scheduler (the on-chain check of the cold
 wallet, when one is set up) and the mail outbox, and serves one app: the client security centre,
 the operations console and the public proof-of-reserves page. Holds no key and no share.
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import typer
 from fastapi import APIRouter, FastAPI
 
 from coffer.alerts import AlertCenter, AlertWatcher, TeamMail
@@ -38,7 +37,7 @@ from coffer.web.exchange_api import API_BUCKET, ExchangeApi, exchange_router
 from coffer.web.sessions import RateLimiter
 from coffer.withdrawals import WithdrawalDesk
 
-__all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe", "mounted_routers"]
+__all__ = ["build_app", "ServedApp", "loopback_origins", "signer_probe", "mounted_routers"]
 
 _log = get_logger("coffer.serve")
 
@@ -164,8 +163,8 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     if mail:
         config = coordinator.config
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
-            str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
-            str(config.get("mail", "sender")))))
+            config.mail.smtp_host, config.mail.smtp_port,
+            config.mail.sender)))
     center = AlertCenter(coordinator.engine, coordinator.audit, [TeamMail(coordinator.notify.notifier)])
     background.append(AlertWatcher(coordinator.engine, center, halt=coordinator.halt, node=f"serve-{host}:{port}",
                                    key_holders_seen=lambda: _seen(coordinator, probe)))
@@ -186,30 +185,3 @@ def exchange_api(coordinator: Coordinator, limiter: RateLimiter) -> ExchangeApi:
     desk = CustodyDesk(coordinator, WithdrawalDesk(coordinator), assets=tuple(sorted(coordinator.ledger.assets)))
     limiter.add_bucket("integration", API_BUCKET)
     return ExchangeApi(desk, open_integrations(coordinator), coordinator.now, limiter)
-
-
-def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
-          host: str | None = typer.Option(None, "--host", help="default: host in the web section of coffer.toml"),
-          port: int | None = typer.Option(None, "--port", help="default: port in the web section of coffer.toml"),
-          por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
-          no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler"),
-          origin: str | None = typer.Option(None, "--origin", help="the console's public origin for security keys, "
-                                            "e.g. https://ops.example (default: http://localhost:PORT on loopback)"),
-          ) -> None:
-    """Serve the coordinator: security centre, operations console, public proof of reserves, /metrics.
-
-    On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
-    import uvicorn  # only `coffer serve` runs a server; building the app (tests) does not need it
-
-    from coffer.cli import resolve_home  # coffer.cli imports this module to register the command
-
-    coordinator = Coordinator.open(resolve_home(home))
-    host = host or str(coordinator.config.get("web", "host"))
-    port = port or int(coordinator.config.get("web", "port"))
-    try:
-        coordinator.start_notice_server()
-        served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon, origin=origin)
-        _log.info("serve.start", host=host, port=port, home=str(coordinator.home))
-        uvicorn.run(served.app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        coordinator.close()
