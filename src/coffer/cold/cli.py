@@ -111,10 +111,12 @@ def import_signed(batch: str, psbt: list[Path] = typer.Option(..., "--psbt", hel
 @signer_app.callback(invoke_without_command=True)
 def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="signer number"),
           home: Path | None = HOME, port: int | None = typer.Option(None, "--port"),
+          host: str = typer.Option("127.0.0.1", "--host",
+                                   help="the one address to listen on (its certificate must name it)"),
           network: str = typer.Option("regtest", "--network"),
           clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
                                            help="refuse to act when the coordinator's clock differs by more")) -> None:
-    """Serve signer ID over mutual TLS on 127.0.0.1 (default port: cold.signer_port_base + ID)."""
+    """Serve signer ID over mutual TLS on HOST (127.0.0.1 unless told; default port: cold.signer_port_base + ID)."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"signer_id": signer_id, "home": _home(home), "network": network}
         return
@@ -129,8 +131,9 @@ def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="s
     config = load_config(resolved)
     process = SignerProcess(resolved, signer_id, network=network)
     listen = port or int(config.get("cold", "signer_port_base")) + signer_id
-    server = serve_signer(process, port=listen, tls=signer_tls(resolved, signer_id), clock_skew_s_max=clock_skew)
-    console.print(f"signer {signer_id} ready on https://127.0.0.1:{listen}")
+    server = serve_signer(process, host=host, port=listen, tls=signer_tls(resolved, signer_id),
+                          clock_skew_s_max=clock_skew)
+    console.print(f"signer {signer_id} ready on https://{host}:{listen}")
     serve_until_stopped(server, kind="cold-signer", number=signer_id)
 
 

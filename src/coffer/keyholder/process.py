@@ -41,7 +41,7 @@ def serve_until_stopped(server: KeyholderServer, *, kind: str, number: int, port
     server.start()
     if port_file is not None:
         port_file.write_text(str(server.port))
-    log.info("keyholder.listening", kind=kind, id=number, port=server.port, pid=os.getpid(),
+    log.info("keyholder.listening", kind=kind, id=number, host=server.host, port=server.port, pid=os.getpid(),
              routes=sorted(path for _method, path in server.routes))
     done.wait()
     server.stop()

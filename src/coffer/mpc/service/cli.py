@@ -30,7 +30,9 @@ def _home(home: Path | None) -> Path:
 
 def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="co-signer number"),
              home: Path | None = HomeOption,
-             port: int | None = typer.Option(None, "--port", help="TCP port on 127.0.0.1 (default: any free)"),
+             host: str = typer.Option("127.0.0.1", "--host",
+                                      help="the one address to listen on (its certificate must name it)"),
+             port: int | None = typer.Option(None, "--port", help="TCP port (default: any free)"),
              engine: list[str] = typer.Option(["frost", "ecdsa"], "--engine",
                                               help="frost | ecdsa (repeatable; default: both on one server)"),
              clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
@@ -44,7 +46,8 @@ def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="
     if unknown or not engine:
         raise typer.BadParameter(f"--engine takes {' | '.join(ENGINES)}, got {unknown}")
     configure_logging()
-    run_cosigner(_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew)
+    run_cosigner(_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew,
+                 host=host)
 
 
 def open_coordinator(home: Path, engine: Engine | None = None) -> MpcCoordinator:
