@@ -30,11 +30,11 @@ from typing import Any, Final
 
 from coffer.keyholder.errors import (
     BodyTooLarge,
-    check_listen_host,
     PeerNotAllowed,
     RequestMalformed,
     RequestRefused,
     RouteUnknown,
+    check_listen_host,
 )
 from coffer.keyholder.hardening import CLOCK_HEADER, CLOCK_SKEW_S_MAX, check_clock
 from coffer.keyholder.limits import JSON_DEPTH_MAX, check_body
