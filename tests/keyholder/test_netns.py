@@ -39,6 +39,7 @@ THRESHOLD = 2
 LISTEN_PORT = 7443  # inside each namespace: nothing else listens there
 SIGNATURES_TIMED = 10
 DELAY_MS = 50
+SHORT_TIMEOUT_S = 3.0  # a silent link is given up after this (the default is 30 s)
 STATEMENT = b"coffer-por-statement/1\n" + canonical_json({"asset": "BTC", "height": 7, "solvent": True})
 
 
@@ -65,6 +66,7 @@ class Hosts:
     proxy: FaultProxy
     processes: dict[int, ServiceProcess]
     clients: dict[int, TappedClient]
+    engine: Any
     mpc: MpcCoordinator
 
     def sign(self, **kwargs: Any) -> bytes:
@@ -128,7 +130,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
         mpc = MpcCoordinator(engine, clients)
         stack.append(mpc.close)
         mpc.dkg("publication", "ed25519", THRESHOLD)
-        yield Hosts(home, hsm, tls, namespaces, proxy, processes, clients, mpc)
+        yield Hosts(home, hsm, tls, namespaces, proxy, processes, clients, engine, mpc)
     finally:
         for undo in reversed(stack):
             undo()
@@ -182,6 +184,26 @@ def test_cut_link_mid_signing_the_others_complete_and_it_rejoins(hosts: Hosts) -
     hosts.sign(cosigners=[1, 2])
     keys = hosts.clients[2].call("/v1/status", {})["keys"]
     assert (after.version, "active") in {(k["version"], k["status"]) for k in keys if k["key_id"] == "publication"}
+
+
+def test_veth_down_mid_signing_times_out_and_the_others_complete(hosts: Hosts) -> None:
+    """The cable pulled: co-signer 2's veth goes down between the rounds, packets vanish without a reset;
+    after the client's time-out the coordinator signs with 1 and 3; with the link up again 2 signs."""
+    clients = {c: TappedClient(CosignerClient(c, hosts.clients[c].port, hosts.tls, host="127.0.0.1",
+                                              tls_name=hosts.namespaces.link(c).address, timeout_s=SHORT_TIMEOUT_S))
+               for c in COSIGNERS}
+    mpc = MpcCoordinator(hosts.engine, clients)
+    try:
+        clients[2].before["/v1/sign/share"] = lambda: hosts.namespaces.set_link_up(2, False)
+        signature = mpc.sign_publication("publication", STATEMENT, attest_publication(hosts.hsm, STATEMENT))
+        VerifyKey(mpc.key("publication").publication_public_key()).verify(STATEMENT, signature)
+        with pytest.raises(CosignerUnavailable) as unreachable:
+            clients[2].call("/v1/status", {})
+        assert 2 == unreachable.value.cosigner
+    finally:
+        hosts.namespaces.set_link_up(2, True)
+        mpc.close()
+    hosts.sign(cosigners=[1, 2])
 
 
 def test_fifty_ms_on_every_link_signing_completes(hosts: Hosts) -> None:
