@@ -5,8 +5,10 @@ to it through the fault-injecting relay: a link cut mid-signing, the rejoin, 50 
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,9 @@ import pytest
 from nacl.signing import VerifyKey
 
 from coffer.canonical import canonical_json
+from coffer.cold.service import HttpSignerClient, signer_tls
 from coffer.db import make_engine, migrate, sqlite_url
+from coffer.home import init_home
 from coffer.hsm import Hsm
 from coffer.mpc.service import CosignerClient, CosignerPins, CosignerUnavailable, MpcCoordinator, write_pins
 from coffer.mpc.service.harness import ROLES, NoticeSource, cosigner_argv, provision_cosigners
@@ -29,6 +33,7 @@ from coffer.testing import ServiceProcess, make_token
 from coffer.testing.faultproxy import FaultProxy
 from coffer.testing.netns import Namespaces, netns_available
 from coffer.testing.processes import port_open
+from coffer.testing.tokens import process_softhsm_conf
 from coffer.tls import TlsFiles, issue_certificate
 
 pytestmark = [pytest.mark.slow,
@@ -230,3 +235,30 @@ def _timed_signatures(hosts: Hosts) -> list[float]:
         hosts.sign()
         elapsed.append(time.monotonic() - started)
     return elapsed
+
+
+def test_cold_signer_listens_on_its_own_address(tmp_path: Path) -> None:
+    """`coffer signer --host ADDRESS` in a namespace of its own answers the coordinator over mutual TLS at
+    that address, its certificate naming it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "coffer.toml").write_text(f'[hsm]\nsofthsm_conf = "{process_softhsm_conf()}"\n'
+                                      f'token_label = "coord-{secrets.token_hex(4)}"\n')
+    init_home(home)
+    coordinator_tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
+                               home / "tls" / "coordinator" / "tls.key")
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    with Namespaces((1,)) as namespaces:
+        link = namespaces.link(1)
+        issue_certificate(home / "tls", signer_tls(home, 1).cert.parent, "signer-1", ip_addresses=(link.address,))
+        argv = link.exec_argv([sys.executable, "-m", "coffer.cli", "signer", "--id", "1", "--home", str(home),
+                               "--host", link.address, "--port", str(LISTEN_PORT)])
+        with ServiceProcess("signer-1", argv, workdir=home / "logs", env=env, ready_timeout_s=120,
+                            ready=lambda: port_open(LISTEN_PORT, link.address)) as service:
+            assert service.process is not None
+            assert os.readlink("/proc/self/ns/net") != os.readlink(f"/proc/{service.process.pid}/ns/net")
+            client = HttpSignerClient(1, f"https://{link.address}:{LISTEN_PORT}", coordinator_tls, timeout_s=20)
+            try:
+                assert 1 == client.health()["signer_id"]
+            finally:
+                client.close()
