@@ -114,7 +114,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
     try:
         namespaces = Namespaces(COSIGNERS).__enter__()
         stack.append(namespaces.close)
-        hsm = make_token("netns-coordinator").open()
+        hsm = make_token().open()
         stack.append(hsm.close)
         tls = _provision(home, namespaces, hsm, stack)
         processes: dict[int, ServiceProcess] = {}
