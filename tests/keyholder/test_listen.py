@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +32,13 @@ def test_certificate_carries_the_extra_addresses(tmp_path: Path) -> None:
         x509.SubjectAlternativeName).value
     assert [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("198.18.0.6")] == names.get_values_for_type(
         x509.IPAddress)
+
+
+@pytest.mark.parametrize("command", [["cosigner", "--id", "1"], ["signer", "--id", "1"]])
+def test_key_holder_commands_refuse_a_wildcard_host(tmp_path: Path, command: list[str]) -> None:
+    """`coffer cosigner|signer --host 0.0.0.0` exits with the ListenAddressRefused message before opening anything."""
+    done = subprocess.run([sys.executable, "-m", "coffer.cli", *command, "--home", str(tmp_path / "home"),
+                           "--host", "0.0.0.0"], capture_output=True, text=True, timeout=120, check=False)  # noqa: S104
+    assert 2 == done.returncode
+    assert "a key holder listens on one address" in done.stdout + done.stderr
+    assert not (tmp_path / "home").exists()

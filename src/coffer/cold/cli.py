@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from coffer.keyholder.errors import check_listen_host
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 
 __all__ = ["cold_app", "signer_app"]
@@ -125,6 +126,7 @@ def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="s
     from coffer.keyholder.process import prepare_process, serve_until_stopped
     from coffer.log import configure_logging
 
+    check_listen_host(host)  # before any secret is opened
     configure_logging()
     prepare_process("cold-signer", signer_id)
     resolved = _home(home)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from coffer.keyholder.errors import check_listen_host
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.tls import TlsFiles
 
@@ -42,6 +43,7 @@ def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="
     from coffer.log import configure_logging
     from coffer.mpc.service.server import ENGINES, run_cosigner
 
+    check_listen_host(host)  # before any secret is opened
     unknown = sorted(set(engine) - set(ENGINES))
     if unknown or not engine:
         raise typer.BadParameter(f"--engine takes {' | '.join(ENGINES)}, got {unknown}")
