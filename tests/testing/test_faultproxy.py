@@ -123,3 +123,15 @@ def test_bad_control_calls_are_refused(proxy: FaultProxy, echo: tuple[str, int])
         proxy.add_link("k1", echo)
     with pytest.raises(ProxyError, match="delay must be"):
         proxy.delay("k1", up_ms=DELAY_MS_MAX + 1, down_ms=0)
+
+
+def test_half_close_is_passed_on(proxy: FaultProxy, echo: tuple[str, int]) -> None:
+    """A client that shuts down its sending side still gets the whole answer back."""
+    address = proxy.add_link("k1", echo)
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"last words")
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert b"last words" == received

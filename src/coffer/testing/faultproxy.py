@@ -220,10 +220,9 @@ class FaultProxy:
                 await queue.put((loop.time() + delay_ms / 1000, data))
                 if not data:
                     break
-            await sender
+            await sender  # an end of stream is passed on as one (half-close); _accept closes both ends
         except (OSError, asyncio.CancelledError):
             sender.cancel()
-        finally:
             writer.close()
 
     @staticmethod
