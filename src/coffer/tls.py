@@ -13,6 +13,7 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def make_ca(directory: Path, *, now: dt.datetime | None = None) -> tuple[Path, P
 
 
 def issue_certificate(ca_dir: Path, out_dir: Path, common_name: str, *,
-                      now: dt.datetime | None = None) -> TlsFiles:
-    """A certificate for `common_name` (client and server use, valid for 127.0.0.1 and localhost)."""
+                      now: dt.datetime | None = None, ip_addresses: Sequence[str] = ()) -> TlsFiles:
+    """A certificate for `common_name` (client and server use, valid for 127.0.0.1 and localhost,
+    and for each of `ip_addresses`: where a key holder on a host of its own listens)."""
+    extra = [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
     ca_cert_path, ca_key_path = make_ca(ca_dir)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
@@ -80,7 +83,7 @@ def issue_certificate(ca_dir: Path, out_dir: Path, common_name: str, *,
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=CERT_VALIDITY_DAYS))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName(common_name),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *extra]),
                            critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from coffer.commandline import HomeOption, open_home, resolve_home
+from coffer.keyholder.errors import check_listen_host
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.progress import progress
 
@@ -116,12 +117,14 @@ def import_signed(batch: str, psbt: list[Path] = typer.Option(..., "--psbt", hel
 @signer_app.callback(invoke_without_command=True)
 def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="signer number"),
           home: Path | None = HOME, port: int | None = typer.Option(None, "--port"),
+          host: str = typer.Option("127.0.0.1", "--host",
+                                   help="the one address to listen on (its certificate must name it)"),
           network: str = typer.Option("regtest", "--network"),
           clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
                                            help="refuse to act when the coordinator's clock differs by more"),
           own_dir: Path | None = typer.Option(None, "--dir", help="this signer's own directory (its host); "
                                               "then neither HOME nor its configuration is read")) -> None:
-    """Serve signer ID over mutual TLS on 127.0.0.1 (default port: cold.signer_port_base + ID)."""
+    """Serve signer ID over mutual TLS on HOST (127.0.0.1 unless told; default port: cold.signer_port_base + ID)."""
     from coffer.layout import use_own_directory
 
     if own_dir is not None:
@@ -134,13 +137,15 @@ def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="s
     from coffer.keyholder.process import prepare_process, serve_until_stopped
     from coffer.log import configure_logging
 
+    check_listen_host(host)  # before any secret is opened
     configure_logging()
     prepare_process("cold-signer", signer_id)
     resolved = resolve_home(home)  # a key holder never needs the coordinator's home to exist
     process = SignerProcess(resolved, signer_id, network=network)
     listen = port or load_config(resolved).cold.signer_port_base + signer_id
-    server = serve_signer(process, port=listen, tls=signer_tls(resolved, signer_id), clock_skew_s_max=clock_skew)
-    console.print(f"signer {signer_id} ready on https://127.0.0.1:{listen}")
+    server = serve_signer(process, host=host, port=listen, tls=signer_tls(resolved, signer_id),
+                          clock_skew_s_max=clock_skew)
+    console.print(f"signer {signer_id} ready on https://{host}:{listen}")
     serve_until_stopped(server, kind="cold-signer", number=signer_id)
 
 

@@ -41,7 +41,6 @@ __all__ = ["SignerProcess", "SignerEngine", "HttpSignerClient", "serve_signer", 
 REQUEST_BYTES_MAX: Final = COLD_SIGNER_ROUTES.body_bytes_max
 RPC_TIMEOUT_S: Final = 30.0
 HALT_POLL_S: Final = 1.0
-LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
 log = get_logger("coffer.cold.service")
 
 
@@ -203,9 +202,8 @@ def signer_error_status(error: Exception) -> int | None:
 
 def serve_signer(process: SignerProcess, *, host: str = "127.0.0.1", port: int, tls: TlsFiles,
                  clock_skew_s_max: float = CLOCK_SKEW_S_MAX) -> KeyholderServer:
-    """The signer's engine on a key-holder server (not yet started)."""
-    if host not in LOOPBACK:
-        raise BundleInvalid("a signer binds to loopback only; put a TLS-terminating tunnel in front for remote use")
+    """The signer's engine on a key-holder server (not yet started) on `host`: loopback, or the one
+    address of its own host that its certificate names (never every interface)."""
     return KeyholderServer([Mount(COLD_SIGNER_ROUTES, SignerEngine(process.signer), signer_error_status)], tls,
                            port=port, host=host, clock_skew_s_max=clock_skew_s_max)
 

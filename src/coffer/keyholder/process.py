@@ -43,7 +43,7 @@ def serve_until_stopped(server: KeyholderServer, *, kind: str, number: int, port
         temporary = port_file.with_name(port_file.name + ".tmp")
         temporary.write_text(str(server.port))
         temporary.replace(port_file)
-    log.info("keyholder.listening", kind=kind, id=number, port=server.port, pid=os.getpid(),
+    log.info("keyholder.listening", kind=kind, id=number, host=server.host, port=server.port, pid=os.getpid(),
              routes=sorted(path for _method, path in server.routes))
     done.wait()
     server.stop()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 
 from coffer.commandline import HomeOption, open_home, resolve_home
+from coffer.keyholder.errors import check_listen_host
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories, use_own_directory
 from coffer.progress import progress
@@ -32,7 +33,9 @@ def _home(home: Path | None) -> Path:
 
 def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="co-signer number"),
              home: Path | None = HomeOption,
-             port: int | None = typer.Option(None, "--port", help="TCP port on 127.0.0.1 (default: any free)"),
+             host: str = typer.Option("127.0.0.1", "--host",
+                                      help="the one address to listen on (its certificate must name it)"),
+             port: int | None = typer.Option(None, "--port", help="TCP port (default: any free)"),
              engine: list[str] = typer.Option(["frost", "ecdsa"], "--engine",
                                               help="frost | ecdsa (repeatable; default: both on one server)"),
              clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
@@ -44,13 +47,15 @@ def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="
     from coffer.log import configure_logging
     from coffer.mpc.service.server import ENGINES, run_cosigner
 
+    check_listen_host(host)  # before any secret is opened
     unknown = sorted(set(engine) - set(ENGINES))
     if unknown or not engine:
         raise typer.BadParameter(f"--engine takes {' | '.join(ENGINES)}, got {unknown}")
     configure_logging()
     if own_dir is not None:
         use_own_directory(own_dir)
-    run_cosigner(resolve_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew)
+    run_cosigner(resolve_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew,
+                 host=host)
 
 
 ActionOption = typer.Option(None, "--action", help="governance action file: written as a proposal on the "

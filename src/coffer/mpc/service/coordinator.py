@@ -46,6 +46,7 @@ from coffer.mpc.service.cosigner import SUITES
 from coffer.mpc.service.errors import (
     CosignerRefused,
     CosignerRevoked,
+    CosignerUnavailable,
     ProtocolViolation,
     QuorumUnavailable,
     UnknownKey,
@@ -320,7 +321,26 @@ class MpcCoordinator:
     def sign_session(self, key: MpcKey, kind: str, payload: dict[str, Any], messages: Sequence[bytes],
                      tweaks: Sequence[frost.Tweak] = (), *, cosigners: Sequence[int] | None = None,
                      version: int | None = None, public: frost.PublicKeyPackage | None = None) -> list[bytes]:
-        """One two-round session: one signature per message, each verified before it is returned."""
+        """One signature per message, each verified before it is returned. With no `cosigners` given,
+        a co-signer that cannot be reached is left out and a fresh session runs with the next quorum
+        of members (never the same nonces twice); given `cosigners`, exactly those sign."""
+        if cosigners is not None:
+            return self._sign_once(key, kind, payload, messages, tweaks, cosigners, version, public)
+        unreachable: list[int] = []
+        while True:  # bounded: each pass leaves out one more member, and _signers refuses fewer than t
+            chosen = [m.cosigner for m in key.members if m.cosigner not in unreachable][: key.threshold]
+            try:
+                return self._sign_once(key, kind, payload, messages, tweaks, chosen, version, public)
+            except CosignerUnavailable as error:
+                unreachable.append(error.cosigner)
+                if error.cosigner not in chosen or len(key.members) - len(unreachable) < key.threshold:
+                    raise
+                log.warning("mpc.quorum_changed", key_id=key.key_id, unreachable=list(unreachable))
+
+    def _sign_once(self, key: MpcKey, kind: str, payload: dict[str, Any], messages: Sequence[bytes],
+                   tweaks: Sequence[frost.Tweak], cosigners: Sequence[int], version: int | None,
+                   public: frost.PublicKeyPackage | None) -> list[bytes]:
+        """One two-round session with exactly `cosigners`."""
         chosen = self._signers(key, cosigners)
         public = public or key.public
         version = version or key.version

@@ -112,8 +112,9 @@ def open_runtime(home: Path, cosigner_id: int) -> CosignerRuntime:
 
 
 def run_cosigner(home: Path, cosigner_id: int, port: int | None, *, engines: tuple[str, ...] = ENGINES,
-                 clock_skew_s_max: float = CLOCK_SKEW_S_MAX, ecdsa_class: type[Any] | None = None) -> None:
-    """Harden this process, open co-signer N once, mount `engines` on one server; serve until stopped."""
+                 clock_skew_s_max: float = CLOCK_SKEW_S_MAX, ecdsa_class: type[Any] | None = None,
+                 host: str = "127.0.0.1") -> None:
+    """Harden this process, open co-signer N once, mount `engines` on one server on `host`; serve until stopped."""
     from coffer.home import use_softhsm_conf
     from coffer.mpc.ecdsa_service.server import ecdsa_mount, open_ecdsa_cosigner
 
@@ -132,7 +133,7 @@ def run_cosigner(home: Path, cosigner_id: int, port: int | None, *, engines: tup
                                                                    {"cosigner_class": ecdsa_class}))
         mounts.append(ecdsa_mount(ecdsa))
         closers.insert(0, close_ecdsa)
-    server = KeyholderServer(mounts, cosigner_tls(home, cosigner_id), port=port or 0,
+    server = KeyholderServer(mounts, cosigner_tls(home, cosigner_id), port=port or 0, host=host,
                              clock_skew_s_max=clock_skew_s_max)
     try:
         serve_until_stopped(server, kind="cosigner", number=cosigner_id, port_file=directory / "port")
