@@ -24,13 +24,16 @@ from coffer.cold.service import HttpSignerClient, signer_tls
 from coffer.db import make_engine, migrate, sqlite_url
 from coffer.home import init_home
 from coffer.hsm import Hsm
+from coffer.layout import ceremony_directory, coordinator_tls
 from coffer.mpc.service import CosignerClient, CosignerPins, CosignerUnavailable, MpcCoordinator, write_pins
 from coffer.mpc.service.harness import ROLES, NoticeSource, cosigner_argv, provision_cosigners
 from coffer.mpc.service.messages import attest_publication
+from coffer.mpc.service.server import cosigner_dir
 from coffer.policy import Operator, OperatorKey, ensure_attestation_key
 from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, make_token
 from coffer.testing.faultproxy import FaultProxy
+from coffer.testing.governance import Quorum
 from coffer.testing.netns import Namespaces, netns_available
 from coffer.testing.processes import port_open
 from coffer.testing.tokens import process_softhsm_conf
@@ -84,25 +87,26 @@ class Hosts:
 def _start(home: Path, namespaces: Namespaces, cosigner: int) -> ServiceProcess:
     link = namespaces.link(cosigner)
     argv = link.exec_argv([*cosigner_argv(home, cosigner, LISTEN_PORT, engines=("frost",)), "--host", link.address])
-    return ServiceProcess(f"cosigner-{cosigner}", argv, workdir=home / "cosigners" / str(cosigner),
+    return ServiceProcess(f"cosigner-{cosigner}", argv, workdir=cosigner_dir(home, cosigner),
                           port=LISTEN_PORT, ready=lambda: port_open(LISTEN_PORT, link.address),
                           ready_timeout_s=180).start()
 
 
-def _provision(home: Path, namespaces: Namespaces, hsm: Hsm, stack: list[Callable[[], None]]) -> TlsFiles:
+def _provision(home: Path, namespaces: Namespaces, hsm: Hsm, stack: list[Callable[[], None]],
+               quorum: Quorum) -> TlsFiles:
     """Pins per co-signer (the halt-notice URL is the coordinator's end of its own link) and a
     certificate naming the co-signer's own address; returns the coordinator's TLS files."""
     notices = NoticeSource()
     operators = tuple(Operator(name, frozenset(roles), OperatorKey(bytes([index + 7]) * 32).public_key)
                       for index, (name, roles) in enumerate(ROLES.items()))
     pins = CosignerPins(ensure_attestation_key(hsm), bytes(notices.key.verify_key), None, 4, operators)
-    tls = provision_cosigners(home, COSIGNERS, pins)
+    tls = provision_cosigners(home, COSIGNERS, pins, quorum)
     for cosigner in COSIGNERS:
         link = namespaces.link(cosigner)
         server = NoticeServer(notices, host=link.root_address).start()  # type: ignore[arg-type]
         stack.append(server.stop)
-        write_pins(home / "cosigners" / str(cosigner), replace(pins, notice_url=server.url))
-        issue_certificate(home / "tls", home / "tls" / f"cosigner-{cosigner}", f"cosigner-{cosigner}",
+        write_pins(cosigner_dir(home, cosigner), replace(pins, notice_url=server.url))
+        issue_certificate(ceremony_directory(home), cosigner_dir(home, cosigner) / "tls", f"cosigner-{cosigner}",
                           ip_addresses=(link.address,))
     return tls
 
@@ -116,7 +120,8 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
         stack.append(namespaces.close)
         hsm = make_token().open()
         stack.append(hsm.close)
-        tls = _provision(home, namespaces, hsm, stack)
+        quorum = Quorum.generate()
+        tls = _provision(home, namespaces, hsm, stack, quorum)
         processes: dict[int, ServiceProcess] = {}
         stack.append(lambda: [process.stop() for process in processes.values()])
         with ThreadPoolExecutor(len(COSIGNERS)) as pool:  # their imports overlap
@@ -132,7 +137,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
         engine = make_engine(sqlite_url(home / "coordinator.db"))
         migrate(engine)
         stack.append(engine.dispose)
-        mpc = MpcCoordinator(engine, clients)
+        mpc = MpcCoordinator(engine, clients, approve=quorum.approve)
         stack.append(mpc.close)
         mpc.dkg("publication", "ed25519", THRESHOLD)
         yield Hosts(home, hsm, tls, namespaces, proxy, processes, clients, engine, mpc)
@@ -174,7 +179,7 @@ def test_cut_link_mid_signing_the_others_complete_and_it_rejoins(hosts: Hosts) -
     hosts.clients[2].before["/v1/sign/share"] = lambda: hosts.proxy.cut(link_name)
     hosts.sign()  # default quorum [1, 2]; 2 is lost mid-session, the retry is [1, 3]
     assert hosts.proxy.stats(link_name).refused >= 1
-    with sqlite3.connect(hosts.home / "cosigners" / "2" / "cosigner.db") as db:
+    with sqlite3.connect(cosigner_dir(hosts.home, 2) / "cosigner.db") as db:
         states = [row[0] for row in db.execute("SELECT state FROM sessions")]
     assert "committed" in states  # round one happened on co-signer 2, round two never reached it
     assert {1: True, 2: False, 3: True} == {c: s["up"] for c, s in hosts.mpc.status()["cosigners"].items()}
@@ -245,19 +250,18 @@ def test_cold_signer_listens_on_its_own_address(tmp_path: Path) -> None:
     (home / "coffer.toml").write_text(f'[hsm]\nsofthsm_conf = "{process_softhsm_conf()}"\n'
                                       f'token_label = "coord-{secrets.token_hex(4)}"\n')
     init_home(home)
-    coordinator_tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                               home / "tls" / "coordinator" / "tls.key")
+    coordinator = coordinator_tls(home)
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     with Namespaces((1,)) as namespaces:
         link = namespaces.link(1)
-        issue_certificate(home / "tls", signer_tls(home, 1).cert.parent, "signer-1", ip_addresses=(link.address,))
+        issue_certificate(ceremony_directory(home), signer_tls(home, 1).cert.parent, "signer-1", ip_addresses=(link.address,))
         argv = link.exec_argv([sys.executable, "-m", "coffer.cli", "signer", "--id", "1", "--home", str(home),
                                "--host", link.address, "--port", str(LISTEN_PORT)])
         with ServiceProcess("signer-1", argv, workdir=home / "logs", env=env, ready_timeout_s=120,
                             ready=lambda: port_open(LISTEN_PORT, link.address)) as service:
             assert service.process is not None
             assert os.readlink("/proc/self/ns/net") != os.readlink(f"/proc/{service.process.pid}/ns/net")
-            client = HttpSignerClient(1, f"https://{link.address}:{LISTEN_PORT}", coordinator_tls, timeout_s=20)
+            client = HttpSignerClient(1, f"https://{link.address}:{LISTEN_PORT}", coordinator, timeout_s=20)
             try:
                 assert 1 == client.health()["signer_id"]
             finally:
