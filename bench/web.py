@@ -2,7 +2,7 @@
 loopback, while a reconciliation runs against the same database and a third process submits
 withdrawal requests.
 
-Set-up: a fresh data directory (SQLite, SoftHSM2 token), the default policy, withdrawal requests
+Set-up: a fresh data directory (SQLite, SoftHSM2 token), the default policy, APPROVALS withdrawal requests
 waiting for approval, 200 clients with balances, SIGNIN_CLIENTS clients registered with a
 password and TOTP, one signed-in operator (approver) and one signed-in client session.
 `coffer serve` runs as its own process. Another process runs the on-chain check back to back
@@ -12,7 +12,8 @@ The load process keeps CONCURRENCY keep-alive connections busy for DURATION_S pe
 mixed phase, per connection, one call in SIGNIN_EVERY is a client sign-in (POST /api/v1/session:
 argon2 password check, TOTP, new session, sign-in mail; each from its own 127.x.y.z address, as
 clients come from their own addresses, and each client once), one in APPROVAL_EVERY an approval
-(POST .../approvals/{digest}/approval: an operator's Ed25519 approval, checked and recorded),
+(POST .../approvals/{digest}/approval: an operator's Ed25519 approval, checked and recorded; a
+read instead once every waiting request has had one),
 the rest reads with no response cache: console status, the approvals queue (cached only until
 the next audit event, and every write appends one), one request's detail, and the client's own
 balances. Meanwhile a writer process submits withdrawal requests through the coordinator's own
@@ -51,8 +52,8 @@ CLIENTS = 200
 HOLDINGS = 200_000
 SIGNIN_CLIENTS = 400
 SIGNIN_EVERY = 25
-APPROVAL_EVERY = 10
-APPROVALS = 1_000
+APPROVAL_EVERY = 20
+APPROVALS = 300
 WRITER_PER_S = 20.0
 PASSWORD = "bench-password-0123"
 READS = ("/api/v1/console/status", "/api/v1/console/approvals", "/api/v1/console/approvals/{digest}",
@@ -245,6 +246,11 @@ class Load:
         finally:
             connection.close()
 
+    def approvals_left(self) -> bool:
+        """Whether a request is left to approve (when none is, the call is a read instead)."""
+        with self._lock:
+            return bool(self._approvals)
+
     def approve(self, connection: http.client.HTTPConnection) -> tuple[str, int]:
         taken = self._take(self._approvals)
         if taken is None:
@@ -270,7 +276,7 @@ class Load:
             try:
                 if mixed and index % SIGNIN_EVERY == 0:
                     kind, status = self.signin(number * 100_000 + index)
-                elif mixed and index % APPROVAL_EVERY == 0:
+                elif mixed and index % APPROVAL_EVERY == 0 and self.approvals_left():
                     kind, status = self.approve(connection)
                 else:
                     kind, status = self.read(connection, index)

@@ -63,6 +63,25 @@ def test_publication_signature_verifies_with_pynacl(cluster: Cluster) -> None:
     VerifyKey(key.publication_public_key()).verify(STATEMENT, signature)
 
 
+def _counters(cluster: Cluster) -> dict[int, dict[str, int]]:
+    return {c: cluster.client(c).call("/v1/status", {})["counters"] for c in cluster.ports}
+
+
+def test_counters_show_guard_record_and_unseal_per_signature(cluster: Cluster) -> None:
+    """Each fresh approved spend costs every signing co-signer one guard check, one durable
+    "cleared" record and one HSM unseal; a retry of the same transaction unseals again but is
+    not cleared twice; co-signers outside the set count nothing."""
+    before = _counters(cluster)
+    spends = [cluster.fresh_spend(10_000 + n) for n in range(2)]
+    for raw, prevouts, approvals in [*spends, spends[1]]:
+        cluster.mpc.sign_taproot_spend("hot-btc", raw, prevouts, approvals, cosigners=[1, 2, 3])
+    after = _counters(cluster)
+    grown = {c: {name: after[c][name] - before[c][name] for name in after[c]} for c in after}
+    signer = {"guard_checks": 2, "durable_records": 2, "unseals": 3}
+    idle = {"guard_checks": 0, "durable_records": 0, "unseals": 0}
+    assert {1: signer, 2: signer, 3: signer, 4: idle, 5: idle} == grown
+
+
 # -- helpers -------------------------------------------------------------------------------------
 class Tampering(CosignerClient):
     """A co-signer connection whose replies are altered on the way: a malicious co-signer."""

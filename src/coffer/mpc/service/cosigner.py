@@ -191,6 +191,9 @@ class Cosigner:
     def _key_package(self, record: KeyRecord) -> frost.KeyPackage:
         """The share unsealed by the HSM for this use only (never cached between sessions)."""
         self._count("unseals")
+        return self._unseal(record)
+
+    def _unseal(self, record: KeyRecord) -> frost.KeyPackage:
         sealed = self._store.sealed_share(record.key_id, record.version)
         plain = self._vault.open_share(record.key_id, record.version, record.identifier, sealed)
         try:
