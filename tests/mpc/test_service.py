@@ -82,6 +82,36 @@ def test_counters_show_guard_record_and_unseal_per_signature(cluster: Cluster) -
     assert {1: signer, 2: signer, 3: signer, 4: idle, 5: idle} == grown
 
 
+class _Unreachable:
+    """Stands in for the notice source's lock: every notice it would issue fails, so the notice
+    server serves nothing, as when the coordinator is cut off (or withholds the halt state)."""
+
+    def __enter__(self) -> None:
+        raise OSError("the coordinator cannot be reached")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _halt_clear(cluster: Cluster, cosigners: tuple[int, ...]) -> list[bool]:
+    return [bool(cluster.client(c).call("/v1/status", {})["halt_clear"]) for c in cosigners]
+
+
+def test_cosigner_cut_off_from_halt_notices_refuses_to_sign(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fresh halt notice reaches the co-signer processes: once the last one is older than the
+    pinned bound, a fresh approved spend is refused with rule `halt` (fail closed); they sign
+    again once they hear the coordinator."""
+    monkeypatch.setattr(cluster.notices, "_lock", _Unreachable())
+    wait_until(lambda: [False] * 3 == _halt_clear(cluster, (1, 2, 3)), timeout=60, what="co-signers fail closed")
+    raw, prevouts, approvals = cluster.fresh_spend(20_000)
+    with pytest.raises(CosignerRefused) as refused:
+        cluster.mpc.sign_taproot_spend("hot-btc", raw, prevouts, approvals, cosigners=[1, 2, 3])
+    assert "halt" == refused.value.rule
+    monkeypatch.undo()
+    wait_until(lambda: [True] * 3 == _halt_clear(cluster, (1, 2, 3)), timeout=60, what="co-signers clear again")
+    cluster.mpc.sign_taproot_spend("hot-btc", *cluster.fresh_spend(20_001), cosigners=[1, 2, 3])
+
+
 # -- helpers -------------------------------------------------------------------------------------
 class Tampering(CosignerClient):
     """A co-signer connection whose replies are altered on the way: a malicious co-signer."""
