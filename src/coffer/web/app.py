@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coffer.clients import ClientError
 from coffer.errors import CofferError, NotFound, Refused
+from coffer.integrations.errors import AuthenticationFailed, IdempotencyConflict
 from coffer.notify import NotifyError
 from coffer.policy import PolicyError
 from coffer.web.context import WebContext
@@ -98,6 +99,7 @@ def _is_api(request: Request) -> bool:
 
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
+    (AuthenticationFailed, 401, "authentication_failed"), (IdempotencyConflict, 409, "idempotency_conflict"),
     (RequestTooLarge, 413, "request_too_large"), (NotSignedIn, 401, "not_signed_in"),
     (CsrfRefused, 403, "csrf"), (RateLimited, 429, "rate_limited"), (NotFound, 404, "not_found"),
     (Refused, 403, "refused"), (ClientError, 400, "refused"), (NotifyError, 400, "refused"),
@@ -114,6 +116,9 @@ def _error_response(request: Request, exc: Exception) -> Response:
     reason = getattr(exc, "reason", None)
     if reason is not None:
         body["reason"] = reason
+    rule = getattr(exc, "rule", None)
+    if isinstance(rule, str):
+        body["rule"] = rule
     if _is_api(request):
         return JSONResponse(body, status_code=status, headers=headers)
     from coffer.web.deps import render
