@@ -1,9 +1,9 @@
 """Benchmark: `coffer serve` under a mix of writes and uncached reads from a second process on
-loopback, while a reconciliation runs against the same database and a third process submits
-withdrawal requests.
+loopback, while a reconciliation runs against the same database.
 
-Set-up: a fresh data directory (SQLite, SoftHSM2 token), the default policy, APPROVALS withdrawal requests
-waiting for approval, 200 clients with balances, SIGNIN_CLIENTS clients registered with a
+Set-up: a fresh data directory (SQLite, SoftHSM2 token), the default policy, APPROVALS
+withdrawal requests waiting for approval, an integration key for the exchange API, 200 clients
+with balances and a whitelisted destination each, SIGNIN_CLIENTS clients registered with a
 password and TOTP, one signed-in operator (approver) and one signed-in client session.
 `coffer serve` runs as its own process. Another process runs the on-chain check back to back
 (200,000 holdings per check, results stored in the same database).
@@ -11,14 +11,13 @@ password and TOTP, one signed-in operator (approver) and one signed-in client se
 The load process keeps CONCURRENCY keep-alive connections busy for DURATION_S per phase. In the
 mixed phase, per connection, one call in SIGNIN_EVERY is a client sign-in (POST /api/v1/session:
 argon2 password check, TOTP, new session, sign-in mail; each from its own 127.x.y.z address, as
-clients come from their own addresses, and each client once), one in APPROVAL_EVERY an approval
-(POST .../approvals/{digest}/approval: an operator's Ed25519 approval, checked and recorded; a
-read instead once every waiting request has had one),
-the rest reads with no response cache: console status, the approvals queue (cached only until
-the next audit event, and every write appends one), one request's detail, and the client's own
-balances. Meanwhile a writer process submits withdrawal requests through the coordinator's own
-call (`WithdrawalDesk.request`: hold, policy decision, audit) at WRITER_PER_S; there is no HTTP
-route for withdrawal requests yet (the exchange API of issue 18 adds one).
+clients come from their own addresses, and each client once); one in WITHDRAWAL_EVERY a
+withdrawal request through the exchange API (POST /api/v1/exchange/withdrawals, HMAC-signed by
+an integration key, with an Idempotency-Key: hold, policy decision, audit); one in
+APPROVAL_EVERY an approval (POST .../approvals/{digest}/approval: an operator's Ed25519
+approval, checked and recorded; a read instead once every waiting request has had one); the
+rest reads with no response cache: console status, the approvals queue (cached only until the
+next audit event, and every write appends one), one request's detail, the client's balances.
 
 Baseline in the same run, under the same reconciliation: the static `/health` endpoint.
 Target (issue 12): 500 req/s with p99 <= 100 ms over every request of the mixed phase, and no
@@ -34,6 +33,7 @@ import json
 import multiprocessing
 import os
 import random
+import secrets
 import shutil
 import sys
 import tempfile
@@ -54,7 +54,8 @@ SIGNIN_CLIENTS = 400
 SIGNIN_EVERY = 25
 APPROVAL_EVERY = 20
 APPROVALS = 300
-WRITER_PER_S = 20.0
+WITHDRAWAL_EVERY = 15
+DESTINATION = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 PASSWORD = "bench-password-0123"
 READS = ("/api/v1/console/status", "/api/v1/console/approvals", "/api/v1/console/approvals/{digest}",
          "/api/v1/me/balances")
@@ -79,6 +80,7 @@ class Plan:
     client_cookie: str
     signins: tuple[tuple[str, str], ...]  # (client id, TOTP secret)
     approvals: tuple[tuple[str, str], ...]  # (request digest hex, approval document hex)
+    api_key: tuple[str, str]  # (integration key id, secret hex)
 
 
 class _OneHash:
@@ -146,35 +148,18 @@ def prepare(home: Path) -> Plan:
         directory.register(f"signin{number:04d}", f"signin{number:04d}@clients.coffer.invalid", PASSWORD, now=now,
                            totp_secret=secret)
         signins.append((f"signin{number:04d}", secret))
+    from coffer.integrations.cli import open_integrations
+
+    for number in range(CLIENTS):
+        policy.add_whitelist(f"client{number:04d}", "BTC", DESTINATION, by=f"client:client{number:04d}",
+                             now=now - dt.timedelta(days=3))
+    api_key = open_integrations(coordinator).create("bench", by="bench", now=now)
     sessions = SessionStore(coordinator.engine)
     operator_cookie, operator = sessions.create("operator", "ann", now=now)
     client_cookie, _ = sessions.create("client", "client0000", now=now)
     coordinator.close()
-    return Plan(port, operator_cookie, operator.csrf_token, client_cookie, tuple(signins), tuple(approvals))
-
-
-def submit_forever(home: str, stop: Any, counts: Any) -> None:
-    """The writer: withdrawal requests through `WithdrawalDesk.request`, WRITER_PER_S of them."""
-    from coffer.coordinator import Coordinator
-    from coffer.errors import CofferError
-    from coffer.withdrawals import WithdrawalDesk
-
-    coordinator = Coordinator.open(Path(home))
-    desk = WithdrawalDesk(coordinator)
-    number = 0
-    started = time.perf_counter()
-    try:
-        while not stop.is_set():
-            number += 1
-            try:
-                desk.request(f"client{number % CLIENTS:04d}", "BTC", 10_000 + number, "bcrt1qdestination",
-                             now=dt.datetime.now(dt.UTC))
-                counts[0] += 1
-            except CofferError:  # refused by the policy: the hold is released, both are writes
-                counts[1] += 1
-            time.sleep(max(0.0, started + number / WRITER_PER_S - time.perf_counter()))
-    finally:
-        coordinator.close()
+    return Plan(port, operator_cookie, operator.csrf_token, client_cookie, tuple(signins), tuple(approvals),
+                (api_key.key_id, api_key.secret))
 
 
 def reconcile_forever(home: str, stop: Any, counter: Any) -> None:
@@ -204,6 +189,17 @@ def reconcile_forever(home: str, stop: Any, counter: Any) -> None:
         counter.value += len(scheduler.run_due())
 
 
+def _send(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None,
+          headers: dict[str, str]) -> None:
+    """Send on a keep-alive connection; if the server had closed it while idle (its keep-alive
+    timeout), the request never left: reconnect and send it once more, as HTTP clients do."""
+    try:
+        connection.request(method, path, body=body, headers=headers)
+    except (BrokenPipeError, ConnectionResetError):
+        connection.close()
+        connection.request(method, path, body=body, headers=headers)
+
+
 class Load:
     """One load process: the mixed calls of CONCURRENCY connections, with per-kind samples."""
 
@@ -225,7 +221,7 @@ class Load:
         data = None if body is None else json.dumps(body).encode()
         if data is not None:
             headers = {**headers, "Content-Type": "application/json"}
-        connection.request(method, path, body=data, headers=headers)
+        _send(connection, method, path, data, headers)
         response = connection.getresponse()
         response.read()
         return response.status
@@ -260,6 +256,23 @@ class Load:
         return "approval", self._call(connection, "POST", f"/api/v1/console/approvals/{digest}/approval",
                                       {"approval": document}, headers)
 
+    def withdraw(self, connection: http.client.HTTPConnection, index: int) -> tuple[str, int]:
+        from coffer.integrations import sign_request
+        from coffer.integrations.hmac_auth import HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP
+
+        path = "/api/v1/exchange/withdrawals"
+        raw = json.dumps({"client_id": f"client{index % CLIENTS:04d}", "asset": "BTC",
+                          "amount_minor": 10_000 + index % 1000, "destination": DESTINATION}).encode()
+        key_id, secret = self.plan.api_key
+        stamp, nonce = int(time.time()), secrets.token_hex(16)
+        headers = {HEADER_KEY: key_id, HEADER_TIMESTAMP: str(stamp), HEADER_NONCE: nonce,
+                   HEADER_SIGNATURE: sign_request(bytes.fromhex(secret), stamp, nonce, "POST", path, raw),
+                   "Idempotency-Key": secrets.token_hex(16), "Content-Type": "application/json"}
+        _send(connection, "POST", path, raw, headers)
+        response = connection.getresponse()
+        response.read()
+        return "withdrawal", 200 if response.status == 201 else response.status
+
     def read(self, connection: http.client.HTTPConnection, index: int) -> tuple[str, int]:
         path = self.reads[index % len(self.reads)]
         if "{digest}" in path:
@@ -276,6 +289,8 @@ class Load:
             try:
                 if mixed and index % SIGNIN_EVERY == 0:
                     kind, status = self.signin(number * 100_000 + index)
+                elif mixed and index % WITHDRAWAL_EVERY == 0:
+                    kind, status = self.withdraw(connection, number * 100_000 + index)
                 elif mixed and index % APPROVAL_EVERY == 0 and self.approvals_left():
                     kind, status = self.approve(connection)
                 else:
@@ -311,7 +326,7 @@ def load(plan: Plan, reads: tuple[str, ...], mixed: bool, duration_s: float, que
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    kinds = {kind: _stats([t for k, t in runner.samples if k == kind]) for kind in ("read", "approval", "signin")}
+    kinds = {kind: _stats([t for k, t in runner.samples if k == kind]) for kind in ("read", "approval", "signin", "withdrawal")}
     queue.put({**_stats([t for _, t in runner.samples]), "seconds": elapsed, "kinds": kinds,
                "errors": runner.errors[:5], "error_count": len(runner.errors)})
 
@@ -343,7 +358,6 @@ def main() -> int:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     counter = context.Value("i", 0)
-    writes = context.Array("i", 2)
     helpers = []
     try:
         plan = prepare(home)
@@ -359,14 +373,11 @@ def main() -> int:
             print(f"coffer serve on :{plan.port}; load: {CONCURRENCY} connections x {DURATION_S:.0f} s per phase; "
                   f"reconciliation of {HOLDINGS} holdings running in another process", flush=True)
             baseline = phase(plan, ("/health",), False, "baseline")
-            helpers.append(context.Process(target=submit_forever, args=(str(home), stop, writes)))
-            helpers[-1].start()
             runs_before = counter.value
             mixed = phase(plan, READS, True, "mixed")
             checks = counter.value - runs_before
             assert port_open(plan.port)
-        print(f"reconciliation runs during the mixed phase: {checks}; withdrawal requests submitted by the writer "
-              f"process: {writes[0]} waiting or allowed, {writes[1]} refused by the policy")
+        print(f"reconciliation runs during the mixed phase: {checks}")
         print(f"baseline /health: {baseline['rps']:.0f} req/s p99 {baseline['p99_ms']:.1f} ms; "
               f"mixed/baseline throughput {mixed['rps'] / max(baseline['rps'], 1):.2f}")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
