@@ -50,10 +50,21 @@ class WithdrawalDesk:
     def request(self, client_id: str, asset: str, amount_minor: int, destination: str, *, now: dt.datetime,
                 source_wallet: str = "auto", fee_policy: str = "normal") -> Submitted:
         """A client asks to withdraw: hold the funds, then let the policy decide."""
-        request = WithdrawalRequest(
+        return self.submit(self.new_request(client_id, asset, amount_minor, destination, now=now,
+                                            source_wallet=source_wallet, fee_policy=fee_policy), now=now)
+
+    def new_request(self, client_id: str, asset: str, amount_minor: int, destination: str, *, now: dt.datetime,
+                    source_wallet: str = "auto", fee_policy: str = "normal") -> WithdrawalRequest:
+        """The request document, fixed before anything is held, so a retry can submit the same one."""
+        return WithdrawalRequest(
             kind=RequestKind.CLIENT_WITHDRAWAL, asset=asset, amount_minor=amount_minor, destination=destination,
             source_wallet=source_wallet, account=client_id, fee_policy=fee_policy, nonce=new_nonce(),
             expires_at_s=int(now.timestamp()) + REQUEST_TTL_S, initiator=client_principal(client_id))
+
+    def submit(self, request: WithdrawalRequest, *, now: dt.datetime) -> Submitted:
+        """Hold the funds, then let the policy decide; repeating it with the same request does each once."""
+        client_id, asset, amount_minor, destination = (request.account, request.asset, request.amount_minor,
+                                                       request.destination)
         self._c.ledger.apply(Transfer(
             idempotency_key=self._hold_key(request), kind=Kind.WITHDRAWAL_HOLD,
             postings=(debit(AccountKey.available(client_id, asset), amount_minor),

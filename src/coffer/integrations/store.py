@@ -30,13 +30,14 @@ from coffer.integrations.hmac_auth import SKEW_S_MAX, verify_request
 from coffer.integrations.tables import api_keys, idempotency, seen_signatures
 
 __all__ = ["IntegrationStore", "Integration", "NewKey", "Replay", "NAME_CHARS_MAX", "IDEMPOTENCY_KEY_CHARS_MAX",
-           "LAST_USED_RESOLUTION_S", "SECRET_BYTES"]
+           "LAST_USED_RESOLUTION_S", "SECRET_BYTES", "PENDING"]
 
 NAME_CHARS_MAX = 100
 IDEMPOTENCY_KEY_CHARS_MAX = 100
 LAST_USED_RESOLUTION_S = 60
 SECRET_BYTES = 32
 KEY_PREFIX = "ck_"
+PENDING = 0  # an idempotency record whose work was begun and not yet answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class NewKey:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """The stored answer to an earlier request with the same idempotency key."""
+    """The stored answer to an earlier request with the same idempotency key (status 0: still pending)."""
 
     status: int
     body: dict[str, Any]
@@ -180,17 +181,27 @@ class IntegrationStore:
             raise IdempotencyConflict("this Idempotency-Key was used with a different body")
         return Replay(int(row.status), json.loads(row.response))
 
-    def record(self, key_id: str, idempotency_key: str, body: bytes, status: int, response: dict[str, Any], *,
-               now: datetime) -> Replay:
-        """Store the answer; if a concurrent request stored one first, that one is the answer."""
+    def begin(self, key_id: str, idempotency_key: str, body: bytes, pending: dict[str, Any], *,
+              now: datetime) -> Replay:
+        """Write down what this key is about to do (status 0, `pending`) before doing it, so a retry
+        after a crash or an outage resumes the same work instead of starting another; if the key is
+        already there, its record is the answer."""
         try:
             with self._engine.begin() as conn:
                 conn.execute(idempotency.insert().values(
                     key_id=key_id, idempotency_key=idempotency_key, body_sha256=hashlib.sha256(body).hexdigest(),
-                    status=status, response=json.dumps(response, sort_keys=True), at_s=int(now.timestamp())))
+                    status=PENDING, response=json.dumps(pending, sort_keys=True), at_s=int(now.timestamp())))
         except sa.exc.IntegrityError:
             stored = self.replay(key_id, idempotency_key, body)
             if stored is not None:
                 return stored
             raise
+        return Replay(PENDING, pending)
+
+    def finish(self, key_id: str, idempotency_key: str, status: int, response: dict[str, Any]) -> Replay:
+        """The final answer for a key begun with `begin`."""
+        with self._engine.begin() as conn:
+            conn.execute(idempotency.update().where(
+                idempotency.c.key_id == key_id, idempotency.c.idempotency_key == idempotency_key,
+                idempotency.c.status == PENDING).values(status=status, response=json.dumps(response, sort_keys=True)))
         return Replay(status, response)

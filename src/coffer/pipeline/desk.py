@@ -14,6 +14,7 @@ from typing import Any
 
 from coffer.errors import CofferError
 from coffer.ledger import AccountKey
+from coffer.policy.request import WithdrawalRequest
 from coffer.withdrawals import WithdrawalDesk
 
 __all__ = ["CustodyDesk", "WithdrawalView", "AssetUnavailable", "WITHDRAWAL_STATES", "FEED_EVENTS",
@@ -94,12 +95,17 @@ class CustodyDesk:
                  "status": d["status"], "height": d.get("height")}
                 for d in self._c.cold.deposits() if d.get("client_id") == client_id]
 
-    def request_withdrawal(self, client_id: str, asset: str, amount_minor: int, destination: str, *,
-                           now: dt.datetime) -> WithdrawalView:
-        """Hold the funds and submit the request to the policy; a refusal releases the hold."""
+    def new_withdrawal(self, client_id: str, asset: str, amount_minor: int, destination: str, *,
+                       now: dt.datetime) -> WithdrawalRequest:
+        """The request document, made before anything is held (a retry submits this same document)."""
         self._check_asset(asset)
         self._c.ledger.client(client_id)
-        submitted = self._withdrawals.request(client_id, asset, amount_minor, destination, now=now)
+        return self._withdrawals.new_request(client_id, asset, amount_minor, destination, now=now)
+
+    def submit_withdrawal(self, request: WithdrawalRequest, *, now: dt.datetime) -> WithdrawalView:
+        """Hold the funds and submit the request to the policy (each once); a refusal releases the hold."""
+        self._check_asset(request.asset)
+        submitted = self._withdrawals.submit(request, now=now)
         return self.withdrawal(submitted.request.digest_hex)
 
     def cancel(self, withdrawal_id: str, *, by: str, now: dt.datetime) -> WithdrawalView:

@@ -31,8 +31,10 @@ from coffer.integrations.hmac_auth import (
     parse_nonce,
     parse_timestamp,
 )
+from coffer.integrations.store import PENDING
 from coffer.pipeline.desk import FEED_PAGE_MAX, CustodyDesk
 from coffer.policy.errors import PolicyRefused
+from coffer.policy.request import parse_request
 from coffer.web.sessions import Bucket, RateLimiter
 
 __all__ = ["ExchangeApi", "exchange_router", "BODY_BYTES_MAX", "JSON_DEPTH_MAX", "API_BUCKET", "BadRequest"]
@@ -191,23 +193,28 @@ def _routes_withdrawals(router: APIRouter, api: ExchangeApi, authenticated: Any)
         if key is None:
             raise BadRequest("an Idempotency-Key header is required", rule="request.idempotency_key")
         stored = api.integrations.replay(integration.key_id, key, raw)
-        if stored is not None:
-            return JSONResponse(stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"})
-        body = parse_body(raw, fields)
-        amount = body["amount_minor"]
-        if type(amount) is not int or not 0 < amount <= AMOUNT_MINOR_MAX:
-            raise BadRequest("amount_minor must be a positive integer of minor units")
-        destination = body["destination"]
-        if not isinstance(destination, str) or not 1 <= len(destination) <= 128 or not destination.isascii():
-            raise BadRequest("destination must be an address of 1..128 ASCII characters")
-        try:
-            view = api.desk.request_withdrawal(_client_id(body["client_id"]), _asset(body["asset"]), amount,
+        if stored is None:
+            body = parse_body(raw, fields)
+            amount = body["amount_minor"]
+            if type(amount) is not int or not 0 < amount <= AMOUNT_MINOR_MAX:
+                raise BadRequest("amount_minor must be a positive integer of minor units")
+            destination = body["destination"]
+            if not isinstance(destination, str) or not 1 <= len(destination) <= 128 or not destination.isascii():
+                raise BadRequest("destination must be an address of 1..128 ASCII characters")
+            document = api.desk.new_withdrawal(_client_id(body["client_id"]), _asset(body["asset"]), amount,
                                                destination, now=api.clock())
-            status, answer_body = 201, view.as_json()
+            stored = api.integrations.begin(integration.key_id, key, raw, {"request": document.encode().decode()},
+                                            now=api.clock())
+        if stored.status != PENDING:
+            return JSONResponse(stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"})
+        # Begun here or by an earlier try that was cut short: submit that same document (each step once).
+        pending = parse_request(str(stored.body["request"]).encode())
+        try:
+            status, answer_body = 201, api.desk.submit_withdrawal(pending, now=api.clock()).as_json()
         except PolicyRefused as refusal:
             # A refusal is an answer too: the same key again must not make a second request.
             status, answer_body = 403, {"error": "refused", "rule": refusal.rule, "detail": str(refusal)}
-        answer = api.integrations.record(integration.key_id, key, raw, status, answer_body, now=api.clock())
+        answer = api.integrations.finish(integration.key_id, key, status, answer_body)
         return JSONResponse(answer.body, status_code=answer.status)
 
     @router.get("/withdrawals/{withdrawal_id}", summary="Where a withdrawal stands")

@@ -14,12 +14,14 @@ from typing import Any
 import typer
 from fastapi import FastAPI
 
+from coffer.alerts import AlertCenter, AlertWatcher, TeamMail
 from coffer.coordinator import Coordinator
 from coffer.errors import CofferError
 from coffer.integrations.cli import open_integrations
 from coffer.log import get_logger
 from coffer.pipeline.custody import CustodyPipeline
 from coffer.pipeline.desk import CustodyDesk
+from coffer.web.console.alerts import alerts_router
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
 from coffer.web.exchange_api import API_BUCKET, ExchangeApi, exchange_router
@@ -155,9 +157,19 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
             str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
             str(config.get("mail", "sender")))))
-    routers = [*routers, exchange_router(exchange_api(coordinator, context.limiter))]
+    center = AlertCenter(coordinator.engine, coordinator.audit, [TeamMail(coordinator.notify.notifier)])
+    background.append(AlertWatcher(coordinator.engine, center, halt=coordinator.halt, node=f"serve-{host}:{port}",
+                                   key_holders_seen=lambda: _seen(coordinator, probe)))
+    routers = [*routers, exchange_router(exchange_api(coordinator, context.limiter)), alerts_router(center)]
     app = create_app(context, routers=routers, template_dirs=template_dirs, background=background)
     return ServedApp(app, console, background)
+
+
+def _seen(coordinator: Coordinator, probe: SignerProbe | None) -> dict[str, str | None]:
+    """Key holders and when the health probe last reached each (none watched without the probe)."""
+    if probe is None:
+        return {}
+    return {f"signer-{signer_id}": probe.last_seen(str(signer_id)) for signer_id in coordinator.signer_ids()}
 
 
 def exchange_api(coordinator: Coordinator, limiter: RateLimiter) -> ExchangeApi:
