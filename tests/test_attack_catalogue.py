@@ -7,9 +7,11 @@ What is checked of every row, exactly:
 - its body, or the body of a function of the same module it calls by name (one level: helpers
   such as `assert_refused` or `_fails`), contains an assertion on the typed refusal: a
   `pytest.raises(E)` with a specific exception class (not `Exception` or `BaseException`), or an
-  `assert` reading the error's `rule`, `culprits`, `culprit`, `counterparty` or `check`, or the
+  `assert` reading the error's `rule`, `culprits`, `culprit`, `counterparty` or `check` (as an
+  attribute, or as a key of a wire reply such as `body["rule"]`), or the
   stand-alone verifier's refusal line ("FAILED <check>: …", the VerificationFailed check it
   printed) as a literal in the test or its helper together with an `assert` there.
+Rows in AVAILABILITY (attacks whose defeat is being served, not a refusal) need only an `assert`.
 Whether the attack goes through the real component is a review question; the rows say which.
 """
 
@@ -26,6 +28,11 @@ ROW = re.compile(r"^\| (\d+) \| (.+?) \| (\w+) \| (tests/[\w/]+\.py)(?:::(\w+))?
 TABLE_ROW = re.compile(r"^\| \d+ \|")
 ERROR_FIELDS = frozenset({"rule", "culprits", "culprit", "counterparty", "check"})
 UNTYPED = frozenset({"Exception", "BaseException"})
+# Attacks on availability: success is being served despite the attack, not a refusal; these tests
+# must still assert (that the key holder answered), which the check below requires of them.
+AVAILABILITY = frozenset({
+    "tests/keyholder/test_processes.py::test_idle_and_half_open_connections_do_not_stall_key_holders",
+})
 
 
 def _rows() -> list[tuple[str, str, str | None]]:
@@ -55,12 +62,18 @@ def _typed_raises(node: ast.AST) -> bool:
 
 
 def _asserts_on_the_refusal(node: ast.Assert) -> bool:
-    return any(isinstance(part, ast.Attribute) and part.attr in ERROR_FIELDS for part in ast.walk(node))
+    """The assertion reads the error's field (`error.rule`) or a wire reply's (`body["rule"]`)."""
+    for part in ast.walk(node):
+        if isinstance(part, ast.Attribute) and part.attr in ERROR_FIELDS:
+            return True
+        if isinstance(part, ast.Subscript) and isinstance(part.slice, ast.Constant) and part.slice.value in ERROR_FIELDS:
+            return True
+    return False
 
 
 def _verifier_refusal_line(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str) and bool(
-        re.match(r"FAILED \w+:", node.value))
+        re.match(r"FAILED \w+", node.value))
 
 
 def _checks_a_typed_refusal(functions: list[ast.FunctionDef]) -> bool:
@@ -104,7 +117,11 @@ def test_every_named_test_asserts_a_typed_refusal() -> None:
         module = _functions(path)
         if name is None or name not in module:
             continue  # reported by the test above
-        if not _checks_a_typed_refusal(_with_helpers(module[name], module)):
+        functions = _with_helpers(module[name], module)
+        if f"{path}::{name}" in AVAILABILITY:
+            if not any(isinstance(node, ast.Assert) for f in functions for node in ast.walk(f)):
+                weak.append(f"{path}::{name} ({attack}): asserts nothing")
+        elif not _checks_a_typed_refusal(functions):
             weak.append(f"{path}::{name} ({attack})")
     assert [] == weak
 
@@ -130,5 +147,6 @@ def test_the_refusal_check_tells_weak_tests_from_real_ones() -> None:
     assert not verdict("def test_it():\n    assert 1 == attack()\n")
     assert verdict("def test_it():\n    with pytest.raises(SignerRefused):\n        attack()\n")
     assert verdict("def test_it():\n    error = attack()\n    assert 'halt' == error.rule\n")
+    assert verdict("def test_it():\n    status, body = attack()\n    assert (409, 'clock.skew') == (status, body['rule'])\n")
     assert verdict("def _fails(reason):\n    assert reason in run()\n\n"
                    "def test_it():\n    _fails('FAILED inclusion: the tree holds 0')\n")

@@ -140,7 +140,7 @@ def test_tampered_log_fails(published: Published, tmp_path: Path, capsys: pytest
             entry["statement"]["reserves_total"] += 1
         lines[1] = json.dumps(entry)
     (directory / "log.jsonl").write_text("\n".join(lines) + "\n")
-    _fails(directory, published, capsys, "FAILED log:")
+    _fails(directory, published, capsys, "FAILED log")
 
 
 def test_client_checks_own_proof(published: Published, capsys: pytest.CaptureFixture[str]) -> None:
