@@ -78,13 +78,33 @@ def test_cheating_co_signer_is_named_its_setups_discarded_and_a_fresh_pairing_si
         coordinator.sign_spend("cheat", _spend(1), _approved(cluster), signers=[1, 2])
     assert (2,) == aborted.value.culprits
     assert 1 == aborted.value.reporter
-    assert aborted.value.rule.startswith("ecdsa.abort.") or "message.invalid" == aborted.value.rule
+    assert "ecdsa.abort.MultiplicationCheckFailure" == aborted.value.rule
     assert {2: False} == _setups(cluster, 1, "cheat")
     assert "ecdsa.ot_setup_discarded" in cluster.processes[1].log_tail(100_000)  # the alert
     cluster.restart(2)
     signed = coordinator.sign_spend("cheat", _spend(1), _approved(cluster), signers=[1, 2])
     assert coordinator.key("cheat").address == signed.sender
     assert {2: True} == _setups(cluster, 1, "cheat")
+
+
+def test_co_signer_sending_inconsistent_ot_rows_is_named_by_its_peer(cluster: EcdsaCluster,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A co-signer process whose round-1 OT-extension rows fail the KOS consistency check (one bit
+    flipped before sealing): its peer aborts naming it, and the pair's OT setup is discarded."""
+    coordinator = cluster.coordinator
+    coordinator.create_key("ot-rows", 2)
+    coordinator.sign_spend("ot-rows", _spend(0), _approved(cluster), signers=[1, 2])
+    monkeypatch.setenv("COFFER_TEST_FAULT", "round1-ot")
+    cluster.restart(2, module="tests.mpc.ecdsa_evil_cosigner")
+    try:
+        with pytest.raises(SigningAborted) as aborted:
+            coordinator.sign_spend("ot-rows", _spend(1), _approved(cluster), signers=[1, 2])
+        assert ("ecdsa.abort.OtConsistencyFailure", (2,), 1) == (
+            aborted.value.rule, aborted.value.culprits, aborted.value.reporter)
+        assert {2: False} == _setups(cluster, 1, "ot-rows")
+    finally:
+        monkeypatch.delenv("COFFER_TEST_FAULT")
+        cluster.restart(2)
 
 
 def test_fewer_than_threshold_is_refused_by_coordinator_and_co_signer(cluster: EcdsaCluster) -> None:

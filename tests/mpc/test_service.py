@@ -65,6 +65,55 @@ def test_publication_signature_verifies_with_pynacl(cluster: Cluster) -> None:
     VerifyKey(key.publication_public_key()).verify(STATEMENT, signature)
 
 
+def _counters(cluster: Cluster) -> dict[int, dict[str, int]]:
+    return {c: cluster.client(c).call("/v1/status", {})["counters"] for c in cluster.ports}
+
+
+def test_counters_show_guard_record_and_unseal_per_signature(cluster: Cluster) -> None:
+    """Each fresh approved spend costs every signing co-signer one guard check, one durable
+    "cleared" record and one HSM unseal; a retry of the same transaction unseals again but is
+    not cleared twice; co-signers outside the set count nothing."""
+    before = _counters(cluster)
+    spends = [cluster.fresh_spend(10_000 + n) for n in range(2)]
+    for raw, prevouts, approvals in [*spends, spends[1]]:
+        cluster.mpc.sign_taproot_spend("hot-btc", raw, prevouts, approvals, cosigners=[1, 2, 3])
+    after = _counters(cluster)
+    grown = {c: {name: after[c][name] - before[c][name] for name in after[c]} for c in after}
+    signer = {"guard_checks": 2, "durable_records": 2, "unseals": 3}
+    idle = {"guard_checks": 0, "durable_records": 0, "unseals": 0}
+    assert {1: signer, 2: signer, 3: signer, 4: idle, 5: idle} == grown
+
+
+class _Unreachable:
+    """Stands in for the notice source's lock: every notice it would issue fails, so the notice
+    server serves nothing, as when the coordinator is cut off (or withholds the halt state)."""
+
+    def __enter__(self) -> None:
+        raise OSError("the coordinator cannot be reached")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _halt_clear(cluster: Cluster, cosigners: tuple[int, ...]) -> list[bool]:
+    return [bool(cluster.client(c).call("/v1/status", {})["halt_clear"]) for c in cosigners]
+
+
+def test_cosigner_cut_off_from_halt_notices_refuses_to_sign(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fresh halt notice reaches the co-signer processes: once the last one is older than the
+    pinned bound, a fresh approved spend is refused with rule `halt` (fail closed); they sign
+    again once they hear the coordinator."""
+    monkeypatch.setattr(cluster.notices, "_lock", _Unreachable())
+    wait_until(lambda: [False] * 3 == _halt_clear(cluster, (1, 2, 3)), timeout=60, what="co-signers fail closed")
+    raw, prevouts, approvals = cluster.fresh_spend(20_000)
+    with pytest.raises(CosignerRefused) as refused:
+        cluster.mpc.sign_taproot_spend("hot-btc", raw, prevouts, approvals, cosigners=[1, 2, 3])
+    assert "halt" == refused.value.rule
+    monkeypatch.undo()
+    wait_until(lambda: [True] * 3 == _halt_clear(cluster, (1, 2, 3)), timeout=60, what="co-signers clear again")
+    cluster.mpc.sign_taproot_spend("hot-btc", *cluster.fresh_spend(20_001), cosigners=[1, 2, 3])
+
+
 # -- helpers -------------------------------------------------------------------------------------
 class Tampering(CosignerClient):
     """A co-signer connection whose replies are altered on the way: a malicious co-signer."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -19,10 +20,11 @@ from coffer.errors import CofferError
 from coffer.hsm import DecryptionFailed
 from coffer.keyholder.routes import FROST_ROUTES
 from coffer.keyholder.server import error_body
+from coffer.mpc.dkg.messages import ParticipantMsg1
 from coffer.mpc.errors import MpcError
 from coffer.mpc.service import CosignerRefused, MpcCoordinator, ProtocolViolation
 from coffer.mpc.service.client import _error
-from coffer.mpc.service.cosigner import EXPECTED_ERRORS, Cosigner
+from coffer.mpc.service.cosigner import EXPECTED_ERRORS, SUITES, Cosigner
 from coffer.mpc.service.server import cosigner_dir, cosigner_error_status
 from coffer.mpc.service.store import CosignerStore, ShareVault
 from coffer.mpc.service.wire import encode_body
@@ -155,9 +157,32 @@ def test_bad_dkg_message_names_the_cosigner(local: Local) -> None:
     mpc = MpcCoordinator(local.mpc._engine, clients, approve=QUORUM.approve)  # type: ignore[arg-type]
     with pytest.raises((CosignerRefused, ProtocolViolation)) as blamed:
         mpc.dkg("k-blame", "taproot", 2)
-    error = blamed.value
-    assert isinstance(error, CosignerRefused)
-    assert (2,) == error.culprits
+    assert ("dkg.faulty_participant", (2,)) == (blamed.value.rule, blamed.value.culprits)
+
+
+class PopCopying(MpcCoordinator):
+    """Relays co-signer 2's first DKG message with the proof of possession of co-signer 1's
+    message in place of its own (the rogue-key move: claim a key without knowing its secret)."""
+
+    def _call_all(self, cosigners: Any, path: str, body: Any) -> dict[int, dict[str, Any]]:
+        replies = super()._call_all(cosigners, path, body)
+        if path == "/v1/dkg/step1":
+            suite = SUITES["taproot"].dkg.suite
+            t, n = 2, len(replies)
+            first = ParticipantMsg1.parse(suite, bytes.fromhex(replies[1]["pmsg1"]), t=t, n=n)
+            second = ParticipantMsg1.parse(suite, bytes.fromhex(replies[2]["pmsg1"]), t=t, n=n)
+            replies[2] = {"pmsg1": dataclasses.replace(second, pop=first.pop).serialize(suite).hex()}
+        return replies
+
+
+def test_copied_proof_of_possession_names_the_cosigner(local: Local) -> None:
+    """A DKG first message carrying another co-signer's proof of possession is refused by the
+    coordinator's ChillDKG check, naming the co-signer it came from; no key is stored."""
+    mpc = PopCopying(local.mpc._engine, {i: LocalClient(c) for i, c in local.cosigners.items()})  # type: ignore[arg-type]
+    with pytest.raises(CosignerRefused) as blamed:
+        mpc.dkg("k-pop", "taproot", 2)
+    assert ("dkg.faulty_participant", (2,)) == (blamed.value.rule, blamed.value.culprits)
+    assert [] == [record for record in local.stores[1].keys() if record.key_id == "k-pop"]
 
 
 def test_dkg_refuses_an_existing_key_id(local: Local) -> None:

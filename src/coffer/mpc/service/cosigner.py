@@ -70,7 +70,6 @@ from coffer.policy.errors import PolicyError
 __all__ = ["Cosigner", "HaltGate", "SUITES", "SESSION_TTL_S", "SESSIONS_MAX"]
 
 SESSION_TTL_S: Final = 60.0
-SHARE_CACHE_S: Final = 30.0  # an unsealed share stays in memory this long (it never leaves the process)
 SESSIONS_MAX: Final = 10_000
 DKG_SESSIONS_MAX: Final = 16
 log = get_logger("coffer.mpc.cosigner")
@@ -171,7 +170,9 @@ class Cosigner:
         self._dkg: dict[bytes, _DkgRun] = {}
         self._dealings: dict[bytes, _Dealing] = {}
         self._publics: dict[tuple[str, int], frost.PublicKeyPackage] = {}
-        self._shares: dict[tuple[str, int], tuple[float, frost.KeyPackage]] = {}
+        # What each signature cost, read through /v1/status: requests passed by the policy guard,
+        # requests recorded cleared durably, shares unsealed by the HSM (one per session, no cache).
+        self._counters = {"guard_checks": 0, "durable_records": 0, "unseals": 0}
 
     def __repr__(self) -> str:
         return f"Cosigner(id={self.cosigner_id})"
@@ -196,22 +197,14 @@ class Cosigner:
             self._publics[(record.key_id, record.version)] = cached
         return cached
 
-    def _key_package(self, record: KeyRecord) -> frost.KeyPackage:
-        """The unsealed share, kept in this process's memory for at most SHARE_CACHE_S."""
-        cache_key = (record.key_id, record.version)
+    def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
-            cached = self._shares.get(cache_key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        package = self._unseal(record)
-        with self._lock:
-            self._shares[cache_key] = (time.monotonic() + SHARE_CACHE_S, package)
-        return package
+            self._counters[name] += amount
 
-    def _forget_shares(self, key_id: str) -> None:
-        with self._lock:
-            for cache_key in [k for k in self._shares if k[0] == key_id]:
-                del self._shares[cache_key]
+    def _key_package(self, record: KeyRecord) -> frost.KeyPackage:
+        """The share unsealed by the HSM for this use only (never cached between sessions)."""
+        self._count("unseals")
+        return self._unseal(record)
 
     def _unseal(self, record: KeyRecord) -> frost.KeyPackage:
         sealed = self._store.sealed_share(record.key_id, record.version)
@@ -246,7 +239,9 @@ class Cosigner:
             clear = True
         except Exception:  # any failure to know the state counts as not clear
             clear = False
-        return {"cosigner_id": self.cosigner_id, "keys": keys, "halt_clear": clear}
+        with self._lock:
+            counters = dict(self._counters)
+        return {"cosigner_id": self.cosigner_id, "keys": keys, "halt_clear": clear, "counters": counters}
 
     def hostkey(self, data: bytes) -> dict[str, Any]:
         body = parse_body(data, sender=None, fields=("suite",))
@@ -466,7 +461,9 @@ class Cosigner:
                 except (PolicyError, Refused) as refusal:
                     raise CosignerRefused(str(refusal), rule=getattr(refusal, "rule", "policy"),
                                           cosigner=self.cosigner_id) from None
+                self._count("guard_checks", len(fresh))
                 self._store.record_cleared([r.digest() for r, _ in fresh], check.txid, _now_s(self._clock()))
+                self._count("durable_records", len(fresh))
                 log.info("mpc.cosigner.spend_cleared", cosigner=self.cosigner_id, txid=check.txid,
                          requests=[r.digest_hex for r, _ in fresh], inputs=len(check.messages))
         return check.messages, tweaks
@@ -696,7 +693,6 @@ class Cosigner:
         self._store.activate(run.key_id, run.new_version, now)
         if run.terms is not None:
             self.governance.confirm_reshare(run.key_id, run.terms, revoked)
-        self._forget_shares(run.key_id)
         with self._lock:
             self._dealings.pop(session_bytes, None)
         log.info("mpc.cosigner.key_rotated_shares", cosigner=self.cosigner_id, key_id=run.key_id,

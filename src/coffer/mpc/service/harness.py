@@ -5,6 +5,7 @@ SoftHSM2 token; operator keys are fixed test keys."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import sys
@@ -21,7 +22,7 @@ from coffer.db import make_engine, migrate, sqlite_url
 from coffer.hsm import Hsm
 from coffer.layout import coordinator_tls
 from coffer.mpc.service import CosignerClient, CosignerPins, MpcCoordinator, write_pins
-from coffer.mpc.service.messages import attest_publication
+from coffer.mpc.service.messages import Prevout, attest_publication
 from coffer.mpc.service.server import cosigner_dir
 from coffer.policy import (
     Approval,
@@ -150,6 +151,25 @@ class Cluster:
         assert decision.allowed, decision
         return attest_decision(self.hsm, request, decision, approvals, AttestedFacts(False, now_s - 3 * 86400, 10**9),
                                now_s=now_s)
+
+    def fresh_spend(self, index: int, key_id: str = "hot-btc") -> tuple[bytes, list[Prevout],
+                                                                         list[tuple[WithdrawalRequest, SignedDecision]]]:
+        """A one-input spend of the key's P2TR output (a distinct prevout per `index`) paying one
+        newly made and attested request: what each signature of the hot wallet really carries."""
+        from embit.script import Script
+        from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+        from coffer.mpc.service.messages import address_script, p2tr_address, p2tr_script
+
+        own = p2tr_script(self.mpc.key(key_id).taproot_output_key())
+        destination = p2tr_address(bytes(range(32)))
+        amount_sats = 10_000 + index % 1000
+        request = self.request(destination, amount_sats)
+        prevout_txid = hashlib.sha256(index.to_bytes(8, "big")).digest()
+        tx = Transaction(version=2, vin=[TransactionInput(prevout_txid, 0, sequence=0xFFFFFFFD)],
+                         vout=[TransactionOutput(amount_sats, Script(address_script(destination, "regtest"))),
+                               TransactionOutput(989_000 - amount_sats, Script(own))])
+        return bytes(tx.serialize()), [Prevout(1_000_000, own)], [(request, self.attest(request))]
 
     def attest_publication(self, document: bytes) -> bytes:
         return attest_publication(self.hsm, document)
