@@ -46,10 +46,10 @@ from coincurve import PrivateKey
 from embit.networks import NETWORKS
 from embit.script import Script
 
+from coffer.btc import bip322_sign, script
 from coffer.db import make_engine, migrate
 from coffer.ledger import AccountKey, Kind, Ledger, Transfer, credit, debit
 from coffer.ledger.tables import ledger_accounts, ledger_clients
-from coffer.por import bip322
 from coffer.por.adapters import liabilities_from_ledger
 from coffer.por.nonces import account_nonces, load_account_nonces
 from coffer.por.reserves import ControlProof, KeyProof, ReserveEntry, build_reserves_document
@@ -119,13 +119,13 @@ def reserves_document(total_sats: int) -> tuple[dict, str]:  # type: ignore[type
     signers = [PrivateKey(bytes([i + 1]) * 32) for i in range(3)]
     pubkeys = sorted(key.public_key.format() for key in signers)
     witness_script = bytes([0x52]) + b"".join(b"\x21" + key for key in pubkeys) + bytes([0x53, 0xAE])
-    address = Script(bip322.p2wsh_script(witness_script)).address(NETWORKS["regtest"])
+    address = Script(script.p2wsh_script(witness_script)).address(NETWORKS["regtest"])
     challenge = reserves_challenge("BTC", "regtest", HEIGHT, BLOCK_HASH)
-    proof = ControlProof("cold quorum 1+2", bip322.sign_p2wsh_multisig(
+    proof = ControlProof("cold quorum 1+2", bip322_sign.sign_p2wsh_multisig(
         witness_script, [s.secret for s in signers[:2]], challenge))
     descriptor = f"wsh(multi(2,{','.join(k.hex() for k in pubkeys)}))"
-    key_proofs = [KeyProof(f"signer {i}", Script(bip322.p2wpkh_script(s.public_key.format())).address(
-        NETWORKS["regtest"]), bip322.sign_p2wpkh(s.secret, challenge)) for i, s in enumerate(signers)]
+    key_proofs = [KeyProof(f"signer {i}", Script(script.p2wpkh_script(s.public_key.format())).address(
+        NETWORKS["regtest"]), bip322_sign.sign_p2wpkh(s.secret, challenge)) for i, s in enumerate(signers)]
     document = build_reserves_document("BTC", "regtest", HEIGHT, BLOCK_HASH,
                                        [ReserveEntry(address, total_sats + 10**8, "cold", descriptor, (proof,))],
                                        descriptors=[descriptor], key_proofs=key_proofs)

@@ -12,6 +12,8 @@ What is checked of every row, exactly:
   stand-alone verifier's refusal line ("FAILED <check>: …", the VerificationFailed check it
   printed) as a literal in the test or its helper together with an `assert` there.
 Rows in AVAILABILITY (attacks whose defeat is being served, not a refusal) need only an `assert`.
+Rows in OS_PERMISSION (the refusal is the kernel's file permission check, tried as another Unix
+user) need an `assert` on the "Permission denied" the tool printed.
 Whether the attack goes through the real component is a review question; the rows say which.
 """
 
@@ -30,6 +32,9 @@ ERROR_FIELDS = frozenset({"rule", "culprits", "culprit", "counterparty", "check"
 UNTYPED = frozenset({"Exception", "BaseException"})
 # Attacks on availability: success is being served despite the attack, not a refusal; these tests
 # must still assert (that the key holder answered), which the check below requires of them.
+OS_PERMISSION = frozenset({
+    "tests/test_layout.py::test_coordinator_user_cannot_read_any_keyholder_file",
+})
 AVAILABILITY = frozenset({
     "tests/keyholder/test_processes.py::test_idle_and_half_open_connections_do_not_stall_key_holders",
 })
@@ -121,6 +126,11 @@ def test_every_named_test_asserts_a_typed_refusal() -> None:
         if f"{path}::{name}" in AVAILABILITY:
             if not any(isinstance(node, ast.Assert) for f in functions for node in ast.walk(f)):
                 weak.append(f"{path}::{name} ({attack}): asserts nothing")
+        elif f"{path}::{name}" in OS_PERMISSION:
+            literal = any(isinstance(node, ast.Constant) and node.value == "Permission denied"
+                          for f in functions for node in ast.walk(f))
+            if not literal or not any(isinstance(node, ast.Assert) for f in functions for node in ast.walk(f)):
+                weak.append(f"{path}::{name} ({attack}): asserts no permission refusal")
         elif not _checks_a_typed_refusal(functions):
             weak.append(f"{path}::{name} ({attack})")
     assert [] == weak

@@ -31,6 +31,7 @@ PINNED: dict[str, dict[str, tuple[float, bool]]] = {
     "frost_lib": {"TARGET_SESSION_MS": (20.0, True)},
     "ecdsa_lib": {"TARGET_SIGN_MS": (150.0, True)},
     "dkg_lib": {"TARGET_DKG_MS": (1_000.0, True)},
+    "ledger_ha": {"TARGET_RATIO": (0.5, False)},  # issue 25
 }
 
 

@@ -178,7 +178,8 @@ class PopCopying(MpcCoordinator):
 def test_copied_proof_of_possession_names_the_cosigner(local: Local) -> None:
     """A DKG first message carrying another co-signer's proof of possession is refused by the
     coordinator's ChillDKG check, naming the co-signer it came from; no key is stored."""
-    mpc = PopCopying(local.mpc._engine, {i: LocalClient(c) for i, c in local.cosigners.items()})  # type: ignore[arg-type]
+    mpc = PopCopying(local.mpc._engine, {i: LocalClient(c) for i, c in local.cosigners.items()},  # type: ignore[arg-type]
+                     approve=QUORUM.approve)
     with pytest.raises(CosignerRefused) as blamed:
         mpc.dkg("k-pop", "taproot", 2)
     assert ("dkg.faulty_participant", (2,)) == (blamed.value.rule, blamed.value.culprits)
