@@ -21,8 +21,9 @@ Send = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def coordinator_tls(home: Path) -> TlsFiles:
-    return TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                    home / "tls" / "coordinator" / "tls.key")
+    from coffer.layout import coordinator_tls as layout_tls
+
+    return layout_tls(home)
 
 
 def signer_url(config: Config, signer_id: int) -> str:
@@ -49,10 +50,9 @@ class KeyholderRelay:
         for signer_id in range(1, int(self._config.get("cold", "signers")) + 1):
             senders[f"signer-{signer_id}"] = HttpSignerClient(signer_id, signer_url(self._config, signer_id), tls,
                                                               timeout_s=10).facts
-        for directory in sorted((home / "cosigners").glob("*")):
-            if not directory.name.isdigit():
-                continue
-            cosigner = int(directory.name)
+        from coffer.layout import KeyholderKind, keyholder_directories
+
+        for cosigner, directory in keyholder_directories(home, KeyholderKind.COSIGNER):
             if (directory / "port").exists():  # one process serves both engines, with one facts store
                 client = CosignerClient(cosigner, int((directory / "port").read_text()), tls, batching=False)
                 senders[f"cosigner-{cosigner}"] = _poster(client.call, "/v1/facts")
