@@ -17,9 +17,11 @@ import typer
 from typer.testing import CliRunner
 
 from coffer.clients.cli import clients_app
+from coffer.clients.errors import ClientError
+from coffer.clients.seal import HsmSeal, open_secret
 from coffer.config import load_config
 from coffer.db import make_engine
-from coffer.home import init_home
+from coffer.home import init_home, open_coordinator_hsm
 from coffer.policy import cli as policy_cli
 from coffer.policy.errors import PolicyRefused
 from coffer.policy.roles import OperatorKey
@@ -135,8 +137,9 @@ def test_client_whitelist_only_through_the_client(app: typer.Typer, home: Path, 
 
 def test_clients_add_seals_the_totp_secret_under_the_hsm(app: typer.Typer, home: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """`coffer clients add` stores the TOTP secret sealed under the coordinator's HSM, never in the clear; the
-    client's authenticator gets it once."""
+    """Attack: read a client's TOTP secret from the database `coffer clients add` wrote, or move the sealed secret
+    to the attacker's own row; it is sealed under the coordinator's HSM and bound to its client (ClientError).
+    Legit: the client's authenticator got it once, and it opens for its own client."""
     monkeypatch.setenv("COFFER_CLIENT_PASSWORD", "correct horse battery staple")
     output = _run(app, home, "clients", "add", "carol", "--email", "carol@example.com")
     secret = output.split("TOTP secret:")[1].split()[0]
@@ -145,3 +148,10 @@ def test_clients_add_seals_the_totp_secret_under_the_hsm(app: typer.Typer, home:
         stored = conn.execute(sa.text("SELECT totp_secret FROM clients_clients WHERE client_id = 'carol'")).scalar()
     assert str(stored).startswith("sealed:v1:")
     assert secret not in str(stored)
+    hsm = open_coordinator_hsm(load_config(home))
+    try:
+        with pytest.raises(ClientError):
+            open_secret(HsmSeal(hsm), "mallory", "totp_secret", str(stored))
+        assert secret == open_secret(HsmSeal(hsm), "carol", "totp_secret", str(stored))
+    finally:
+        hsm.close()
