@@ -23,8 +23,8 @@ from tests.cold.test_processes import APPROVER, DEST, Site, _funded_client, site
 
 
 def _sealed_batch(site: Site, client: str) -> str:  # noqa: F811 - the imported fixture's name
-    now = dt.datetime.now(dt.UTC)
     _funded_client(site, client, 40_000_000)
+    now = dt.datetime.now(dt.UTC)  # after the whitelist time lock was waited out
     submitted = site.desk.request(client, "BTC", 15_000_000, DEST, now=now)
     site.desk.approve(sign_approval(APPROVER, request=submitted.request, operator_id="bob", role=Role.APPROVER,
                                     expires_at_s=int(now.timestamp()) + 600), now=now)
