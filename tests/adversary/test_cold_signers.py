@@ -94,7 +94,10 @@ def test_rogue_wallet_registration_is_refused(site: ColdSite, tmp_path: Path) ->
     rogue = ColdWallet(1, (KeyOrigin(signer_key["fingerprint"], signer_key["path"], signer_key["xpub"]),
                            KeyOrigin(intruder.my_fingerprint.hex(), "48h/1h/0h/2h", account.to_base58())), "regtest")
     first = [rogue.address(RECEIVE, i) for i in range(5)]
-    cosigner_cert = issue_certificate(site.home / "tls", tmp_path / "cosigner-1", "cosigner-1")
+    from coffer.layout import ceremony_directory
+
+    # a co-signer's certificate from the ceremony's CA (as a co-signer host, or whoever holds the CA key, has one)
+    cosigner_cert = issue_certificate(ceremony_directory(site.home), tmp_path / "cosigner-1", "cosigner-1")
     as_cosigner = HttpSignerClient(1, coordinator.signer_url(1), cosigner_cert, timeout_s=60)
     with pytest.raises(SignerRefused) as by_name:
         as_cosigner.register(rogue.descriptor(RECEIVE), first)
