@@ -43,6 +43,7 @@ GENERATE_BLOCKS_MAX = 10_000
 FEE_HISTORY_BLOCKS = 20
 TXS_CACHE_BLOCKS_MAX = 256
 MAX_FUTURE_BLOCK_TIME_S = 2 * 60 * 60
+TIP_WAIT_SLICE_S = 1.0  # waits wake at least this often to notice close()
 # Script nobody can spend: where blocks pay when no payout script is given (anyone may find it).
 DEFAULT_PAYOUT_SCRIPT = bytes.fromhex("6a")
 
@@ -92,7 +93,9 @@ class RegtestNode:
         self.datadir = Path(datadir)
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
+        self._mock_time = 0  # Core's setmocktime: 0 means the real clock
         self.lock = threading.RLock()
+        self._tip_changed = threading.Condition(self.lock)
         self._store = BlockStore(self.datadir / "blocks.sqlite")
         generation = int(self._store.get_meta("kernel_generation") or "0")
         self._generation = generation
@@ -121,6 +124,19 @@ class RegtestNode:
             self._rebuild_index()
             self._load_mempool()
 
+    # ---- clock -----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """Seconds since the epoch: the mock time when one is set (Core's GetTime), else the clock."""
+        return self._mock_time or int(self._clock())
+
+    def set_mock_time(self, seconds: int) -> None:
+        """Core's SetMockTime: block times and mempool entry times follow it; 0 returns to the clock."""
+        if seconds < 0:
+            raise ValueError("mock time cannot be negative")
+        with self.lock:
+            self._mock_time = seconds
+
     # ---- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -129,6 +145,7 @@ class RegtestNode:
             if self._closed:
                 return
             self._closed = True
+            self._tip_changed.notify_all()
             self._save_mempool()
             self._kernel.close()
             self._store.close()
@@ -381,7 +398,7 @@ class RegtestNode:
     def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool) -> int:
         admission = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)
         if not test_only:
-            self._mempool.add(tx, admission, int(self._clock()), len(self._active) - 1)
+            self._mempool.add(tx, admission, self.now(), len(self._active) - 1)
             log.debug("mempool_accept", txid=tx.txid_hex, fee_sats=admission.fee_sats, vsize=tx.vsize,
                       replaced=[t[::-1].hex() for t in admission.replaces])
         return admission.fee_sats
@@ -419,7 +436,7 @@ class RegtestNode:
     # ---- blocks ----------------------------------------------------------------------------
 
     def _next_time(self, parent: bytes) -> int:
-        now = int(self._clock())
+        now = self.now()
         return max(now, self._median_time(parent) + 1)
 
     def _block_template(self) -> tuple[list[Tx], int]:
@@ -532,7 +549,20 @@ class RegtestNode:
 
     # ---- connect / disconnect --------------------------------------------------------------
 
+    def wait_tip_changed(self, from_hash: bytes, timeout_s: float | None) -> tuple[bytes, int]:
+        """Core's waitTipChanged: block until the tip is not `from_hash` (or the timeout, or close);
+        returns the tip (hash, height) then."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._tip_changed:
+            while self._active[-1] == from_hash and not self._closed:
+                remaining = TIP_WAIT_SLICE_S if deadline is None else min(deadline - time.monotonic(), TIP_WAIT_SLICE_S)
+                if remaining <= 0:
+                    break
+                self._tip_changed.wait(remaining)
+            return self._active[-1], len(self._active) - 1
+
     def _sync_active(self) -> None:
+        self._tip_changed.notify_all()
         height, tip_hash = self._kernel.tip()
         del self._active[height + 1:]
         while len(self._active) < height + 1:
