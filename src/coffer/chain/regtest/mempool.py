@@ -121,8 +121,10 @@ class Mempool:
         out = entry.tx.outputs[outpoint[1]]
         return Coin(out.value_sats, out.script_pubkey, MEMPOOL_HEIGHT, False)
 
-    def check(self, tx: Tx, view: ChainView, max_fee_rate_sat_per_kvb: int | None) -> Admission:
-        """Core's MemPoolAccept checks (opt-in RBF as with mempoolfullrbf=0); raises BroadcastRejected."""
+    def check(self, tx: Tx, view: ChainView, max_fee_rate_sat_per_kvb: int | None, *,
+              bypass_limits: bool = False) -> Admission:
+        """Core's MemPoolAccept checks; raises BroadcastRejected. `bypass_limits` is Core's flag for
+        transactions returning from disconnected blocks: no fee floor, no package or size limits."""
         reason = policy.check_transaction(tx)
         if reason is not None:
             raise BroadcastRejected(reason)
@@ -143,11 +145,12 @@ class Mempool:
         sigops = policy.sigop_cost(tx, [coin.script_pubkey for coin in coins])
         if sigops > policy.MAX_STANDARD_TX_SIGOPS_COST:
             raise BroadcastRejected("bad-txns-too-many-sigops", details=str(sigops))
-        self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
-        self._check_chain_limits(parents)
+        if not bypass_limits:
+            self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
+            self._check_chain_limits(parents)
         replaced = self._check_replacement(tx, fee, conflicts, parents) if conflicts else frozenset()
         self._check_scripts(tx, coins, fee, view)
-        if len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
+        if not bypass_limits and len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
         return Admission(fee, parents, frozenset(conflicts), sigops)
 

@@ -395,8 +395,9 @@ class RegtestNode:
                 return "mandatory-script-verify-flag-failed (" + reason[len(prefix):]
         return None
 
-    def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool) -> int:
-        admission = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)
+    def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool,
+                bypass_limits: bool = False) -> int:
+        admission = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb, bypass_limits=bypass_limits)
         if not test_only:
             self._mempool.add(tx, admission, self.now(), len(self._active) - 1)
             log.debug("mempool_accept", txid=tx.txid_hex, fee_sats=admission.fee_sats, vsize=tx.vsize,
@@ -620,12 +621,13 @@ class RegtestNode:
         self._fee_history.append((height, rates))
 
     def _resubmit(self, returned: list[Tx]) -> None:
-        """After a reorg: the disconnected blocks' transactions first, then the old mempool."""
+        """After a reorg: the disconnected blocks' transactions first, then the old mempool, each
+        past the fee floor and package limits as Core's MaybeUpdateMempoolForReorg does."""
         old = [entry.tx for entry in self._mempool.entries.values()]
         self._mempool = Mempool()
         for tx in [*returned, *old]:
             with contextlib.suppress(BroadcastRejected):
-                self._accept(tx, None, test_only=False)
+                self._accept(tx, None, test_only=False, bypass_limits=True)
 
     def _publish(self, chain_events: list[ChainEvent]) -> None:
         for event in chain_events:
@@ -746,7 +748,7 @@ class RegtestNode:
         for tx in [*returned, *old_mempool]:
             if tx.txid not in confirmed:
                 with contextlib.suppress(BroadcastRejected):
-                    self._accept(tx, None, test_only=False)
+                    self._accept(tx, None, test_only=False, bypass_limits=True)
         self._publish(events)
 
     # ---- fees ------------------------------------------------------------------------------

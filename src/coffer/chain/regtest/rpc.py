@@ -57,6 +57,9 @@ TESTMEMPOOLACCEPT_TXS_MAX = 25
 GENERATE_RPC_BLOCKS_MAX = 10_000
 DIFFICULTY_REGTEST = 4.656542373906925e-10
 STOP_WAIT_MS_MAX = 60_000
+MAX_SCRIPT_SIZE = 10_000
+MAX_SCRIPT_ELEMENT_SIZE = 520
+MAX_OPCODE = 0xBA  # OP_CHECKSIGADD
 MOCK_TIME_MAX = 9_223_372_036  # Core: seconds in std::chrono::nanoseconds::max()
 _MISSING = object()
 
@@ -119,13 +122,47 @@ def _hash_arg(value: str, name: str) -> bytes:
 
 
 def _amount_sats(value: object) -> int:
+    """Core's AmountFromValue: a number or numeric string of at most 8 decimals within MoneyRange."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise RpcFault(RPC_TYPE_ERROR, "Amount is not a number or string")
     try:
         amount = Decimal(str(value)) * 100_000_000
     except (InvalidOperation, ValueError):
         raise RpcFault(RPC_TYPE_ERROR, "Invalid amount") from None
-    if amount < 0 or amount != amount.to_integral_value():
+    if not amount.is_finite() or amount != amount.to_integral_value() or abs(amount) >= 10**18:
         raise RpcFault(RPC_TYPE_ERROR, "Invalid amount")
+    if not 0 <= amount <= policy.MAX_MONEY_SATS:
+        raise RpcFault(RPC_TYPE_ERROR, "Amount out of range")
     return int(amount)
+
+
+def _fee_rate_sat_per_kvb(value: object) -> int:
+    """Core's ParseFeeRate: an amount per kvB below 1 BTC/kvB."""
+    rate = _amount_sats(value)
+    if rate >= 100_000_000:
+        raise RpcFault(RPC_INVALID_PARAMETER, "Fee rates larger than or equal to 1BTC/kvB are not accepted")
+    return rate
+
+
+def _is_burn(script_pubkey: bytes) -> bool:
+    """Core's IsUnspendable() || !HasValidOps(): an output nobody can ever spend."""
+    if (script_pubkey[:1] == b"\x6a") or len(script_pubkey) > MAX_SCRIPT_SIZE:
+        return True
+    pos = 0
+    while pos < len(script_pubkey):
+        op = script_pubkey[pos]
+        pos += 1
+        size = op if op < 0x4C else 0
+        if 0x4C <= op <= 0x4E:
+            width = {0x4C: 1, 0x4D: 2, 0x4E: 4}[op]
+            if pos + width > len(script_pubkey):
+                return True
+            size = int.from_bytes(script_pubkey[pos:pos + width], "little")
+            pos += width
+        if op > MAX_OPCODE or size > MAX_SCRIPT_ELEMENT_SIZE or pos + size > len(script_pubkey):
+            return True
+        pos += size
+    return False
 
 
 _OPCODES = {0x00: "0", 0x4F: "-1", 0x61: "OP_NOP", 0x69: "OP_VERIFY", 0x6A: "OP_RETURN", 0x75: "OP_DROP",
@@ -445,17 +482,21 @@ class RpcDispatcher:
     def _max_fee_rate(self, value: object) -> int | None:
         if value is None:
             return DEFAULT_MAX_FEE_RATE_SAT_PER_KVB
-        rate = _amount_sats(value)
-        return rate or None
+        return _fee_rate_sat_per_kvb(value) or None
 
     def sendrawtransaction(self, raw: list[Any]) -> object:
         args = _Args(raw)
         hexstring = args.get(0, "str")
-        max_rate = self._max_fee_rate(args.get(1, "amount", None))
+        burn_value = args.get(2, "amount", None)
+        max_burn_sats = 0 if burn_value is None else _amount_sats(burn_value)
         try:
             data = bytes.fromhex(hexstring)
-        except ValueError:
+            decoded = parse_tx(data)
+        except (ValueError, DecodeError):
             raise RpcFault(RPC_DESERIALIZATION_ERROR, "TX decode failed. Make sure the tx has at least one input.") from None
+        if any(_is_burn(out.script_pubkey) and out.value_sats > max_burn_sats for out in decoded.outputs):
+            raise RpcFault(RPC_VERIFY_ERROR, "Unspendable output exceeds maximum configured by user (maxburnamount)")
+        max_rate = self._max_fee_rate(args.get(1, "amount", None))
         try:
             tx, _fee = self.node.accept_transaction(data, max_fee_rate_sat_per_kvb=max_rate)
         except BroadcastRejected as exc:
