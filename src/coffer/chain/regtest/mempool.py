@@ -25,9 +25,7 @@ COINBASE_MATURITY = 100
 MEMPOOL_TXS_MAX = 50_000
 MEMPOOL_HEIGHT = 0x7FFFFFFF
 REPLACEMENTS_MAX = 100
-ANCESTORS_MAX = 25
-DESCENDANTS_MAX = 25
-INCREMENTAL_RELAY_FEE_SAT_PER_KVB = 1000
+INCREMENTAL_RELAY_FEE_SAT_PER_KVB = policy.INCREMENTAL_RELAY_FEE_SAT_PER_KVB
 _SEQUENCE_FINAL = 0xFFFFFFFF
 _SEQUENCE_RBF_MAX = 0xFFFFFFFD  # BIP125: an input with nSequence <= this signals replaceability
 _LOCKTIME_THRESHOLD = 500_000_000
@@ -98,14 +96,15 @@ def _high_s(signature: bytes) -> bool:
 
 
 class Mempool:
-    def __init__(self) -> None:
+    def __init__(self, settings: policy.PolicySettings = policy.DEFAULT_POLICY) -> None:
+        self.settings = settings
         self.entries: dict[bytes, MempoolEntry] = {}  # insertion order is a valid block order
         self.spent_by: dict[Outpoint, bytes] = {}
         self.by_wtxid: dict[bytes, bytes] = {}
 
     def copy(self) -> Mempool:
         """A scratch copy (entries are immutable, so copying the maps suffices)."""
-        scratch = Mempool()
+        scratch = Mempool(self.settings)
         scratch.entries = dict(self.entries)
         scratch.spent_by = dict(self.spent_by)
         scratch.by_wtxid = dict(self.by_wtxid)
@@ -128,7 +127,8 @@ class Mempool:
         reason = policy.check_transaction(tx)
         if reason is not None:
             raise BroadcastRejected(reason)
-        reason = policy.check_standard(tx)
+        reason = policy.check_standard(tx, self.settings) if self.settings.require_standard else None
+        reason = reason or policy.check_size(tx)
         if reason is not None:
             raise BroadcastRejected(reason)
         if not self._is_final(tx, view):
@@ -137,8 +137,6 @@ class Mempool:
             raise BroadcastRejected("txn-already-in-mempool")
         conflicts = {self.spent_by[(i.prev_txid, i.prev_vout)] for i in tx.inputs
                      if (i.prev_txid, i.prev_vout) in self.spent_by}
-        if any(not self._signals_rbf(conflict) for conflict in conflicts):
-            raise BroadcastRejected("txn-mempool-conflict")
         coins, parents = self._input_coins(tx, view)
         fee = self._check_inputs(tx, coins, view)
         self._check_relative_locks(tx, coins, view)
@@ -147,28 +145,40 @@ class Mempool:
             raise BroadcastRejected("bad-txns-too-many-sigops", details=str(sigops))
         if not bypass_limits:
             self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
-            self._check_chain_limits(parents)
+        if fee and self.settings.require_standard and policy.dust_outputs(tx, self.settings):
+            raise BroadcastRejected("dust", details="tx with dust output must be 0-fee")
         replaced = self._check_replacement(tx, fee, conflicts, parents) if conflicts else frozenset()
+        if not bypass_limits:
+            self._check_cluster(tx, parents, replaced)
         self._check_scripts(tx, coins, fee, view)
         if not bypass_limits and len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
         return Admission(fee, parents, frozenset(conflicts), sigops)
 
-    def _check_chain_limits(self, parents: frozenset[bytes]) -> None:
-        """Core's default package limits: 25 unconfirmed ancestors, 25 descendants of any ancestor."""
-        ancestors = set(parents)
-        for parent in parents:
-            ancestors.update(self.ancestors(parent))
-        if len(ancestors) + 1 > ANCESTORS_MAX:
-            raise BroadcastRejected("too-long-mempool-chain",
-                                    details=f"too many unconfirmed ancestors [limit: {ANCESTORS_MAX}]")
-        for ancestor in ancestors:
-            if len(self.descendants(ancestor)) + 2 > DESCENDANTS_MAX:
-                raise BroadcastRejected("too-long-mempool-chain", details=(
-                    f"too many descendants for tx {ancestor[::-1].hex()} [limit: {DESCENDANTS_MAX}]"))
+    def cluster(self, txid: bytes) -> set[bytes]:
+        """Every mempool transaction connected to `txid` through parents and children (Core's cluster)."""
+        found, stack = {txid}, [txid]
+        while stack:
+            current = self.entries[stack.pop()]
+            relatives = [p for p in current.parents if p in self.entries]
+            relatives += [child for vout in range(len(current.tx.outputs))
+                          if (child := self.spent_by.get((current.tx.txid, vout))) is not None]
+            for relative in relatives:
+                if relative not in found:
+                    found.add(relative)
+                    stack.append(relative)
+        return found
 
-    def _signals_rbf(self, txid: bytes) -> bool:
-        return any(txin.sequence <= _SEQUENCE_RBF_MAX for txin in self.entries[txid].tx.inputs)
+    def _check_cluster(self, tx: Tx, parents: frozenset[bytes], replaced: frozenset[bytes]) -> None:
+        """Core's cluster limits (-limitclustercount 64, -limitclustersize 101 kvB)."""
+        joined: set[bytes] = set()
+        for parent in parents:
+            if parent not in joined:
+                joined |= self.cluster(parent)
+        joined -= replaced
+        vsize = tx.vsize + sum(self.entries[txid].vsize for txid in joined)
+        if len(joined) + 1 > self.settings.cluster_count_max or vsize > self.settings.cluster_vsize_max:
+            raise BroadcastRejected("too-large-cluster")
 
     def _check_replacement(self, tx: Tx, fee: int, conflicts: set[bytes], parents: frozenset[bytes]) -> frozenset[bytes]:
         """BIP125 rules as Core applies them; returns every transaction that would be evicted."""
@@ -198,7 +208,7 @@ class Mempool:
         if fee < old_fees:
             raise BroadcastRejected("insufficient fee", details=f"rejecting replacement {txid_hex}, less fees than "
                                     f"conflicting txs; {_btc(fee)} < {_btc(old_fees)}")
-        relay = policy.fee_for_vsize(INCREMENTAL_RELAY_FEE_SAT_PER_KVB, tx.vsize)
+        relay = policy.fee_for_vsize(self.settings.incremental_relay_fee_sat_per_kvb, tx.vsize)
         if fee - old_fees < relay:
             raise BroadcastRejected("insufficient fee", details=f"rejecting replacement {txid_hex}, not enough "
                                     f"additional fees to relay; {_btc(fee - old_fees)} < {_btc(relay)}")
@@ -237,7 +247,7 @@ class Mempool:
         return value_in - value_out
 
     def _check_fee(self, tx: Tx, fee: int, max_fee_rate_sat_per_kvb: int | None) -> None:
-        minimum = policy.fee_for_vsize(policy.MIN_RELAY_FEE_SAT_PER_KVB, tx.vsize)
+        minimum = policy.fee_for_vsize(self.settings.min_relay_fee_sat_per_kvb, tx.vsize)
         if fee < minimum:
             raise BroadcastRejected("min relay fee not met", details=f"{fee} < {minimum}")
         if max_fee_rate_sat_per_kvb and fee > policy.fee_for_vsize(max_fee_rate_sat_per_kvb, tx.vsize):

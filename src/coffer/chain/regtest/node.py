@@ -89,11 +89,15 @@ class HeaderInfo:
 class RegtestNode:
     """An embedded regtest node in a data directory. Thread-safe: one lock guards all state."""
 
-    def __init__(self, datadir: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, datadir: Path | str, *, clock: Callable[[], float] = time.time,
+                 policy_settings: policy.PolicySettings = policy.DEFAULT_POLICY, mock_time: int = 0,
+                 persist_mempool: bool = True) -> None:
         self.datadir = Path(datadir)
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
-        self._mock_time = 0  # Core's setmocktime: 0 means the real clock
+        self._mock_time = mock_time  # Core's setmocktime: 0 means the real clock
+        self.policy = policy_settings
+        self._persist_mempool = persist_mempool
         self.lock = threading.RLock()
         self._tip_changed = threading.Condition(self.lock)
         self._store = BlockStore(self.datadir / "blocks.sqlite")
@@ -107,7 +111,7 @@ class RegtestNode:
         self._invalid = self._store.invalid()
         self._active: list[bytes] = []
         self._index = UtxoIndex()
-        self._mempool = Mempool()
+        self._mempool = Mempool(self.policy)
         self._fee_history: deque[tuple[int, list[int]]] = deque(maxlen=FEE_HISTORY_BLOCKS)
         self._events: deque[tuple[int, ChainEvent]] = deque(maxlen=EVENTS_KEPT_MAX)
         self._event_seq = 0
@@ -192,13 +196,15 @@ class RegtestNode:
         self._children.setdefault(prev, []).append(block_hash)
 
     def _save_mempool(self) -> None:
+        if not self._persist_mempool:
+            return
         path = self.datadir / "mempool.txt"
         lines = [entry.tx.raw.hex() for entry in self._mempool.entries.values()]
         path.write_text("\n".join(lines) + ("\n" if lines else ""))
 
     def _load_mempool(self) -> None:
         path = self.datadir / "mempool.txt"
-        if not path.exists():
+        if not self._persist_mempool or not path.exists():
             return
         for line in path.read_text().split():
             with contextlib.suppress(BroadcastRejected, DecodeError):
@@ -624,7 +630,7 @@ class RegtestNode:
         """After a reorg: the disconnected blocks' transactions first, then the old mempool, each
         past the fee floor and package limits as Core's MaybeUpdateMempoolForReorg does."""
         old = [entry.tx for entry in self._mempool.entries.values()]
-        self._mempool = Mempool()
+        self._mempool = Mempool(self.policy)
         for tx in [*returned, *old]:
             with contextlib.suppress(BroadcastRejected):
                 self._accept(tx, None, test_only=False, bypass_limits=True)
@@ -743,7 +749,7 @@ class RegtestNode:
         events.extend(BlockConnected(h, self._active[h][::-1].hex()) for h in range(fork, len(self._active)))
         self._rebuild_index()
         old_mempool = [entry.tx for entry in self._mempool.entries.values()]
-        self._mempool = Mempool()
+        self._mempool = Mempool(self.policy)
         confirmed = self._index.tx_block
         for tx in [*returned, *old_mempool]:
             if tx.txid not in confirmed:
@@ -762,7 +768,7 @@ class RegtestNode:
         rates.sort()
         quantile = 0.5 if target_blocks >= 6 else (0.75 if target_blocks >= 2 else 0.9)
         chosen = rates[min(int(len(rates) * quantile), len(rates) - 1)]
-        return max(chosen, policy.MIN_RELAY_FEE_SAT_PER_KVB)
+        return max(chosen, self.policy.min_relay_fee_sat_per_kvb)
 
     # ---- mining timer ----------------------------------------------------------------------
 

@@ -38,13 +38,17 @@ from coffer.chain.regtest.mempool import MEMPOOL_HEIGHT
 from coffer.chain.regtest.node import HeaderInfo, RegtestNode
 from coffer.chain.regtest.wire import Tx, compact_size, parse_tx, sha256d
 
-__all__ = ["RpcDispatcher", "RpcFault", "CORE_VERSION", "CORE_SUBVERSION",
+__all__ = ["RpcDispatcher", "RpcFault", "CORE_VERSION", "CORE_SUBVERSION", "CORE_VERSION_TEXT", "CORE_COMMIT",
            "RPC_MISC_ERROR", "RPC_TYPE_ERROR", "RPC_INVALID_PARAMETER", "RPC_INVALID_ADDRESS_OR_KEY",
            "RPC_METHOD_NOT_FOUND", "RPC_PARSE_ERROR", "RPC_INVALID_REQUEST", "RPC_VERIFY_ERROR",
            "RPC_VERIFY_REJECTED", "RPC_VERIFY_ALREADY_IN_CHAIN", "RPC_DESERIALIZATION_ERROR"]
 
-CORE_VERSION = 280100
-CORE_SUBVERSION = "/Satoshi:28.1.0(coffer-regtest)/"
+# The Bitcoin Core whose libbitcoinkernel py-bitcoinkernel 0.1.0a5 embeds: master at 859215218667
+# ("v31.99.0" in the library), so RPC shapes and policy defaults follow that commit.
+CORE_VERSION = 319900
+CORE_VERSION_TEXT = "31.99.0"
+CORE_COMMIT = "859215218667ca9f35d5adae0289e4a125798087"
+CORE_SUBVERSION = f"/Satoshi:{CORE_VERSION_TEXT}(coffer-regtest)/"
 RPC_TYPE_ERROR = -3
 RPC_INVALID_ADDRESS_OR_KEY = -5
 RPC_INVALID_PARAMETER = -8
@@ -60,6 +64,7 @@ STOP_WAIT_MS_MAX = 60_000
 MAX_SCRIPT_SIZE = 10_000
 MAX_SCRIPT_ELEMENT_SIZE = 520
 MAX_OPCODE = 0xBA  # OP_CHECKSIGADD
+MEMPOOL_ENTRY_OVERHEAD_BYTES = 560  # rough per-entry memory of Core's mempool, for "usage"
 MOCK_TIME_MAX = 9_223_372_036  # Core: seconds in std::chrono::nanoseconds::max()
 _MISSING = object()
 
@@ -220,8 +225,13 @@ def script_pubkey_json(spk: bytes) -> dict[str, object]:
 class RpcDispatcher:
     """Core's RPC methods over one RegtestNode."""
 
-    def __init__(self, node: RegtestNode, *, started_at: float | None = None) -> None:
+    def __init__(self, node: RegtestNode, *, started_at: float | None = None,
+                 deprecated_rpc: frozenset[str] = frozenset(), log_path: str = "",
+                 ua_comments: tuple[str, ...] = ()) -> None:
         self.node = node
+        self.subversion = f"/Satoshi:{CORE_VERSION_TEXT}({'; '.join(('coffer-regtest', *ua_comments))})/"
+        self.deprecated_rpc = deprecated_rpc
+        self.log_path = log_path
         self.started_at = time.time() if started_at is None else started_at
         self.stop_requested: Callable[[], None] | None = None
         self._methods = self._table()
@@ -311,11 +321,11 @@ class RpcDispatcher:
 
     def getnetworkinfo(self, _a: list[Any]) -> object:
         return {
-            "version": CORE_VERSION, "subversion": CORE_SUBVERSION, "protocolversion": 70016,
+            "version": CORE_VERSION, "subversion": self.subversion, "protocolversion": 70016,
             "localservices": "0000000000000c09", "localservicesnames": ["NETWORK", "WITNESS", "NETWORK_LIMITED", "P2P_V2"],
             "localrelay": True, "timeoffset": 0, "networkactive": True, "connections": 0, "connections_in": 0,
-            "connections_out": 0, "networks": [], "relayfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB),
-            "incrementalfee": Btc(1000), "localaddresses": [],
+            "connections_out": 0, "networks": [], "relayfee": Btc(self.node.policy.min_relay_fee_sat_per_kvb),
+            "incrementalfee": Btc(self.node.policy.incremental_relay_fee_sat_per_kvb), "localaddresses": [],
             "warnings": [f"embedded regtest node; consensus by {kernel_version()}"],
         }
 
@@ -542,7 +552,7 @@ class RpcDispatcher:
         anc_fee = entry.fee_sats + sum(entries[a].fee_sats for a in ancestors if a in entries)
         desc_fee = entry.fee_sats + sum(entries[d].fee_sats for d in descendants if d in entries)
         spent_by = [d for d in descendants if txid in entries[d].parents] if descendants else []
-        return {
+        result: dict[str, object] = {
             "vsize": entry.vsize, "weight": entry.tx.weight, "time": entry.time, "height": entry.height,
             "descendantcount": 1 + len(descendants),
             "descendantsize": entry.vsize + sum(entries[d].vsize for d in descendants if d in entries),
@@ -553,8 +563,12 @@ class RpcDispatcher:
                      "descendant": Btc(desc_fee)},
             "depends": [p[::-1].hex() for p in sorted(entry.parents)],
             "spentby": [s[::-1].hex() for s in sorted(spent_by)],
-            "bip125-replaceable": any(i.sequence <= 0xFFFFFFFD for i in entry.tx.inputs), "unbroadcast": False,
+            "unbroadcast": False,
         }
+        if "bip125" in self.deprecated_rpc:
+            result["bip125-replaceable"] = any(
+                i.sequence <= 0xFFFFFFFD for t in [txid, *ancestors] if t in entries for i in entries[t].tx.inputs)
+        return result
 
     def getrawmempool(self, raw: list[Any]) -> object:
         args = _Args(raw)
@@ -578,12 +592,22 @@ class RpcDispatcher:
 
     def getmempoolinfo(self, _a: list[Any]) -> object:
         entries = self.node.mempool_entries()
+        settings = self.node.policy
         total_fee = sum(e.fee_sats for e in entries.values())
-        return {"loaded": True, "size": len(entries), "bytes": sum(e.vsize for e in entries.values()),
-                "usage": sum(len(e.tx.raw) for e in entries.values()), "total_fee": Btc(total_fee),
-                "maxmempool": 300_000_000, "mempoolminfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB),
-                "minrelaytxfee": Btc(policy.MIN_RELAY_FEE_SAT_PER_KVB), "incrementalrelayfee": Btc(1000),
-                "unbroadcastcount": 0, "fullrbf": False}
+        info: dict[str, object] = {
+            "loaded": True, "size": len(entries), "bytes": sum(e.vsize for e in entries.values()),
+            "usage": sum(len(e.tx.raw) + MEMPOOL_ENTRY_OVERHEAD_BYTES for e in entries.values()),
+            "total_fee": Btc(total_fee), "maxmempool": settings.max_mempool_bytes,
+            "mempoolminfee": Btc(settings.min_relay_fee_sat_per_kvb),
+            "minrelaytxfee": Btc(settings.min_relay_fee_sat_per_kvb),
+            "incrementalrelayfee": Btc(settings.incremental_relay_fee_sat_per_kvb), "unbroadcastcount": 0,
+            "permitbaremultisig": settings.permit_bare_multisig,
+            "maxdatacarriersize": settings.datacarrier_size if settings.datacarrier else 0,
+            "limitclustercount": settings.cluster_count_max, "limitclustersize": settings.cluster_vsize_max,
+            "optimal": True}
+        if "fullrbf" in self.deprecated_rpc:
+            info["fullrbf"] = True
+        return info
 
     # ---- scantxoutset ----------------------------------------------------------------------
 

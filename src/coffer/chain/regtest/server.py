@@ -167,7 +167,8 @@ class RpcServer:
 
     def __init__(self, dispatcher: RpcDispatcher, *, port: int = 0, host: str = "127.0.0.1",
                  rpcuser: str | None = None, rpcpassword: str | None = None,
-                 cookie_dir: Path | None = None, limits: WorkLimits | None = None) -> None:
+                 cookie_dir: Path | None = None, cookie_file: Path | None = None,
+                 limits: WorkLimits | None = None) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError("the regtest RPC server binds to a loopback address only")
         if (rpcuser is None) != (rpcpassword is None):
@@ -177,7 +178,8 @@ class RpcServer:
             credentials = (rpcuser, rpcpassword)
         else:
             credentials = (COOKIE_USER, secrets.token_hex(32))
-            self._write_cookie(cookie_dir or dispatcher.node.datadir, credentials)
+            paths = [cookie_file] if cookie_file is not None else None
+            self._write_cookie(cookie_dir or dispatcher.node.datadir, credentials, paths)
         self._http = _HttpServer((host, port), dispatcher, credentials, limits or WorkLimits())
         self.host, self.port = host, self._http.server_address[1]
         self._thread: threading.Thread | None = None
@@ -185,9 +187,9 @@ class RpcServer:
         self._http.stop_callback = self.request_stop
         self.stopped = threading.Event()
 
-    def _write_cookie(self, directory: Path, credentials: tuple[str, str]) -> None:
-        # Core writes <datadir>/regtest/.cookie; the brief asks for <datadir>/.cookie too.
-        for path in (directory / ".cookie", directory / "regtest" / ".cookie"):
+    def _write_cookie(self, directory: Path, credentials: tuple[str, str], paths: list[Path] | None) -> None:
+        # Core writes <datadir>/regtest/.cookie (or -rpccookiefile); <datadir>/.cookie too for Coffer's tools.
+        for path in paths or [directory / ".cookie", directory / "regtest" / ".cookie"]:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as handle:
