@@ -7,6 +7,7 @@ Transport-free: `RpcDispatcher.call(method, params)` returns a JSON-able result 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ MAX_SCRIPT_ELEMENT_SIZE = 520
 MAX_OPCODE = 0xBA  # OP_CHECKSIGADD
 MEMPOOL_ENTRY_OVERHEAD_BYTES = 560  # rough per-entry memory of Core's mempool, for "usage"
 MOCK_TIME_MAX = 9_223_372_036  # Core: seconds in std::chrono::nanoseconds::max()
+GENERATE_REPLACED = ("generate\n\nhas been replaced by the -generate cli option. "
+                     "Refer to -help for more information.\n")
+HIDDEN_METHODS = frozenset({"generate", "setmocktime", "syncwithvalidationinterfacequeue", "waitforblock",
+                            "waitforblockheight", "waitfornewblock", "invalidateblock", "reconsiderblock"})
 _MISSING = object()
 
 
@@ -235,6 +240,8 @@ class RpcDispatcher:
         self.started_at = time.time() if started_at is None else started_at
         self.stop_requested: Callable[[], None] | None = None
         self._methods = self._table()
+        self._active: dict[object, tuple[str, float]] = {}
+        self._active_lock = threading.Lock()
 
     def methods(self) -> list[str]:
         return sorted(self._methods)
@@ -246,10 +253,38 @@ class RpcDispatcher:
         if spec is None:
             raise RpcFault(RPC_METHOD_NOT_FOUND, "Method not found")
         values = self._positional(spec, method, params)
+        token = object()
+        with self._active_lock:
+            self._active[token] = (method, time.monotonic())
         try:
             return spec.handler(self, values)
         except BlockNotFound:
             raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Block not found") from None
+        finally:
+            with self._active_lock:
+                del self._active[token]
+
+    def getrpcinfo(self, _a: list[Any]) -> object:
+        now = time.monotonic()
+        with self._active_lock:
+            active = [{"method": method, "duration": int((now - started) * 1_000_000)}
+                      for method, started in self._active.values()]
+        return {"active_commands": active, "logpath": self.log_path}
+
+    def help(self, raw: list[Any]) -> object:
+        command = _Args(raw).get(0, "str", None)
+        if command is None:
+            return "\n".join(f"{name} {self._methods[name].usage}".rstrip()
+                             for name in self.methods() if name not in HIDDEN_METHODS)
+        if command == "generate":
+            return GENERATE_REPLACED
+        spec = self._methods.get(command)
+        if spec is None:
+            return f"help: unknown command: {command}"
+        return f"{command} {spec.usage}".rstrip() + "\n"
+
+    def generate(self, _a: list[Any]) -> object:
+        raise RpcFault(RPC_METHOD_NOT_FOUND, GENERATE_REPLACED)
 
     @staticmethod
     def _positional(spec: _Spec, method: str, params: object) -> list[Any]:
@@ -260,9 +295,12 @@ class RpcDispatcher:
         elif isinstance(params, dict):
             values = [None] * len(spec.names)
             for key, value in params.items():
-                if key not in spec.names:
+                position = next((i for i, n in enumerate(spec.names) if key in n.split("|")), None)
+                if position is None:
                     raise RpcFault(RPC_INVALID_PARAMETER, f"Unknown named parameter {key}")
-                values[spec.names.index(key)] = value
+                if values[position] is not None:
+                    raise RpcFault(RPC_INVALID_PARAMETER, f"Parameter {key} specified twice both as positional and named argument")
+                values[position] = value
             while values and values[-1] is None:
                 values.pop()
         else:
@@ -275,7 +313,8 @@ class RpcDispatcher:
     def _table(self) -> dict[str, _Spec]:
         def spec(handler: Callable[[Any, list[Any]], object], names: str = "", required: int = 0) -> _Spec:
             split = tuple(names.split()) if names else ()
-            usage = " ".join(n if i < required else f"( {n} )" for i, n in enumerate(split))
+            shown = [n.split("|")[0] for n in split]
+            usage = " ".join(n if i < required else f"( {n} )" for i, n in enumerate(shown))
             return _Spec(handler, split, required, usage)
 
         return {
@@ -285,9 +324,9 @@ class RpcDispatcher:
             "getbestblockhash": spec(lambda s, a: s.node.best_hash[::-1].hex()),
             "getdifficulty": spec(lambda s, a: DIFFICULTY_REGTEST),
             "getblockhash": spec(RpcDispatcher.getblockhash, "height", 1),
-            "getblock": spec(RpcDispatcher.getblock, "blockhash verbosity", 1),
+            "getblock": spec(RpcDispatcher.getblock, "blockhash verbosity|verbose", 1),
             "getblockheader": spec(RpcDispatcher.getblockheader, "blockhash verbose", 1),
-            "getrawtransaction": spec(RpcDispatcher.getrawtransaction, "txid verbosity blockhash", 1),
+            "getrawtransaction": spec(RpcDispatcher.getrawtransaction, "txid verbosity|verbose blockhash", 1),
             "gettxout": spec(RpcDispatcher.gettxout, "txid n include_mempool", 2),
             "sendrawtransaction": spec(RpcDispatcher.sendrawtransaction, "hexstring maxfeerate maxburnamount", 1),
             "testmempoolaccept": spec(RpcDispatcher.testmempoolaccept, "rawtxs maxfeerate", 1),
@@ -308,7 +347,9 @@ class RpcDispatcher:
             "deriveaddresses": spec(RpcDispatcher.deriveaddresses, "descriptor range", 1),
             "uptime": spec(lambda s, a: int(time.time() - s.started_at)),
             "ping": spec(lambda s, a: None),
-            "help": spec(lambda s, a: "\n".join(s.methods()), "command"),
+            "help": spec(RpcDispatcher.help, "command"),
+            "getrpcinfo": spec(RpcDispatcher.getrpcinfo),
+            "generate": spec(RpcDispatcher.generate, "nblocks maxtries"),
             "stop": spec(RpcDispatcher.stop, "wait"),
             "waitfornewblock": spec(RpcDispatcher.waitfornewblock, "timeout current_tip"),
             "waitforblock": spec(RpcDispatcher.waitforblock, "blockhash timeout", 1),
