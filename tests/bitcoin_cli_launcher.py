@@ -46,7 +46,9 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     for arg in argv:
         if arg.startswith("-") and not rest:
             name, sep, value = arg.lstrip("-").partition("=")
-            options[name] = value if sep else "1"
+            if name in ("named", "nonamed"):  # the later of the two wins, as in bitcoin-cli
+                name, value, sep = "named", "0" if name == "nonamed" else "1", ""
+            options[name] = value if sep else options.get(name, "1") if name != "named" else value
         else:
             rest.append(arg)
     if "stdin" in options:
@@ -55,7 +57,7 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _params(options: dict[str, str], words: list[str]) -> object:
-    if "named" in options and "nonamed" not in options:
+    if options.get("named") == "1":
         named: dict[str, Any] = {}
         for word in words:
             key, _sep, value = word.partition("=")

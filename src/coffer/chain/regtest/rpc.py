@@ -7,6 +7,8 @@ Transport-free: `RpcDispatcher.call(method, params)` returns a JSON-able result 
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -722,10 +724,7 @@ class RpcDispatcher:
         output = args.get(0, "str")
         items = args.get(1, "array")
         submit = args.get(2, "bool", True)
-        try:
-            spk = address_to_script(output)
-        except DecodeError:
-            spk = _single_descriptor_script(output)
+        spk = _output_script(output)
         txs = [self._generateblock_tx(item) for item in items]
         try:
             raw_block = self.node.generate_block(spk, txs, submit=submit)
@@ -861,13 +860,57 @@ def parse_block_hash(raw_block: bytes) -> str:
     return sha256d(raw_block[:80])[::-1].hex()
 
 
+_HARDENED_FROM_PUBLIC = re.compile(r"[xt]pub[1-9A-HJ-NP-Za-km-z]{100,}(/[0-9]+)*/[0-9]+['hH]")
+_COMBO = re.compile(r"combo\((?P<key>(02|03)[0-9a-fA-F]{64}|04[0-9a-fA-F]{128})\)")
+
+
+def _combo_script(body: str) -> bytes | None:
+    """Core's choice among combo()'s scripts for a coinbase: P2WPKH for a compressed key, else P2PKH."""
+    match = _COMBO.fullmatch(body)
+    if match is None:
+        return None
+    key = bytes.fromhex(match.group("key"))
+    key_hash = hashlib.new("ripemd160", hashlib.sha256(key).digest()).digest()
+    if len(key) == 33:
+        return b"\x00\x14" + key_hash
+    return b"\x76\xa9\x14" + key_hash + b"\x88\xac"
+
+
 def _single_descriptor_script(descriptor: str) -> bytes:
+    script = _descriptor_script(descriptor)
+    if script is None:
+        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Invalid descriptor")
+    return script
+
+
+def _descriptor_script(descriptor: str) -> bytes | None:
+    """Core's getScriptFromDescriptor: the one script of a descriptor, None when it does not parse."""
     try:
-        if is_ranged(descriptor):
+        body = strip_checksum(descriptor)
+    except DecodeError:
+        return None
+    combo = _combo_script(body)
+    if combo is not None:
+        return combo
+    if _HARDENED_FROM_PUBLIC.search(body) and "prv" not in body:
+        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Cannot derive script without private keys")
+    try:
+        if is_ranged(body):
             raise RpcFault(RPC_INVALID_PARAMETER, "Ranged descriptor not accepted. Maybe pass through deriveaddresses first?")
-        return descriptor_scripts(descriptor)[0][0]
-    except DecodeError as exc:
-        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, str(exc)) from None
+        return descriptor_scripts(body)[0][0]
+    except DecodeError:
+        return None
+
+
+def _output_script(text: str) -> bytes:
+    """generateblock's output: a descriptor, else an address (-5 when neither)."""
+    script = _descriptor_script(text)
+    if script is not None:
+        return script
+    try:
+        return address_to_script(text)
+    except DecodeError:
+        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, "Error: Invalid address or descriptor") from None
 
 
 def _scan_object(item: object) -> dict[bytes, str]:
