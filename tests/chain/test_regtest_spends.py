@@ -77,7 +77,7 @@ def test_changed_signature_byte_is_rejected(node: RegtestNode) -> None:
     signature = parse_tx(raw).inputs[0].witness[0]
     with pytest.raises(BroadcastRejected) as caught:
         node.accept_transaction(flip_signature_byte(raw, signature))
-    assert f"mandatory-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
+    assert f"mempool-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
     assert {} == node.mempool_entries()
 
 
@@ -90,7 +90,7 @@ def test_changed_taproot_signature_byte_is_rejected(node: RegtestNode) -> None:
     raw = tx.serialize()
     with pytest.raises(BroadcastRejected) as caught:
         node.accept_transaction(flip_signature_byte(raw, parse_tx(raw).inputs[0].witness[0]))
-    assert "mandatory-script-verify-flag-failed (Invalid Schnorr signature)" == caught.value.reason
+    assert "mempool-script-verify-flag-failed (Invalid Schnorr signature)" == caught.value.reason
 
 
 def test_multisig_with_one_signature_changed_is_rejected(node: RegtestNode) -> None:
@@ -103,7 +103,7 @@ def test_multisig_with_one_signature_changed_is_rejected(node: RegtestNode) -> N
     raw = tx.serialize()
     with pytest.raises(BroadcastRejected) as caught:
         node.accept_transaction(flip_signature_byte(raw, parse_tx(raw).inputs[0].witness[1]))
-    assert f"mandatory-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
+    assert f"mempool-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
 
 
 def test_double_spend_in_mempool_is_a_conflict(node: RegtestNode) -> None:

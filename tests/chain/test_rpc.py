@@ -121,7 +121,7 @@ def test_sendrawtransaction_rejections_use_core_codes(served: tuple[RegtestNode,
 
     bad = flip_signature_byte(raw, parse_tx(raw).inputs[0].witness[0])
     code, message = rpc.error("sendrawtransaction", bad.hex())
-    assert -26 == code and message.startswith("mandatory-script-verify-flag-failed (")
+    assert -26 == code and message.startswith("mempool-script-verify-flag-failed (")
     missing = spend_p2wpkh(Prevout(b"\x42" * 32, 0, 10**8, MINER_SCRIPT), MINER_KEY, [(10**8 - FEE_SATS, MINER_SCRIPT)])
     assert (-25, "bad-txns-inputs-missingorspent") == rpc.error("sendrawtransaction", missing.hex())
     assert -22 == rpc.error("sendrawtransaction", "00ff")[0]

@@ -140,11 +140,13 @@ class Mempool:
         coins, parents = self._input_coins(tx, view)
         fee = self._check_inputs(tx, coins, view)
         self._check_relative_locks(tx, coins, view)
+        if self.settings.require_standard and not policy.witness_standard(tx, [c.script_pubkey for c in coins]):
+            raise BroadcastRejected("bad-witness-nonstandard")
         sigops = policy.sigop_cost(tx, [coin.script_pubkey for coin in coins])
         if sigops > policy.MAX_STANDARD_TX_SIGOPS_COST:
             raise BroadcastRejected("bad-txns-too-many-sigops", details=str(sigops))
         if not bypass_limits:
-            self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
+            self._check_fee(tx, fee)
         if fee and self.settings.require_standard and policy.dust_outputs(tx, self.settings):
             raise BroadcastRejected("dust", details="tx with dust output must be 0-fee")
         replaced = self._check_replacement(tx, fee, conflicts, parents) if conflicts else frozenset()
@@ -153,6 +155,9 @@ class Mempool:
         self._check_scripts(tx, coins, fee, view)
         if not bypass_limits and len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
+        # Core's RPCs check the caller's maxfeerate after a test acceptance: every policy reason first.
+        if max_fee_rate_sat_per_kvb and fee > policy.fee_for_vsize(max_fee_rate_sat_per_kvb, tx.vsize):
+            raise BroadcastRejected("max-fee-exceeded", code=-25)
         return Admission(fee, parents, frozenset(conflicts), sigops)
 
     def cluster(self, txid: bytes) -> set[bytes]:
@@ -246,20 +251,21 @@ class Mempool:
             raise BroadcastRejected("bad-txns-in-belowout", details=f"value in ({value_in}) < value out ({value_out})")
         return value_in - value_out
 
-    def _check_fee(self, tx: Tx, fee: int, max_fee_rate_sat_per_kvb: int | None) -> None:
+    def _check_fee(self, tx: Tx, fee: int) -> None:
         minimum = policy.fee_for_vsize(self.settings.min_relay_fee_sat_per_kvb, tx.vsize)
         if fee < minimum:
             raise BroadcastRejected("min relay fee not met", details=f"{fee} < {minimum}")
-        if max_fee_rate_sat_per_kvb and fee > policy.fee_for_vsize(max_fee_rate_sat_per_kvb, tx.vsize):
-            raise BroadcastRejected("max-fee-exceeded", code=-25)
 
     def _check_scripts(self, tx: Tx, coins: list[Coin], fee: int, view: ChainView) -> None:
         for txin, coin in zip(tx.inputs, coins, strict=True):
+            if self.settings.require_standard and policy.upgradable_witness(coin.script_pubkey, txin.script_sig):
+                raise BroadcastRejected(
+                    "mempool-script-verify-flag-failed (Witness version reserved for soft-fork upgrades)")
             kind = policy.script_type(coin.script_pubkey)
             if kind in ("witness_v0_keyhash", "witness_v0_scripthash") and any(
                     _high_s(item) for item in txin.witness[:-1] if item):
                 raise BroadcastRejected(
-                    "non-mandatory-script-verify-flag (Non-canonical signature: S value is unnecessarily high)")
+                    "mempool-script-verify-flag-failed (Non-canonical signature: S value is unnecessarily high)")
         kernel_tx = pbk.Transaction(tx.raw)
         spent = [pbk.TransactionOutput(pbk.ScriptPubkey(c.script_pubkey), c.value_sats) for c in coins]
         precomputed = pbk.script.PrecomputedTransactionData(kernel_tx, spent)
@@ -267,7 +273,7 @@ class Mempool:
             if not verify_input(coin.script_pubkey, coin.value_sats, kernel_tx, precomputed, index):
                 exact = view.script_error(tx, fee) if view.script_error is not None else None
                 raise BroadcastRejected(
-                    exact or f"mandatory-script-verify-flag-failed ({_script_error(coin.script_pubkey)})")
+                    exact or f"mempool-script-verify-flag-failed ({_script_error(coin.script_pubkey)})")
 
     @staticmethod
     def _is_final(tx: Tx, view: ChainView) -> bool:

@@ -398,7 +398,7 @@ class RegtestNode:
         reason = result.reason or ""
         for prefix in ("block-script-verify-flag-failed (", "mandatory-script-verify-flag-failed ("):
             if reason.startswith(prefix):
-                return "mandatory-script-verify-flag-failed (" + reason[len(prefix):]
+                return "mempool-script-verify-flag-failed (" + reason[len(prefix):]
         return None
 
     def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool,

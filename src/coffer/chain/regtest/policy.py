@@ -152,6 +152,8 @@ def check_transaction(tx: Tx) -> str | None:
         return "bad-txns-oversize"
     total = 0
     for out in tx.outputs:
+        if out.value_sats < 0:
+            return "bad-txns-vout-negative"
         if out.value_sats > MAX_MONEY_SATS:
             return "bad-txns-vout-toolarge"
         total += out.value_sats
@@ -265,3 +267,62 @@ def _last_push(script: bytes) -> bytes:
             size, pos = int.from_bytes(script[pos:pos + 2], "little"), pos + 2
         last, pos = script[pos:pos + size], pos + size
     return last
+
+
+MAX_STANDARD_P2WSH_SCRIPT_SIZE = 3600
+MAX_STANDARD_P2WSH_STACK_ITEMS = 100
+MAX_STANDARD_P2WSH_STACK_ITEM_SIZE = 80
+_ANCHOR = b"\x51\x02\x4e\x73"
+
+
+def witness_program(script: bytes) -> tuple[int, bytes] | None:
+    """(version, program) of a witness program script, as Core's IsWitnessProgram."""
+    if not 4 <= len(script) <= 42 or script[1] + 2 != len(script):
+        return None
+    if script[0] == 0:
+        return 0, script[2:]
+    if 0x51 <= script[0] <= _OP_16:
+        return script[0] - 0x50, script[2:]
+    return None
+
+
+def witness_standard(tx: Tx, spent_scripts: list[bytes]) -> bool:
+    """Core's IsWitnessStandard for the rules a regtest client meets: no witness on an anchor or
+    on a non-witness input, P2WSH script and stack sizes, no Taproot annex."""
+    for txin, spk in zip(tx.inputs, spent_scripts, strict=True):
+        if not txin.witness:
+            continue
+        if spk == _ANCHOR:
+            return False
+        program_script = _last_push(txin.script_sig) if script_type(spk) == "scripthash" else spk
+        program = witness_program(program_script)
+        if program is None:
+            return False
+        version, data = program
+        if version == 0 and len(data) == 32:
+            if len(txin.witness[-1]) > MAX_STANDARD_P2WSH_SCRIPT_SIZE:
+                return False
+            if len(txin.witness) - 1 > MAX_STANDARD_P2WSH_STACK_ITEMS:
+                return False
+            if any(len(item) > MAX_STANDARD_P2WSH_STACK_ITEM_SIZE for item in txin.witness[:-1]):
+                return False
+        if version == 1 and len(data) == 32 and program_script is spk and len(txin.witness) >= 2 \
+                and txin.witness[-1][:1] == b"\x50":
+            return False  # an annex
+    return True
+
+
+def upgradable_witness(spk: bytes, script_sig: bytes) -> bool:
+    """A spend of a witness program Core keeps for future soft forks (SCRIPT_VERIFY_DISCOURAGE_
+    UPGRADABLE_WITNESS_PROGRAM): an unknown version, or a known version of unknown length, or an
+    anchor nested in P2SH."""
+    program_script = _last_push(script_sig) if script_type(spk) == "scripthash" else spk
+    program = witness_program(program_script)
+    if program is None:
+        return False
+    version, data = program
+    if version == 0:
+        return False
+    if version == 1 and len(data) == 32:
+        return False
+    return not (program_script == _ANCHOR and program_script is spk)

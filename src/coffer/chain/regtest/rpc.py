@@ -285,6 +285,12 @@ class RpcDispatcher:
             return f"help: unknown command: {command}"
         return f"{command} {spec.usage}".rstrip() + "\n"
 
+    def getindexinfo(self, raw: list[Any]) -> object:
+        """The node always keeps a transaction index of the active chain, in step with the tip."""
+        name = _Args(raw).get(0, "str", None)
+        indexes = {"txindex": {"synced": True, "best_block_height": self.node.height}}
+        return indexes if name is None else {k: v for k, v in indexes.items() if k == name}
+
     def generate(self, _a: list[Any]) -> object:
         raise RpcFault(RPC_METHOD_NOT_FOUND, GENERATE_REPLACED)
 
@@ -351,6 +357,7 @@ class RpcDispatcher:
             "ping": spec(lambda s, a: None),
             "help": spec(RpcDispatcher.help, "command"),
             "getrpcinfo": spec(RpcDispatcher.getrpcinfo),
+            "getindexinfo": spec(RpcDispatcher.getindexinfo, "index_name"),
             "generate": spec(RpcDispatcher.generate, "nblocks maxtries"),
             "stop": spec(RpcDispatcher.stop, "wait"),
             "waitfornewblock": spec(RpcDispatcher.waitfornewblock, "timeout current_tip"),

@@ -118,7 +118,7 @@ class _Reader:
         return value
 
     def u64(self) -> int:
-        value: int = struct.unpack_from("<Q", self.take(8))[0]
+        value: int = struct.unpack_from("<q", self.take(8))[0]  # CAmount is signed: -1 must stay -1
         return value
 
     def varint(self) -> int:
