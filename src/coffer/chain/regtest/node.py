@@ -358,6 +358,14 @@ class RegtestNode:
         with self.lock:
             return self._index.unspent(script_pubkeys)
 
+    def disk_size(self) -> int:
+        """Bytes of the node's files on disk (Core's disk_size of its chainstate, roughly)."""
+        return sum(path.stat().st_size for path in self.datadir.rglob("*") if path.is_file())
+
+    def utxo_snapshot(self) -> list[tuple[Outpoint, Coin]]:
+        with self.lock:
+            return list(self._index.coins.items())
+
     def utxo_count(self) -> int:
         with self.lock:
             return len(self._index.coins)

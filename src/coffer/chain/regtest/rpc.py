@@ -39,6 +39,8 @@ from coffer.chain.regtest.jsonrpc import (
 from coffer.chain.regtest.kernel import kernel_version
 from coffer.chain.regtest.mempool import MEMPOOL_HEIGHT
 from coffer.chain.regtest.node import HeaderInfo, RegtestNode
+from coffer.chain.regtest.scan import SCAN_RANGE_DEFAULT, parse_range, scan_scripts
+from coffer.chain.regtest.utxostats import HASH_TYPES, utxo_stats
 from coffer.chain.regtest.wire import Tx, compact_size, parse_tx, sha256d
 
 __all__ = ["RpcDispatcher", "RpcFault", "CORE_VERSION", "CORE_SUBVERSION", "CORE_VERSION_TEXT", "CORE_COMMIT",
@@ -285,6 +287,25 @@ class RpcDispatcher:
             return f"help: unknown command: {command}"
         return f"{command} {spec.usage}".rstrip() + "\n"
 
+    def gettxoutsetinfo(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        hash_type = args.get(0, "str", "hash_serialized_3")
+        if hash_type not in HASH_TYPES:
+            raise RpcFault(RPC_INVALID_PARAMETER, f"'{hash_type}' is not a valid hash_type")
+        if len(raw) > 1 and raw[1] is not None:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Querying specific block heights requires coinstatsindex")
+        with self.node.lock:
+            height, best = self.node.height, self.node.best_hash
+            coins = self.node.utxo_snapshot()
+        stats = utxo_stats(coins, hash_type)
+        result: dict[str, object] = {"height": height, "bestblock": best[::-1].hex(), "txouts": stats.txouts,
+                                     "bogosize": stats.bogosize}
+        if stats.hash_hex is not None:
+            result[hash_type] = stats.hash_hex
+        result.update({"total_amount": Btc(stats.total_sats), "transactions": stats.transactions,
+                       "disk_size": self.node.disk_size()})
+        return result
+
     def getindexinfo(self, raw: list[Any]) -> object:
         """The node always keeps a transaction index of the active chain, in step with the tip."""
         name = _Args(raw).get(0, "str", None)
@@ -319,11 +340,12 @@ class RpcDispatcher:
         return values
 
     def _table(self) -> dict[str, _Spec]:
-        def spec(handler: Callable[[Any, list[Any]], object], names: str = "", required: int = 0) -> _Spec:
+        def spec(handler: Callable[[Any, list[Any]], object], names: str = "", required: int = 0,
+                 usage: str | None = None) -> _Spec:
             split = tuple(names.split()) if names else ()
             shown = [n.split("|")[0] for n in split]
-            usage = " ".join(n if i < required else f"( {n} )" for i, n in enumerate(shown))
-            return _Spec(handler, split, required, usage)
+            default = " ".join(n if i < required else f"( {n} )" for i, n in enumerate(shown))
+            return _Spec(handler, split, required, default if usage is None else usage)
 
         return {
             "getnetworkinfo": spec(RpcDispatcher.getnetworkinfo),
@@ -341,7 +363,8 @@ class RpcDispatcher:
             "getrawmempool": spec(RpcDispatcher.getrawmempool, "verbose mempool_sequence"),
             "getmempoolentry": spec(RpcDispatcher.getmempoolentry, "txid", 1),
             "getmempoolinfo": spec(RpcDispatcher.getmempoolinfo),
-            "scantxoutset": spec(RpcDispatcher.scantxoutset, "action scanobjects", 1),
+            "scantxoutset": spec(RpcDispatcher.scantxoutset, "action scanobjects", 1,
+                                 '"action" ( [scanobjects,...] )'),
             "invalidateblock": spec(RpcDispatcher.invalidateblock, "blockhash", 1),
             "reconsiderblock": spec(RpcDispatcher.reconsiderblock, "blockhash", 1),
             "generatetoaddress": spec(RpcDispatcher.generatetoaddress, "nblocks address maxtries", 2),
@@ -357,6 +380,7 @@ class RpcDispatcher:
             "ping": spec(lambda s, a: None),
             "help": spec(RpcDispatcher.help, "command"),
             "getrpcinfo": spec(RpcDispatcher.getrpcinfo),
+            "gettxoutsetinfo": spec(RpcDispatcher.gettxoutsetinfo, "hash_type hash_or_height use_index"),
             "getindexinfo": spec(RpcDispatcher.getindexinfo, "index_name"),
             "generate": spec(RpcDispatcher.generate, "nblocks maxtries"),
             "stop": spec(RpcDispatcher.stop, "wait"),
@@ -921,21 +945,18 @@ def _output_script(text: str) -> bytes:
 
 
 def _scan_object(item: object) -> dict[bytes, str]:
+    """Core's EvalDescriptorStringOrObject: a descriptor string, or {"desc", "range"} (default [0, 1000])."""
     if isinstance(item, str):
-        descriptor, start, end = item, 0, 1000
-    elif isinstance(item, dict):
-        desc_value = item.get("desc")
-        if not isinstance(desc_value, str):
-            raise RpcFault(RPC_INVALID_PARAMETER, "Invalid scan object")
-        descriptor = desc_value
-        start, end = _range(item.get("range", 1000))
-    else:
-        raise RpcFault(RPC_INVALID_PARAMETER, "Invalid scan object")
-    try:
-        strip_checksum(descriptor)
-        return {spk: desc for spk, desc in descriptor_scripts(descriptor, start, end)}
-    except DecodeError as exc:
-        raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, str(exc)) from None
+        return scan_scripts(item, 0, SCAN_RANGE_DEFAULT)
+    if not isinstance(item, dict):
+        raise RpcFault(RPC_INVALID_PARAMETER, "Scan object needs to be either a string or an object")
+    descriptor = item.get("desc")
+    if descriptor is None:
+        raise RpcFault(RPC_INVALID_PARAMETER, "Descriptor needs to be provided in scan object")
+    low, high = (0, SCAN_RANGE_DEFAULT) if item.get("range") is None else parse_range(item["range"])
+    if not isinstance(descriptor, str):
+        raise RpcFault(RPC_TYPE_ERROR, f"JSON value of type {_json_type(descriptor)} is not of expected type string")
+    return scan_scripts(descriptor, low, high)
 
 
 def _range(value: object) -> tuple[int, int]:
