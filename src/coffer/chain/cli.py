@@ -30,7 +30,7 @@ def regtest(
 ) -> None:
     """Run an embedded Bitcoin regtest node judged by libbitcoinkernel, serving Core's JSON-RPC."""
     from coffer.chain.regtest.daemon import open_node_and_server
-    from coffer.chain.regtest.node import DEFAULT_PAYOUT_SCRIPT
+    from coffer.chain.regtest.node import DEFAULT_PAYOUT_SCRIPT, FutureTip
     from coffer.chain.regtest.options import OptionError, parse_core_options
 
     payout = DEFAULT_PAYOUT_SCRIPT
@@ -43,6 +43,9 @@ def regtest(
         options = parse_core_options([f"rpcport={rpcport}", *core_option])
         node, server = open_node_and_server(datadir.resolve(), options, host=rpcbind, rpcuser=rpcuser,
                                             rpcpassword=rpcpassword)
+    except FutureTip as exc:  # Core prints this one without a caption
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
     except (OSError, ValueError, OptionError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from exc

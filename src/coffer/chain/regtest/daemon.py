@@ -6,6 +6,7 @@ from pathlib import Path
 
 import structlog
 
+from coffer.chain.interface import BlockConnected, ChainEvent
 from coffer.chain.regtest.node import RegtestNode
 from coffer.chain.regtest.options import CoreOptions
 from coffer.chain.regtest.rpc import RpcDispatcher
@@ -35,7 +36,7 @@ def open_node_and_server(datadir: Path, options: CoreOptions, *, host: str = "12
     user = options.rpc_user if options.rpc_user is not None else rpcuser
     password = options.rpc_password if options.rpc_password is not None else rpcpassword
     dispatcher = RpcDispatcher(node, deprecated_rpc=options.deprecated_rpc, ua_comments=options.ua_comments,
-                               log_path=str(options.debug_log_file or ""))
+                               log_path=str(options.debug_log_file or ""), prune_mib=options.prune_mib)
     try:
         server = RpcServer(dispatcher, port=options.rpc_port or 18443, host=host, rpcuser=user, rpcpassword=password,
                            cookie_file=options.rpc_cookie_file,
@@ -43,4 +44,16 @@ def open_node_and_server(datadir: Path, options: CoreOptions, *, host: str = "12
     except (OSError, ValueError):
         node.close()
         raise
+    if options.stop_at_height:
+        _stop_at_height(node, server, options.stop_at_height)
     return node, server
+
+
+def _stop_at_height(node: RegtestNode, server: RpcServer, height: int) -> None:
+    """Core's -stopatheight: shut down once the active chain reaches the height."""
+    def on_event(event: ChainEvent) -> None:
+        if isinstance(event, BlockConnected) and event.height >= height:
+            log.info("stop_at_height", height=event.height)
+            server.request_stop()
+
+    node.subscribe(on_event)

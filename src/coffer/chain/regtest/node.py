@@ -20,17 +20,17 @@ from pathlib import Path
 
 import structlog
 
-from coffer.chain.errors import BlockNotFound, BlockRejected, BroadcastRejected, DecodeError
+from coffer.chain.errors import BlockNotFound, BlockRejected, BroadcastRejected, ChainError, DecodeError
 from coffer.chain.interface import BlockConnected, BlockDisconnected, ChainEvent
 from coffer.chain.regtest import policy
 from coffer.chain.regtest.index import Coin, Outpoint, UtxoIndex
-from coffer.chain.regtest.kernel import Kernel, KernelEvent
+from coffer.chain.regtest.kernel import Kernel, KernelEvent, set_kernel_mock_time
 from coffer.chain.regtest.mempool import ChainView, Mempool, MempoolEntry
 from coffer.chain.regtest.store import BlockStore, StoredHeader
 from coffer.chain.regtest.wire import Tx, build_block, parse_block, parse_tx, sha256d
 from coffer.invariant import invariant
 
-__all__ = ["RegtestNode", "HeaderInfo", "subsidy_sats", "HALVING_INTERVAL", "EVENTS_KEPT_MAX"]
+__all__ = ["RegtestNode", "FutureTip", "HeaderInfo", "subsidy_sats", "HALVING_INTERVAL", "EVENTS_KEPT_MAX"]
 
 log = structlog.get_logger("coffer.chain.regtest")
 
@@ -46,6 +46,16 @@ MAX_FUTURE_BLOCK_TIME_S = 2 * 60 * 60
 TIP_WAIT_SLICE_S = 1.0  # waits wake at least this often to notice close()
 # Script nobody can spend: where blocks pay when no payout script is given (anyone may find it).
 DEFAULT_PAYOUT_SCRIPT = bytes.fromhex("6a")
+
+
+FUTURE_TIP_MESSAGE = (
+    "The block database contains a block which appears to be from the future. This may be due to your "
+    "computer's date and time being set incorrectly. Only rebuild the block database if you are sure that "
+    "your computer's date and time are correct.\nPlease restart with -reindex or -reindex-chainstate to recover.")
+
+
+class FutureTip(ChainError):
+    """The stored tip is more than two hours ahead of the (mock) clock: Core refuses to start."""
 
 
 def subsidy_sats(height: int) -> int:
@@ -121,10 +131,13 @@ class RegtestNode:
         self._miner_stop = threading.Event()
         self._extra_nonce = int(self._clock() * 1000)
         self._closed = False
+        if mock_time:
+            set_kernel_mock_time(mock_time)
         with self.lock:
             self._store_genesis()
             self._replay_missing()
             self._sync_active()
+            self._check_tip_time()
             self._rebuild_index()
             self._load_mempool()
 
@@ -140,6 +153,7 @@ class RegtestNode:
             raise ValueError("mock time cannot be negative")
         with self.lock:
             self._mock_time = seconds
+            set_kernel_mock_time(seconds)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -159,6 +173,14 @@ class RegtestNode:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    def _check_tip_time(self) -> None:
+        tip = self._headers.get(self._active[-1])
+        if tip is not None and tip.height > 0 and \
+                int.from_bytes(tip.header[68:72], "little") > self.now() + MAX_FUTURE_BLOCK_TIME_S:
+            self._kernel.close()
+            self._store.close()
+            raise FutureTip(FUTURE_TIP_MESSAGE)
 
     def _store_genesis(self) -> None:
         genesis_hash = self._kernel.active_hash(0)

@@ -44,6 +44,8 @@ class CoreOptions:
     persist_mempool: bool = True
     deprecated_rpc: frozenset[str] = frozenset()
     ua_comments: tuple[str, ...] = ()
+    prune_mib: int = 0  # Core's -prune: 0 off, 1 manual, >= 550 a target; reported (the node keeps every block)
+    stop_at_height: int = 0
     ignored: tuple[str, ...] = ()
 
 
@@ -120,6 +122,35 @@ def parse_core_options(items: list[str]) -> CoreOptions:
     return replace(options, policy=policy, ignored=tuple(ignored))
 
 
+PRUNE_TARGET_MIN_MIB = 550
+DEPLOYMENT_NAMES = ("segwit", "bip34", "dersig", "cltv", "csv")
+
+
+def _prune(value: str) -> int:
+    mib = _integer("prune", value)
+    if mib < 0:
+        raise OptionError("Prune cannot be configured with a negative value.")
+    if 1 < mib < PRUNE_TARGET_MIN_MIB:
+        raise OptionError(f"Prune configured below the minimum of {PRUNE_TARGET_MIN_MIB} MiB.  Please use a higher number.")
+    return mib
+
+
+def _check_activation_height(value: str) -> None:
+    """Core's -testactivationheight=name@height checks. The embedded kernel keeps regtest's own
+    heights, so a valid value is accepted and has no effect (and is logged)."""
+    name, sep, height = value.partition("@")
+    if not sep:
+        raise OptionError(f"Invalid format ({value}) for -testactivationheight=name@height.")
+    try:
+        number = int(height)
+    except ValueError:
+        number = -1
+    if not 0 <= number < 2**31:
+        raise OptionError(f"Invalid height value ({value}) for -testactivationheight=name@height.")
+    if name not in DEPLOYMENT_NAMES:
+        raise OptionError(f"Invalid name ({value}) for -testactivationheight=name@height.")
+
+
 def _apply_node(options: CoreOptions, name: str, value: str) -> CoreOptions | None:
     if name == "mocktime":
         return replace(options, mock_time=_integer(name, value))
@@ -136,6 +167,13 @@ def _apply_node(options: CoreOptions, name: str, value: str) -> CoreOptions | No
         return replace(options, rpc_cookie_file=Path(value))
     if name == "debuglogfile":
         return replace(options, debug_log_file=Path(value))
+    if name == "prune":
+        return replace(options, prune_mib=_prune(value))
+    if name == "stopatheight":
+        return replace(options, stop_at_height=_integer(name, value))
+    if name == "testactivationheight":
+        _check_activation_height(value)
+        return options
     if name == "uacomment":
         return replace(options, ua_comments=(*options.ua_comments, value))
     if name == "deprecatedrpc":

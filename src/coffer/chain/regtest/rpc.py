@@ -69,6 +69,9 @@ STOP_WAIT_MS_MAX = 60_000
 MAX_SCRIPT_SIZE = 10_000
 MAX_SCRIPT_ELEMENT_SIZE = 520
 MAX_OPCODE = 0xBA  # OP_CHECKSIGADD
+TIP_RECENT_S = 2 * 60 * 60
+CHAIN_TX_STATS_WINDOW_MAX = 30 * 24 * 60 * 60 // 600  # a month of ten-minute blocks
+VERIFICATION_PROGRESS_OLD_TIP = 0.999999  # Core estimates the missing work; an old tip is never "done"
 MEMPOOL_ENTRY_OVERHEAD_BYTES = 560  # rough per-entry memory of Core's mempool, for "usage"
 MOCK_TIME_MAX = 9_223_372_036  # Core: seconds in std::chrono::nanoseconds::max()
 GENERATE_REPLACED = ("generate\n\nhas been replaced by the -generate cli option. "
@@ -236,8 +239,9 @@ class RpcDispatcher:
 
     def __init__(self, node: RegtestNode, *, started_at: float | None = None,
                  deprecated_rpc: frozenset[str] = frozenset(), log_path: str = "",
-                 ua_comments: tuple[str, ...] = ()) -> None:
+                 ua_comments: tuple[str, ...] = (), prune_mib: int = 0) -> None:
         self.node = node
+        self.prune_mib = prune_mib
         self.subversion = f"/Satoshi:{CORE_VERSION_TEXT}({'; '.join(('coffer-regtest', *ua_comments))})/"
         self.deprecated_rpc = deprecated_rpc
         self.log_path = log_path
@@ -287,6 +291,34 @@ class RpcDispatcher:
             return f"help: unknown command: {command}"
         return f"{command} {spec.usage}".rstrip() + "\n"
 
+    def _chain_tx_count(self, height: int) -> int:
+        return sum(self.node.header(self.node.active_hash(h)).tx_count for h in range(height + 1))
+
+    def getchaintxstats(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        nblocks = args.get(0, "int", None)
+        block_arg = args.get(1, "str", None)
+        with self.node.lock:
+            block_hash = self.node.best_hash if block_arg is None else _hash_arg(block_arg, "blockhash")
+            header = self.node.header(block_hash)
+            if header.confirmations < 1:
+                raise RpcFault(RPC_INVALID_PARAMETER, "Block is not in main chain")
+            count = min(max(header.height - 1, 0), CHAIN_TX_STATS_WINDOW_MAX) if nblocks is None else nblocks
+            if count < 0 or (count > 0 and count >= header.height):
+                raise RpcFault(RPC_INVALID_PARAMETER, "Invalid block count: should be between 0 and the block's height - 1")
+            past = self.node.header(self.node.active_hash(header.height - count))
+            total = self._chain_tx_count(header.height)
+            result: dict[str, object] = {
+                "time": header.time, "txcount": total, "window_final_block_hash": header.hash[::-1].hex(),
+                "window_final_block_height": header.height, "window_block_count": count}
+            if count > 0:
+                window_txs = total - self._chain_tx_count(past.height)
+                interval = header.median_time - past.median_time
+                result.update({"window_tx_count": window_txs, "window_interval": interval})
+                if interval > 0:
+                    result["txrate"] = window_txs / interval
+            return result
+
     def gettxoutsetinfo(self, raw: list[Any]) -> object:
         args = _Args(raw)
         hash_type = args.get(0, "str", "hash_serialized_3")
@@ -303,7 +335,7 @@ class RpcDispatcher:
         if stats.hash_hex is not None:
             result[hash_type] = stats.hash_hex
         result.update({"total_amount": Btc(stats.total_sats), "transactions": stats.transactions,
-                       "disk_size": self.node.disk_size()})
+                       "disk_size": stats.serialized_bytes})
         return result
 
     def getindexinfo(self, raw: list[Any]) -> object:
@@ -380,6 +412,7 @@ class RpcDispatcher:
             "ping": spec(lambda s, a: None),
             "help": spec(RpcDispatcher.help, "command"),
             "getrpcinfo": spec(RpcDispatcher.getrpcinfo),
+            "getchaintxstats": spec(RpcDispatcher.getchaintxstats, "nblocks blockhash"),
             "gettxoutsetinfo": spec(RpcDispatcher.gettxoutsetinfo, "hash_type hash_or_height use_index"),
             "getindexinfo": spec(RpcDispatcher.getindexinfo, "index_name"),
             "generate": spec(RpcDispatcher.generate, "nblocks maxtries"),
@@ -407,14 +440,24 @@ class RpcDispatcher:
         node = self.node
         with node.lock:
             header = node.header(node.best_hash)
-        return {
+        result: dict[str, object] = {
             "chain": "regtest", "blocks": header.height, "headers": header.height,
             "bestblockhash": header.hash[::-1].hex(), "bits": f"{header.bits:08x}",
             "target": _target_hex(header.bits), "difficulty": DIFFICULTY_REGTEST,
-            "time": header.time, "mediantime": header.median_time, "verificationprogress": 1,
-            "initialblockdownload": False, "chainwork": _chainwork(header.height), "size_on_disk": 0,
-            "pruned": False, "warnings": [],
+            "time": header.time, "mediantime": header.median_time,
+            "verificationprogress": 1 if header.time + TIP_RECENT_S >= node.now() else VERIFICATION_PROGRESS_OLD_TIP,
+            "initialblockdownload": False, "chainwork": _chainwork(header.height),
+            "size_on_disk": node.disk_size(), "pruned": self.prune_mib > 0, "warnings": [],
         }
+        if self.prune_mib:  # the node keeps every block: nothing below height 0 is pruned
+            info = dict(result)
+            warnings = info.pop("warnings")
+            info.update({"pruneheight": 0, "automatic_pruning": self.prune_mib > 1})
+            if self.prune_mib > 1:
+                info["prune_target_size"] = self.prune_mib * 1024 * 1024
+            info["warnings"] = warnings
+            return info
+        return result
 
     def getblockhash(self, raw: list[Any]) -> object:
         height = _Args(raw).get(0, "int")

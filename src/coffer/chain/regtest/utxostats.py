@@ -29,6 +29,7 @@ class UtxoStats:
     transactions: int
     bogosize: int
     total_sats: int
+    serialized_bytes: int  # the UTXO set as Core's coins database serialises it (its "disk_size")
     hash_hex: str | None  # display order, as Core's uint256::GetHex
 
 
@@ -64,4 +65,5 @@ def utxo_stats(coins: Iterable[tuple[Outpoint, Coin]], hash_type: str) -> UtxoSt
         txouts=len(ordered), transactions=len({outpoint[0] for outpoint, _coin in ordered}),
         bogosize=sum(50 + len(coin.script_pubkey) for _outpoint, coin in ordered),
         total_sats=sum(coin.value_sats for _outpoint, coin in ordered),
+        serialized_bytes=sum(len(data) for data in serialised),
         hash_hex=None if digest is None else digest[::-1].hex())
