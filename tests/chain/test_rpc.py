@@ -216,7 +216,7 @@ def test_protocol_errors(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     assert (404, -32601, "Method not found") == (status, reply["error"]["code"], reply["error"]["message"])
     status, reply = rpc.reply("getblockhash", "ten")
     assert (500, -3) == (status, reply["error"]["code"])
-    assert "JSON value of type string is not of expected type number" == reply["error"]["message"]
+    assert "Wrong type passed:\n{\n    \"Position 1 (height)\": \"JSON value of type string is not of expected type number\"\n}" == reply["error"]["message"]
     assert -3 == rpc.error("getblock", 5)[0]
     assert -1 == rpc.error("getblockhash")[0]
     assert -1 == rpc.error("getblockcount", 1)[0]

@@ -70,6 +70,8 @@ MAX_SCRIPT_SIZE = 10_000
 MAX_SCRIPT_ELEMENT_SIZE = 520
 MAX_OPCODE = 0xBA  # OP_CHECKSIGADD
 TIP_RECENT_S = 2 * 60 * 60
+NETWORK_HASHPS_BLOCKS_DEFAULT = 120
+DIFFICULTY_ADJUSTMENT_INTERVAL = 2016
 CHAIN_TX_STATS_WINDOW_MAX = 30 * 24 * 60 * 60 // 600  # a month of ten-minute blocks
 VERIFICATION_PROGRESS_OLD_TIP = 0.999999  # Core estimates the missing work; an old tip is never "done"
 MEMPOOL_ENTRY_OVERHEAD_BYTES = 560  # rough per-entry memory of Core's mempool, for "usage"
@@ -103,25 +105,60 @@ class _Spec:
     usage: str
 
 
+class _Params(list[Any]):
+    """Positional parameters that remember the method's parameter names (for Core's type errors)."""
+
+    names: tuple[str, ...] = ()
+
+
+_ALLOWED = {"int": ("number",), "num": ("number",), "str": ("string",), "bool": ("bool",), "array": ("array",),
+            "object": ("object",), "amount": ("number", "string"), "verbosity": ("number", "bool"),
+            "scanobject": ("string", "object")}
+
+
+def _mismatch(value: object, kind: str) -> str | None:
+    """Core's RPCArg::MatchesType text for a wrong JSON type, or None (null always matches)."""
+    actual = _json_type(value)
+    if value is None or actual in _ALLOWED[kind]:
+        return None
+    return f"JSON value of type {actual} is not of expected type {' or '.join(_ALLOWED[kind])}"
+
+
+def _wrong_types(mismatches: list[tuple[int, str, str]]) -> RpcFault:
+    """Core's RPCHelpMan type error: every mismatched position, as UniValue writes it (indent 4)."""
+    lines = ",\n".join(f'    "Position {i + 1} ({name})": "{text}"' for i, name, text in mismatches)
+    return RpcFault(RPC_TYPE_ERROR, "Wrong type passed:\n{\n" + lines + "\n}")
+
+
 class _Args:
     """Positional arguments after Core's named-parameter mapping, with Core's type errors."""
 
     def __init__(self, values: list[Any]) -> None:
         self.values = values
+        self.names: tuple[str, ...] = getattr(values, "names", ())
+
+    def name(self, index: int) -> str:
+        return self.names[index].split("|")[0] if index < len(self.names) else f"arg{index + 1}"
+
+    def check(self, kinds: list[str]) -> None:
+        """Core checks every argument's type before running a method and names all that are wrong."""
+        mismatches = []
+        for index, kind in enumerate(kinds):
+            text = _mismatch(self.values[index] if index < len(self.values) else None, kind)
+            if text is not None:
+                mismatches.append((index, self.name(index), text))
+        if mismatches:
+            raise _wrong_types(mismatches)
 
     def get(self, index: int, kind: str, default: Any = _MISSING) -> Any:
         value = self.values[index] if index < len(self.values) else None
         if value is None:
             return None if default is _MISSING else default
-        allowed = {"int": ("number",), "num": ("number",), "str": ("string",), "bool": ("bool",),
-                   "array": ("array",), "object": ("object",), "amount": ("number", "string"),
-                   "verbosity": ("number", "bool"), "scanobject": ("string", "object")}[kind]
-        actual = _json_type(value)
-        if actual not in allowed:
-            expected = " or ".join(allowed)
-            raise RpcFault(RPC_TYPE_ERROR, f"JSON value of type {actual} is not of expected type {expected}")
+        text = _mismatch(value, kind)
+        if text is not None:
+            raise _wrong_types([(index, self.name(index), text)])
         if kind == "int" and (isinstance(value, float) and not value.is_integer()):
-            raise RpcFault(RPC_TYPE_ERROR, "JSON integer out of range")
+            raise RpcFault(RPC_MISC_ERROR, "JSON integer out of range")  # UniValue's getInt, as Core reports it
         if kind == "int":
             return int(value)
         if kind == "verbosity":
@@ -234,6 +271,54 @@ def script_pubkey_json(spk: bytes) -> dict[str, object]:
     return result
 
 
+def _hash160(data: bytes) -> bytes:
+    return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
+
+
+def _p2sh(script: bytes) -> bytes:
+    return b"\xa9\x14" + _hash160(script) + b"\x87"
+
+
+def decode_script(script: bytes) -> dict[str, object]:
+    """Core's decodescript: the script's asm, desc, type and address, and its P2SH and segwit wraps."""
+    result = script_pubkey_json(script)
+    result.pop("hex")
+    kind = policy.script_type(script)
+    wrappable = kind in ("multisig", "nonstandard", "pubkey", "pubkeyhash", "witness_v0_keyhash",
+                         "witness_v0_scripthash")
+    if not wrappable or _is_burn(script) or 0xBA in _opcodes(script):
+        return result
+    result["p2sh"] = script_to_address(_p2sh(script))
+    if kind not in ("multisig", "pubkey", "nonstandard", "pubkeyhash"):
+        return result
+    if kind == "pubkey":
+        if len(script) != 35:
+            return result  # an uncompressed key cannot be used in segwit
+        segwit = b"\x00\x14" + _hash160(script[1:34])
+    elif kind == "pubkeyhash":
+        segwit = b"\x00\x14" + script[3:23]
+    else:
+        if kind == "multisig" and b"\x41" in script[1:2]:
+            return result
+        segwit = b"\x00\x20" + hashlib.sha256(script).digest()
+    wrapped = script_pubkey_json(segwit)
+    wrapped["p2sh-segwit"] = script_to_address(_p2sh(segwit))
+    result["segwit"] = wrapped
+    return result
+
+
+def _opcodes(script: bytes) -> list[int]:
+    ops, pos = [], 0
+    while pos < len(script):
+        op = script[pos]
+        ops.append(op)
+        pos += 1 + (op if op < 0x4C else 0)
+        if 0x4C <= op <= 0x4E:
+            width = {0x4C: 1, 0x4D: 2, 0x4E: 4}[op]
+            pos += width + int.from_bytes(script[pos:pos + width], "little")
+    return ops
+
+
 class RpcDispatcher:
     """Core's RPC methods over one RegtestNode."""
 
@@ -290,6 +375,42 @@ class RpcDispatcher:
         if spec is None:
             return f"help: unknown command: {command}"
         return f"{command} {spec.usage}".rstrip() + "\n"
+
+    def decodescript(self, raw: list[Any]) -> object:
+        text = _Args(raw).get(0, "str")
+        try:
+            script = bytes.fromhex(text)
+        except ValueError:
+            raise RpcFault(RPC_INVALID_PARAMETER, f"argument must be hexadecimal string (not '{text}')") from None
+        return decode_script(script)
+
+    def getnetworkhashps(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        args.check(["int", "int"])
+        lookup, height = args.get(0, "int", NETWORK_HASHPS_BLOCKS_DEFAULT), args.get(1, "int", -1)
+        if lookup < -1 or lookup == 0:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Invalid nblocks. Must be a positive number or -1.")
+        with self.node.lock:
+            if height < -1 or height > self.node.height:
+                raise RpcFault(RPC_INVALID_PARAMETER, "Block does not exist at specified height")
+            top = self.node.height if height == -1 else height
+            if top == 0:
+                return 0
+            lookup = min(top % DIFFICULTY_ADJUSTMENT_INTERVAL + 1 if lookup == -1 else lookup, top)
+            times = [self.node.header(self.node.active_hash(h)).time for h in range(top - lookup, top + 1)]
+        if min(times) == max(times):
+            return 0
+        return (2 * lookup) / (max(times) - min(times))  # every regtest block is 2 hashes of work
+
+    def getmininginfo(self, _a: list[Any]) -> object:
+        with self.node.lock:
+            header = self.node.header(self.node.best_hash)
+        return {"blocks": header.height, "bits": f"{header.bits:08x}", "difficulty": DIFFICULTY_REGTEST,
+                "target": _target_hex(header.bits), "networkhashps": self.getnetworkhashps(_Params()),
+                "pooledtx": len(self.node.mempool_entries()), "blockmintxfee": Btc(1), "chain": "regtest",
+                "next": {"height": header.height + 1, "bits": f"{header.bits:08x}",
+                         "difficulty": DIFFICULTY_REGTEST, "target": _target_hex(header.bits)},
+                "warnings": []}
 
     def _chain_tx_count(self, height: int) -> int:
         return sum(self.node.header(self.node.active_hash(h)).tx_count for h in range(height + 1))
@@ -369,7 +490,9 @@ class RpcDispatcher:
         if len(values) > len(spec.names) or any(
                 i >= len(values) or values[i] is None for i in range(spec.required)):
             raise RpcFault(RPC_MISC_ERROR, f"{method} {spec.usage}".rstrip())
-        return values
+        params_list = _Params(values)
+        params_list.names = spec.names
+        return params_list
 
     def _table(self) -> dict[str, _Spec]:
         def spec(handler: Callable[[Any, list[Any]], object], names: str = "", required: int = 0,
@@ -412,6 +535,9 @@ class RpcDispatcher:
             "ping": spec(lambda s, a: None),
             "help": spec(RpcDispatcher.help, "command"),
             "getrpcinfo": spec(RpcDispatcher.getrpcinfo),
+            "decodescript": spec(RpcDispatcher.decodescript, "hexstring", 1),
+            "getnetworkhashps": spec(RpcDispatcher.getnetworkhashps, "nblocks height"),
+            "getmininginfo": spec(RpcDispatcher.getmininginfo),
             "getchaintxstats": spec(RpcDispatcher.getchaintxstats, "nblocks blockhash"),
             "gettxoutsetinfo": spec(RpcDispatcher.gettxoutsetinfo, "hash_type hash_or_height use_index"),
             "getindexinfo": spec(RpcDispatcher.getindexinfo, "index_name"),
