@@ -106,6 +106,7 @@ class RegtestNode:
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._mock_time = mock_time  # Core's setmocktime: 0 means the real clock
+        self.mempool_sequence = 1  # Core's mempool sequence: grows by one per entry added or removed
         self.policy = policy_settings
         self._persist_mempool = persist_mempool
         self.lock = threading.RLock()
@@ -436,6 +437,7 @@ class RegtestNode:
         admission = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb, bypass_limits=bypass_limits)
         if not test_only:
             self._mempool.add(tx, admission, self.now(), len(self._active) - 1)
+            self.mempool_sequence += 1 + len(admission.replaces)
             log.debug("mempool_accept", txid=tx.txid_hex, fee_sats=admission.fee_sats, vsize=tx.vsize,
                       replaced=[t[::-1].hex() for t in admission.replaces])
         return admission.fee_sats
@@ -613,6 +615,13 @@ class RegtestNode:
             cursor -= 1
 
     def _apply(self, events: list[KernelEvent]) -> None:
+        before = set(self._mempool.entries)
+        try:
+            self._apply_events(events)
+        finally:
+            self.mempool_sequence += len(before ^ set(self._mempool.entries))
+
+    def _apply_events(self, events: list[KernelEvent]) -> None:
         if not events:
             self._sync_active()
             return
@@ -768,6 +777,13 @@ class RegtestNode:
         self._after_rebuild(old_active)
 
     def _after_rebuild(self, old_active: list[bytes]) -> None:
+        before = set(self._mempool.entries)
+        try:
+            self._replace_after_rebuild(old_active)
+        finally:
+            self.mempool_sequence += len(before ^ set(self._mempool.entries))
+
+    def _replace_after_rebuild(self, old_active: list[bytes]) -> None:
         fork = 0
         while fork < min(len(old_active), len(self._active)) and old_active[fork] == self._active[fork]:
             fork += 1

@@ -696,7 +696,7 @@ class RpcDispatcher:
         result: dict[str, object] = {}
         if block_hash is not None:
             result["in_active_chain"] = self.node.is_active(block_hash)
-        result.update(self._tx_json(tx, fee=verbose >= 2))
+        result.update(self._tx_json(tx, **self._undo_of(tx, found_in, verbose)))
         if found_in is not None:
             header = self.node.header(found_in)
             result["blockhash"] = found_in[::-1].hex()
@@ -705,6 +705,17 @@ class RpcDispatcher:
                 result["time"] = header.time
                 result["blocktime"] = header.time
         return result
+
+    def _undo_of(self, tx: Tx, block_hash: bytes | None, verbosity: int) -> dict[str, Any]:
+        """Core shows fee and vin[].prevout (verbosity 2) only for a confirmed, non-coinbase transaction
+        whose block undo data it has."""
+        if verbosity < 2 or block_hash is None or tx.is_coinbase:
+            return {}
+        undo = self.node.spent_coins(block_hash)
+        position = next((i for i, t in enumerate(self.node.block_txs(block_hash)) if t.txid == tx.txid), 0)
+        if undo is None or not 0 < position <= len(undo):
+            return {}
+        return {"spent": undo[position - 1], "prevout": True}
 
     def decoderawtransaction(self, raw: list[Any]) -> object:
         hexstring = _Args(raw).get(0, "str")
@@ -821,10 +832,11 @@ class RpcDispatcher:
             raise RpcFault(RPC_INVALID_PARAMETER, "Verbose results cannot contain mempool sequence values.")
         with self.node.lock:
             txids = list(self.node.mempool_entries())
+            mempool_sequence = self.node.mempool_sequence
             if verbose:
                 return {t[::-1].hex(): self._entry_json(t) for t in txids}
         listing = [t[::-1].hex() for t in txids]
-        return {"txids": listing, "mempool_sequence": len(listing)} if sequence else listing
+        return {"txids": listing, "mempool_sequence": mempool_sequence} if sequence else listing
 
     def getmempoolentry(self, raw: list[Any]) -> object:
         txid = _hash_arg(_Args(raw).get(0, "str"), "txid")
@@ -894,7 +906,9 @@ class RpcDispatcher:
         return None
 
     def _generate(self, count: int, spk: bytes) -> list[str]:
-        if not 0 <= count <= GENERATE_RPC_BLOCKS_MAX:
+        if count < 0:
+            return []  # Core's generate loop simply runs zero times
+        if count > GENERATE_RPC_BLOCKS_MAX:
             raise RpcFault(RPC_INVALID_PARAMETER, f"nblocks must be between 0 and {GENERATE_RPC_BLOCKS_MAX}")
         try:
             return [h[::-1].hex() for h in self.node.generate(count, spk)]
