@@ -45,7 +45,7 @@ def test_network_and_chain_info_shapes(served: tuple[RegtestNode, RpcServer, Raw
     node, _server, rpc = served
     network = rpc("getnetworkinfo")
     assert {"version", "subversion", "protocolversion", "relayfee", "connections", "networkactive"} <= set(network)
-    assert Decimal("0.00001000") == network["relayfee"]
+    assert Decimal("0.00000100") == network["relayfee"]
     info = rpc("getblockchaininfo")
     assert ("regtest", node.height, node.best_hash[::-1].hex()) == (info["chain"], info["blocks"], info["bestblockhash"])
     assert {"headers", "difficulty", "mediantime", "chainwork", "initialblockdownload", "pruned"} <= set(info)
@@ -125,8 +125,8 @@ def test_sendrawtransaction_rejections_use_core_codes(served: tuple[RegtestNode,
     missing = spend_p2wpkh(Prevout(b"\x42" * 32, 0, 10**8, MINER_SCRIPT), MINER_KEY, [(10**8 - FEE_SATS, MINER_SCRIPT)])
     assert (-25, "bad-txns-inputs-missingorspent") == rpc.error("sendrawtransaction", missing.hex())
     assert -22 == rpc.error("sendrawtransaction", "00ff")[0]
-    low = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 10, MINER_SCRIPT)])
-    assert (-26, f"min relay fee not met, 10 < {vsize(low)}") == rpc.error("sendrawtransaction", low.hex())
+    low = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 5, MINER_SCRIPT)])
+    assert (-26, f"min relay fee not met, 5 < {vsize(low) * 100 // 1000}") == rpc.error("sendrawtransaction", low.hex())
     rich = spend_p2wpkh(coin, MINER_KEY, [(100_000, MINER_SCRIPT)])
     assert -25 == rpc.error("sendrawtransaction", rich.hex())[0]
 

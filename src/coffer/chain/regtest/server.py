@@ -191,9 +191,12 @@ class RpcServer:
         # Core writes <datadir>/regtest/.cookie (or -rpccookiefile); <datadir>/.cookie too for Coffer's tools.
         for path in paths or [directory / ".cookie", directory / "regtest" / ".cookie"]:
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # Written whole, then renamed, as Core does: a client polling for it never reads half a cookie.
+            temporary = path.with_name(path.name + ".tmp")
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(f"{credentials[0]}:{credentials[1]}")
+            os.replace(temporary, path)
             self.cookie_paths.append(path)
 
     @property
