@@ -1,7 +1,7 @@
 """The web app factory: one FastAPI app for the security centre and (issue 12) the console.
 
 `create_app(context, routers=..., template_dirs=...)` builds the app: security headers, a
-request size limit enforced while the body streams, server-side sessions, local static files
+request size limit enforced while the body streams, a JSON depth limit checked before any parser, server-side sessions, local static files
 (no CDN; the interactive docs pages are off because they load from a CDN, `/openapi.json` stays),
 typed errors turned into clear 4xx answers (HTML for pages, JSON under `/api/`), and the
 security centre. More routers plug in through `routers`; their templates through `template_dirs`
@@ -20,11 +20,15 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coffer.clients import ClientError
 from coffer.errors import CofferError, NotFound, Refused
+from coffer.integrations.errors import AuthenticationFailed, IdempotencyConflict
+from coffer.keyholder.limits import JSON_DEPTH_MAX, json_depth, restore_recursion_limit
+from coffer.ledger.errors import LedgerBusy
 from coffer.notify import NotifyError
 from coffer.policy import PolicyError
 from coffer.web.context import WebContext
@@ -32,6 +36,7 @@ from coffer.web.errors import CsrfRefused, NotSignedIn, RateLimited, RequestTooL
 
 __all__ = ["create_app", "Background", "REQUEST_BYTES_MAX", "STATIC_DIR", "TEMPLATES_DIR"]
 
+UNAVAILABLE_RETRY_AFTER_S = 2
 REQUEST_BYTES_MAX = 6 * 1024 * 1024  # tickets carry at most 4 MiB of attachments
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -86,6 +91,40 @@ class _BodyLimit:
             await _too_large(scope, receive, send)
 
 
+class _JsonDepthLimit:
+    """Refuses a JSON body nested deeper than `JSON_DEPTH_MAX` before any parser sees it (400,
+    rule json.depth); the body, already bounded by `_BodyLimit`, is then replayed to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+        if scope["type"] != "http" or (content_type and b"json" not in content_type.lower()):
+            await self.app(scope, receive, send)
+            return
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if json_depth(body) > JSON_DEPTH_MAX:
+            response = JSONResponse({"error": "json_too_deep", "rule": "json.depth",
+                                     "detail": f"JSON nested deeper than {JSON_DEPTH_MAX}"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        replay = iter(messages)
+
+        async def replayed() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
+
+
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse({"error": "request_too_large",
                              "detail": f"request body larger than {REQUEST_BYTES_MAX // (1024 * 1024)} MiB"},
@@ -98,6 +137,8 @@ def _is_api(request: Request) -> bool:
 
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
+    (LedgerBusy, 503, "unavailable"), (DBAPIError, 503, "unavailable"),
+    (AuthenticationFailed, 401, "authentication_failed"), (IdempotencyConflict, 409, "idempotency_conflict"),
     (RequestTooLarge, 413, "request_too_large"), (NotSignedIn, 401, "not_signed_in"),
     (CsrfRefused, 403, "csrf"), (RateLimited, 429, "rate_limited"), (NotFound, 404, "not_found"),
     (Refused, 403, "refused"), (ClientError, 400, "refused"), (NotifyError, 400, "refused"),
@@ -108,12 +149,18 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 def _error_response(request: Request, exc: Exception) -> Response:
     status, code = next((s, c) for kind, s, c in _STATUS if isinstance(exc, kind))
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    if status == 503:
+        headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
+        exc = CofferError("the database is unavailable; nothing was done: retry shortly")
     if isinstance(exc, NotSignedIn) and not _is_api(request):
         return RedirectResponse("/signin", status_code=303)
     body: dict[str, Any] = {"error": code, "detail": str(exc)}
     reason = getattr(exc, "reason", None)
     if reason is not None:
         body["reason"] = reason
+    rule = getattr(exc, "rule", None)
+    if isinstance(rule, str):
+        body["rule"] = rule
     if _is_api(request):
         return JSONResponse(body, status_code=status, headers=headers)
     from coffer.web.deps import render
@@ -172,5 +219,7 @@ def create_app(context: WebContext, *, routers: Sequence[APIRouter] = (), templa
     app.include_router(api_router)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(_BodyLimit, limit=REQUEST_BYTES_MAX)
+    app.add_middleware(_JsonDepthLimit)
+    app.add_middleware(_BodyLimit, limit=REQUEST_BYTES_MAX)  # added last: the outermost, so it bounds the depth check
+    restore_recursion_limit()  # whatever the routers imported: never raised in a server process
     return app
