@@ -211,3 +211,19 @@ def test_float_height_and_negative_count(served: tuple[RegtestNode, RpcServer, R
 def test_getindexinfo_txindex(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """getindexinfo reports the always-on transaction index, synced at the tip."""
     assert {"txindex": {"synced": True, "best_block_height": 110}} == served[2]("getindexinfo", "txindex")
+
+
+def test_tip_from_the_future_refuses_to_start(node: RegtestNode) -> None:
+    """Opened with a mock time more than two hours before its tip, the node refuses with Core's init text."""
+    from coffer.chain.regtest.node import FUTURE_TIP_MESSAGE, FutureTip
+
+    tip_time = node.header(node.best_hash).time
+    node.close()
+    with pytest.raises(FutureTip) as caught:
+        RegtestNode(node.datadir, mock_time=tip_time - 2 * 60 * 60 - 1)
+    assert FUTURE_TIP_MESSAGE == str(caught.value)
+    with RegtestNode(node.datadir, mock_time=tip_time - 2 * 60 * 60) as reopened:
+        assert 110 == reopened.height
+    from coffer.chain.regtest.kernel import set_kernel_mock_time
+
+    set_kernel_mock_time(0)

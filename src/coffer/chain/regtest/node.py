@@ -114,8 +114,8 @@ class RegtestNode:
         self._store = BlockStore(self.datadir / "blocks.sqlite")
         generation = int(self._store.get_meta("kernel_generation") or "0")
         self._generation = generation
-        self._kernel = Kernel(self.datadir / f"kernel-{generation}")
         self._headers: dict[bytes, StoredHeader] = {h.hash: h for h in self._store.headers()}
+        self._kernel = self._open_kernel(generation)
         self._children: dict[bytes, list[bytes]] = {}
         for header in self._headers.values():
             self._children.setdefault(header.prev, []).append(header.hash)
@@ -132,8 +132,6 @@ class RegtestNode:
         self._miner_stop = threading.Event()
         self._extra_nonce = int(self._clock() * 1000)
         self._closed = False
-        if mock_time:
-            set_kernel_mock_time(mock_time)
         with self.lock:
             self._store_genesis()
             self._replay_missing()
@@ -174,6 +172,19 @@ class RegtestNode:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    def _open_kernel(self, generation: int) -> Kernel:
+        """The kernel on this node's clock (as bitcoind starts with -mocktime); the kernel itself refuses
+        a chainstate whose tip is too far ahead of that clock, which is Core's init error."""
+        set_kernel_mock_time(self._mock_time)
+        try:
+            return Kernel(self.datadir / f"kernel-{generation}")
+        except RuntimeError:
+            newest = max((int.from_bytes(h.header[68:72], "little") for h in self._headers.values()), default=0)
+            if newest > self.now() + MAX_FUTURE_BLOCK_TIME_S:
+                self._store.close()
+                raise FutureTip(FUTURE_TIP_MESSAGE) from None
+            raise
 
     def _check_tip_time(self) -> None:
         tip = self._headers.get(self._active[-1])
