@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,19 +24,11 @@ from tests.chain.helpers import (
     spend_p2wpkh,
     vsize,
 )
-from tests.chain.rpchelp import RawRpc, post
+from tests.chain.rpchelp import AUTH, RawRpc, post
 
-AUTH = ("alice", "correct horse")
 MINER_ADDRESS = script_to_address(MINER_SCRIPT)
 
 
-@pytest.fixture
-def served(node: RegtestNode) -> Iterator[tuple[RegtestNode, RpcServer, RawRpc]]:
-    server = RpcServer(RpcDispatcher(node), port=0, rpcuser=AUTH[0], rpcpassword=AUTH[1]).start()
-    try:
-        yield node, server, RawRpc(server.url, AUTH)
-    finally:
-        server.close()
 
 
 def test_network_and_chain_info_shapes(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:

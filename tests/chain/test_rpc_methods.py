@@ -5,28 +5,19 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from coffer.chain.descriptors import script_to_address
-from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer
+from coffer.chain.regtest import RegtestNode, RpcServer
 from tests.chain.conftest import MINER_KEY, MINER_SCRIPT, mature_coins
 from tests.chain.helpers import FEE_SATS, spend_p2wpkh
-from tests.chain.rpchelp import RawRpc, post
+from tests.chain.rpchelp import AUTH, RawRpc, post
 
-AUTH = ("alice", "correct horse")
 MINER_ADDRESS = script_to_address(MINER_SCRIPT)
 
 
-@pytest.fixture
-def served(node: RegtestNode) -> Iterator[tuple[RegtestNode, RpcServer, RawRpc]]:
-    server = RpcServer(RpcDispatcher(node), port=0, rpcuser=AUTH[0], rpcpassword=AUTH[1]).start()
-    try:
-        yield node, server, RawRpc(server.url, AUTH)
-    finally:
-        server.close()
 
 
 def test_setmocktime_sets_block_times(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:

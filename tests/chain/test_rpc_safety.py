@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer
+from coffer.chain.regtest import RegtestNode, RpcServer
 from coffer.chain.regtest.node import DEFAULT_PAYOUT_SCRIPT
 from coffer.chain.regtest.wire import parse_tx
 from tests.chain.conftest import MINER_KEY, MINER_SCRIPT, mature_coins
 from tests.chain.helpers import FEE_SATS, Prevout, spend_p2wpkh
 from tests.chain.rpchelp import RawRpc
 
-AUTH = ("alice", "correct horse")
 BURN_SCRIPT = bytes.fromhex("6a04deadbeef")
 
 
-@pytest.fixture
-def served(node: RegtestNode) -> Iterator[tuple[RegtestNode, RawRpc]]:
-    server = RpcServer(RpcDispatcher(node), port=0, rpcuser=AUTH[0], rpcpassword=AUTH[1]).start()
-    try:
-        yield node, RawRpc(server.url, AUTH)
-    finally:
-        server.close()
 
 
 def _burning_tx(node: RegtestNode, burn_sats: int) -> bytes:
@@ -32,36 +22,36 @@ def _burning_tx(node: RegtestNode, burn_sats: int) -> bytes:
                                           (coin.value_sats - burn_sats - FEE_SATS, MINER_SCRIPT)])
 
 
-def test_burn_above_maxburnamount_is_refused(served: tuple[RegtestNode, RawRpc]) -> None:
+def test_burn_above_maxburnamount_is_refused(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """An OP_RETURN output carrying value above maxburnamount (default 0) is -25 and not broadcast."""
-    node, rpc = served
+    node, _server, rpc = served
     raw = _burning_tx(node, 1_000)
     assert (-25, "Unspendable output exceeds maximum configured by user (maxburnamount)") == rpc.error(
         "sendrawtransaction", raw.hex())
     assert [] == rpc("getrawmempool")
 
 
-def test_burn_within_maxburnamount_is_sent(served: tuple[RegtestNode, RawRpc]) -> None:
+def test_burn_within_maxburnamount_is_sent(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """The same burn is accepted when maxburnamount covers it."""
-    node, rpc = served
+    node, _server, rpc = served
     raw = _burning_tx(node, 1_000)
     txid = rpc("sendrawtransaction", raw.hex(), 0.10, 0.00001)
     assert [txid] == rpc("getrawmempool")
 
 
 @pytest.mark.parametrize("rate", [1, "1.5", 21])
-def test_maxfeerate_of_one_btc_or_more_is_refused(served: tuple[RegtestNode, RawRpc], rate: object) -> None:
+def test_maxfeerate_of_one_btc_or_more_is_refused(served: tuple[RegtestNode, RpcServer, RawRpc], rate: object) -> None:
     """maxfeerate at or above 1 BTC/kvB is -8, for sendrawtransaction and testmempoolaccept alike."""
-    node, rpc = served
+    node, _server, rpc = served
     raw = spend_p2wpkh(mature_coins(node)[0], MINER_KEY, [(10_000, MINER_SCRIPT)])
     message = "Fee rates larger than or equal to 1BTC/kvB are not accepted"
     assert (-8, message) == rpc.error("sendrawtransaction", raw.hex(), rate)
     assert (-8, message) == rpc.error("testmempoolaccept", [raw.hex()], rate)
 
 
-def test_negative_amount_is_out_of_range(served: tuple[RegtestNode, RawRpc]) -> None:
+def test_negative_amount_is_out_of_range(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """A negative maxburnamount is -3 "Amount out of range"; nine decimals is -3 "Invalid amount"."""
-    node, rpc = served
+    node, _server, rpc = served
     raw = _burning_tx(node, 0)
     assert (-3, "Amount out of range") == rpc.error("sendrawtransaction", raw.hex(), 0.1, -1)
     assert (-3, "Invalid amount") == rpc.error("sendrawtransaction", raw.hex(), "0.000000001")
@@ -80,10 +70,10 @@ def _chain(start: Prevout, length: int) -> list[bytes]:
     return raws
 
 
-def test_reorg_re_adds_every_transaction_past_package_limits(served: tuple[RegtestNode, RawRpc]) -> None:
+def test_reorg_re_adds_every_transaction_past_package_limits(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """A block holding a 40-transaction chain, invalidated, puts all 40 back in the mempool (Core
     bypasses the package limits for transactions returning from disconnected blocks)."""
-    node, rpc = served
+    node, _server, rpc = served
     raws = _chain(mature_coins(node)[0], CHAIN_LENGTH)
     node.generate_block(DEFAULT_PAYOUT_SCRIPT, [parse_tx(raw) for raw in raws])
     assert [] == rpc("getrawmempool")
@@ -93,9 +83,9 @@ def test_reorg_re_adds_every_transaction_past_package_limits(served: tuple[Regte
     assert CHAIN_LENGTH == rpc("getmempoolentry", parse_tx(raws[-1]).txid_hex)["ancestorcount"]
 
 
-def test_reorg_re_adds_zero_fee_transaction(served: tuple[RegtestNode, RawRpc]) -> None:
+def test_reorg_re_adds_zero_fee_transaction(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """A zero-fee transaction mined in a block returns to the mempool when the block is disconnected."""
-    node, rpc = served
+    node, _server, rpc = served
     coin = mature_coins(node)[0]
     raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats, MINER_SCRIPT)])
     code, message = rpc.error("sendrawtransaction", raw.hex())

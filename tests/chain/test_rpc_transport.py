@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,7 @@ import pytest
 from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer
 from coffer.chain.regtest.jsonrpc import RpcFault, execute_http
 from coffer.chain.regtest.server import WorkLimits
-from tests.chain.rpchelp import post
-
-AUTH = ("alice", "correct horse")
+from tests.chain.rpchelp import AUTH, RawRpc, post
 
 
 class _Calls:
@@ -140,22 +137,16 @@ def test_reply_is_compact_json_with_newline(tmp_path: Path) -> None:
     assert (200, '{"result":0,"error":null,"id":1}') == (status, text)
 
 
-@pytest.fixture
-def served(node: RegtestNode) -> Iterator[RpcServer]:
-    server = RpcServer(RpcDispatcher(node), port=0, rpcuser=AUTH[0], rpcpassword=AUTH[1]).start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _auth_header(auth: tuple[str, str]) -> str:
     return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
 
 
-def test_http_reply_bytes(served: RpcServer) -> None:
+def test_http_reply_bytes(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """Over HTTP a reply is compact JSON plus "\\n" with Content-Type application/json."""
-    connection = http.client.HTTPConnection(served.host, served.port, timeout=30)
+    server = served[1]
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
     connection.request("POST", "/", b'{"jsonrpc":"2.0","id":1,"method":"getblockcount"}',
                        {"Authorization": _auth_header(AUTH)})
     response = connection.getresponse()
@@ -163,18 +154,20 @@ def test_http_reply_bytes(served: RpcServer) -> None:
         response.status, response.getheader("Content-Type"), response.read())
 
 
-def test_chunked_request_body_is_read(served: RpcServer) -> None:
+def test_chunked_request_body_is_read(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """A request sent with Transfer-Encoding: chunked is read whole and answered."""
-    connection = http.client.HTTPConnection(served.host, served.port, timeout=30)
+    server = served[1]
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
     body = [b'{"jsonrpc":"2.0",', b'"id":5,"method":', b'"getblockcount"}']
     connection.request("POST", "/", iter(body), {"Authorization": _auth_header(AUTH)}, encode_chunked=True)
     response = connection.getresponse()
     assert (200, {"jsonrpc": "2.0", "result": 110, "id": 5}) == (response.status, json.loads(response.read()))
 
 
-def test_wrong_password_is_401_with_challenge(served: RpcServer) -> None:
+def test_wrong_password_is_401_with_challenge(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """A wrong password gets 401, an empty body and a Basic challenge."""
-    connection = http.client.HTTPConnection(served.host, served.port, timeout=30)
+    server = served[1]
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
     connection.request("POST", "/", b"{}", {"Authorization": _auth_header((AUTH[0], "wrong"))})
     response = connection.getresponse()
     assert (401, b"", 'Basic realm="jsonrpc"') == (response.status, response.read(),
@@ -240,8 +233,9 @@ def test_non_loopback_bind_refused(node: RegtestNode) -> None:
         RpcServer(RpcDispatcher(node), port=0, host="0.0.0.0", rpcuser="u", rpcpassword="p")  # noqa: S104
 
 
-def test_get_is_405(served: RpcServer) -> None:
+def test_get_is_405(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
     """A GET is refused with 405 as Core does."""
-    with socket.create_connection((served.host, served.port), timeout=30) as sock:
+    server = served[1]
+    with socket.create_connection((server.host, server.port), timeout=30) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 405")

@@ -39,7 +39,7 @@ from coffer.chain.regtest.jsonrpc import (
 from coffer.chain.regtest.kernel import kernel_version
 from coffer.chain.regtest.mempool import MEMPOOL_HEIGHT
 from coffer.chain.regtest.node import HeaderInfo, RegtestNode
-from coffer.chain.regtest.scan import SCAN_RANGE_DEFAULT, parse_range, scan_scripts
+from coffer.chain.regtest.scan import SCAN_RANGE_DEFAULT, hash160, parse_range, scan_scripts
 from coffer.chain.regtest.utxostats import HASH_TYPES, utxo_stats
 from coffer.chain.regtest.wire import Tx, compact_size, parse_tx, sha256d
 
@@ -271,12 +271,8 @@ def script_pubkey_json(spk: bytes) -> dict[str, object]:
     return result
 
 
-def _hash160(data: bytes) -> bytes:
-    return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
-
-
 def _p2sh(script: bytes) -> bytes:
-    return b"\xa9\x14" + _hash160(script) + b"\x87"
+    return b"\xa9\x14" + hash160(script) + b"\x87"
 
 
 def decode_script(script: bytes) -> dict[str, object]:
@@ -294,7 +290,7 @@ def decode_script(script: bytes) -> dict[str, object]:
     if kind == "pubkey":
         if len(script) != 35:
             return result  # an uncompressed key cannot be used in segwit
-        segwit = b"\x00\x14" + _hash160(script[1:34])
+        segwit = b"\x00\x14" + hash160(script[1:34])
     elif kind == "pubkeyhash":
         segwit = b"\x00\x14" + script[3:23]
     else:
@@ -1084,7 +1080,7 @@ def _combo_script(body: str) -> bytes | None:
     if match is None:
         return None
     key = bytes.fromhex(match.group("key"))
-    key_hash = hashlib.new("ripemd160", hashlib.sha256(key).digest()).digest()
+    key_hash = hash160(key)
     if len(key) == 33:
         return b"\x00\x14" + key_hash
     return b"\x76\xa9\x14" + key_hash + b"\x88\xac"

@@ -17,7 +17,7 @@ from coffer.chain.descriptors import add_checksum, descriptor_scripts, script_to
 from coffer.chain.errors import DecodeError
 from coffer.chain.regtest.jsonrpc import RpcFault
 
-__all__ = ["scan_scripts", "parse_range", "SCAN_RANGE_DEFAULT", "RANGE_ITEMS_MAX"]
+__all__ = ["scan_scripts", "parse_range", "hash160", "SCAN_RANGE_DEFAULT", "RANGE_ITEMS_MAX"]
 
 SCAN_RANGE_DEFAULT = 1000
 RANGE_ITEMS_MAX = 1_000_000
@@ -102,16 +102,16 @@ def _keys(expression: str, low: int, high: int, original: str) -> list[_Key]:
     return keys
 
 
-def _hash160(data: bytes) -> bytes:
+def hash160(data: bytes) -> bytes:
     return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
 
 
 def _single_key_scripts(kind: str, key: _Key) -> list[tuple[bytes, str]]:
     name = f"{key.origin}{key.sec.hex()}"
     pk = (bytes([len(key.sec)]) + key.sec + b"\xac", f"pk({name})")
-    pkh = (b"\x76\xa9\x14" + _hash160(key.sec) + b"\x88\xac", f"pkh({name})")
-    wpkh = (b"\x00\x14" + _hash160(key.sec), f"wpkh({name})")
-    sh_wpkh = (b"\xa9\x14" + _hash160(wpkh[0]) + b"\x87", f"sh(wpkh({name}))")
+    pkh = (b"\x76\xa9\x14" + hash160(key.sec) + b"\x88\xac", f"pkh({name})")
+    wpkh = (b"\x00\x14" + hash160(key.sec), f"wpkh({name})")
+    sh_wpkh = (b"\xa9\x14" + hash160(wpkh[0]) + b"\x87", f"sh(wpkh({name}))")
     compressed = len(key.sec) == 33
     choices = {"pk": [pk], "pkh": [pkh], "wpkh": [wpkh] if compressed else [], "sh(wpkh": [sh_wpkh] if compressed else [],
                "combo": [pk, pkh, wpkh, sh_wpkh] if compressed else [pk, pkh]}
