@@ -218,3 +218,29 @@ def test_tip_from_the_future_refuses_to_start(node: RegtestNode) -> None:
     from coffer.chain.regtest.kernel import set_kernel_mock_time
 
     set_kernel_mock_time(0)
+
+
+def test_createrawtransaction_round_trips_through_decode(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
+    """createrawtransaction builds an unsigned v2 transaction (BIP125 sequence by default) with an address
+    output and a data output, which decoderawtransaction reads back."""
+    _node, _server, rpc = served
+    txid = "11" * 32
+    raw = rpc("createrawtransaction", [{"txid": txid, "vout": 1}], [{MINER_ADDRESS: "0.5"}, {"data": "beef"}])
+    decoded = rpc("decoderawtransaction", raw)
+    assert (2, txid, 1, 0xFFFFFFFD) == (decoded["version"], decoded["vin"][0]["txid"], decoded["vin"][0]["vout"],
+                                        decoded["vin"][0]["sequence"])
+    assert ([Decimal("0.50000000"), Decimal("0E-8")], "6a02beef") == (
+        [out["value"] for out in decoded["vout"]], decoded["vout"][1]["scriptPubKey"]["hex"])
+
+
+@pytest.mark.parametrize(("inputs", "outputs", "expected"), [
+    ([{"txid": "11" * 32}], {}, (-8, "Invalid parameter, missing vout key")),
+    ([{"txid": "11" * 32, "vout": -1}], {}, (-8, "Invalid parameter, vout cannot be negative")),
+    ([{"txid": "11" * 32, "vout": 0, "sequence": 2**32}], {}, (-8, "Invalid parameter, sequence number is out of range")),
+    ([], {"notanaddress": 1}, (-5, "Invalid Bitcoin address: notanaddress")),
+    ([], [{"data": "00"}, {"data": "01"}], (-8, "Invalid parameter, duplicate key: data")),
+])
+def test_createrawtransaction_errors(served: tuple[RegtestNode, RpcServer, RawRpc], inputs: object, outputs: object,
+                                     expected: tuple[int, str]) -> None:
+    """Bad inputs and outputs get Core's codes and texts."""
+    assert expected == served[2].error("createrawtransaction", inputs, outputs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -113,7 +114,7 @@ class _Params(list[Any]):
 
 _ALLOWED = {"int": ("number",), "num": ("number",), "str": ("string",), "bool": ("bool",), "array": ("array",),
             "object": ("object",), "amount": ("number", "string"), "verbosity": ("number", "bool"),
-            "scanobject": ("string", "object")}
+            "scanobject": ("string", "object"), "outputs": ("object", "array")}
 
 
 def _mismatch(value: object, kind: str) -> str | None:
@@ -372,6 +373,25 @@ class RpcDispatcher:
             return f"help: unknown command: {command}"
         return f"{command} {spec.usage}".rstrip() + "\n"
 
+    def createrawtransaction(self, raw: list[Any]) -> object:
+        args = _Args(raw)
+        args.check(["array", "outputs", "int", "bool", "int"])
+        inputs, outputs = args.get(0, "array"), raw[1]
+        locktime, rbf, version = args.get(2, "int", 0), args.get(3, "bool", None), args.get(4, "int", 2)
+        if not 0 <= locktime <= 0xFFFFFFFF:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, locktime out of range")
+        if not 1 <= version <= policy.TX_MAX_STANDARD_VERSION:
+            raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, version out of range(1~3)")
+        default_sequence = 0xFFFFFFFD if rbf is None or rbf else (0xFFFFFFFE if locktime else 0xFFFFFFFF)
+        encoded = [_raw_input(item, default_sequence) for item in inputs]
+        if rbf and encoded and all(int.from_bytes(item[-4:], "little") > 0xFFFFFFFD for item in encoded):
+            raise RpcFault(RPC_INVALID_PARAMETER,
+                           "Invalid parameter combination: Sequence number(s) contradict replaceable option")
+        parsed = _raw_outputs(outputs)
+        body = compact_size(len(encoded)) + b"".join(encoded) + compact_size(len(parsed)) + b"".join(
+            struct.pack("<q", value) + compact_size(len(spk)) + spk for spk, value in parsed)
+        return (struct.pack("<i", version) + body + struct.pack("<I", locktime)).hex()
+
     def decodescript(self, raw: list[Any]) -> object:
         text = _Args(raw).get(0, "str")
         try:
@@ -531,6 +551,7 @@ class RpcDispatcher:
             "ping": spec(lambda s, a: None),
             "help": spec(RpcDispatcher.help, "command"),
             "getrpcinfo": spec(RpcDispatcher.getrpcinfo),
+            "createrawtransaction": spec(RpcDispatcher.createrawtransaction, "inputs outputs locktime replaceable version", 2),
             "decodescript": spec(RpcDispatcher.decodescript, "hexstring", 1),
             "getnetworkhashps": spec(RpcDispatcher.getnetworkhashps, "nblocks height"),
             "getmininginfo": spec(RpcDispatcher.getmininginfo),
@@ -1110,6 +1131,71 @@ def _descriptor_script(descriptor: str) -> bytes | None:
         return descriptor_scripts(body)[0][0]
     except DecodeError:
         return None
+
+
+def _raw_input(item: object, default_sequence: int) -> bytes:
+    """One createrawtransaction input {"txid", "vout", "sequence"?} as Core's AddInputs reads it."""
+    if not isinstance(item, dict):
+        raise RpcFault(RPC_TYPE_ERROR, f"JSON value of type {_json_type(item)} is not of expected type object")
+    txid_text = item.get("txid")
+    if not isinstance(txid_text, str):
+        raise RpcFault(RPC_TYPE_ERROR, "JSON value of type null is not of expected type string")
+    txid = _hash_arg(txid_text, "txid")
+    vout = item.get("vout")
+    if not isinstance(vout, int) or isinstance(vout, bool):
+        raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, missing vout key")
+    if vout < 0:
+        raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, vout cannot be negative")
+    sequence = item.get("sequence", default_sequence)
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 <= sequence <= 0xFFFFFFFF:
+        raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, sequence number is out of range")
+    return txid + struct.pack("<I", vout) + b"\x00" + struct.pack("<I", sequence)
+
+
+def _raw_outputs(outputs: object) -> list[tuple[bytes, int]]:
+    """createrawtransaction outputs, an object or an array of one-key objects, as (script, sats)."""
+    if isinstance(outputs, list):
+        pairs: list[tuple[str, object]] = []
+        for output in outputs:
+            if not isinstance(output, dict):
+                raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, key-value pair not an object as expected")
+            if len(output) != 1:
+                raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, key-value pair must contain exactly one key")
+            pairs.extend(output.items())
+    elif isinstance(outputs, dict):
+        pairs = list(outputs.items())
+    else:
+        raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, output argument must be non-null")
+    parsed, seen = [], set()
+    for name, value in pairs:
+        if name in seen:
+            message = "duplicate key: data" if name == "data" else f"duplicated address: {name}"
+            raise RpcFault(RPC_INVALID_PARAMETER, f"Invalid parameter, {message}")
+        seen.add(name)
+        if name == "data":
+            try:
+                data = bytes.fromhex(str(value))
+            except ValueError:
+                raise RpcFault(RPC_INVALID_PARAMETER, f"Data must be hexadecimal string (not '{value}')") from None
+            parsed.append((b"\x6a" + _push(data), 0))
+            continue
+        try:
+            spk = address_to_script(name)
+        except DecodeError:
+            raise RpcFault(RPC_INVALID_ADDRESS_OR_KEY, f"Invalid Bitcoin address: {name}") from None
+        parsed.append((spk, _amount_sats(value)))
+    return parsed
+
+
+def _push(data: bytes) -> bytes:
+    """The minimal push of `data` (Core's CScript << data)."""
+    if len(data) < 0x4C:
+        return bytes([len(data)]) + data
+    if len(data) <= 0xFF:
+        return b"\x4c" + bytes([len(data)]) + data
+    if len(data) <= 0xFFFF:
+        return b"\x4d" + struct.pack("<H", len(data)) + data
+    return b"\x4e" + struct.pack("<I", len(data)) + data
 
 
 def _output_script(text: str) -> bytes:
