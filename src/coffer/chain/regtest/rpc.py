@@ -1144,6 +1144,8 @@ def _raw_input(item: object, default_sequence: int) -> bytes:
     vout = item.get("vout")
     if not isinstance(vout, int) or isinstance(vout, bool):
         raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, missing vout key")
+    if vout > 0x7FFFFFFF:
+        raise RpcFault(RPC_MISC_ERROR, "JSON integer out of range")  # UniValue's getInt<int>
     if vout < 0:
         raise RpcFault(RPC_INVALID_PARAMETER, "Invalid parameter, vout cannot be negative")
     sequence = item.get("sequence", default_sequence)
