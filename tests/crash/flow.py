@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import secrets
 import threading
@@ -19,7 +20,7 @@ from coffer.home import init_home
 from coffer.integrations import NewKey, sign_request
 from coffer.integrations.cli import open_integrations
 from coffer.ledger import AccountKey, Kind, Transfer, credit, debit
-from coffer.testing import free_port
+from coffer.testing import ServiceProcess, free_port
 from coffer.testing.tokens import process_softhsm_conf
 
 DESTINATION = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
@@ -53,6 +54,13 @@ def make_world(tmp_path: Path, url: str, clients: int) -> tuple[Path, int, NewKe
     finally:
         coordinator.close()
     return home, port, key
+
+
+def serve(home: Path, port: int, workdir: Path) -> ServiceProcess:
+    """`coffer serve` over `home` on `port` (not yet started), reconciliation off: these tests are about intake."""
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    return ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port),
+                                           "--no-recon"], workdir=workdir, port=port, env=env, ready_timeout_s=60)
 
 
 def signed(key: NewKey, method: str, path: str, body: object) -> tuple[bytes, dict[str, str]]:

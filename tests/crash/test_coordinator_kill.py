@@ -6,36 +6,32 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from coffer.testing import ServiceProcess
 from coffer.testing.processes import free_port
 from coffer.testing.wait import wait_until
 from tests.crash.flow import Load, check_after, make_world
+from tests.crash.flow import serve as serve_process
 
 CLIENTS = 8
-REQUESTS_PER_CLIENT = 30
-KILLS = 12
-
-
-def _serve(home: Path, port: int, workdir: Path) -> ServiceProcess:
-    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
-    return ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port),
-                                           "--no-recon"], workdir=workdir, port=port, env=env, ready_timeout_s=60)
+KILLS = int(os.environ.get("COFFER_CRASH_KILLS", "12"))  # `make soak` runs 1,000
+REQUESTS_PER_CLIENT = max(30, KILLS * 3)
 
 
 @pytest.mark.slow
 def test_coordinator_killed_at_random_moments_answers_every_request_once(tmp_path: Path, pg_url: str) -> None:
-    """12 SIGKILLs of `coffer serve` under load, each at a random delay: every request answered and held once."""
+    """SIGKILLs of `coffer serve` under load (12; `make soak` 1,000), each at a random delay: every request answered and held once."""
     seed = int.from_bytes(os.urandom(4), "big")
     print(f"coordinator kill seed={seed}")
     rng = random.Random(seed)
     home, port, key = make_world(tmp_path, pg_url, CLIENTS)
-    serve = _serve(home, port, tmp_path).start()
+    serve = serve_process(home, port, tmp_path).start()
     load = Load(port, key, CLIENTS, REQUESTS_PER_CLIENT).start()
     kills, landed = 0, 0
     try:
@@ -47,7 +43,7 @@ def test_coordinator_killed_at_random_moments_answers_every_request_once(tmp_pat
             landed += load.count() < CLIENTS * REQUESTS_PER_CLIENT
             serve.kill()
             kills += 1
-            serve = _serve(home, port, tmp_path).start()
+            serve = serve_process(home, port, tmp_path).start()
         load.join(timeout_s=600)
     finally:
         serve.stop()
@@ -62,8 +58,13 @@ def test_the_survivor_of_two_coordinators_serves_and_takes_the_periodic_work(tmp
     """Two `coffer serve` on one PostgreSQL: SIGKILL the one leading the custody pipeline; within one lease
     the other leads it (higher epoch), and requests to it are answered once each throughout."""
     home, port, key = make_world(tmp_path, pg_url, CLIENTS)
-    other_port = free_port()
-    first, second = _serve(home, port, tmp_path / "a").start(), _serve(home, other_port, tmp_path / "b").start()
+    other_port, other_home = free_port(), tmp_path / "home-b"
+    shutil.copytree(home, other_home)  # a second coordinator host: same database and HSM token, own ports
+    config = (other_home / "coffer.toml").read_text()
+    config = re.sub(r"port = \d+\nnotice_port = \d+", f"port = {other_port}\nnotice_port = {free_port()}", config)
+    (other_home / "coffer.toml").write_text(config)
+    first = serve_process(home, port, tmp_path / "a").start()
+    second = serve_process(other_home, other_port, tmp_path / "b").start()
     engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
 
     def lease() -> tuple[str, int] | None:
