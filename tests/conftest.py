@@ -14,6 +14,9 @@ from coffer.db import make_engine, migrate
 from coffer.testing import PostgresServer, ServiceProcess, TokenHandle, make_token, wait_until
 from coffer.testing.tokens import process_softhsm_conf
 
+# fails the run when a process a test started (node, server, key holder, gpg-agent, postgres) is left running
+pytest_plugins = ["coffer.testing.leaks"]
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 

@@ -36,5 +36,6 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path) -> None:
     por = report["por"]
     assert Path(por["bitmex_liabilities"]).exists() and Path(por["bitmex_reserves"]).exists()
     assert 64 == len(por["statement_pubkey_ed25519"]) and por["sample_accounts"]
-    assert Path(report["mail"]["maildir"]).exists() and report["mail"]["client_secret_keys"]
+    assert Path(report["mail"]["maildir"]).exists() and report["mail"]["client_gnupg_homes"]
+    assert report["mail"]["gpg_decrypted"] >= len(report["mail"]["client_gnupg_homes"])
     assert report["revocation"]["refused"] is True
