@@ -117,6 +117,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines = [f"{len(left)} process(es) started by the tests are still running (now killed):"]
     lines += [f"  pid {process.pid}: {process.command}" for process in left]
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_line("\n".join(lines), red=True)
     _kill(left)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
