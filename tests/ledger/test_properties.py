@@ -138,7 +138,7 @@ def run_operation(ledger: Ledger, model: Model, operation: tuple[object, ...]) -
         apply_and_check(ledger, model, [make_transfer(model, operation)])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(operations, min_size=1, max_size=14))
 def test_random_sequences_keep_the_ledger_sound(ledger: Ledger, sequence: list[tuple[object, ...]]) -> None:
     """Random deposits, holds, releases, settlements, fees, PnL, conflicting batches and replays keep
