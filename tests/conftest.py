@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -16,8 +14,9 @@ from coffer.db import make_engine, migrate
 from coffer.testing import PostgresServer, ServiceProcess, TokenHandle, make_token, wait_until
 from coffer.testing.tokens import process_softhsm_conf
 
-# fails the run when a process a test started (node, server, key holder, gpg-agent, postgres) is left running
-pytest_plugins = ["coffer.testing.leaks"]
+# leaks: fails the run when a process a test started (node, server, key holder, gpg-agent, postgres) is left
+# running; properties: Hypothesis explores from a printed seed, at least 200 examples per property
+pytest_plugins = ["coffer.testing.leaks", "coffer.testing.properties"]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -97,52 +96,3 @@ def wait() -> object:
 
 
 os.environ.setdefault("COFFER_TESTING", "1")
-
-# Property tests explore: every run (CI included) draws new examples from a seed printed in the header,
-# at least PROPERTY_EXAMPLES_MIN per property; `--hypothesis-seed=N` (or COFFER_HYPOTHESIS_SEED=N) replays a run,
-# and a failure also prints its `@reproduce_failure` blob. CI keeps no example database, so the seed alone decides.
-from hypothesis import settings as _hypothesis_settings  # noqa: E402
-
-PROPERTY_EXAMPLES_MIN = 200
-SEED_VARIABLE = "COFFER_HYPOTHESIS_SEED"
-_hypothesis_settings.register_profile("coffer", max_examples=PROPERTY_EXAMPLES_MIN, derandomize=False, print_blob=True)
-_hypothesis_settings.register_profile("ci", _hypothesis_settings.get_profile("coffer"), database=None)
-_hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "coffer")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    """One seed for the run, chosen here unless given, so the header can print it (Hypothesis reads it after)."""
-    if config.getoption("hypothesis_seed", None) is None:
-        config.option.hypothesis_seed = os.environ.get(SEED_VARIABLE) or str(secrets.randbelow(2**32))
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    seed = config.getoption("hypothesis_seed")
-    return (f"hypothesis: seed {seed}, at least {PROPERTY_EXAMPLES_MIN} examples per property; "
-            f"replay with --hypothesis-seed={seed} (or {SEED_VARIABLE}={seed})")
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if exitstatus != 0:
-        seed = config.getoption("hypothesis_seed")
-        terminalreporter.write_line(f"hypothesis seed {seed}: replay a failed property with "
-                                    f"`pytest --hypothesis-seed={seed} <test id>`, or add the printed "
-                                    "@reproduce_failure blob to it")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A property test that asks for fewer than PROPERTY_EXAMPLES_MIN examples is a collection error."""
-    from hypothesis import is_hypothesis_test
-
-    few = []
-    for item in items:
-        function = getattr(item, "obj", None)
-        if function is None or not is_hypothesis_test(function):
-            continue
-        chosen = getattr(function, "_hypothesis_internal_use_settings", _hypothesis_settings.default)
-        if chosen.max_examples < PROPERTY_EXAMPLES_MIN:
-            few.append(f"{item.nodeid} ({chosen.max_examples})")
-    if few:
-        raise pytest.UsageError(f"property tests with fewer than {PROPERTY_EXAMPLES_MIN} examples (make the strategy "
-                                f"cheaper instead): " + ", ".join(sorted(set(few))))
