@@ -39,6 +39,7 @@ def _run(inputs: list[int], session: bytes,
     return c, d, state.b
 
 
+@pytest.mark.slow  # a whole protocol run per example
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(scalars, min_size=2, max_size=2), st.binary(min_size=4, max_size=4))
 def test_vole_outputs_sum_to_the_product(inputs: list[int], session: bytes) -> None:

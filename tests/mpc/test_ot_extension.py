@@ -87,6 +87,7 @@ def test_column_hash_is_the_universal_hash_in_gf2_208(first: int, second: int, c
     assert expected.to_bytes(size, "little") == actual
 
 
+@pytest.mark.slow  # a whole protocol run per example
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=BATCH // 8, max_size=BATCH // 8),
        st.lists(st.integers(0, Q - 1), min_size=WIDTH, max_size=WIDTH),
