@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .make
-APT_PACKAGES := softhsm2 postgresql chromium gnupg
+APT_PACKAGES := softhsm2 postgresql chromium gnupg patroni etcd-server
 DEMO_HOME ?= .coffer-demo
 
 .PHONY: setup test test-fast demo lint bench clean

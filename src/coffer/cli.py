@@ -90,6 +90,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.ledger.cli", "ledger_app", "ledger"),
     ("coffer.web.console.serve", "serve", "serve"),
     ("coffer.web.console.cli", "console_app", "console"),
+    ("coffer.integrations.cli", "integrations_app", "integrations"),
 ]
 
 

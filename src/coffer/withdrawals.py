@@ -22,10 +22,14 @@ from coffer.policy.errors import PolicyRefused
 from coffer.policy.request import RequestKind, WithdrawalRequest, new_nonce
 from coffer.policy.roles import client_principal
 
-__all__ = ["WithdrawalDesk", "Submitted", "REQUEST_TTL_S"]
+__all__ = ["WithdrawalDesk", "Submitted", "WithdrawalFinal", "REQUEST_TTL_S"]
 
 REQUEST_TTL_S = 24 * 3600
 log = get_logger("coffer.withdrawals")
+
+
+class WithdrawalFinal(CofferError):
+    """The withdrawal can no longer be cancelled: it is already final, or a signer may have it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +50,21 @@ class WithdrawalDesk:
     def request(self, client_id: str, asset: str, amount_minor: int, destination: str, *, now: dt.datetime,
                 source_wallet: str = "auto", fee_policy: str = "normal") -> Submitted:
         """A client asks to withdraw: hold the funds, then let the policy decide."""
-        request = WithdrawalRequest(
+        return self.submit(self.new_request(client_id, asset, amount_minor, destination, now=now,
+                                            source_wallet=source_wallet, fee_policy=fee_policy), now=now)
+
+    def new_request(self, client_id: str, asset: str, amount_minor: int, destination: str, *, now: dt.datetime,
+                    source_wallet: str = "auto", fee_policy: str = "normal") -> WithdrawalRequest:
+        """The request document, fixed before anything is held, so a retry can submit the same one."""
+        return WithdrawalRequest(
             kind=RequestKind.CLIENT_WITHDRAWAL, asset=asset, amount_minor=amount_minor, destination=destination,
             source_wallet=source_wallet, account=client_id, fee_policy=fee_policy, nonce=new_nonce(),
             expires_at_s=int(now.timestamp()) + REQUEST_TTL_S, initiator=client_principal(client_id))
+
+    def submit(self, request: WithdrawalRequest, *, now: dt.datetime) -> Submitted:
+        """Hold the funds, then let the policy decide; repeating it with the same request does each once."""
+        client_id, asset, amount_minor, destination = (request.account, request.asset, request.amount_minor,
+                                                       request.destination)
         self._c.ledger.apply(Transfer(
             idempotency_key=self._hold_key(request), kind=Kind.WITHDRAWAL_HOLD,
             postings=(debit(AccountKey.available(client_id, asset), amount_minor),
@@ -75,6 +90,30 @@ class WithdrawalDesk:
                       credit(AccountKey.available(request.account, request.asset), request.amount_minor)),
             at=now, metadata={"request_digest": request.digest_hex, "reason": reason[:200]}), actor="withdrawals")
 
+    def cancel(self, request_digest: str, *, by: str, now: dt.datetime) -> None:
+        """Cancel a withdrawal that no signer can have yet, and release the client's hold.
+
+        Before attestation the request is closed (serialised with attestation, so it is one or the
+        other); after it, only a cold withdrawal still waiting in the queue can be taken out.
+        """
+        request = self._c.policy.request(request_digest)
+        if self._c.ledger.transfer(f"release:{request_digest}") is not None:
+            raise WithdrawalFinal(f"withdrawal {request_digest} was already refused or cancelled")
+        try:
+            self._c.policy.close(request_digest, "cancelled_by_client", by=by, now=now)
+        except PolicyRefused as refusal:
+            if refusal.rule != "request.already_attested" or not self._taken_out_of_cold_queue(
+                    request_digest, by=by, now=now):
+                raise WithdrawalFinal(f"withdrawal {request_digest} is already being signed or paid") from None
+        self._release(request, "cancelled", now)
+        log.info("withdrawal.cancelled", request=request_digest, by=by)
+
+    def _taken_out_of_cold_queue(self, request_digest: str, *, by: str, now: dt.datetime) -> bool:
+        state = self._c.cold.withdrawal_state(request_digest)
+        if state is not None and state[0] == "cancelled" and state[1] is None:
+            return True  # cancelled before a crash kept the release from happening: finish it
+        return bool(self._c.cold.cancel_queued(request_digest, by=by, now=now))
+
     def approve(self, approval: Approval, *, now: dt.datetime) -> Decision:
         decision: Decision = self._c.policy.approve(approval, now=now)
         return decision
@@ -84,7 +123,10 @@ class WithdrawalDesk:
         from coffer.cold.guards import payment_for
 
         request = self._c.policy.request(request_digest)
-        signed = self._c.policy.attest(request_digest, now=now)
+        if self._c.policy.is_attested(request_digest):
+            signed = self._c.policy.attestation(request_digest)  # a run cut short after attesting: go on
+        else:
+            signed = self._c.policy.attest(request_digest, now=now)
         statement_route = verify_attestation(signed, self._c.policy.attestation_public_key()).route
         document = signed.to_json()
         if statement_route is Route.COLD:

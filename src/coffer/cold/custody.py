@@ -287,6 +287,30 @@ class ColdCustody:
                                {"request_id": request_id, "client_id": client_id, "destination": destination,
                                 "amount_sats": amount_sats}, at=now, connection=conn)
 
+    def withdrawal_state(self, request_id: str) -> tuple[str, str | None, str | None] | None:
+        """(withdrawal status, batch id, batch status) of a queued withdrawal, or None if never queued."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(cold_withdrawals.c.status, cold_withdrawals.c.batch_id)
+                               .where(cold_withdrawals.c.request_id == request_id)).one_or_none()
+            if row is None:
+                return None
+            batch_status = None
+            if row.batch_id is not None:
+                batch_status = conn.execute(sa.select(cold_batches.c.status).where(
+                    cold_batches.c.batch_id == row.batch_id)).scalar()
+        return str(row.status), row.batch_id, None if batch_status is None else str(batch_status)
+
+    def cancel_queued(self, request_id: str, *, by: str, now: dt.datetime) -> bool:
+        """Take a withdrawal out of the queue if no batch has it yet; False when it is too late."""
+        with self._engine.begin() as conn:
+            taken = conn.execute(cold_withdrawals.update().where(
+                cold_withdrawals.c.request_id == request_id, cold_withdrawals.c.status == "queued")
+                .values(status="cancelled")).rowcount
+            if taken == 1:
+                self._audit.append(by, "cold.withdrawal_cancelled", {"request_id": request_id}, at=now,
+                                   connection=conn)
+        return taken == 1
+
     def _cold_utxos(self, wallet: ColdWallet) -> list[Utxo]:
         scripts = self.custody_scripts()
         tip = self._chain.tip().height
@@ -333,9 +357,13 @@ class ColdCustody:
                     script_hex=wallet.script_pubkey(CHANGE, change_index).hex(), wallet_id=wallet.wallet_id,
                     branch=CHANGE, idx=change_index, address=wallet.address(CHANGE, change_index), client_id=None,
                     created_at=_now_s(now)))
-            conn.execute(cold_withdrawals.update().where(
-                cold_withdrawals.c.request_id.in_([r.request_id for r in queued])).values(
-                status="batched", batch_id=batch_id))
+            moved = conn.execute(cold_withdrawals.update().where(
+                cold_withdrawals.c.request_id.in_([r.request_id for r in queued]),
+                cold_withdrawals.c.status == "queued").values(status="batched", batch_id=batch_id)).rowcount
+            if moved != len(queued):
+                # A withdrawal was cancelled (or batched by another coordinator) since we read the
+                # queue: roll the whole batch back rather than pay anything not still queued.
+                raise ColdError(f"queue changed while sealing ({moved} of {len(queued)} still queued)")
             self._audit.append("cold.pipeline", "cold.batch_sealed",
                                {"batch_id": batch_id, "unsigned_txid": unsigned_txid, "tip_hash": tip.hash,
                                 "requests": [r.request_id for r in queued], "fee_sats": plan.fee_sats},

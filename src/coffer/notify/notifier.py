@@ -58,6 +58,7 @@ TEAM_EVENTS: dict[str, tuple[str, str]] = {
     "halt": ("HALT", "Coffer halted at {at} UTC: {cause}."),
     "resume": ("Resumed", "Coffer resumed at {at} UTC by {by}."),
     "ticket_opened": ("New secure ticket", "Client {client_id} opened ticket #{ticket_id}."),
+    "alert": ("Alert", "{kind} at {at} UTC: {subject}.\n\n{detail}"),
 }
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,9 +65,10 @@ from coffer.policy.request import RequestKind, WithdrawalRequest, parse_request
 from coffer.policy.roles import ED25519_SCHEME, Operator, OperatorRegistry, Role
 from coffer.policy.versions import AdminSignature, PolicyProposal, check_quorum
 
-__all__ = ["PolicyService", "WhitelistEntry", "SYSTEM_ACTOR"]
+__all__ = ["PolicyService", "WhitelistEntry", "SYSTEM_ACTOR", "CLOSE_REASONS"]
 
 SYSTEM_ACTOR = "system"
+CLOSE_REASONS = frozenset({"cancelled_by_client", "cancelled_by_exchange"})
 _SCHEME = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
@@ -430,22 +432,84 @@ class PolicyService:
         hsm = self._hsm
         if hsm is None:
             raise PolicyError("this service has no HSM")
+        with self._attestation_serialised():
+            return self._attest(hsm, request_digest, now)
+
+    @contextmanager
+    def _attestation_serialised(self) -> Iterator[None]:
         with self._attest_lock, self._engine.connect() as lock_conn:
             postgres = is_postgres(self._engine)
             if postgres:
                 lock_conn.execute(sa.text("SELECT pg_advisory_lock(7310005)"))
                 lock_conn.commit()
             try:
-                return self._attest(hsm, request_digest, now)
+                yield
             finally:
                 if postgres:
                     lock_conn.execute(sa.text("SELECT pg_advisory_unlock(7310005)"))
                     lock_conn.commit()
 
+    def close(self, request_digest: str, reason: str, *, by: str, now: datetime) -> None:
+        """Close a request before it is attested (a cancellation): it can never be attested after.
+
+        Serialised with attestation, so a request is either attested or closed, never both.
+        """
+        if reason not in CLOSE_REASONS:
+            raise PolicyError(f"close reason must be one of {sorted(CLOSE_REASONS)}")
+        self.request(request_digest)
+        with self._attestation_serialised():
+            if self._attested(request_digest):
+                raise PolicyRefused("this request was already attested", rule="request.already_attested")
+            with self._engine.begin() as conn:
+                if conn.execute(sa.select(t.closed_requests.c.request_digest).where(
+                        t.closed_requests.c.request_digest == request_digest)).first() is not None:
+                    return
+                conn.execute(t.closed_requests.insert().values(request_digest=request_digest, reason=reason,
+                                                               closed_by=by, closed_at_s=epoch_s(now)))
+                self._event(conn, by, "policy.request_closed", {"request_digest": request_digest, "reason": reason},
+                            now)
+
+    def closed(self, request_digest: str) -> str | None:
+        """Why the request was closed, or None while it is open."""
+        with self._engine.connect() as conn:
+            reason = conn.execute(sa.select(t.closed_requests.c.reason).where(
+                t.closed_requests.c.request_digest == request_digest)).scalar()
+        return None if reason is None else str(reason)
+
+    def dispatchable(self, *, now: datetime, window_s: int, limit: int) -> list[str]:
+        """Requests submitted in the last `window_s` whose latest decision allows them and that are
+        neither attested nor closed: what the pipeline hands to its route next, oldest first."""
+        latest = (sa.select(t.decisions.c.allowed).where(t.decisions.c.request_digest == t.requests.c.request_digest)
+                  .order_by(t.decisions.c.id.desc()).limit(1).scalar_subquery())
+        query = (sa.select(t.requests.c.request_digest)
+                 .where(t.requests.c.created_at_s > epoch_s(now) - window_s, latest == sa.true(),
+                        ~sa.exists().where(t.attestations.c.request_digest == t.requests.c.request_digest),
+                        ~sa.exists().where(t.closed_requests.c.request_digest == t.requests.c.request_digest))
+                 .order_by(t.requests.c.created_at_s, t.requests.c.request_digest).limit(limit))
+        with self._engine.connect() as conn:
+            return [str(digest) for digest in conn.execute(query).scalars()]
+
+    def is_attested(self, request_digest: str) -> bool:
+        return self._attested(request_digest)
+
+    def latest_decision(self, request_digest: str) -> tuple[bool, bool, tuple[str, ...]] | None:
+        """(allowed, refused, reasons) of the last decision recorded for the request, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(t.decisions.c.allowed, t.decisions.c.refused, t.decisions.c.reasons)
+                               .where(t.decisions.c.request_digest == request_digest)
+                               .order_by(t.decisions.c.id.desc()).limit(1)).one_or_none()
+        if row is None:
+            return None
+        return bool(row.allowed), bool(row.refused), tuple(json.loads(row.reasons))
+
     def _attest(self, hsm: Hsm, request_digest: str, now: datetime) -> SignedDecision:
         request = self.request(request_digest)
         if self._attested(request_digest):
             raise PolicyRefused("this request was already attested", rule="request.already_attested")
+        if self.closed(request_digest) is not None:
+            refusal = PolicyRefused("this request was closed", rule="request.closed")
+            self._refused(SYSTEM_ACTOR, refusal, {"request_digest": request_digest}, now)
+            raise refusal
         decision, approvals, facts = self._evaluate(request, now)
         self._record_decision(request, decision, now)
         if not decision.allowed:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from coffer.db import metadata
 
-__all__ = ["operators", "policy_versions", "policy_signatures", "requests", "approvals", "decisions",
+__all__ = ["closed_requests", "operators", "policy_versions", "policy_signatures", "requests", "approvals", "decisions",
            "attestations", "whitelist", "frozen_accounts", "credentials", "checkpoints"]
 
 _BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -115,4 +115,12 @@ checkpoints = sa.Table(
     sa.Column("at_s", _BIG, nullable=False),
     sa.Column("signature", sa.String(128), nullable=False),
     sa.Column("public_key", sa.String(130), nullable=False),
+)
+
+closed_requests = sa.Table(
+    "policy_closed_requests", metadata,
+    sa.Column("request_digest", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("closed_by", sa.String(200), nullable=False),
+    sa.Column("closed_at_s", _BIG, nullable=False),
 )

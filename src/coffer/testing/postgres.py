@@ -10,6 +10,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -37,11 +38,20 @@ def postgres_bindir() -> Path:
     return Path(candidates[0]).parent
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class PostgresServer:
     """Start with `start()`, stop with `stop()`; `url(db)` gives a SQLAlchemy URL."""
 
-    def __init__(self, *, port: int | None = None, base_dir: Path | None = None) -> None:
+    def __init__(self, *, port: int | None = None, base_dir: Path | None = None, durable: bool = False) -> None:
         self.port = port or free_port()
+        self.durable = durable  # fsync and full-page writes on: what a crash test needs
         self._owned_dir = base_dir is None
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="coffer-pg-"))
         self.data_dir = self.base_dir / "data"
@@ -63,8 +73,9 @@ class PostgresServer:
                                "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
             if result.returncode != 0:
                 raise PostgresUnavailable(f"initdb failed: {result.stderr.strip()[-500:]}")
-        options = (f"-p {self.port} -k {self.base_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=on -c full_page_writes=off -c max_connections=200")
+        safety = "on" if self.durable else "off"
+        options = (f"-p {self.port} -k {self.base_dir} -c listen_addresses=127.0.0.1 -c fsync={safety} "
+                   f"-c synchronous_commit=on -c full_page_writes={safety} -c max_connections=200")
         result = self._run(str(self._bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
                            str(self.base_dir / "server.log"), "-o", options, "-w", "start")
         if result.returncode != 0:
@@ -102,6 +113,20 @@ class PostgresServer:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         finally:
             engine.dispose()
+
+    def kill(self) -> int:
+        """SIGKILL the postmaster and every backend at once (a crash, not a stop); returns how many died."""
+        pid_file = self.data_dir / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False)
+        pids = [postmaster, *(int(p) for p in children.stdout.split())]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not any(_alive(pid) for pid in pids), timeout=30, what="PostgreSQL processes gone")
+        return len(pids)
 
     def restart(self) -> None:
         self.stop(remove=False)

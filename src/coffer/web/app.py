@@ -20,11 +20,14 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coffer.clients import ClientError
 from coffer.errors import CofferError, NotFound, Refused
+from coffer.integrations.errors import AuthenticationFailed, IdempotencyConflict
+from coffer.ledger.errors import LedgerBusy
 from coffer.notify import NotifyError
 from coffer.policy import PolicyError
 from coffer.web.context import WebContext
@@ -32,6 +35,7 @@ from coffer.web.errors import CsrfRefused, NotSignedIn, RateLimited, RequestTooL
 
 __all__ = ["create_app", "Background", "REQUEST_BYTES_MAX", "STATIC_DIR", "TEMPLATES_DIR"]
 
+UNAVAILABLE_RETRY_AFTER_S = 2
 REQUEST_BYTES_MAX = 6 * 1024 * 1024  # tickets carry at most 4 MiB of attachments
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -98,6 +102,8 @@ def _is_api(request: Request) -> bool:
 
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
+    (LedgerBusy, 503, "unavailable"), (DBAPIError, 503, "unavailable"),
+    (AuthenticationFailed, 401, "authentication_failed"), (IdempotencyConflict, 409, "idempotency_conflict"),
     (RequestTooLarge, 413, "request_too_large"), (NotSignedIn, 401, "not_signed_in"),
     (CsrfRefused, 403, "csrf"), (RateLimited, 429, "rate_limited"), (NotFound, 404, "not_found"),
     (Refused, 403, "refused"), (ClientError, 400, "refused"), (NotifyError, 400, "refused"),
@@ -108,12 +114,18 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 def _error_response(request: Request, exc: Exception) -> Response:
     status, code = next((s, c) for kind, s, c in _STATUS if isinstance(exc, kind))
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    if status == 503:
+        headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
+        exc = CofferError("the database is unavailable; nothing was done: retry shortly")
     if isinstance(exc, NotSignedIn) and not _is_api(request):
         return RedirectResponse("/signin", status_code=303)
     body: dict[str, Any] = {"error": code, "detail": str(exc)}
     reason = getattr(exc, "reason", None)
     if reason is not None:
         body["reason"] = reason
+    rule = getattr(exc, "rule", None)
+    if isinstance(rule, str):
+        body["rule"] = rule
     if _is_api(request):
         return JSONResponse(body, status_code=status, headers=headers)
     from coffer.web.deps import render

@@ -131,6 +131,10 @@ class RateLimiter:
         self._state: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def add_bucket(self, action: str, bucket: Bucket) -> None:
+        with self._lock:
+            self._buckets[action] = bucket
+
     def hit(self, action: str, key: str, *, now_s: float) -> None:
         """Take one token; RateLimited when the bucket is empty."""
         bucket = self._buckets[action]

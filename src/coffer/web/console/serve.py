@@ -14,10 +14,19 @@ from typing import Any
 import typer
 from fastapi import FastAPI
 
+from coffer.alerts import AlertCenter, AlertWatcher, TeamMail
 from coffer.coordinator import Coordinator
+from coffer.errors import CofferError
+from coffer.integrations.cli import open_integrations
 from coffer.log import get_logger
+from coffer.pipeline.custody import CustodyPipeline
+from coffer.pipeline.desk import CustodyDesk
+from coffer.web.console.alerts import alerts_router
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
+from coffer.web.exchange_api import API_BUCKET, ExchangeApi, exchange_router
+from coffer.web.sessions import RateLimiter
+from coffer.withdrawals import WithdrawalDesk
 
 __all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe"]
 
@@ -71,20 +80,38 @@ def _signers(coordinator: Coordinator, probe: SignerProbe | None) -> Sequence[Si
     return views
 
 
-def _onchain_runtime(coordinator: Coordinator) -> Any | None:
-    """Reconciliation of the cold wallet against the chain, if a cold wallet exists."""
-    from coffer.recon import CustodyScript, OnchainSource, ReconRuntime, bitcoin_holdings, ledger_custody
+def _onchain_runtime(coordinator: Coordinator) -> Any:
+    """Reconciliation of every Bitcoin custody script against the chain.
 
-    try:
-        coordinator.cold.wallet()
-    except Exception:  # no cold wallet set up: nothing to reconcile on chain yet
-        return None
+    Never skipped: with no cold wallet there are no cold scripts, so any custody the ledger books is
+    a mismatch; a source that fails to read is an errored run, and repeated errors halt.
+    """
+    from coffer.recon import CustodyScript, OnchainSource, ReconRuntime, bitcoin_holdings, ledger_custody
+    from coffer.recon.onchain import InflightWithdrawal, PendingDeposit
+
+    cold = coordinator.cold
+
+    def has_cold() -> bool:
+        try:
+            cold.wallet()
+        except CofferError:
+            return False
+        return True
 
     def scripts() -> list[CustodyScript]:
-        return [CustodyScript("BTC", "cold", script.hex()) for script in coordinator.cold.custody_scripts()]
+        if not has_cold():
+            return []
+        return [CustodyScript("BTC", "cold", script.hex()) for script in cold.custody_scripts()]
 
-    source = OnchainSource(scripts=scripts, holdings={"BTC": lambda s: bitcoin_holdings(coordinator.bitcoin, s)},
-                           ledger_view=lambda assets: ledger_custody(coordinator.ledger, assets))
+    source = OnchainSource(
+        scripts=scripts, holdings={"BTC": lambda s: bitcoin_holdings(coordinator.bitcoin, s)},
+        ledger_view=lambda assets: ledger_custody(coordinator.ledger, assets),
+        pending=lambda asset, height: [PendingDeposit("BTC", "cold", script, reference, amount)
+                                       for script, reference, amount in cold.pending_deposits(height)]
+        if asset == "BTC" and has_cold() else [],
+        inflight=lambda asset, height: [InflightWithdrawal("BTC", "cold", batch, amount)
+                                        for batch, amount in cold.inflight_withdrawals(height)]
+        if asset == "BTC" and has_cold() else [])
     return ReconRuntime.from_config(coordinator.config, coordinator.engine, coordinator.halt, node="serve",
                                     onchain=source)
 
@@ -98,7 +125,7 @@ class ServedApp:
 
 def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path | None = None,
               por_public_key: bytes | None = None, recon: bool = True, mail: bool = True,
-              probe_signers: bool = True, origin: str | None = None) -> ServedApp:
+              probe_signers: bool = True, origin: str | None = None, pipeline: bool = True) -> ServedApp:
     """The whole app over an opened coordinator (also used by tests and bench/web.py)."""
     from coffer.clients import HsmSeal
     from coffer.web import context_from_config, create_app
@@ -120,9 +147,9 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     routers, template_dirs = install_console(context, console)
     background: list[Any] = [] if probe is None else [probe]
     if recon:
-        runtime = _onchain_runtime(coordinator)
-        if runtime is not None:
-            background.append(_Runtime(runtime))
+        background.append(_Runtime(_onchain_runtime(coordinator)))
+    if pipeline:
+        background.append(CustodyPipeline(coordinator, WithdrawalDesk(coordinator), node=f"serve-{host}:{port}"))
     if mail:
         from coffer.notify import OutboxWorker, SmtpSender
 
@@ -130,8 +157,26 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
             str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
             str(config.get("mail", "sender")))))
+    center = AlertCenter(coordinator.engine, coordinator.audit, [TeamMail(coordinator.notify.notifier)])
+    background.append(AlertWatcher(coordinator.engine, center, halt=coordinator.halt, node=f"serve-{host}:{port}",
+                                   key_holders_seen=lambda: _seen(coordinator, probe)))
+    routers = [*routers, exchange_router(exchange_api(coordinator, context.limiter)), alerts_router(center)]
     app = create_app(context, routers=routers, template_dirs=template_dirs, background=background)
     return ServedApp(app, console, background)
+
+
+def _seen(coordinator: Coordinator, probe: SignerProbe | None) -> dict[str, str | None]:
+    """Key holders and when the health probe last reached each (none watched without the probe)."""
+    if probe is None:
+        return {}
+    return {f"signer-{signer_id}": probe.last_seen(str(signer_id)) for signer_id in coordinator.signer_ids()}
+
+
+def exchange_api(coordinator: Coordinator, limiter: RateLimiter) -> ExchangeApi:
+    """The exchange API's parts over the coordinator: the custody desk and the integrations' keys."""
+    desk = CustodyDesk(coordinator, WithdrawalDesk(coordinator), assets=tuple(sorted(coordinator.ledger.assets)))
+    limiter.add_bucket("integration", API_BUCKET)
+    return ExchangeApi(desk, open_integrations(coordinator), coordinator.now, limiter)
 
 
 def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
