@@ -7,7 +7,7 @@ STAMPS := .make
 APT_PACKAGES := softhsm2 postgresql chromium gnupg patroni etcd-server
 DEMO_HOME ?= .coffer-demo
 
-.PHONY: setup test test-fast demo lint bench clean
+.PHONY: setup test test-fast demo lint bench soak clean
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/npm
 
@@ -45,6 +45,10 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy --strict src
+
+soak: setup
+	COFFER_CRASH_KILLS=1000 COFFER_QUEUE_KILLS=1000 $(VENV)/bin/pytest -q -p no:cacheprovider -s \
+	  tests/crash/test_coordinator_kill.py tests/pipeline/test_crash.py
 
 bench: setup
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done

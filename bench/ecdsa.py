@@ -1,4 +1,4 @@
-"""Threshold-ECDSA service benchmark: 2-of-3 DKLs23 signing with three `coffer ecdsa-cosigner`
+"""Threshold-ECDSA service benchmark: 2-of-3 DKLs23 signing with three `coffer cosigner`
 processes over mutual TLS on loopback, beside an in-process 2-of-3 signing measured in the same
 run (the baseline: the same DKLs23 arithmetic with no processes, no network, no HSM, no policy
 checks, no sealing, no fsync).

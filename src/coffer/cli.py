@@ -86,7 +86,6 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.clients.cli", "clients_app", "clients"),
     ("coffer.mpc.service.cli", "cosigner", "cosigner"),
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
-    ("coffer.mpc.ecdsa_service.cli", "ecdsa_cosigner", "ecdsa-cosigner"),
     ("coffer.ledger.cli", "ledger_app", "ledger"),
     ("coffer.web.console.serve", "serve", "serve"),
     ("coffer.web.console.cli", "console_app", "console"),

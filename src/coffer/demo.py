@@ -211,7 +211,9 @@ FROST_THRESHOLD = 3
 
 
 def _start_cosigners(site: DemoSite) -> None:
-    """Five co-signer processes; two distributed key generations (no dealer, no whole key anywhere)."""
+    """Five co-signer processes (FROST and DKLs23 engines each); two distributed key generations (no
+    dealer, no whole key anywhere). The ETH stage's DKLs23 key lives on co-signers 1-3 of these."""
+    from coffer.mpc.ecdsa_service.server import write_chain_pins
     from coffer.mpc.service.cli import open_coordinator
     from coffer.mpc.service.harness import spawn_cosigners
 
@@ -219,7 +221,8 @@ def _start_cosigners(site: DemoSite) -> None:
     pins = coordinator.signer_pins()
     for cosigner in COSIGNERS:
         pins.save(site.home / "cosigners" / str(cosigner))
-    processes, _ports = spawn_cosigners(site.home, COSIGNERS)
+        write_chain_pins(site.home, cosigner, [HARDHAT_CHAIN_ID])
+    processes, site.parts["cosigner_ports"] = spawn_cosigners(site.home, COSIGNERS)
     site.processes.extend(processes.values())
     mpc = open_coordinator(site.home, coordinator.engine)
     site.parts["mpc"] = mpc
@@ -719,14 +722,19 @@ def stage_ethereum(site: DemoSite, report: DemoReport, console: Console) -> None
     """ETH: a DKLs23 threshold-ECDSA key among 3 co-signer processes (2-of-3), per-client deposit addresses by
     public tweaks, deposits credited after confirmations and swept, a withdrawal signed 2-of-3."""
     from coffer.eth.wallet import EthHotWallet
-    from coffer.mpc.ecdsa_service.harness import spawn_ecdsa_cosigners
+    from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
+    from coffer.mpc.service.client import CosignerClient
     from coffer.policy.roles import Role
+    from coffer.tls import TlsFiles
     from coffer.withdrawals import WithdrawalDesk
 
     coordinator = site.coordinator
     chain = _start_ethereum_node(site)
-    processes, ecdsa = spawn_ecdsa_cosigners(site.home, (1, 2, 3), chain_ids=[chain.chain_id()])
-    site.processes.extend(processes.values())
+    assert HARDHAT_CHAIN_ID == chain.chain_id(), "the co-signers pinned another chain id"
+    tls = TlsFiles(site.home / "tls" / "ca.pem", site.home / "tls" / "coordinator" / "tls.pem",
+                   site.home / "tls" / "coordinator" / "tls.key")
+    ecdsa = EcdsaCoordinator({c: CosignerClient(c, site.parts["cosigner_ports"][c], tls, batching=False)
+                              for c in (1, 2, 3)})
     site.parts["ecdsa"] = ecdsa
     key = ecdsa.create_key("hot-eth", threshold=2)
     wallet = EthHotWallet(coordinator.engine, chain, coordinator.ledger, ecdsa, key_id="hot-eth", confirmations=3)

@@ -27,6 +27,7 @@ from coffer.testing import ServiceProcess
 from coffer.testing.faucet import Faucet
 from coffer.testing.processes import port_open
 from coffer.testing.tokens import process_softhsm_conf
+from coffer.tls import TlsFiles
 from coffer.withdrawals import WithdrawalDesk
 
 DEST = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
@@ -154,7 +155,8 @@ def test_signer_refuses_a_bundle_whose_request_was_changed_after_approval(site: 
 
 
 def test_client_without_a_ca_certificate_is_refused(site: Site, tmp_path: Path) -> None:
-    """Mutual TLS: a client that presents no certificate from the local CA cannot talk to a signer."""
+    """Mutual TLS: a client that presents no certificate from the local CA cannot talk to a signer, and
+    one from the CA that is not the coordinator's (another signer's) is refused by rule peer.name."""
     url = site.coordinator.signer_url(1)
     with pytest.raises(httpx.HTTPError):
         httpx.get(url + "/v1/health", verify=str(site.home / "tls" / "ca.pem"), timeout=5)
@@ -164,8 +166,10 @@ def test_client_without_a_ca_certificate_is_refused(site: Site, tmp_path: Path) 
     client = HttpSignerClient(1, url, stranger, timeout_s=5)
     with pytest.raises(SignerUnavailable):
         client.health()
-    ours = HttpSignerClient(1, url, signer_tls(site.home, 2), timeout_s=5)
-    assert 1 == ours.health()["signer_id"]
+    sibling = HttpSignerClient(1, url, signer_tls(site.home, 2), timeout_s=5)  # from our CA, not the coordinator
+    with pytest.raises(SignerRefused) as caught:
+        sibling.health()
+    assert "peer.name" == caught.value.rule
 
 
 def test_signers_prove_control_of_every_funded_cold_address(site: Site) -> None:
@@ -184,7 +188,9 @@ def test_signers_prove_control_of_every_funded_cold_address(site: Site) -> None:
 
 def test_signer_refuses_to_sign_anything_but_a_reserves_challenge(site: Site) -> None:
     """A coordinator cannot use the proof-of-control endpoint to get an arbitrary message signed."""
-    client = HttpSignerClient(1, site.coordinator.signer_url(1), signer_tls(site.home, 1), timeout_s=10)
+    coordinator_tls = TlsFiles(site.home / "tls" / "ca.pem", site.home / "tls" / "coordinator" / "tls.pem",
+                               site.home / "tls" / "coordinator" / "tls.key")
+    client = HttpSignerClient(1, site.coordinator.signer_url(1), coordinator_tls, timeout_s=10)
     with pytest.raises(SignerRefused) as caught:
         client.prove_control(site.coordinator.cold.wallet().wallet_id, 0, 0, b"I owe Mallory 100 BTC")
     assert "prove.message" == caught.value.rule

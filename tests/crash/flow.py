@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import secrets
 import threading
@@ -19,11 +20,11 @@ from coffer.home import init_home
 from coffer.integrations import NewKey, sign_request
 from coffer.integrations.cli import open_integrations
 from coffer.ledger import AccountKey, Kind, Transfer, credit, debit
-from coffer.testing import free_port
+from coffer.testing import ServiceProcess, free_port
 from coffer.testing.tokens import process_softhsm_conf
 
 DESTINATION = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
-RETRIES_MAX = 400
+RETRY_S_MAX = 300.0
 
 
 def make_world(tmp_path: Path, url: str, clients: int) -> tuple[Path, int, NewKey]:
@@ -55,6 +56,13 @@ def make_world(tmp_path: Path, url: str, clients: int) -> tuple[Path, int, NewKe
     return home, port, key
 
 
+def serve(home: Path, port: int, workdir: Path) -> ServiceProcess:
+    """`coffer serve` over `home` on `port` (not yet started), reconciliation off: these tests are about intake."""
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    return ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port),
+                                           "--no-recon"], workdir=workdir, port=port, env=env, ready_timeout_s=60)
+
+
 def signed(key: NewKey, method: str, path: str, body: object) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body).encode()
     ts, nonce = int(time.time()), secrets.token_hex(16)
@@ -80,7 +88,8 @@ class Load:
 
     def _send(self, http: httpx.Client, client: str, n: int) -> None:
         body = {"client_id": client, "asset": "BTC", "amount_minor": 1_000 + n, "destination": DESTINATION}
-        for _attempt in range(RETRIES_MAX):
+        deadline = time.monotonic() + RETRY_S_MAX
+        while time.monotonic() < deadline:
             raw, headers = signed(self.key, "POST", "/api/v1/exchange/withdrawals", body)
             headers["Idempotency-Key"] = f"{client}-{n}"
             try:

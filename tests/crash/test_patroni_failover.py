@@ -5,16 +5,15 @@ acknowledged request is there exactly once, the ledger balances and the audit ch
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from coffer.testing import ServiceProcess
 from coffer.testing.patroni import PatroniCluster
 from coffer.testing.wait import wait_until
 from tests.crash.flow import Load, check_after, make_world
+from tests.crash.flow import serve as serve_process
 
 CLIENTS = 12
 REQUESTS_PER_CLIENT = 25
@@ -28,10 +27,7 @@ def test_primary_lost_under_load_loses_no_acknowledged_request(tmp_path: Path) -
         old = cluster.leader()
         assert old is not None and cluster.sync_standby() is not None
         home, port, key = make_world(tmp_path, cluster.create_database(), CLIENTS)
-        env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
-        serve = ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port",
-                                                str(port), "--no-recon"], workdir=tmp_path, port=port, env=env,
-                                      ready_timeout_s=60)
+        serve = serve_process(home, port, tmp_path)
         with serve:
             load = Load(port, key, CLIENTS, REQUESTS_PER_CLIENT).start()
             wait_until(lambda: load.count() >= 40, timeout=120, what="40 acknowledged requests")

@@ -4,16 +4,15 @@ once, held once, the ledger balances and the audit chain verifies."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from coffer.testing import ServiceProcess
 from coffer.testing.postgres import PostgresServer
 from coffer.testing.wait import wait_until
 from tests.crash.flow import Load, check_after, make_world
+from tests.crash.flow import serve as serve_process
 
 CLIENTS = 12
 REQUESTS_PER_CLIENT = 25
@@ -25,10 +24,7 @@ def test_acknowledged_requests_survive_a_sigkill_of_postgresql(tmp_path: Path) -
     server = PostgresServer(durable=True).start()
     try:
         home, port, key = make_world(tmp_path, server.create_database(), CLIENTS)
-        env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
-        serve = ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port",
-                                                str(port), "--no-recon"], workdir=tmp_path, port=port, env=env,
-                                      ready_timeout_s=60)
+        serve = serve_process(home, port, tmp_path)
         with serve:
             load = Load(port, key, CLIENTS, REQUESTS_PER_CLIENT).start()
             wait_until(lambda: load.count() >= 40, timeout=120, what="40 acknowledged requests")

@@ -21,7 +21,7 @@ HARDHAT_CHAIN_ID = 31337
 
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcdsaCluster]:
-    """Three `coffer ecdsa-cosigner` processes and the coordinator, with a 2-of-3 key "hot-eth"."""
+    """Three `coffer cosigner --engine ecdsa` processes and the coordinator, with a 2-of-3 key "hot-eth"."""
     cluster = start_ecdsa_cluster(tmp_path_factory.mktemp("ecdsa-eth"))
     try:
         cluster.coordinator.create_key("hot-eth", 2)

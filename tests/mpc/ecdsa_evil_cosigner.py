@@ -1,6 +1,6 @@
 """A misbehaving ECDSA co-signer for the process tests (never shipped): an honest `EcdsaCosigner`
 that corrupts one chosen thing before sealing it, run with the same arguments as
-`coffer ecdsa-cosigner` (python -m tests.mpc.ecdsa_evil_cosigner --id N --home H --port P)."""
+`coffer cosigner` (python -m tests.mpc.ecdsa_evil_cosigner --id N --home H --port P --engine ecdsa)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from coffer.mpc.ecdsa_service.cosigner import EcdsaCosigner, _Signing
-from coffer.mpc.ecdsa_service.server import run_ecdsa_cosigner
+from coffer.mpc.service.server import run_cosigner
 
 FAULT = os.environ.get("COFFER_TEST_FAULT", "round2-vole")
 
@@ -32,8 +32,10 @@ def main() -> None:
     parser.add_argument("--id", type=int, required=True)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--engine", action="append", default=[])
     arguments = parser.parse_args()
-    run_ecdsa_cosigner(arguments.home, arguments.id, arguments.port, cosigner_class=EvilCosigner)
+    run_cosigner(arguments.home, arguments.id, arguments.port, engines=tuple(arguments.engine or ("frost", "ecdsa")),
+                 ecdsa_class=EvilCosigner)
 
 
 if __name__ == "__main__":

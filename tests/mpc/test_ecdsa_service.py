@@ -15,9 +15,9 @@ from structlog.testing import capture_logs
 
 from coffer.eth import EthSpend
 from coffer.mpc.ecdsa_service import SigningAborted
-from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.harness import EcdsaCluster, start_ecdsa_cluster
 from coffer.mpc.errors import InsufficientSigners
+from coffer.mpc.service.client import CosignerClient
 from coffer.mpc.service.errors import (
     CosignerRefused,
     CosignerRevoked,
@@ -50,8 +50,8 @@ def _approved(cluster: EcdsaCluster, value_wei: int = VALUE_WEI) -> list[tuple[A
     return [(request, cluster.attest(request))]
 
 
-def _client(cluster: EcdsaCluster, cosigner: int) -> EcdsaClient:
-    return EcdsaClient(cosigner, cluster.ports[cosigner], cluster.tls)
+def _client(cluster: EcdsaCluster, cosigner: int) -> CosignerClient:
+    return CosignerClient(cosigner, cluster.ports[cosigner], cluster.tls, batching=False)
 
 
 def _round1_body(key_id: str, signers: list[int], spend: EthSpend, approvals: list[tuple[Any, Any]],

@@ -223,15 +223,17 @@ def test_cosigner_killed_between_rounds(cluster: Cluster) -> None:
 
 
 def test_client_without_ca_certificate_is_refused(cluster: Cluster, tmp_path: Path) -> None:
-    """A client whose certificate is not from the local CA, or not the coordinator's, is refused by mTLS;
-    and the coordinator accepts only co-signer N's own certificate for co-signer N."""
+    """A client whose certificate is not from the local CA is refused by mTLS, one from the CA that is not
+    the coordinator's is refused by rule peer.name; the coordinator accepts only co-signer N's own
+    certificate for co-signer N."""
     other = issue_certificate(tmp_path / "other-ca", tmp_path / "intruder", "coordinator")
     intruder = CosignerClient(1, cluster.ports[1], TlsFiles(cluster.tls.ca_cert, other.cert, other.key))
     with pytest.raises(CosignerUnavailable):
         intruder.call("/v1/status", {})
     sibling = issue_certificate(cluster.home / "tls", tmp_path / "sibling", "cosigner-9")
-    with pytest.raises(CosignerUnavailable):
+    with pytest.raises(CosignerRefused) as caught:
         CosignerClient(1, cluster.ports[1], sibling).call("/v1/status", {})
+    assert "peer.name" == caught.value.rule
     impostor = CosignerClient(1, cluster.ports[2], cluster.tls)  # co-signer 2 answering for co-signer 1
     with pytest.raises(CosignerUnavailable):
         impostor.call("/v1/status", {})

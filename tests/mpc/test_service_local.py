@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from coffer.db import make_engine, migrate, sqlite_url
 from coffer.errors import CofferError
 from coffer.hsm import DecryptionFailed
+from coffer.keyholder.routes import FROST_ROUTES
+from coffer.keyholder.server import error_body
 from coffer.mpc.errors import MpcError
 from coffer.mpc.service import CosignerRefused, MpcCoordinator, ProtocolViolation
 from coffer.mpc.service.client import _error
 from coffer.mpc.service.cosigner import EXPECTED_ERRORS, Cosigner
-from coffer.mpc.service.server import _routes, error_body
+from coffer.mpc.service.server import cosigner_error_status
 from coffer.mpc.service.store import CosignerStore, ShareVault
 from coffer.mpc.service.wire import encode_body
 from coffer.policy import MemorySignedHistory, OperatorRegistry, Route, SignerGuard, default_policy
@@ -43,7 +45,7 @@ class LocalClient:
 
     def __init__(self, cosigner: Cosigner, tamper: dict[str, Any] | None = None) -> None:
         self.cosigner_id = cosigner.cosigner_id
-        self._routes = _routes(cosigner)
+        self._routes = {route.path: getattr(cosigner, route.handler) for route in FROST_ROUTES.routes}
         self._tamper = tamper or {}
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +53,9 @@ class LocalClient:
             with _CALL_LOCK:
                 reply = json.loads(encode_body(self._routes[path](encode_body(body))))
         except (*EXPECTED_ERRORS, MpcError) as error:
-            status, payload = error_body(error)
-            raise _error(self.cosigner_id, status, payload) from None
+            status = cosigner_error_status(error)
+            assert status is not None, error
+            raise _error(self.cosigner_id, status, error_body(error)) from None
         change = self._tamper.get(path)
         return change(reply) if change else reply  # type: ignore[no-any-return]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,17 +28,24 @@ def make_home(home: Path) -> tuple[int, int]:
     return web_port, notice_port
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
+def serve_process(tmp_path: Path) -> ServiceProcess:
+    """`coffer serve` over a fresh data directory in `tmp_path` (not yet started)."""
     home = tmp_path / "home"
     home.mkdir()
-    port, notice_port = make_home(home)
+    port, _notice_port = make_home(home)
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     process = ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)],
                                     workdir=tmp_path, port=port, env=env, ready_timeout_s=60)
     process.env = env
+    return process
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    process = serve_process(tmp_path)
+    notice_port = int(tomllib.loads((tmp_path / "home" / "coffer.toml").read_text())["web"]["notice_port"])
     with process:
-        yield f"http://127.0.0.1:{port}", notice_port
+        yield f"http://127.0.0.1:{process.port}", notice_port
 
 
 def test_coffer_serve_answers(served: tuple[str, int]) -> None:

@@ -20,6 +20,9 @@ from web3.exceptions import Web3RPCError
 
 from coffer.chain.errors import BroadcastRejected, ChainUnavailable, DecodeError
 from coffer.chain.interface import EthFeeEstimate, EthReceipt
+from coffer.keyholder.limits import restore_recursion_limit
+
+restore_recursion_limit()  # importing web3 (py_ecc) raised it to 100,000: never in a server process
 
 __all__ = ["EmbeddedEthereum", "JsonRpcEthereum", "Eip1559Tx", "DEV_MNEMONIC", "DEV_HD_PATH",
            "SECP256K1_ORDER", "DEFAULT_PRIORITY_FEE_WEI", "MINE_BLOCKS_MAX"]
@@ -132,6 +135,7 @@ class EmbeddedEthereum(_Web3Ethereum):
         from eth_tester import EthereumTester, PyEVMBackend
         from web3 import EthereumTesterProvider
 
+        restore_recursion_limit()  # py-evm raised it when imported
         backend = PyEVMBackend.from_mnemonic(mnemonic, num_accounts=accounts, hd_path=DEV_HD_PATH)
         self.tester = EthereumTester(backend)
         super().__init__(Web3(EthereumTesterProvider(self.tester)))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
-import threading
 from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 
 __all__ = ["cold_app", "signer_app"]
 
@@ -111,27 +111,27 @@ def import_signed(batch: str, psbt: list[Path] = typer.Option(..., "--psbt", hel
 @signer_app.callback(invoke_without_command=True)
 def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="signer number"),
           home: Path | None = HOME, port: int | None = typer.Option(None, "--port"),
-          network: str = typer.Option("regtest", "--network")) -> None:
+          network: str = typer.Option("regtest", "--network"),
+          clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
+                                           help="refuse to act when the coordinator's clock differs by more")) -> None:
     """Serve signer ID over mutual TLS on 127.0.0.1 (default port: cold.signer_port_base + ID)."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"signer_id": signer_id, "home": _home(home), "network": network}
         return
     from coffer.cold.service import SignerProcess, serve_signer, signer_tls
     from coffer.config import load_config
+    from coffer.keyholder.process import prepare_process, serve_until_stopped
     from coffer.log import configure_logging
 
     configure_logging()
+    prepare_process("cold-signer", signer_id)
     resolved = _home(home)
     config = load_config(resolved)
     process = SignerProcess(resolved, signer_id, network=network)
     listen = port or int(config.get("cold", "signer_port_base")) + signer_id
-    server = serve_signer(process, port=listen, tls=signer_tls(resolved, signer_id))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    server = serve_signer(process, port=listen, tls=signer_tls(resolved, signer_id), clock_skew_s_max=clock_skew)
     console.print(f"signer {signer_id} ready on https://127.0.0.1:{listen}")
-    done.wait()
-    server.shutdown()
+    serve_until_stopped(server, kind="cold-signer", number=signer_id)
 
 
 @signer_app.command("sign")
@@ -143,8 +143,10 @@ def sign_offline(ctx: typer.Context, bundle: Path = typer.Option(..., "--bundle"
 
     from coffer.cold.bundle import SigningBundle
     from coffer.cold.service import SignerProcess
+    from coffer.keyholder.process import prepare_process
 
     options = ctx.obj
+    prepare_process("cold-signer", options["signer_id"])
     process = SignerProcess(options["home"], options["signer_id"], network=options["network"])
     document = SigningBundle.from_json(bundle.read_bytes())
     if psbt_in is not None:

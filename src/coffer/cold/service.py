@@ -1,5 +1,6 @@
-"""The cold signer as a process: `coffer signer --id N --home DIR` serves HTTP with mutual TLS,
-and `coffer signer sign` works offline on files. Also the coordinator's HTTP client for it.
+"""The cold signer as a process: `coffer signer --id N --home DIR` serves its engine on the one
+key-holder runtime (mutual TLS, peer names per route, limits, clock check: `coffer.keyholder`),
+and `coffer signer sign` works offline on files. Also the coordinator's client for it.
 
 Everything secret stays in the signer's own directory (DIR/signers/N): its SoftHSM2 token, its
 sealed seed, its own database. The pins (attestation key, operators, policy, halt key) are read
@@ -13,30 +14,33 @@ import base64
 import datetime as dt
 import json
 import secrets
-import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from coffer.cold.bundle import ApprovedPayment, SigningBundle
 from coffer.cold.custody import SignerUnavailable
-from coffer.cold.errors import BundleInvalid, ColdError, PsbtInvalid, SignerRefused
+from coffer.cold.errors import BundleInvalid, PsbtInvalid, SignerRefused
 from coffer.cold.guards import PolicyRequestGuard
 from coffer.cold.keystore import SeedVault
 from coffer.cold.signer import ApprovedOutput, ColdSigner, SignerStore
 from coffer.errors import CofferError
+from coffer.keyholder.client import KeyholderClient
+from coffer.keyholder.errors import KeyholderUnavailable, RequestMalformed
+from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
+from coffer.keyholder.routes import COLD_SIGNER_ROUTES
+from coffer.keyholder.server import KeyholderServer, Mount
 from coffer.log import get_logger
-from coffer.tls import TlsFiles, client_context, server_context
+from coffer.tls import TlsFiles
 
-__all__ = ["SignerProcess", "HttpSignerClient", "serve_signer", "signer_directory", "signer_tls",
+__all__ = ["SignerProcess", "SignerEngine", "HttpSignerClient", "serve_signer", "signer_directory", "signer_tls",
            "REQUEST_BYTES_MAX", "RPC_TIMEOUT_S"]
 
-REQUEST_BYTES_MAX = 16_000_000
-RPC_TIMEOUT_S = 30.0
-HALT_POLL_S = 1.0
+REQUEST_BYTES_MAX: Final = COLD_SIGNER_ROUTES.body_bytes_max
+RPC_TIMEOUT_S: Final = 30.0
+HALT_POLL_S: Final = 1.0
+LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
 log = get_logger("coffer.cold.service")
 
 
@@ -137,115 +141,107 @@ class SignerProcess:
         return f"SignerProcess(id={self.signer_id})"
 
 
-def _error_body(exc: CofferError) -> tuple[int, dict[str, Any]]:
-    rule = getattr(exc, "rule", None)
-    status = 403 if isinstance(exc, SignerRefused) else 400
-    return status, {"error": {"type": type(exc).__name__, "rule": rule, "message": str(exc)[:500]}}
+def _object(data: bytes, fields: set[str]) -> dict[str, Any]:
+    """A JSON object with exactly `fields`, or `RequestMalformed` naming them."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise RequestMalformed("body is not JSON") from None
+    if not isinstance(value, dict) or set(value) != fields:
+        raise RequestMalformed(f"body must be an object with exactly {sorted(fields)}")
+    return value
 
 
-def make_handler(process: SignerProcess) -> type[BaseHTTPRequestHandler]:
-    signer = process.signer
+class SignerEngine:
+    """The cold signer's routes (`COLD_SIGNER_ROUTES`): each takes the raw body, returns a JSON object."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def __init__(self, signer: ColdSigner) -> None:
+        self._signer = signer
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-            return
+    def health(self, data: bytes) -> dict[str, Any]:
+        return {"signer_id": self._signer.signer_id, "ok": True}
 
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body, sort_keys=True).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def key(self, data: bytes) -> dict[str, Any]:
+        return self._signer.export_key()
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > REQUEST_BYTES_MAX or length < 0:
-                raise BundleInvalid("request too large")
-            return self.rfile.read(length)
+    def register(self, data: bytes) -> dict[str, Any]:
+        body = _object(data, {"descriptor", "first_addresses"})
+        if not isinstance(body["descriptor"], str) or not isinstance(body["first_addresses"], list) or not all(
+                isinstance(address, str) for address in body["first_addresses"]):
+            raise RequestMalformed("register takes a descriptor string and a list of address strings")
+        return self._signer.register(body["descriptor"], body["first_addresses"], _utcnow())
 
-        def do_GET(self) -> None:
-            if self.path == "/v1/health":
-                self._send(200, {"signer_id": signer.signer_id, "ok": True})
-            elif self.path == "/v1/key":
-                self._send(200, signer.export_key())
-            else:
-                self._send(404, {"error": {"type": "NotFound", "message": self.path[:100]}})
+    def prove(self, data: bytes) -> dict[str, Any]:
+        body = _object(data, {"wallet_id", "branch", "index", "message"})
+        wallet_id, branch, index, message = (body[k] for k in ("wallet_id", "branch", "index", "message"))
+        if not (isinstance(wallet_id, str) and isinstance(message, str) and all(
+                isinstance(n, int) and not isinstance(n, bool) for n in (branch, index))):
+            raise RequestMalformed("prove takes wallet_id, branch, index and a hex message")
+        try:
+            raw = bytes.fromhex(message)
+        except ValueError:
+            raise RequestMalformed("message must be hex") from None
+        return self._signer.prove_control(wallet_id, branch, index, raw)
 
-        def do_POST(self) -> None:
-            try:
-                body = self._body()
-                if self.path == "/v1/register":
-                    data = json.loads(body)
-                    if not isinstance(data, dict) or set(data) != {"descriptor", "first_addresses"}:
-                        raise BundleInvalid("register takes descriptor and first_addresses")
-                    self._send(200, signer.register(str(data["descriptor"]), list(data["first_addresses"]),
-                                                    _utcnow()))
-                elif self.path == "/v1/prove":
-                    data = json.loads(body)
-                    if not isinstance(data, dict) or set(data) != {"wallet_id", "branch", "index", "message"}:
-                        raise BundleInvalid("prove takes wallet_id, branch, index, message")
-                    self._send(200, signer.prove_control(str(data["wallet_id"]), int(data["branch"]),
-                                                         int(data["index"]), bytes.fromhex(str(data["message"]))))
-                elif self.path == "/v1/sign":
-                    psbt = signer.sign(SigningBundle.from_json(body), _utcnow())
-                    self._send(200, {"psbt": base64.b64encode(psbt).decode()})
-                else:
-                    self._send(404, {"error": {"type": "NotFound", "message": self.path[:100]}})
-            except CofferError as exc:
-                self._send(*_error_body(exc))
-            except (ValueError, TypeError) as exc:
-                self._send(400, {"error": {"type": "BadRequest", "message": f"{type(exc).__name__}"}})
-
-    return Handler
+    def sign(self, data: bytes) -> dict[str, Any]:
+        try:
+            bundle = SigningBundle.from_json(data)
+        except (ValueError, TypeError, KeyError) as exc:  # the type only: the body is the caller's own
+            raise RequestMalformed(f"signing bundle does not parse ({type(exc).__name__})") from None
+        psbt = self._signer.sign(bundle, _utcnow())
+        return {"psbt": base64.b64encode(psbt).decode()}
 
 
-def serve_signer(process: SignerProcess, *, host: str = "127.0.0.1", port: int,
-                 tls: TlsFiles | None = None) -> ThreadingHTTPServer:
-    """Start serving in a thread; mutual TLS unless `tls` is None (tests of the bare handler only)."""
-    if host not in ("127.0.0.1", "::1", "localhost"):
-        raise ColdError("a signer binds to loopback only; put a TLS-terminating tunnel in front for remote use")
-    server = ThreadingHTTPServer((host, port), make_handler(process))
-    if tls is not None:
-        context = server_context(tls)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, name=f"signer-{process.signer_id}", daemon=True).start()
-    log.info("cold.signer_listening", signer=process.signer_id, port=port)
-    return server
+def signer_error_status(error: Exception) -> int | None:
+    """403 for a refusal by a rule, 400 for bad input; None for anything else (a bug)."""
+    if isinstance(error, SignerRefused):
+        return 403
+    return 400 if isinstance(error, CofferError) else None
+
+
+def serve_signer(process: SignerProcess, *, host: str = "127.0.0.1", port: int, tls: TlsFiles,
+                 clock_skew_s_max: float = CLOCK_SKEW_S_MAX) -> KeyholderServer:
+    """The signer's engine on a key-holder server (not yet started)."""
+    if host not in LOOPBACK:
+        raise BundleInvalid("a signer binds to loopback only; put a TLS-terminating tunnel in front for remote use")
+    return KeyholderServer([Mount(COLD_SIGNER_ROUTES, SignerEngine(process.signer), signer_error_status)], tls,
+                           port=port, host=host, clock_skew_s_max=clock_skew_s_max)
 
 
 class HttpSignerClient:
-    """The coordinator's view of one signer process (mutual TLS)."""
+    """The coordinator's view of one signer process (mutual TLS, its certificate pinned to "signer-N")."""
 
     def __init__(self, signer_id: int, url: str, tls: TlsFiles, *, timeout_s: float = RPC_TIMEOUT_S) -> None:
         self.signer_id = signer_id
         self._url = url.rstrip("/")
-        self._context: ssl.SSLContext = client_context(tls)
-        self._client = httpx.Client(verify=self._context, timeout=timeout_s)
+        parts = urlsplit(self._url)
+        if parts.scheme != "https" or parts.hostname is None or parts.port is None:
+            raise BundleInvalid(f"signer URL must be https://host:port, got {url[:100]!r}")
+        self._transport = KeyholderClient(f"signer-{signer_id}", parts.port, tls, host=parts.hostname,
+                                          timeout_s=timeout_s)
 
     def __repr__(self) -> str:
         return f"HttpSignerClient(id={self.signer_id}, url={self._url!r})"
 
     def _call(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
         try:
-            response = self._client.request(method, self._url + path, content=body)
-        except httpx.HTTPError as exc:
-            raise SignerUnavailable(f"signer {self.signer_id}: {type(exc).__name__}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            raise SignerUnavailable(f"signer {self.signer_id}: not JSON (status {response.status_code})") from None
-        if response.status_code == 200:
-            return dict(data)
-        error = data.get("error", {}) if isinstance(data, dict) else {}
-        message = str(error.get("message", "refused"))
-        if response.status_code == 403:
-            raise SignerRefused(message, rule=str(error.get("rule")), signer_id=self.signer_id)
-        if error.get("type") == "PsbtInvalid":
+            if body is None:
+                status, data = self._transport.call(path, method=method)
+            else:
+                status, data = self._transport.call_raw(path, body, method=method)
+        except KeyholderUnavailable as exc:
+            raise SignerUnavailable(f"signer {self.signer_id}: {exc.reason}") from None
+        if status == 200:
+            return data
+        message, rule = str(data.get("message", "refused")), str(data.get("rule", "refused"))
+        if status in (403, 409):  # refused by a rule: the signer's own, its peer-name or clock check
+            raise SignerRefused(message, rule=rule, signer_id=self.signer_id)
+        if data.get("error") == "PsbtInvalid":
             raise PsbtInvalid(message)
         raise BundleInvalid(message)
+
+    def close(self) -> None:
+        self._transport.close()
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/v1/health")

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
 from coffer.errors import CofferError
-from coffer.testing.postgres import postgres_bindir
+from coffer.testing.postgres import create_database, kill_postmaster, postgres_bindir
 from coffer.testing.processes import free_port
 from coffer.testing.wait import wait_until
 
@@ -160,30 +159,13 @@ class PatroniCluster:
                 "&target_session_attrs=read-write&connect_timeout=3")
 
     def create_database(self, name: str | None = None) -> str:
-        name = name or f"t_{uuid.uuid4().hex[:12]}"
-        engine = sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        finally:
-            engine.dispose()
-        return self.url(name)
+        return create_database(self.url, name)
 
     def kill_member(self, member: Member) -> None:
         """SIGKILL the member's Patroni and every PostgreSQL process it runs: the machine is gone."""
-        pid_file = member.data_dir / "postmaster.pid"
-        pids = []
-        if pid_file.exists():
-            postmaster = int(pid_file.read_text().split()[0])
-            children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False)
-            pids = [postmaster, *(int(p) for p in children.stdout.split())]
         if member.process is not None:
-            pids.insert(0, member.process.pid)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            member.process.kill()
+        kill_postmaster(member.data_dir)
         if member.process is not None:
             member.process.wait(timeout=30)
             member.process = None

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from coffer.errors import CofferError
 from coffer.testing.processes import free_port
 from coffer.testing.wait import wait_until
 
-__all__ = ["PostgresServer", "PostgresUnavailable", "postgres_bindir"]
+__all__ = ["PostgresServer", "PostgresUnavailable", "postgres_bindir", "kill_postmaster", "create_database"]
 
 _START_TIMEOUT_S = 60
 
@@ -44,6 +45,35 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def kill_postmaster(data_dir: Path) -> int:
+    """SIGKILL the postmaster of `data_dir` and every process it runs, at once; returns how many died."""
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return 0
+    postmaster = int(pid_file.read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False)
+    pids = [postmaster, *(int(p) for p in children.stdout.split())]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(lambda: not any(_alive(pid) for pid in pids), timeout=30, what="PostgreSQL processes gone")
+    return len(pids)
+
+
+def create_database(url_of: Callable[[str], str], name: str | None = None) -> str:
+    """CREATE DATABASE through the `postgres` database; returns the new database's URL."""
+    name = name or f"t_{uuid.uuid4().hex[:16]}"
+    engine = sa.create_engine(url_of("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return url_of(name)
 
 
 class PostgresServer:
@@ -97,14 +127,7 @@ class PostgresServer:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str | None = None) -> str:
-        name = name or f"t_{uuid.uuid4().hex[:16]}"
-        engine = sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        finally:
-            engine.dispose()
-        return self.url(name)
+        return create_database(self.url, name)
 
     def drop_database(self, name: str) -> None:
         engine = sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
@@ -116,17 +139,7 @@ class PostgresServer:
 
     def kill(self) -> int:
         """SIGKILL the postmaster and every backend at once (a crash, not a stop); returns how many died."""
-        pid_file = self.data_dir / "postmaster.pid"
-        postmaster = int(pid_file.read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False)
-        pids = [postmaster, *(int(p) for p in children.stdout.split())]
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_until(lambda: not any(_alive(pid) for pid in pids), timeout=30, what="PostgreSQL processes gone")
-        return len(pids)
+        return kill_postmaster(self.data_dir)
 
     def restart(self) -> None:
         self.stop(remove=False)

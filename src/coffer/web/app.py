@@ -1,7 +1,7 @@
 """The web app factory: one FastAPI app for the security centre and (issue 12) the console.
 
 `create_app(context, routers=..., template_dirs=...)` builds the app: security headers, a
-request size limit enforced while the body streams, server-side sessions, local static files
+request size limit enforced while the body streams, a JSON depth limit checked before any parser, server-side sessions, local static files
 (no CDN; the interactive docs pages are off because they load from a CDN, `/openapi.json` stays),
 typed errors turned into clear 4xx answers (HTML for pages, JSON under `/api/`), and the
 security centre. More routers plug in through `routers`; their templates through `template_dirs`
@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from coffer.clients import ClientError
 from coffer.errors import CofferError, NotFound, Refused
 from coffer.integrations.errors import AuthenticationFailed, IdempotencyConflict
+from coffer.keyholder.limits import JSON_DEPTH_MAX, json_depth, restore_recursion_limit
 from coffer.ledger.errors import LedgerBusy
 from coffer.notify import NotifyError
 from coffer.policy import PolicyError
@@ -88,6 +89,40 @@ class _BodyLimit:
                 raise
         if exceeded and not answered:
             await _too_large(scope, receive, send)
+
+
+class _JsonDepthLimit:
+    """Refuses a JSON body nested deeper than `JSON_DEPTH_MAX` before any parser sees it (400,
+    rule json.depth); the body, already bounded by `_BodyLimit`, is then replayed to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+        if scope["type"] != "http" or (content_type and b"json" not in content_type.lower()):
+            await self.app(scope, receive, send)
+            return
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if json_depth(body) > JSON_DEPTH_MAX:
+            response = JSONResponse({"error": "json_too_deep", "rule": "json.depth",
+                                     "detail": f"JSON nested deeper than {JSON_DEPTH_MAX}"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        replay = iter(messages)
+
+        async def replayed() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
@@ -184,5 +219,7 @@ def create_app(context: WebContext, *, routers: Sequence[APIRouter] = (), templa
     app.include_router(api_router)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(_BodyLimit, limit=REQUEST_BYTES_MAX)
+    app.add_middleware(_JsonDepthLimit)
+    app.add_middleware(_BodyLimit, limit=REQUEST_BYTES_MAX)  # added last: the outermost, so it bounds the depth check
+    restore_recursion_limit()  # whatever the routers imported: never raised in a server process
     return app

@@ -1,8 +1,8 @@
 """Threshold-ECDSA (DKLs23) co-signers as processes, and the coordinator that drives them.
 
-* `coffer ecdsa-cosigner --id N --home HOME` runs `EcdsaCosigner` (cosigner.py) behind
-  `EcdsaCosignerServer` (server.py), in its own process with its own HOME/cosigners/N/ecdsa/
-  (SoftHSM2 token, SQLite store, signed history); it reads the co-signer's shared pins file.
+* `coffer cosigner --id N --home HOME` mounts `EcdsaCosigner` (cosigner.py) beside the FROST
+  engine on the one key-holder server (server.py: `ecdsa_mount`); it shares co-signer N's token,
+  pins, guard and history, and keeps its own store in HOME/cosigners/N/ecdsa/.
 * `EcdsaCoordinator` (coordinator.py): DKG, pairing, signing of `EthSpend`s, re-share; holds no share.
 * Relayed co-signer messages are sealed end to end (`PairChannel`, channel.py).
 """

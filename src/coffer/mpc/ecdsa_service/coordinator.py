@@ -1,6 +1,6 @@
 """The coordinator's side of threshold ECDSA: DKG, pairing, 2-of-3 signing, re-share; no share, ever.
 
-`EcdsaCoordinator` drives the co-signer processes over mutual TLS (`EcdsaClient`). It relays
+`EcdsaCoordinator` drives the co-signer processes over mutual TLS (`CosignerClient`). It relays
 their sealed messages (it can read none of them), combines the round-three broadcasts into the
 signature and verifies it before releasing it: ECDSA verification by libsecp256k1 (coincurve)
 against the (tweaked) key, low S, the recovery id, and `eth_account` recovering the paying address
@@ -23,6 +23,7 @@ import coincurve
 from eth_account import Account
 
 from coffer.eth.spend import EthSpend
+from coffer.keyholder.limits import restore_recursion_limit
 from coffer.log import get_logger
 from coffer.mpc.dkg.errors import DkgError
 from coffer.mpc.dkg.protocol import SessionParams
@@ -37,10 +38,10 @@ from coffer.mpc.ecdsa import (
 )
 from coffer.mpc.ecdsa.curve import Q, point_bytes
 from coffer.mpc.ecdsa.sign import finish_signature, tweaked_key
-from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL, reshare_test_digest
 from coffer.mpc.ecdsa_service.errors import KeyDisagreement, PairingFailed, SignatureRejected, SigningAborted
 from coffer.mpc.errors import InsufficientSigners, InvalidMessage
+from coffer.mpc.service.client import CosignerClient
 from coffer.mpc.service.errors import (
     CosignerRefused,
     CosignerRevoked,
@@ -52,6 +53,8 @@ from coffer.mpc.service.errors import (
 )
 from coffer.policy import SignedDecision, WithdrawalRequest
 from coffer.tls import TlsFiles
+
+restore_recursion_limit()  # importing eth_account (py_ecc) raised it to 100,000
 
 __all__ = ["EcdsaCoordinator", "EcdsaKey", "SignedTransaction", "PAIR_ROUNDS"]
 
@@ -102,7 +105,7 @@ class SignedTransaction:
 class EcdsaCoordinator:
     """Talks to the ECDSA co-signers (`clients`: co-signer id -> client). Thread-safe for reads."""
 
-    def __init__(self, clients: Mapping[int, EcdsaClient], *,
+    def __init__(self, clients: Mapping[int, CosignerClient], *,
                  rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self._clients = dict(clients)
         self._rng = rng
@@ -116,16 +119,16 @@ class EcdsaCoordinator:
 
     @classmethod
     def from_home(cls, home: Path) -> EcdsaCoordinator:
-        """The coordinator for the co-signers of HOME (their HOME/cosigners/N/ecdsa/port files) with
+        """The coordinator for the co-signers of HOME (their HOME/cosigners/N/port files) with
         the coordinator's TLS certificate from HOME/tls/coordinator."""
         tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
                        home / "tls" / "coordinator" / "tls.key")
         clients = {}
         for directory in sorted((home / "cosigners").glob("*")):
-            port_file = directory / "ecdsa" / "port"
+            port_file = directory / "port"
             if directory.name.isdigit() and port_file.exists():
                 cosigner = int(directory.name)
-                clients[cosigner] = EcdsaClient(cosigner, int(port_file.read_text()), tls)
+                clients[cosigner] = CosignerClient(cosigner, int(port_file.read_text()), tls, batching=False)
         return cls(clients)
 
     def close(self) -> None:

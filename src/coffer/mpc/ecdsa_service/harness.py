@@ -1,12 +1,10 @@
-"""An ECDSA co-signer cluster for tests, the benchmark and the demo (never production): n real
-`coffer ecdsa-cosigner` processes on loopback with mutual TLS, pinned attestation HSM key and
+"""An ECDSA co-signer cluster for tests and the benchmark (never production): n real
+`coffer cosigner` processes on loopback with mutual TLS, pinned attestation HSM key and
 operators, a halt-notice server and an `EcdsaCoordinator`. Operator keys are fixed test keys."""
 
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from coffer.hsm import Hsm
-from coffer.mpc.ecdsa_service.client import EcdsaClient
 from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
 from coffer.mpc.ecdsa_service.server import write_chain_pins
-from coffer.mpc.service.harness import ROLES, NoticeSource
+from coffer.mpc.service.client import CosignerClient
+from coffer.mpc.service.harness import ROLES, NoticeSource, cosigner_argv, spawn_cosigners
 from coffer.mpc.service.pins import CosignerPins, write_pins
 from coffer.policy import (
     Approval,
@@ -38,21 +36,15 @@ from coffer.policy import (
     verify_approvals,
 )
 from coffer.recon.notice import NoticeServer
-from coffer.testing import ServiceProcess, free_port, make_token, wait_until
+from coffer.testing import ServiceProcess, make_token
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
-__all__ = ["EcdsaCluster", "start_ecdsa_cluster", "spawn_ecdsa_cosigners", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
+__all__ = ["EcdsaCluster", "start_ecdsa_cluster", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
 
 HOT_BALANCE_WEI = 50 * 10**18
 # py-evm (eth-tester) default, hardhat's dev chain, and the id the service tests use
 TEST_CHAIN_IDS = [131277322940537, 31337, 1337]
-
-
-def _argv(home: Path, cosigner: int, port: int, module: str | None) -> list[str]:
-    args = ["--id", str(cosigner), "--home", str(home), "--port", str(port)]
-    if module is None:
-        return [sys.executable, "-m", "coffer.cli", "ecdsa-cosigner", *args]
-    return [sys.executable, "-m", module, *args]
+ENGINES = ("ecdsa",)  # the DKLs23 engine alone: these tests need no FROST
 
 
 @dataclass
@@ -72,7 +64,8 @@ class EcdsaCluster:
     def process(self, cosigner: int, module: str | None = None) -> ServiceProcess:
         """`module`: run another entry point (a test's misbehaving co-signer) with the same arguments."""
         root = str(Path(__file__).resolve().parents[4])
-        return ServiceProcess(f"ecdsa-cosigner-{cosigner}", _argv(self.home, cosigner, self.ports[cosigner], module),
+        return ServiceProcess(f"cosigner-{cosigner}", cosigner_argv(self.home, cosigner, self.ports[cosigner],
+                                                                    engines=ENGINES, module=module),
                               workdir=self.home / "cosigners" / str(cosigner), port=self.ports[cosigner],
                               env={"PYTHONPATH": root}, ready_timeout_s=60)
 
@@ -109,7 +102,7 @@ class EcdsaCluster:
                                AttestedFacts(False, now_s - 3 * 86400, hot_balance_wei), now_s=now_s)
 
     def status(self, cosigner: int) -> dict[str, Any]:
-        return EcdsaClient(cosigner, self.ports[cosigner], self.tls).call("/v1/ecdsa/status", {})
+        return CosignerClient(cosigner, self.ports[cosigner], self.tls, batching=False).call("/v1/ecdsa/status", {})
 
     def stop(self) -> None:
         self.coordinator.close()
@@ -137,47 +130,7 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
         write_pins(home / "cosigners" / str(cosigner), CosignerPins(
             attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
         write_chain_pins(home, cosigner, list(chain_ids))
-    ports = {cosigner: free_port() for cosigner in ids}
-    clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
-    cluster = EcdsaCluster(home, hsm, attestation_key, notices, notice_server, {}, ports, tls,
-                           EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))
-    for cosigner in ids:
-        process = cluster.process(cosigner, (modules or {}).get(cosigner))
-        process.workdir.mkdir(parents=True, exist_ok=True)
-        log = process.log_path.open("ab")
-        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        cluster.processes[cosigner] = process
-    for process in cluster.processes.values():
-        wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
-    return cluster
-
-
-def spawn_ecdsa_cosigners(home: Path, cosigners: Iterable[int], *, chain_ids: Sequence[int] | None = None,
-                          tls: TlsFiles | None = None) -> tuple[dict[int, ServiceProcess], EcdsaCoordinator]:
-    """Start `coffer ecdsa-cosigner` for co-signers already provisioned in HOME (their pins.json, as
-    for the FROST co-signer of the same number, and HOME/tls with the coordinator's certificate);
-    `chain_ids` pins the EVM chains they sign for. Returns the processes and a coordinator."""
-    ids = list(cosigners)
-    if chain_ids is not None:
-        for cosigner in ids:
-            write_chain_pins(home, cosigner, list(chain_ids))
-    tls = tls or TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                          home / "tls" / "coordinator" / "tls.key")
-    ports = {cosigner: free_port() for cosigner in ids}
-    processes = {}
-    for cosigner in ids:
-        process = ServiceProcess(f"ecdsa-cosigner-{cosigner}", _argv(home, cosigner, ports[cosigner], None),
-                                 workdir=home / "cosigners" / str(cosigner), port=ports[cosigner],
-                                 ready_timeout_s=90)
-        process.workdir.mkdir(parents=True, exist_ok=True)
-        log = process.log_path.open("ab")
-        process.process = subprocess.Popen(process.argv, cwd=process.workdir, env=process.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        processes[cosigner] = process
-    for process in processes.values():
-        wait_until(process._alive_and_ready, timeout=90, what=f"{process.name} ready")
-    clients = {cosigner: EcdsaClient(cosigner, ports[cosigner], tls) for cosigner in ids}
-    return processes, EcdsaCoordinator(clients)
+    processes, ports = spawn_cosigners(home, ids, engines=ENGINES, modules=modules, timeout_s=90)
+    clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls, batching=False) for cosigner in ids}
+    return EcdsaCluster(home, hsm, attestation_key, notices, notice_server, processes, ports, tls,
+                        EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))

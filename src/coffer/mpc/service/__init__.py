@@ -1,6 +1,7 @@
 """MPC co-signer services and the coordinator that drives them over mutual TLS.
 
-* `coffer cosigner --id N` runs `Cosigner` (cosigner.py) behind `CosignerServer` (server.py).
+* `coffer cosigner --id N` runs `Cosigner` (cosigner.py) and the DKLs23 engine on the one
+  key-holder server (server.py, `coffer.keyholder`).
 * `MpcCoordinator` (coordinator.py): DKG, signing, refresh, re-share with the co-signers; holds no
   share. `CosignerClient` (client.py) is its connection to one co-signer.
 * What is signed is derived by each co-signer itself (messages.py): Taproot spends, publication

@@ -1,4 +1,4 @@
-"""`coffer cosigner --id N` (one co-signer process) and `coffer mpc ...` (the coordinator's side)."""
+"""`coffer cosigner --id N` (one co-signer process, FROST and DKLs23) and `coffer mpc ...` (the coordinator's side)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.tls import TlsFiles
 
 if TYPE_CHECKING:
@@ -30,13 +31,20 @@ def _home(home: Path | None) -> Path:
 def cosigner(cosigner_id: int = typer.Option(..., "--id", min=1, max=255, help="co-signer number"),
              home: Path | None = HomeOption,
              port: int | None = typer.Option(None, "--port", help="TCP port on 127.0.0.1 (default: any free)"),
+             engine: list[str] = typer.Option(["frost", "ecdsa"], "--engine",
+                                              help="frost | ecdsa (repeatable; default: both on one server)"),
+             clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
+                                              help="refuse to act when the coordinator's clock differs by more"),
              ) -> None:
-    """Run one MPC co-signer: its own directory, token and store; mutual TLS with the coordinator."""
+    """Run co-signer N: FROST and DKLs23 on one server, one token and one history; mutual TLS."""
     from coffer.log import configure_logging
-    from coffer.mpc.service.server import run_cosigner
+    from coffer.mpc.service.server import ENGINES, run_cosigner
 
+    unknown = sorted(set(engine) - set(ENGINES))
+    if unknown or not engine:
+        raise typer.BadParameter(f"--engine takes {' | '.join(ENGINES)}, got {unknown}")
     configure_logging()
-    run_cosigner(_home(home), cosigner_id, port)
+    run_cosigner(_home(home), cosigner_id, port, engines=tuple(dict.fromkeys(engine)), clock_skew_s_max=clock_skew)
 
 
 def open_coordinator(home: Path, engine: Engine | None = None) -> MpcCoordinator:

@@ -1,5 +1,5 @@
 """A co-signer cluster for tests, the benchmark and the demo (never production): n real
-`coffer cosigner` processes on loopback with mutual TLS, a pinned attestation HSM key, operators,
+`coffer cosigner` processes (FROST and DKLs23 engines) on loopback with mutual TLS, a pinned attestation HSM key, operators,
 a halt-notice server and an `MpcCoordinator`. The coordinator's attestation key lives in a test
 SoftHSM2 token; operator keys are fixed test keys."""
 
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import subprocess
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +39,7 @@ from coffer.policy import (
     verify_approvals,
 )
 from coffer.recon.notice import NOTICE_TAG, HaltNotice, NoticeServer, SignedNotice
-from coffer.testing import ServiceProcess, free_port, make_token
+from coffer.testing import ServiceProcess, free_port, make_token, wait_until
 from coffer.tls import TlsFiles, issue_certificate, make_ca
 
 ROLES: dict[str, set[Role]] = {"ivan": {Role.INITIATOR}, "bob": {Role.APPROVER}, "carol": {Role.APPROVER},
@@ -124,10 +126,21 @@ class Cluster:
         self.engine.dispose()
 
 
-def _process(home: Path, cosigner: int, port: int) -> ServiceProcess:
-    return ServiceProcess.python(f"cosigner-{cosigner}", ["cosigner", "--id", str(cosigner), "--home", str(home),
-                                                          "--port", str(port)],
-                                 workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=180)
+def cosigner_argv(home: Path, cosigner: int, port: int, *, engines: Sequence[str] = (),
+                  module: str | None = None) -> list[str]:
+    """`coffer cosigner` for co-signer N (both engines unless `engines` says), or another entry point
+    taking the same arguments (`module`: a test's misbehaving co-signer)."""
+    args = ["--id", str(cosigner), "--home", str(home), "--port", str(port),
+            *itertools.chain.from_iterable(("--engine", engine) for engine in engines)]
+    return [sys.executable, "-m", module, *args] if module else [sys.executable, "-m", "coffer.cli", "cosigner", *args]
+
+
+def _process(home: Path, cosigner: int, port: int, *, engines: Sequence[str] = (),
+             module: str | None = None) -> ServiceProcess:
+    root = str(Path(__file__).resolve().parents[4])  # the checkout: a test module as entry point
+    return ServiceProcess(f"cosigner-{cosigner}", cosigner_argv(home, cosigner, port, engines=engines, module=module),
+                          workdir=home / "cosigners" / str(cosigner), port=port, ready_timeout_s=180,
+                          env={"PYTHONPATH": root} if module else None)
 
 
 def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins) -> TlsFiles:
@@ -144,16 +157,14 @@ def provision_cosigners(home: Path, cosigners: Iterable[int], pins: CosignerPins
     return tls
 
 
-def spawn_cosigners(home: Path, cosigners: Iterable[int], *, timeout_s: float = 180.0
-                    ) -> tuple[dict[int, ServiceProcess], dict[int, int]]:
+def spawn_cosigners(home: Path, cosigners: Iterable[int], *, engines: Sequence[str] = (),
+                    modules: dict[int, str] | None = None, ports: dict[int, int] | None = None,
+                    timeout_s: float = 180.0) -> tuple[dict[int, ServiceProcess], dict[int, int]]:
     """Start `coffer cosigner --id N --home HOME` for each N at once; wait until all listen."""
-    import subprocess
-
-    from coffer.testing import wait_until
-
     ids = list(cosigners)
-    ports = {cosigner: free_port() for cosigner in ids}
-    processes = {cosigner: _process(home, cosigner, ports[cosigner]) for cosigner in ids}
+    ports = ports or {cosigner: free_port() for cosigner in ids}
+    processes = {cosigner: _process(home, cosigner, ports[cosigner], engines=engines,
+                                    module=(modules or {}).get(cosigner)) for cosigner in ids}
     for process in processes.values():  # started together: their import times overlap
         process.workdir.mkdir(parents=True, exist_ok=True)
         log = process.log_path.open("ab")
