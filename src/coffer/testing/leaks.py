@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,8 +102,16 @@ def pytest_configure(config: pytest.Config) -> None:
 _ROOT = pytest.StashKey[int]()
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """Around every other session-end hook (pytest's own tears the fixtures down): checks even when one raises."""
+    try:
+        return (yield)
+    finally:
+        _check(session)
+
+
+def _check(session: pytest.Session) -> None:
     run_id, root = os.environ[RUN_VARIABLE], session.config.stash[_ROOT]
     grace_s = float(os.environ.get(GRACE_VARIABLE, EXIT_GRACE_S))
     try:
