@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pysequoia as sq
 import pytest
 
 from coffer.notify.errors import NotifyError
+from coffer.notify.gnupg import HOME_CHARS_MAX
 from coffer.notify.pgp import advertises_seipd_v2, check_message_versions, decrypt, encrypt, message_versions
 from tests.notify.helpers import Gpg
 
@@ -65,3 +67,17 @@ def test_seipd_v2_to_a_gnupg_key_is_refused(gpg_client: Gpg) -> None:
     v2_message = sq.encrypt(b"x", recipients=[sq.Tsk.generate("Sq <sq@example.com>").extract_certificate()])
     with pytest.raises(NotifyError, match="ask for SEIPDv1"):
         check_message_versions(v2_message, [sq.Cert.from_bytes(_public(gpg_client, "ed25519").encode())])
+
+
+def test_gnupg_home_with_a_long_path_works_and_cleans_up(tmp_path: Path) -> None:
+    """A home too long for gpg-agent's socket path (like a demo client's) makes a key and decrypts; close() removes
+    the short alias it used."""
+    home = tmp_path / ("long-directory-name-" * 4) / "clients" / "client-01" / "gnupg"
+    assert len(str(home)) > HOME_CHARS_MAX
+    with Gpg(home) as gpg:
+        gpg.generate("long <long@example.com>")
+        assert "to a long home" == gpg.decrypt(encrypt(b"to a long home", [_public(gpg, "long")]))
+        alias = gpg._alias
+        assert alias is not None and alias.is_symlink()
+    assert not alias.exists() and not alias.parent.exists()
+

@@ -13,6 +13,7 @@ import email.utils
 import mailbox
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -21,20 +22,34 @@ from types import TracebackType
 
 from coffer.notify.errors import NotifyError
 
-__all__ = ["GnupgHome", "GPG_TIMEOUT_S", "MailRead", "read_client_mail"]
+__all__ = ["GnupgHome", "GPG_TIMEOUT_S", "HOME_CHARS_MAX", "MailRead", "read_client_mail"]
 
 GPG_TIMEOUT_S = 60.0
 
 
+# gpg-agent's sockets live in the home (no /run/user/UID here) and a socket path holds at most 107 characters
+HOME_CHARS_MAX = 107 - len("/S.gpg-agent.browser")
+
+
 class GnupgHome:
-    """gpg in one home directory (mode 0700), batch mode, keys without passphrase."""
+    """gpg in one home directory (mode 0700), batch mode, keys without passphrase. A home whose path is too
+    long for the agent's sockets is used through a short symlink in the temp directory (removed by close())."""
 
     def __init__(self, home: Path) -> None:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.home = home
+        self._alias: Path | None = None
+
+    def _gnupghome(self) -> str:
+        if len(str(self.home.resolve())) <= HOME_CHARS_MAX:
+            return str(self.home.resolve())
+        if self._alias is None:
+            self._alias = Path(tempfile.mkdtemp(prefix="gpg-")) / "home"
+            self._alias.symlink_to(self.home.resolve(), target_is_directory=True)
+        return str(self._alias)
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "GNUPGHOME": str(self.home)}
+        return {**os.environ, "GNUPGHOME": self._gnupghome()}
 
     def run(self, *args: str, input_bytes: bytes | None = None) -> bytes:
         result = subprocess.run(["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", *args],
@@ -72,9 +87,13 @@ class GnupgHome:
         return self.run("--decrypt", input_bytes=data).decode()
 
     def close(self) -> None:
-        """Stop this home's gpg-agent (and any other GnuPG daemon it started)."""
+        """Stop this home's gpg-agent (and any other GnuPG daemon it started); drop the short alias."""
         subprocess.run(["gpgconf", "--kill", "all"], env=self._env(), capture_output=True, timeout=GPG_TIMEOUT_S,
                        check=False)
+        if self._alias is not None:
+            self._alias.unlink()
+            self._alias.parent.rmdir()
+            self._alias = None
 
     def __enter__(self) -> GnupgHome:
         return self
