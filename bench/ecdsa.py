@@ -22,6 +22,7 @@ import argparse
 import random
 import secrets
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -32,9 +33,12 @@ from coffer.eth import EthSpend
 from coffer.mpc.ecdsa.dealer import deal_key
 from coffer.mpc.ecdsa.local import pair_all, sign_locally
 from coffer.mpc.ecdsa_service.harness import EcdsaCluster, start_ecdsa_cluster
+from verdict import at_most, verdict
 
 DESTINATION = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
 VALUE_WEI = 10**15
+
+TARGET_P50_MS = at_most("ecdsa 2-of-3 service sign p50 <= 150 ms", 150.0)  # issue 8
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -65,7 +69,7 @@ def approved(cluster: EcdsaCluster, count: int) -> list[tuple[EthSpend, list[tup
     return out
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=40, help="sequential signatures")
     parser.add_argument("--concurrent", type=int, default=40, help="signatures in the throughput run")
@@ -116,8 +120,11 @@ def main() -> None:
             print(f"overhead over the in-process baseline: {p50 - baseline_ms:.1f} ms per signature")
         finally:
             cluster.stop()
+    code = verdict([(TARGET_P50_MS, p50)])
     print(f"ecdsa_sign_p50_ms={p50:.1f} ecdsa_sign_per_s={per_s:.1f}")
+
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -36,8 +37,12 @@ from coffer.recon import (
     replay_fills,
 )
 from coffer.recon.reference import reference_counts
+from verdict import at_most, verdict
 
 CONTRACTS = 10
+
+TARGET_POSITIONS_S = at_most("recon positions and margin check of 1,000,000 positions <= 1 s", 1.0)  # issue 9
+TARGET_ONCHAIN_S = at_most("recon on-chain check of 100,000 scripts and 1,000,000 UTXOs <= 10 s", 10.0)  # issue 9
 
 
 def book() -> ContractBook:
@@ -185,7 +190,7 @@ def bench_onchain(scripts: int, utxos: int, repeat: int) -> float:
     return seconds
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--scripts", type=int, default=100_000)
@@ -197,8 +202,11 @@ def main() -> None:
           "(other processes share these cores; timings grow with the load)")
     positions_s = bench_positions(arguments.accounts, arguments.repeat)
     onchain_s = bench_onchain(arguments.scripts, arguments.utxos, arguments.repeat)
+    code = verdict([(TARGET_POSITIONS_S, positions_s), (TARGET_ONCHAIN_S, onchain_s)])
     print(f"positions_check_s={positions_s:.3f} onchain_check_s={onchain_s:.3f}")
+
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,6 +18,7 @@ import base64
 import http.client
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,11 +31,14 @@ from embit.transaction import SIGHASH, Transaction, TransactionInput, Transactio
 from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer, subsidy_sats
 from coffer.chain.regtest.wire import build_block, sha256d
 from coffer.log import configure_logging
+from verdict import at_least, verdict
 
 KEY = ec.PrivateKey(b"\x11" * 32)
 SPK = script.p2wpkh(KEY.get_public_key()).data
 FEE_SATS = 1_000
 WINDOWS = 5
+TARGET_TX_PER_S = at_least("regtest node transactions accepted into blocks >= 1,000/s", 1000)  # set by #19
+TARGET_RPC_PER_S = at_least("regtest node getblock calls >= 1,000/s", 1000)  # set by #19
 
 
 def _sign_one(txid: bytes, vout: int, value: int, outputs: list[tuple[int, bytes]]) -> bytes:
@@ -123,7 +127,7 @@ def bench_rpc(seconds: float) -> tuple[float, float]:
             server.close()
 
 
-def main() -> None:
+def main() -> int:
     configure_logging("WARNING")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--txs", type=int, default=2000)
@@ -138,8 +142,10 @@ def main() -> None:
           f"{tx_rate:,.0f} tx/s ({elapsed:.2f} s)")
     print(f"baseline: RPC ping over HTTP keep-alive: {ping:,.0f} calls/s")
     print(f"RPC getblock (verbosity 1, 51 txs) over HTTP keep-alive: {getblock:,.0f} calls/s")
+    code = verdict([(TARGET_TX_PER_S, tx_rate), (TARGET_RPC_PER_S, getblock)])
     print(f"regtest_tx_per_s={tx_rate:.0f} rpc_calls_per_s={getblock:.0f}")
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,19 +10,18 @@ from rich.console import Console
 from rich.table import Table
 
 from coffer import __version__
-from coffer.config import default_home, load_config
+from coffer.commandline import EXIT_FAILED, EXIT_USAGE, HomeOption, home_config, one_line, resolve_home
 from coffer.errors import CofferError
+from coffer.progress import set_quiet
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "resolve_home"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Coffer: custody and security core.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Coffer: custody and security core. Global flags, anywhere on the line: --debug (show "
+                       "the traceback of an error), --quiet (no progress bars).")
 console = Console()
-
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
-
-
-def resolve_home(home: Path | None) -> Path:
-    return (home or default_home()).resolve()
+errors = Console(stderr=True, soft_wrap=True)
+GLOBAL_FLAGS = ("--debug", "--quiet")
 
 
 @app.command()
@@ -35,9 +34,10 @@ def version() -> None:
 def init(home: Path | None = HomeOption) -> None:
     """Create the data directory: config, database, HSM token, local CA."""
     from coffer.home import init_home
+    from coffer.layout import keyholders_root
 
     config = init_home(resolve_home(home))
-    console.print(f"initialised {config.home}")
+    console.print(f"initialised {config.home} (key holders' directories in {keyholders_root(config.home)})")
 
 
 @app.command()
@@ -45,7 +45,7 @@ def doctor(home: Path | None = HomeOption) -> None:
     """Check each real part: HSM module and token, database, kernel library, chromium, nodes."""
     from coffer.doctor import run_checks
 
-    config = load_config(resolve_home(home))
+    config = home_config(home)
     checks = run_checks(config)
     table = Table(title="coffer doctor")
     for column in ("check", "ok", "detail"):
@@ -59,13 +59,14 @@ def doctor(home: Path | None = HomeOption) -> None:
 
 
 @app.command()
-def demo(home: Path = typer.Option(Path(".coffer-demo"), "--home", help="demo data directory"),
-         report: Path | None = typer.Option(None, "--report", help="JSON report (default HOME/report.json)")) -> None:
+def demo(home: Path = typer.Option(Path(".coffer-demo"), "--home", help="demo site directory (wiped first)"),
+         report: Path | None = typer.Option(None, "--report", help="JSON report (default HOME/report.json)"),
+         force: bool = typer.Option(False, "--force", help="wipe HOME even if it is not a previous demo site")) -> None:
     """Run the whole life of client funds on one machine and write a JSON report."""
     from coffer.demo import run_demo
 
     home = home.resolve()
-    result = run_demo(home, (report or home / "report.json").resolve(), console)
+    result = run_demo(home, (report or home / "report.json").resolve(), console, force=force)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -86,8 +87,9 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("coffer.clients.cli", "clients_app", "clients"),
     ("coffer.mpc.service.cli", "cosigner", "cosigner"),
     ("coffer.mpc.service.cli", "mpc_app", "mpc"),
+    ("coffer.keyholder.cli", "gov_app", "gov"),
     ("coffer.ledger.cli", "ledger_app", "ledger"),
-    ("coffer.web.console.serve", "serve", "serve"),
+    ("coffer.serve", "serve", "serve"),
     ("coffer.web.console.cli", "console_app", "console"),
     ("coffer.integrations.cli", "integrations_app", "integrations"),
 ]
@@ -108,13 +110,28 @@ def _register_subcommands(argv: list[str]) -> None:
             app.command(name=name)(sub)
 
 
-def main() -> None:
-    _register_subcommands(sys.argv)
+def main(argv: list[str] | None = None) -> None:
+    """Run one command. An error is one line on stderr with what to do next (exit 2 for an error
+    the operator can fix, 1 for anything unexpected); `--debug` shows its traceback instead."""
+    args = list(sys.argv if argv is None else argv)
+    debug = "--debug" in args
+    quiet = "--quiet" in args
+    args = [arg for arg in args if arg not in GLOBAL_FLAGS]
+    set_quiet(quiet)
     try:
-        app()
+        _register_subcommands(args)
+        app(args=args[1:], prog_name="coffer", standalone_mode=True)
     except CofferError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
+        if debug:
+            raise
+        errors.print(f"error: {one_line(exc)}", markup=False, highlight=False)
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:  # an error nobody planned for: one line, never a traceback unless asked
+        if debug:
+            raise
+        errors.print(f"error: {type(exc).__name__}: {one_line(exc)} (run again with --debug for the traceback)",
+                     markup=False, highlight=False)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ HALT_NOTICE_KEY_LABEL = "coffer-halt-notice"
 
 def open_bitcoin(config: Config) -> BitcoinChain:
     """The Bitcoin backend the configuration names (embedded regtest in the data dir, or Core RPC)."""
-    if config.get("bitcoin", "backend") == "rpc":
+    if config.bitcoin.backend == "rpc":
         from coffer.chain.bitcoin_rpc import BitcoinCoreRpc, BitcoinRpcChain
 
-        cookie = str(config.get("bitcoin", "rpc_cookie_file"))
-        rpc = BitcoinCoreRpc(str(config.get("bitcoin", "rpc_url")), cookie_file=Path(cookie) if cookie else None)
+        cookie = config.bitcoin.rpc_cookie_file
+        rpc = BitcoinCoreRpc(config.bitcoin.rpc_url, cookie_file=Path(cookie) if cookie else None)
         return BitcoinRpcChain(rpc)
     from coffer.chain.regtest import RegtestChain
 
@@ -97,7 +97,7 @@ class Coordinator:
             return signature
 
         return self._part("halt", lambda: HaltSwitch(
-            self.engine, quorum=int(self.config.get("halt", "officer_quorum")), audit=self.audit,
+            self.engine, quorum=self.config.halt.officer_quorum, audit=self.audit,
             hooks=[halt_notices(self.notify.notifier, clients)], publication_signer=publish))
 
     @property
@@ -107,7 +107,7 @@ class Coordinator:
 
         return self._part("notify", lambda: open_notify(
             self.engine, address_of=lambda client: f"{client}@clients.coffer.invalid",
-            team_address=str(self.config.get("mail", "team_address")), audit=self.audit))
+            team_address=self.config.mail.team_address, audit=self.audit))
 
     def deliver_mail(self) -> int:
         """Send what the outbox holds to the configured SMTP server; returns how many were sent."""
@@ -128,13 +128,13 @@ class Coordinator:
     def halt_notice_url(self) -> str:
         from coffer.recon.notice import NOTICE_PATH
 
-        return f"http://127.0.0.1:{int(self.config.get('web', 'notice_port'))}{NOTICE_PATH}"
+        return f"http://127.0.0.1:{self.config.web.notice_port}{NOTICE_PATH}"
 
     def start_notice_server(self) -> Any:
         from coffer.recon.notice import NoticeServer
 
         return self._part("notice_server", lambda: NoticeServer(
-            self.notices, port=int(self.config.get("web", "notice_port"))).start())
+            self.notices, port=self.config.web.notice_port).start())
 
     @property
     def policy(self) -> Any:
@@ -159,10 +159,10 @@ class Coordinator:
             return 0
 
     def signer_ids(self) -> list[int]:
-        return list(range(1, int(self.config.get("cold", "signers")) + 1))
+        return list(range(1, self.config.cold.signers + 1))
 
     def signer_url(self, signer_id: int) -> str:
-        return f"https://127.0.0.1:{int(self.config.get('cold', 'signer_port_base')) + signer_id}"
+        return f"https://127.0.0.1:{self.config.cold.signer_port_base + signer_id}"
 
     @property
     def cold(self) -> Any:
@@ -175,10 +175,10 @@ class Coordinator:
                            self.home / "tls" / "coordinator" / "tls.key")
             clients = {sid: HttpSignerClient(sid, self.signer_url(sid), tls) for sid in self.signer_ids()}
             return ColdCustody(self.engine, lambda: self.bitcoin, self.ledger, clients,
-                               confirmations=int(self.config.get("bitcoin", "confirmations")),
-                               network=str(self.config.get("bitcoin", "network")),
+                               confirmations=self.config.bitcoin.confirmations,
+                               network=self.config.bitcoin.network,
                                halted=lambda: bool(self.halt.is_halted()), audit=self.audit,
-                               batch_max=int(self.config.get("cold", "batch_max")))
+                               batch_max=self.config.cold.batch_max)
 
         return self._part("cold", build)
 
@@ -191,7 +191,7 @@ class Coordinator:
         compiled = policy.active_policy()
         return SignerPins(ensure_attestation_key(self.hsm), tuple(policy.operators()), compiled.text,
                           compiled.schema_text, self.halt_notice_public_key(), self.halt_notice_url(),
-                          int(self.config.get("halt", "notice_max_age_s")))
+                          self.config.halt.notice_max_age_s)
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)

@@ -6,6 +6,13 @@ local SMTP server. The demo process itself plays the coordinator (it opens the s
 directory `coffer serve` would) and the people: clients, operators, security officers.
 Each stage records what it did in the JSON report; a failing stage makes `ok` false and the
 command exit non-zero. The data directory is left in place for inspection.
+
+The demo directory is a site: the coordinator's home is DEMO/coordinator and every key holder
+(signer-N, cosigner-N) and every demo client has a directory of its own beside it, never inside
+it; the CA key stays in DEMO/ceremony. Run as root, each key holder gets its own Unix user
+(`coffer-signer-N`, `coffer-cosigner-N`) that owns its directory (0700) and runs its process, and
+the coordinator's home is handed to `coffer-coordinator` at the end. The demo refuses a directory
+that is not a demo site (no DEMO/.coffer-demo marker) unless forced, and never the default home.
 """
 
 from __future__ import annotations
@@ -18,13 +25,19 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 
+from coffer.errors import CofferError
+from coffer.keyholder.administrators import load_admin, make_admin, propose
+from coffer.keyholder.governance import ActionKind, GovernancePins, Officer, SignedAction, fingerprint
+from coffer.keyholder.governance_store import GovernanceStore
+from coffer.keyholder.lifecycle import Approver
+from coffer.progress import Step, progress
 from coffer.testing.processes import ServiceProcess, port_open
 
 __all__ = ["run_demo", "DemoReport", "DemoSite"]
@@ -38,6 +51,13 @@ OPERATORS = {"ops-ivan": ("initiator",), "ops-bob": ("approver",), "ops-carol": 
              "adm-frank": ("policy_admin",), "adm-gina": ("policy_admin",)}
 
 
+DEMO_MARKER = ".coffer-demo"
+
+
+class DemoRefused(CofferError):
+    """The demo will not use (and so wipe) this directory."""
+
+
 @dataclass
 class DemoReport:
     home: Path
@@ -47,6 +67,26 @@ class DemoReport:
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "home": str(self.home), "stages": self.stages, **self.data}
+
+
+def claim_demo_directory(root: Path, *, force: bool = False) -> None:
+    """Empty ROOT for a new run: only a previous demo site (or, with force, any directory other than
+    the default home) is wiped; anything else is refused and left as it is."""
+    from coffer.config import default_home
+
+    if root.resolve() in {default_home().resolve(), Path.home().resolve(), Path("/").resolve()}:
+        raise DemoRefused(f"{root} is the default home (or a home directory): the demo never wipes it; "
+                          "give --home a directory of its own")
+    if root.exists() and not root.is_dir():
+        raise DemoRefused(f"{root} is not a directory; give --home a new or empty directory")
+    if root.exists() and any(root.iterdir()):
+        if not (root / DEMO_MARKER).exists() and not force:
+            raise DemoRefused(f"{root} is not a demo home (no {DEMO_MARKER} in it) and would be wiped; "
+                              "give an empty directory, or --force to wipe it")
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # traversable, so each party reaches its own directory; each of those is 0700
+    (root / DEMO_MARKER).write_text("a coffer demo site: `coffer demo` may wipe this directory\n")
 
 
 def _free_ports(count: int) -> list[int]:
@@ -63,6 +103,7 @@ class DemoSite:
 
     home: Path
     ports: dict[str, int]
+    root: Path | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
     coordinator: Any = None
     faucet: Any = None
@@ -99,6 +140,28 @@ class DemoSite:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
+    def person_dir(self, name: str) -> Path:
+        """A demo client's (or other person's) own directory beside the coordinator's home."""
+        directory = (self.root or self.home.parent) / name
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return directory
+
+    def separate_users(self) -> bool:
+        """Each party runs as its own Unix user: the demo runs as root, in a directory and with an
+        interpreter that other users can reach (a virtualenv made from /usr/bin/python3, not /root's)."""
+        from coffer.layout import reachable_by_others
+
+        return (os.geteuid() == 0 and reachable_by_others(self.root or self.home.parent)
+                and reachable_by_others(Path(sys.executable).resolve()))
+
+    def hand_over(self, directory: Path) -> None:
+        """Give a key holder's directory to its own Unix user (coffer-signer-N, coffer-cosigner-N)."""
+        from coffer.layout import USER_PREFIX, hand_over, keyholder_of_user
+
+        user = USER_PREFIX + directory.name
+        if self.separate_users() and keyholder_of_user(user) is not None:
+            hand_over(directory, user)
+
     def stop(self) -> None:
         recon = self.parts.get("recon")
         if recon is not None:
@@ -109,7 +172,7 @@ class DemoSite:
             service.stop()
 
 
-def _write_config(home: Path, ports: dict[str, int]) -> None:
+def _write_config(home: Path, ports: dict[str, int], keyholders: Path) -> None:
     (home / "coffer.toml").write_text(
         "# written by coffer demo: every service on 127.0.0.1, ports chosen free for this run\n"
         "[bitcoin]\n"
@@ -125,6 +188,8 @@ def _write_config(home: Path, ports: dict[str, int]) -> None:
         f"smtp_port = {ports['smtp']}\n"
         "[halt]\n"
         "notice_max_age_s = 20\n"
+        "[keyholders]\n"
+        f'dir = "{keyholders}"\n'
     )
 
 
@@ -142,17 +207,33 @@ def _signer_ready(site: DemoSite, signer_id: int) -> Callable[[], bool]:
     return ready
 
 
+def _signer_process(site: DemoSite, signer_id: int) -> ServiceProcess:
+    """Signer N in its own directory (run as its own user when the demo runs as root), told its
+    directory and port so it never reads the coordinator's home."""
+    from coffer.cold.service import signer_directory
+
+    directory = signer_directory(site.home, signer_id)
+    port = site.ports["signer_base"] + signer_id
+    return ServiceProcess(f"signer-{signer_id}", [sys.executable, "-m", "coffer.cli", "signer", "--id", str(signer_id),
+                                                  "--dir", str(directory), "--port", str(port)],
+                          workdir=directory, port=port, env=site.env(), ready=_signer_ready(site, signer_id),
+                          ready_timeout_s=90)
+
+
 def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> None:
     """Data directory, regtest node, mail server, five signer processes, the cold ceremony."""
     from coffer.cold.service import signer_directory
     from coffer.coordinator import Coordinator
     from coffer.doctor import run_checks
     from coffer.home import init_home
+    from coffer.layout import sites as keyholder_sites
     from coffer.policy.roles import Operator, OperatorKey, Role
     from coffer.testing.faucet import Faucet
 
-    _write_config(site.home, site.ports)
+    _write_config(site.home, site.ports, site.root or site.home.parent)
     config = init_home(site.home)
+    for keyholder in keyholder_sites(site.home, range(1, config.cold.signers + 1), COSIGNERS):
+        site.hand_over(keyholder.home)
     checks = run_checks(config)
     report.data["doctor"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
     missing = [c.name for c in checks if c.required and not c.ok]
@@ -167,27 +248,26 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
     site.coordinator = coordinator
     now = site.now()
     coordinator.policy.bootstrap_default(now=now)
-    keys_dir = site.home / "operators"
-    keys_dir.mkdir(exist_ok=True, mode=0o700)
     for index, (operator_id, roles) in enumerate(OPERATORS.items()):
         key = OperatorKey(os.urandom(32))
         site.operator_keys[operator_id] = key
-        (keys_dir / f"{operator_id}.key").write_text(key.seed_hex())
-        (keys_dir / f"{operator_id}.key").chmod(0o600)
+        (site.person_dir(operator_id) / "operator.key").write_text(key.seed_hex())
+        (site.person_dir(operator_id) / "operator.key").chmod(0o600)
         coordinator.policy.add_operator(Operator(operator_id, frozenset(Role(r) for r in roles), key.public_key),
                                         by="demo-setup", now=now)
         if "security_officer" in roles:
             coordinator.halt.register_officer(operator_id, key.public_key, actor="demo-setup")
         del index
     coordinator.start_notice_server()
-    signers = [site.process(f"signer-{i}", ["-m", "coffer.cli", "signer", "--id", str(i), "--home", str(site.home)],
-                            port=site.ports["signer_base"] + i, ready=_signer_ready(site, i))
-               for i in coordinator.signer_ids()]
+    signers = [_signer_process(site, i) for i in coordinator.signer_ids()]
     site.start_all(signers)
-    wallet = coordinator.cold.setup(int(coordinator.config.get("cold", "threshold")), now=now)
+    governance = _governance_ceremony(site, report)
+    wallet = coordinator.cold.setup(coordinator.config.cold.threshold, now=now)
     pins = coordinator.signer_pins()
     for signer_id in coordinator.signer_ids():
         pins.save(signer_directory(site.home, signer_id))
+        GovernanceStore.provision(signer_directory(site.home, signer_id), governance)
+        site.hand_over(signer_directory(site.home, signer_id))
     _team_key(site, now)
     _start_cosigners(site)
     site.faucet = Faucet(coordinator.bitcoin)
@@ -196,6 +276,10 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
     report.data["mpc"] = {"cosigners": list(COSIGNERS), "frost_threshold": [FROST_THRESHOLD, len(COSIGNERS)],
                           "dkg_ms_both_keys": site.parts["dkg_ms"],
                           "publication_pubkey_ed25519": site.parts["publication_key"].hex()}
+    report.data["coordinator_home"] = str(site.home)
+    report.data["separate_unix_users"] = site.separate_users()
+    report.data["keyholders"] = [keyholder.as_json() for keyholder in
+                                 keyholder_sites(site.home, coordinator.signer_ids(), COSIGNERS)]
     report.data["bitcoin"] = {"network": "regtest", "cold_descriptor": wallet.descriptor(),
                               "hot_output_key": site.parts["hot_output_key"].hex(),
                               "cold_threshold": [wallet.threshold, len(wallet.keys)],
@@ -208,6 +292,54 @@ def stage_initialise(site: DemoSite, report: DemoReport, console: Console) -> No
 
 COSIGNERS = (1, 2, 3, 4, 5)
 FROST_THRESHOLD = 3
+ADMINISTRATORS = ("admin-1", "admin-2", "admin-3")
+ADMIN_THRESHOLD = 2
+GOVERNANCE_DOMAIN = "coffer-demo"
+OFFICERS = ("sec-dave", "sec-erin")
+OFFICER_QUORUM = 2
+
+
+def administrators_root(home: Path) -> Path:
+    """The administrators' own directories: beside the coordinator's home, never inside it."""
+    return home.parent / f"{home.name}-administrators"
+
+
+def _governance_ceremony(site: DemoSite, report: DemoReport) -> GovernancePins:
+    """Three administrators make their keys, each in a directory of their own; every key holder
+    pins them (2-of-3) and the security officers (2 of them resume) before anything else."""
+    root = administrators_root(site.home)
+    if root.exists():
+        shutil.rmtree(root)  # the previous demo run's administrators, like its home
+    admins = [make_admin(root / admin_id, admin_id) for admin_id in ADMINISTRATORS]
+    governance = GovernancePins(
+        GOVERNANCE_DOMAIN, tuple(a.public for a in admins), ADMIN_THRESHOLD,
+        tuple(Officer(o, site.operator_keys[o].public_key) for o in OFFICERS), OFFICER_QUORUM)
+    site.parts["governance_actions"] = []
+    report.data["governance"] = {
+        "domain": GOVERNANCE_DOMAIN, "threshold": [ADMIN_THRESHOLD, len(admins)],
+        "administrators": [{"admin_id": a.admin_id, "home": str(root / a.admin_id),
+                            "fingerprint": fingerprint(a.public.public_key)} for a in admins],
+        "officers": list(OFFICERS), "officer_quorum": OFFICER_QUORUM,
+        "actions": site.parts["governance_actions"]}
+    site.parts["governance"] = governance
+    return governance
+
+
+def _administrators_sign(site: DemoSite) -> Approver:
+    """What the administrators do for each lifecycle step: each of two reads the proposal and
+    signs it with the key file in their own directory; the coordinator only carries the result."""
+    root = administrators_root(site.home)
+
+    def approve(kind: ActionKind, key_id: str, keyholders: Sequence[str], content: Mapping[str, Any]
+                ) -> SignedAction:
+        signed = propose(GOVERNANCE_DOMAIN, kind, key_id=key_id, keyholders=keyholders, content=content)
+        for admin_id in ADMINISTRATORS[:ADMIN_THRESHOLD]:
+            signed = load_admin(root / admin_id).sign(signed)
+        site.parts["governance_actions"].append({"kind": kind.value, "key_id": key_id,
+                                                 "signed_by": [s.admin_id for s in signed.signatures]})
+        return signed
+
+    return approve
 
 
 def _start_cosigners(site: DemoSite) -> None:
@@ -216,15 +348,18 @@ def _start_cosigners(site: DemoSite) -> None:
     from coffer.mpc.ecdsa_service.server import write_chain_pins
     from coffer.mpc.service.cli import open_coordinator
     from coffer.mpc.service.harness import spawn_cosigners
+    from coffer.mpc.service.server import cosigner_dir
 
     coordinator = site.coordinator
     pins = coordinator.signer_pins()
     for cosigner in COSIGNERS:
-        pins.save(site.home / "cosigners" / str(cosigner))
+        pins.save(cosigner_dir(site.home, cosigner))
         write_chain_pins(site.home, cosigner, [HARDHAT_CHAIN_ID])
+        GovernanceStore.provision(cosigner_dir(site.home, cosigner), site.parts["governance"])
+        site.hand_over(cosigner_dir(site.home, cosigner))
     processes, site.parts["cosigner_ports"] = spawn_cosigners(site.home, COSIGNERS)
     site.processes.extend(processes.values())
-    mpc = open_coordinator(site.home, coordinator.engine)
+    mpc = open_coordinator(site.home, coordinator.engine, approve=_administrators_sign(site))
     site.parts["mpc"] = mpc
     started = time.monotonic()
     publication = mpc.dkg("publication", "ed25519", FROST_THRESHOLD)
@@ -241,11 +376,10 @@ def _team_key(site: DemoSite, now: dt.datetime) -> None:
     """The security team's OpenPGP key: tickets and halt notices are encrypted to it."""
     import pysequoia as sq
 
-    keys_dir = site.home / "mail" / "keys"
-    keys_dir.mkdir(parents=True, exist_ok=True)
+    secret = site.person_dir("security-team") / "pgp.sec.asc"
     team = sq.Tsk.generate("Coffer security team <security-team@coffer.invalid>")
-    (keys_dir / "security-team.sec.asc").write_text(str(team))
-    (keys_dir / "security-team.sec.asc").chmod(0o600)
+    secret.write_text(str(team))
+    secret.chmod(0o600)
     site.coordinator.notify.keys.add_team_key(str(team.extract_certificate()).encode(), name="security-team",
                                               by="demo-setup", now=now)
 
@@ -262,7 +396,7 @@ def _client_pgp_keys(site: DemoSite, clients: list[str], now: dt.datetime) -> di
     homes: dict[str, str] = {}
     for client in clients[:PGP_CLIENTS]:
         uid = f"{client} <{client}@clients.coffer.invalid>"
-        with GnupgHome(site.home / "clients" / client / "gnupg") as gpg:
+        with GnupgHome(site.person_dir(client) / "gnupg") as gpg:
             gpg.generate(uid)
             notify.key_service.submit(client, gpg.export(uid), now=now)
             challenge = [item for item in notify.outbox.items(client_id=client) if item.event == "key_challenge"][-1]
@@ -286,7 +420,7 @@ def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None
     payments.append((coordinator.cold.deposit_address("company:operating", now=now), 100_000_000))
     gnupg_homes = _client_pgp_keys(site, clients, now)
     report.data["mail"] = {"maildir": str(site.home / "mail"), "client_gnupg_homes": gnupg_homes,
-                           "security_team_secret_key": str(site.home / "mail" / "keys" / "security-team.sec.asc")}
+                           "security_team_secret_key": str(site.person_dir("security-team") / "pgp.sec.asc")}
     console.print(f"  {len(gnupg_homes)} clients registered a GnuPG-made OpenPGP key and proved with gpg they can "
                   "decrypt it")
     for chunk in range(0, len(payments), 10):
@@ -734,7 +868,7 @@ def stage_ethereum(site: DemoSite, report: DemoReport, console: Console) -> None
     tls = TlsFiles(site.home / "tls" / "ca.pem", site.home / "tls" / "coordinator" / "tls.pem",
                    site.home / "tls" / "coordinator" / "tls.key")
     ecdsa = EcdsaCoordinator({c: CosignerClient(c, site.parts["cosigner_ports"][c], tls, batching=False)
-                              for c in (1, 2, 3)})
+                              for c in (1, 2, 3)}, approve=_administrators_sign(site))
     site.parts["ecdsa"] = ecdsa
     key = ecdsa.create_key("hot-eth", threshold=2)
     wallet = EthHotWallet(coordinator.engine, chain, coordinator.ledger, ecdsa, key_id="hot-eth", confirmations=3)
@@ -834,6 +968,15 @@ def _read_client_mail(site: DemoSite, report: DemoReport) -> int:
     return len(read)
 
 
+def _hand_home_to_coordinator(site: DemoSite) -> None:
+    """Root ran the demo; from now on the coordinator's home is its own non-root user's (so
+    `runuser -u coffer-coordinator -- coffer serve --home HOME` runs it, and can read no key holder's files)."""
+    from coffer.layout import COORDINATOR_USER, hand_over
+
+    if site.separate_users():
+        hand_over(site.home, COORDINATOR_USER)
+
+
 Stage = Callable[[DemoSite, DemoReport, Console], None]
 STAGES: list[tuple[str, Stage]] = [
     ("initialise: regtest node, mail, signers, cold wallet ceremony", stage_initialise),
@@ -849,16 +992,16 @@ STAGES: list[tuple[str, Stage]] = [
 ]
 
 
-def run_demo(home: Path, report_path: Path, console: Console | None = None) -> DemoReport:
+def run_demo(root: Path, report_path: Path, console: Console | None = None, *, force: bool = False) -> DemoReport:
     console = console or Console()
-    if home.exists():
-        shutil.rmtree(home)
-    home.mkdir(parents=True)
+    claim_demo_directory(root, force=force)
+    home = root / "coordinator"
+    home.mkdir(mode=0o700)
     report = DemoReport(home=home)
     names = ["bitcoin_rpc", "smtp", "web", "notice", "signer_base"]
     ports = dict(zip(names, _free_ports(len(names) + 6)[:len(names)], strict=True))
     ports["signer_base"] = _free_ports(8)[0]
-    site = DemoSite(home, ports)
+    site = DemoSite(home, ports, root=root)
     (home / "logs").mkdir()
     from coffer.log import configure_logging
 
@@ -866,27 +1009,12 @@ def run_demo(home: Path, report_path: Path, console: Console | None = None) -> D
     configure_logging(stream=log_file)
     started_all = time.monotonic()
     try:
-        for number, (title, stage) in enumerate(STAGES, start=1):
-            console.rule(f"[bold]{number}. {title}")
-            started = time.monotonic()
-            try:
-                stage(site, report, console)
-                status = "ok"
-            except Exception as exc:  # the demo reports every failure and stops; nothing is hidden
-                import traceback
-
-                report.ok = False
-                status = f"failed: {type(exc).__name__}: {exc}"
-                trace = traceback.format_exc()
-                log_file.write(trace)
-                report.data.setdefault("failure", {})[title] = trace.splitlines()[-12:]
-                console.print(f"[red]{status}[/] (traceback in {home / 'logs' / 'coordinator.log'})")
-            report.stages.append({"stage": title, "status": status, "seconds": round(time.monotonic() - started, 3)})
-            if not report.ok:
-                break
+        with progress("demo stages", total=len(STAGES), console=console) as step:
+            _run_stages(site, report, console, step, log_file)
     finally:
         site.stop()
         log_file.close()
+        _hand_home_to_coordinator(site)
     report.data["seconds"] = round(time.monotonic() - started_all, 1)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report.as_json(), indent=2, sort_keys=True))
@@ -894,5 +1022,30 @@ def run_demo(home: Path, report_path: Path, console: Console | None = None) -> D
     for entry in report.stages:
         console.print(f"  {entry['status']:>6}  {entry['seconds']:7.1f}s  {entry['stage']}")
     console.print(f"ok={report.ok} in {report.data['seconds']}s; report written to {report_path}; "
-                  f"data left in {home}")
+                  f"data left in {root} (coordinator's home {home})")
     return report
+
+
+def _run_stages(site: DemoSite, report: DemoReport, console: Console, step: Step, log_file: TextIO) -> None:
+    """Each stage in order; the first failure is reported (traceback in the log) and ends the run."""
+    home = site.home
+    for number, (title, stage) in enumerate(STAGES, start=1):
+        step.describe(f"{number}/{len(STAGES)} {title.split(':')[0]}")
+        console.rule(f"[bold]{number}. {title}")
+        started = time.monotonic()
+        try:
+            stage(site, report, console)
+            status = "ok"
+        except Exception as exc:  # the demo reports every failure and stops; nothing is hidden
+            import traceback
+
+            report.ok = False
+            status = f"failed: {type(exc).__name__}: {exc}"
+            trace = traceback.format_exc()
+            log_file.write(trace)
+            report.data.setdefault("failure", {})[title] = trace.splitlines()[-12:]
+            console.print(f"[red]{status}[/] (traceback in {home / 'logs' / 'coordinator.log'})")
+        report.stages.append({"stage": title, "status": status, "seconds": round(time.monotonic() - started, 3)})
+        step.advance()
+        if not report.ok:
+            break

@@ -31,7 +31,7 @@ EXTRA_CHECKS: list[str] = ["coffer.chain:doctor_checks"]
 
 
 def _softhsm(config: Config) -> list[Check]:
-    module = str(config.get("hsm", "module"))
+    module = config.hsm.module
     checks = [Check("PKCS#11 module", Path(module).exists(), module)]
     if not checks[0].ok:
         return checks

@@ -1,15 +1,19 @@
 """The local certificate authority made at `coffer init`, for mutual TLS between the
 coordinator, the signers and the co-signers on one machine.
 
-The CA key stays in the data directory of the operator who ran `coffer init` (file mode 0600);
-in production each party's key would live in its HSM and the CA offline.
+The CA key lives in the ceremony directory, never in the coordinator's home (coffer.layout); each
+party's TLS directory is self-contained (its key, its certificate and a copy of the CA's public
+certificate), so a key holder never reads another party's files. In production each party's key
+would live in its HSM and the CA offline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +35,10 @@ class TlsFiles:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
     path.chmod(0o600)
 
 
@@ -53,7 +59,7 @@ def make_ca(directory: Path, *, now: dt.datetime | None = None) -> tuple[Path, P
                                          data_encipherment=False, key_agreement=False,
                                          encipher_only=False, decipher_only=False), critical=True)
             .sign(key, hashes.SHA256()))
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
@@ -61,8 +67,10 @@ def make_ca(directory: Path, *, now: dt.datetime | None = None) -> tuple[Path, P
 
 
 def issue_certificate(ca_dir: Path, out_dir: Path, common_name: str, *,
-                      now: dt.datetime | None = None) -> TlsFiles:
-    """A certificate for `common_name` (client and server use, valid for 127.0.0.1 and localhost)."""
+                      now: dt.datetime | None = None, ip_addresses: Sequence[str] = ()) -> TlsFiles:
+    """A certificate for `common_name` (client and server use, valid for 127.0.0.1 and localhost,
+    and for each of `ip_addresses`: where a key holder on a host of its own listens)."""
+    extra = [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
     ca_cert_path, ca_key_path = make_ca(ca_dir)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
@@ -75,17 +83,19 @@ def issue_certificate(ca_dir: Path, out_dir: Path, common_name: str, *,
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=CERT_VALIDITY_DAYS))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName(common_name),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *extra]),
                            critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = out_dir / "tls.pem", out_dir / "tls.key"
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert_path, key_path, ca_copy = out_dir / "tls.pem", out_dir / "tls.key", out_dir / "ca.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
-    return TlsFiles(ca_cert_path, cert_path, key_path)
+    if ca_copy.resolve() != ca_cert_path.resolve():
+        ca_copy.write_bytes(ca_cert_path.read_bytes())
+    return TlsFiles(ca_copy, cert_path, key_path)
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from coffer.clients import BadClientData, ClientDirectory, ClientExists, SignInRefused, TwoFactorRefused
 from coffer.clients.cli import clients_app
 from coffer.db import make_engine, migrate
+from coffer.testing.homes import bare_home
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
@@ -79,9 +80,7 @@ def test_enrollment_repr_redacted(directory: ClientDirectory) -> None:
 
 def test_cli_add(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`coffer clients add` registers a client and prints the TOTP secret once."""
-    home = tmp_path / "home"
-    home.mkdir()
-    migrate(make_engine(f"sqlite:///{home / 'coffer.db'}"))
+    home = bare_home(tmp_path / "home")
     monkeypatch.setenv("COFFER_CLIENT_PASSWORD", PASSWORD)
     root = typer.Typer()
     root.add_typer(clients_app, name="clients")

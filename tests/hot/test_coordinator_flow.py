@@ -17,17 +17,21 @@ from coffer.hot import HotWallet
 from coffer.mpc.service import hsm_publication_attester, publication_public_key, publication_signer
 from coffer.mpc.service.cli import open_coordinator
 from coffer.mpc.service.harness import spawn_cosigners
+from coffer.testing.governance import Quorum
+from coffer.mpc.service.server import cosigner_dir
 
 home = Path(sys.argv[1])
+quorum = Quorum.generate()
 init_home(home)
 coordinator = Coordinator.open(home)
 coordinator.policy.bootstrap_default(now=coordinator.now())
 coordinator.start_notice_server()
 for cosigner in (1, 2, 3):
-    coordinator.signer_pins().save(home / "cosigners" / str(cosigner))
+    coordinator.signer_pins().save(cosigner_dir(home, cosigner))
+    quorum.provision(cosigner_dir(home, cosigner))
 processes, _ = spawn_cosigners(home, (1, 2, 3))
 try:
-    mpc = open_coordinator(home, coordinator.engine)
+    mpc = open_coordinator(home, coordinator.engine, approve=quorum.approve)
     mpc.dkg("publication", "ed25519", 2)
     mpc.dkg("hot-btc", "taproot", 2)
     sign = publication_signer(mpc, hsm_publication_attester(coordinator.hsm))
@@ -44,7 +48,8 @@ finally:
 
 
 def test_coordinator_home_drives_cosigners(tmp_path: Path) -> None:
-    """From a fresh data directory: pins from the coordinator, DKG, a publication signature, the hot address."""
+    """From a fresh data directory: pins from the coordinator and the administrators, DKG, a publication signature,
+    the hot address."""
     # A child process: `coffer init` repoints this process's SoftHSM2 at the new home's tokens.
     result = subprocess.run([sys.executable, "-c", FLOW, str(tmp_path / "home")], capture_output=True, text=True,
                             timeout=300, check=False)

@@ -21,6 +21,7 @@ from coffer.home import init_home
 from coffer.keyholder.client import KeyholderClient
 from coffer.mpc.service.errors import CosignerRefused
 from coffer.mpc.service.harness import Cluster, spawn_cosigners, start_cluster
+from coffer.mpc.service.server import cosigner_dir
 from coffer.testing import ServiceProcess, free_port, wait_until
 from coffer.testing.tokens import process_softhsm_conf
 from coffer.tls import TlsFiles
@@ -86,7 +87,7 @@ def test_one_cosigner_process_serves_frost_and_ecdsa(cluster: Cluster) -> None:
     client = cluster.client(1)
     assert "keys" in client.call("/v1/status", {})
     assert "keys" in client.call("/v1/ecdsa/status", {})
-    directory = cluster.home / "cosigners" / "1"
+    directory = cosigner_dir(cluster.home, 1)
     tokens = [p for p in (directory / "hsm").rglob("*") if p.is_dir() and p.parent.name == "tokens"]
     assert 1 == len(tokens)
     assert (["history.db"], []) == (sorted(p.name for p in directory.glob("history.db")),
@@ -99,7 +100,7 @@ def test_engine_flag_keeps_the_engines_apart(cluster: Cluster) -> None:
     from coffer.mpc.service.harness import provision_cosigners
     from coffer.mpc.service.pins import read_pins
 
-    provision_cosigners(cluster.home, [7], read_pins(cluster.home / "cosigners" / "1"))
+    provision_cosigners(cluster.home, [7], read_pins(cosigner_dir(cluster.home, 1)))
     processes, ports = spawn_cosigners(cluster.home, [7], engines=("frost",))
     try:
         from coffer.mpc.service.client import CosignerClient

@@ -7,15 +7,16 @@ from pathlib import Path
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from coffer.db import make_engine, migrate
+from coffer.db import make_engine
 from coffer.ledger import AccountKey, Kind, Ledger, Transfer, credit, debit
 from coffer.ledger.cli import ledger_app
+from coffer.testing.homes import bare_home
 from tests.ledger.conftest import T0
 
 
 def _home(tmp_path: Path) -> Path:
+    bare_home(tmp_path)
     engine = make_engine(f"sqlite:///{tmp_path / 'coffer.db'}")
-    migrate(engine)
     ledger = Ledger(engine)
     ledger.open_house_accounts(["BTC"], at=T0)
     ledger.open_client("alice", ["BTC"], at=T0)

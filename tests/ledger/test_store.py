@@ -96,6 +96,24 @@ def test_replay_returns_first_result_and_writes_nothing(ledger: Ledger, engine: 
     assert 5 == ledger.balance(ALICE)
 
 
+def test_replayed_large_batch_returns_first_results(ledger: Ledger, engine: Engine) -> None:
+    """A batch as large as a cold settlement (OPTIMISTIC_BATCH_MIN transfers and more, which skip
+    the key lookup on PostgreSQL), replayed after it emptied the holds, returns its first results
+    and writes nothing, instead of a refusal for funds it already moved."""
+    from coffer.ledger.store import OPTIMISTIC_BATCH_MIN
+
+    ledger.apply(deposit("d1", ALICE, 10 * OPTIMISTIC_BATCH_MIN))
+    ledger.apply(hold("h1", "alice", 10 * OPTIMISTIC_BATCH_MIN))
+    settles = [Transfer(f"s{n}", Kind.WITHDRAWAL_SETTLE, (debit(ALICE_HELD, 10), credit(HOT, 10)), T0)
+               for n in range(OPTIMISTIC_BATCH_MIN)]
+    first = ledger.apply_many(settles)
+    before = counts(engine)
+    again = ledger.apply_many(settles)
+    assert [a.transfer_id for a in first] == [r.transfer_id for r in again]
+    assert all(r.replayed for r in again)
+    assert before == counts(engine)
+
+
 def test_reused_key_with_new_content_is_refused(ledger: Ledger, engine: Engine) -> None:
     """The same key with different content raises IdempotencyConflict and writes nothing."""
     ledger.apply(deposit("d1", ALICE, 5))

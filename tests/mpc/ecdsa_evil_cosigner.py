@@ -15,12 +15,21 @@ from coffer.mpc.service.server import run_cosigner
 FAULT = os.environ.get("COFFER_TEST_FAULT", "round2-vole")
 
 
+# Where "round1-ot" flips a bit: inside the OT-extension rows of a round-1 message (after the
+# 38-byte header and the 32-byte commitment), the offset tests/mpc/test_ecdsa_malicious.py uses.
+OT_ROW_OFFSET = 38 + 32 + 5000
+
+
 class EvilCosigner(EcdsaCosigner):
-    """Flips one byte of its round-2 messages (inside the VOLE answer) before sealing them."""
+    """Corrupts its own messages before sealing them, as COFFER_TEST_FAULT says: "round2-vole"
+    flips a byte of the round-2 VOLE answer, "round1-ot" a bit of the round-1 OT-extension rows."""
 
     def _seal(self, signing: _Signing, round_number: int, out: dict[int, bytes]) -> dict[str, str]:
         if round_number == 2 and FAULT == "round2-vole":
             out = {peer: message[:-1] + bytes([message[-1] ^ 1]) for peer, message in out.items()}
+        if round_number == 1 and FAULT == "round1-ot":
+            out = {peer: message[:OT_ROW_OFFSET] + bytes([message[OT_ROW_OFFSET] ^ 0x10]) + message[OT_ROW_OFFSET + 1:]
+                   for peer, message in out.items()}
         return super()._seal(signing, round_number, out)
 
     def status(self, data: bytes) -> dict[str, Any]:

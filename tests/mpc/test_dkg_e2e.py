@@ -18,8 +18,8 @@ from coffer.mpc.dkg.types import KeyShareOutput, SecretShare
 from coffer.mpc.dkg.verify import interpolate_public, verify_output
 from coffer.mpc.dkg.vss import lagrange_coefficient
 
-PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519"),
-             pytest.param(secp256k1_untweaked.PROTOCOL, id="secp256k1-untweaked")]
+PROTOCOLS = [pytest.param(chilldkg, id="secp256k1"), pytest.param(ed25519, id="ed25519"),
+             pytest.param(secp256k1_untweaked, id="secp256k1-untweaked")]
 
 
 def rng_for(seed: int) -> random.Random:
@@ -94,7 +94,7 @@ def test_recovery_acknowledgments(dkg: DkgProtocol) -> None:
 
 def test_secp256k1_group_key_is_a_valid_taproot_internal_key() -> None:
     """The ChillDKG key is an ordinary compressed point that coincurve parses and can x-only encode."""
-    _, result = run(chilldkg.PROTOCOL, 3, 2, seed=9)
+    _, result = run(chilldkg, 3, 2, seed=9)
     key = coincurve.PublicKey(result.coordinator_output.group_public_key)
     assert 33 == len(key.format(compressed=True))
 
@@ -110,7 +110,7 @@ def test_secret_share_repr_is_redacted() -> None:
 
 def test_threshold_one_and_n_equals_t() -> None:
     """Edge thresholds t = 1 and t = n work for both suites."""
-    for dkg in (chilldkg.PROTOCOL, ed25519.PROTOCOL):
+    for dkg in (chilldkg, ed25519):
         for n, t in ((3, 1), (3, 3)):
             _, result = run(dkg, n, t, seed=n * 10 + t)
             verify_output(dkg.suite, result.coordinator_output)

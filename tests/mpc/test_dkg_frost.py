@@ -55,7 +55,7 @@ def check(dkg: DkgProtocol, outputs: list[KeyShareOutput], signers: list[int]) -
     assert coincurve.PublicKeyXOnly(output_key.encoding[1:]).verify(signature, MESSAGE)
 
 
-PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1-taproot"), pytest.param(ed25519.PROTOCOL, id="ed25519")]
+PROTOCOLS = [pytest.param(chilldkg, id="secp256k1-taproot"), pytest.param(ed25519, id="ed25519")]
 
 
 @pytest.mark.parametrize("dkg", PROTOCOLS)

@@ -27,8 +27,8 @@ from coffer.mpc.dkg.local import run_local_dkg
 from coffer.mpc.dkg.messages import CoordinatorMsg1, ParticipantMsg1
 from coffer.mpc.dkg.protocol import ParticipantState1, SessionParams
 
-PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519"),
-             pytest.param(secp256k1_untweaked.PROTOCOL, id="secp256k1-untweaked")]
+PROTOCOLS = [pytest.param(chilldkg, id="secp256k1"), pytest.param(ed25519, id="ed25519"),
+             pytest.param(secp256k1_untweaked, id="secp256k1-untweaked")]
 
 
 @dataclasses.dataclass
@@ -234,12 +234,12 @@ ED25519_SMALL_ORDER = [
 @pytest.mark.parametrize("encoded", ED25519_SMALL_ORDER)
 def test_ed25519_small_order_points_are_refused(encoded: str) -> None:
     """Ed25519 host keys and public nonces of small order (or the identity) are refused, naming the owner."""
-    r1 = round1(ed25519.PROTOCOL, n=3, t=2)
+    r1 = round1(ed25519, n=3, t=2)
     bad = bytes.fromhex(encoded)
     with pytest.raises(InvalidHostPubkeyError) as info:
         ed25519.params_hash(SessionParams((r1.params.hostpubkeys[0], bad, r1.params.hostpubkeys[2]), 2))
     assert 2 == info.value.culprit
-    pmsgs1 = tamper_pmsg1(ed25519.PROTOCOL, r1, 2, lambda message: dataclasses.replace(message, pubnonce=bad))
+    pmsgs1 = tamper_pmsg1(ed25519, r1, 2, lambda message: dataclasses.replace(message, pubnonce=bad))
     with pytest.raises(FaultyParticipantError) as blamed:
         ed25519.coordinator_step1(pmsgs1, r1.params)
     assert 3 == blamed.value.culprit
@@ -249,8 +249,8 @@ def test_ed25519_point_outside_the_prime_order_subgroup_is_refused() -> None:
     """A valid point plus a torsion point (outside the prime-order subgroup) is refused in a commitment."""
     from nacl import bindings as sodium
 
-    r1 = round1(ed25519.PROTOCOL, n=3, t=2)
-    parsed = ParticipantMsg1.parse(ed25519.PROTOCOL.suite, r1.pmsgs1[1], t=2, n=3)
+    r1 = round1(ed25519, n=3, t=2)
+    parsed = ParticipantMsg1.parse(ed25519.suite, r1.pmsgs1[1], t=2, n=3)
     torsion = bytes.fromhex(ED25519_SMALL_ORDER[2])
     mixed = sodium.crypto_core_ed25519_add(parsed.commitment[1].encoding, torsion)
     raw = bytearray(r1.pmsgs1[1])
@@ -264,7 +264,7 @@ def test_ed25519_point_outside_the_prime_order_subgroup_is_refused() -> None:
 
 def test_secp256k1_x_coordinate_above_the_field_is_refused() -> None:
     """A compressed point whose x is not below the field prime is refused as a host key."""
-    r1 = round1(chilldkg.PROTOCOL, n=2, t=1)
+    r1 = round1(chilldkg, n=2, t=1)
     too_big = b"\x02" + (2**256 - 2**32 - 977 + 1).to_bytes(32, "big")
     with pytest.raises(InvalidHostPubkeyError):
         chilldkg.params_hash(SessionParams((r1.params.hostpubkeys[0], too_big), 1))

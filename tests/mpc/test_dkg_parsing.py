@@ -25,8 +25,8 @@ from coffer.mpc.dkg.messages import CoordinatorInvestigationMsg, CoordinatorMsg1
 from coffer.mpc.dkg.protocol import ParticipantState1, SessionParams
 from coffer.mpc.dkg.refresh import RefreshSession
 
-PROTOCOLS = {"secp256k1": chilldkg.PROTOCOL, "ed25519": ed25519.PROTOCOL,
-             "secp256k1-untweaked": secp256k1_untweaked.PROTOCOL}
+PROTOCOLS = {"secp256k1": chilldkg, "ed25519": ed25519,
+             "secp256k1-untweaked": secp256k1_untweaked}
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 N, T = 3, 2
 

@@ -31,7 +31,7 @@ def test_dkg_shares_sign_before_and_after_a_refresh() -> None:
     """ChillDKG (untweaked secp256k1) shares sign; refreshed shares of the same key sign too."""
     rng = random.Random(7)
     keys = [rng.randbytes(32) for _ in range(3)]
-    outputs = list(run_local_dkg(dkg.PROTOCOL, keys, 2, rng.randbytes).participant_outputs)
+    outputs = list(run_local_dkg(dkg, keys, 2, rng.randbytes).participant_outputs)
     key_id = b"dkg-ecdsa"
     shares = {o.secret_share.identifier: key_share_from_dkg(o, key_id) for o in outputs if o.secret_share}
     setups = pair_all([1, 2, 3], key_id)
@@ -42,9 +42,9 @@ def test_dkg_shares_sign_before_and_after_a_refresh() -> None:
 
     holders = tuple(Holder(i + 1, dkg.hostpubkey_gen(key)) for i, key in enumerate(keys))
     session = refresh.RefreshSession(rng.randbytes(32), 2, public_key, holders, dict(outputs[0].public_shares))
-    dealings = {i + 1: refresh.refresh_deal(dkg.PROTOCOL.suite, session, key, rng.randbytes(32))
+    dealings = {i + 1: refresh.refresh_deal(dkg.suite, session, key, rng.randbytes(32))
                 for i, key in enumerate(keys)}
-    refreshed = [refresh.refresh_receive(dkg.PROTOCOL.suite, session, key, o.secret_share, dealings)  # type: ignore[arg-type]
+    refreshed = [refresh.refresh_receive(dkg.suite, session, key, o.secret_share, dealings)  # type: ignore[arg-type]
                  for key, o in zip(keys, outputs, strict=True)]
     new_shares = {o.secret_share.identifier: key_share_from_dkg(o, key_id) for o in refreshed if o.secret_share}
     assert new_shares[2].secret_share != shares[2].secret_share
@@ -57,15 +57,15 @@ def test_revoked_co_signer_cannot_sign_after_a_re_share() -> None:
     """After a re-share that removes co-signer 3, the kept co-signers sign; 3's old share does not."""
     rng = random.Random(11)
     keys = [rng.randbytes(32) for _ in range(4)]
-    outputs = list(run_local_dkg(dkg.PROTOCOL, keys, 2, rng.randbytes).participant_outputs)
+    outputs = list(run_local_dkg(dkg, keys, 2, rng.randbytes).participant_outputs)
     holders = tuple(Holder(i + 1, dkg.hostpubkey_gen(key)) for i, key in enumerate(keys))
     kept = (1, 2, 4)
     session = reshare.ReshareSession(rng.randbytes(32), outputs[0].group_public_key, 2,
                                      dict(outputs[0].public_shares), (holders[0], holders[1]), 2,
                                      tuple(holders[i - 1] for i in kept))
-    dealings = {i: reshare.reshare_deal(dkg.PROTOCOL.suite, session, keys[i - 1], outputs[i - 1].secret_share,  # type: ignore[arg-type]
+    dealings = {i: reshare.reshare_deal(dkg.suite, session, keys[i - 1], outputs[i - 1].secret_share,  # type: ignore[arg-type]
                                         rng.randbytes(32)) for i in (1, 2)}
-    new = {i: key_share_from_dkg(reshare.reshare_receive(dkg.PROTOCOL.suite, session, keys[i - 1], dealings),
+    new = {i: key_share_from_dkg(reshare.reshare_receive(dkg.suite, session, keys[i - 1], dealings),
                                  b"reshared") for i in kept}
     revoked = key_share_from_dkg(outputs[2], b"reshared")
     setups = pair_all([1, 2, 3, 4], b"reshared")
@@ -79,7 +79,7 @@ def test_revoked_co_signer_cannot_sign_after_a_re_share() -> None:
 def test_dkg_share_must_match_its_public_share() -> None:
     """A DKG output whose secret share does not match its public share is refused."""
     rng = random.Random(8)
-    output = run_local_dkg(dkg.PROTOCOL, [rng.randbytes(32) for _ in range(3)], 2,
+    output = run_local_dkg(dkg, [rng.randbytes(32) for _ in range(3)], 2,
                            rng.randbytes).participant_outputs[0]
     assert output.secret_share is not None
     broken = dataclasses.replace(output, secret_share=SecretShare(output.secret_share.identifier,

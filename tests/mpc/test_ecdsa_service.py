@@ -25,6 +25,7 @@ from coffer.mpc.service.errors import (
     ProtocolViolation,
     SessionReplayed,
 )
+from coffer.mpc.service.server import cosigner_dir
 from coffer.testing import wait_until
 
 DESTINATION = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
@@ -77,13 +78,33 @@ def test_cheating_co_signer_is_named_its_setups_discarded_and_a_fresh_pairing_si
         coordinator.sign_spend("cheat", _spend(1), _approved(cluster), signers=[1, 2])
     assert (2,) == aborted.value.culprits
     assert 1 == aborted.value.reporter
-    assert aborted.value.rule.startswith("ecdsa.abort.") or "message.invalid" == aborted.value.rule
+    assert "ecdsa.abort.MultiplicationCheckFailure" == aborted.value.rule
     assert {2: False} == _setups(cluster, 1, "cheat")
     assert "ecdsa.ot_setup_discarded" in cluster.processes[1].log_tail(100_000)  # the alert
     cluster.restart(2)
     signed = coordinator.sign_spend("cheat", _spend(1), _approved(cluster), signers=[1, 2])
     assert coordinator.key("cheat").address == signed.sender
     assert {2: True} == _setups(cluster, 1, "cheat")
+
+
+def test_co_signer_sending_inconsistent_ot_rows_is_named_by_its_peer(cluster: EcdsaCluster,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A co-signer process whose round-1 OT-extension rows fail the KOS consistency check (one bit
+    flipped before sealing): its peer aborts naming it, and the pair's OT setup is discarded."""
+    coordinator = cluster.coordinator
+    coordinator.create_key("ot-rows", 2)
+    coordinator.sign_spend("ot-rows", _spend(0), _approved(cluster), signers=[1, 2])
+    monkeypatch.setenv("COFFER_TEST_FAULT", "round1-ot")
+    cluster.restart(2, module="tests.mpc.ecdsa_evil_cosigner")
+    try:
+        with pytest.raises(SigningAborted) as aborted:
+            coordinator.sign_spend("ot-rows", _spend(1), _approved(cluster), signers=[1, 2])
+        assert ("ecdsa.abort.OtConsistencyFailure", (2,), 1) == (
+            aborted.value.rule, aborted.value.culprits, aborted.value.reporter)
+        assert {2: False} == _setups(cluster, 1, "ot-rows")
+    finally:
+        monkeypatch.delenv("COFFER_TEST_FAULT")
+        cluster.restart(2)
 
 
 def test_fewer_than_threshold_is_refused_by_coordinator_and_co_signer(cluster: EcdsaCluster) -> None:
@@ -146,7 +167,7 @@ def test_kill_between_rounds_fails_cleanly_then_a_new_session_signs(cluster: Ecd
 
 
 def _session_rounds(cluster: EcdsaCluster, cosigner: int) -> dict[bytes, int]:
-    database = sqlite3.connect(cluster.home / "cosigners" / str(cosigner) / "ecdsa" / "ecdsa.db")
+    database = sqlite3.connect(cosigner_dir(cluster.home, cosigner) / "ecdsa" / "ecdsa.db")
     try:
         return {bytes(row[0]): int(row[1]) for row in database.execute("SELECT session_id, round FROM sessions")}
     finally:
@@ -160,7 +181,7 @@ def test_replayed_session_is_refused(cluster: EcdsaCluster) -> None:
     coordinator.pair("replay", 1, 2)
     body = _round1_body("replay", [1, 2], _spend(), _approved(cluster), nonce=secrets.token_bytes(32))
     first = _client(cluster, 1).call("/v1/ecdsa/sign/round1", body)
-    database = sqlite3.connect(cluster.home / "cosigners" / "1" / "ecdsa" / "ecdsa.db")
+    database = sqlite3.connect(cosigner_dir(cluster.home, 1) / "ecdsa" / "ecdsa.db")
     try:  # "round 1 used" was on disk before the round-1 output left the co-signer
         assert [(1,)] == database.execute("SELECT round FROM sessions WHERE session_id = ?",
                                           (bytes.fromhex(first["session_id"]),)).fetchall()

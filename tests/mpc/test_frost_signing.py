@@ -276,6 +276,22 @@ def test_nonces_are_hedged(suite: frost.Ciphersuite) -> None:
     assert fresh[0].binding != fresh[1].binding
 
 
+@pytest.mark.parametrize("suite", SUITES, ids=SUITE_IDS)
+def test_stuck_rng_still_gives_each_message_its_own_nonces(suite: frost.Ciphersuite) -> None:
+    """With a repeating RNG, the message and session id mixed into the nonce keep two sessions apart."""
+    key_packages, _public = dealer(suite, 3, 2)
+
+    def stuck(length: int) -> bytes:
+        return bytes(length)
+
+    one = frost.commit(suite, key_packages[0], rng=stuck, extra=b"session-1" + b"message-a")[1]
+    other = frost.commit(suite, key_packages[0], rng=stuck, extra=b"session-2" + b"message-a")[1]
+    again = frost.commit(suite, key_packages[0], rng=stuck, extra=b"session-1" + b"message-a")[1]
+    assert one.hiding != other.hiding
+    assert one.binding != other.binding
+    assert one.hiding == again.hiding  # the same input: the RNG is the only other source
+
+
 def test_used_nonces_are_wiped() -> None:
     """After signing, the nonce bytes held by SigningNonces are zero."""
     suite = frost.SECP256K1_TR

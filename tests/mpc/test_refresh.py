@@ -28,8 +28,8 @@ from coffer.mpc.dkg.verify import verify_output
 from coffer.mpc.dkg.vss import lagrange_coefficient
 from coffer.mpc.errors import DuplicateIdentifier, InsufficientSigners, MpcError
 
-PROTOCOLS = [pytest.param(chilldkg.PROTOCOL, id="secp256k1"), pytest.param(ed25519.PROTOCOL, id="ed25519"),
-             pytest.param(secp256k1_untweaked.PROTOCOL, id="secp256k1-untweaked")]
+PROTOCOLS = [pytest.param(chilldkg, id="secp256k1"), pytest.param(ed25519, id="ed25519"),
+             pytest.param(secp256k1_untweaked, id="secp256k1-untweaked")]
 
 
 @dataclasses.dataclass
@@ -354,7 +354,7 @@ _REFRESH_FIXTURE: list[tuple[Group, RefreshSession, dict[int, bytes]]] = []
 
 def refresh_fixture() -> tuple[Group, RefreshSession, dict[int, bytes]]:
     if not _REFRESH_FIXTURE:
-        group = make_group(ed25519.PROTOCOL, n=3, t=2, seed=88)
+        group = make_group(ed25519, n=3, t=2, seed=88)
         session = refresh_session(group)
         dealings = {i: refresh.refresh_deal(group.suite, session, key, bytes([i]) * 32) for i, key in group.keys.items()}
         _REFRESH_FIXTURE.append((group, session, dealings))

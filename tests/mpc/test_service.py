@@ -15,6 +15,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from coffer.canonical import canonical_json
+from coffer.layout import ceremony_directory
 from coffer.mpc.errors import InsufficientSigners, InvalidSignatureShare
 from coffer.mpc.service import (
     CosignerClient,
@@ -27,6 +28,7 @@ from coffer.mpc.service import (
     SessionReplayed,
 )
 from coffer.mpc.service.harness import Cluster, start_cluster
+from coffer.mpc.service.server import cosigner_dir
 from coffer.testing import wait_until
 from coffer.tls import TlsFiles, issue_certificate
 
@@ -63,6 +65,55 @@ def test_publication_signature_verifies_with_pynacl(cluster: Cluster) -> None:
     VerifyKey(key.publication_public_key()).verify(STATEMENT, signature)
 
 
+def _counters(cluster: Cluster) -> dict[int, dict[str, int]]:
+    return {c: cluster.client(c).call("/v1/status", {})["counters"] for c in cluster.ports}
+
+
+def test_counters_show_guard_record_and_unseal_per_signature(cluster: Cluster) -> None:
+    """Each fresh approved spend costs every signing co-signer one guard check, one durable
+    "cleared" record and one HSM unseal; a retry of the same transaction unseals again but is
+    not cleared twice; co-signers outside the set count nothing."""
+    before = _counters(cluster)
+    spends = [cluster.fresh_spend(10_000 + n) for n in range(2)]
+    for raw, prevouts, approvals in [*spends, spends[1]]:
+        cluster.mpc.sign_taproot_spend("hot-btc", raw, prevouts, approvals, cosigners=[1, 2, 3])
+    after = _counters(cluster)
+    grown = {c: {name: after[c][name] - before[c][name] for name in after[c]} for c in after}
+    signer = {"guard_checks": 2, "durable_records": 2, "unseals": 3}
+    idle = {"guard_checks": 0, "durable_records": 0, "unseals": 0}
+    assert {1: signer, 2: signer, 3: signer, 4: idle, 5: idle} == grown
+
+
+class _Unreachable:
+    """Stands in for the notice source's lock: every notice it would issue fails, so the notice
+    server serves nothing, as when the coordinator is cut off (or withholds the halt state)."""
+
+    def __enter__(self) -> None:
+        raise OSError("the coordinator cannot be reached")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _halt_clear(cluster: Cluster, cosigners: tuple[int, ...]) -> list[bool]:
+    return [bool(cluster.client(c).call("/v1/status", {})["halt_clear"]) for c in cosigners]
+
+
+def test_cosigner_cut_off_from_halt_notices_refuses_to_sign(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fresh halt notice reaches the co-signer processes: once the last one is older than the
+    pinned bound, a fresh approved spend is refused with rule `halt` (fail closed); they sign
+    again once they hear the coordinator."""
+    monkeypatch.setattr(cluster.notices, "_lock", _Unreachable())
+    wait_until(lambda: [False] * 3 == _halt_clear(cluster, (1, 2, 3)), timeout=60, what="co-signers fail closed")
+    raw, prevouts, approvals = cluster.fresh_spend(20_000)
+    with pytest.raises(CosignerRefused) as refused:
+        cluster.mpc.sign_taproot_spend("hot-btc", raw, prevouts, approvals, cosigners=[1, 2, 3])
+    assert "halt" == refused.value.rule
+    monkeypatch.undo()
+    wait_until(lambda: [True] * 3 == _halt_clear(cluster, (1, 2, 3)), timeout=60, what="co-signers clear again")
+    cluster.mpc.sign_taproot_spend("hot-btc", *cluster.fresh_spend(20_001), cosigners=[1, 2, 3])
+
+
 # -- helpers -------------------------------------------------------------------------------------
 class Tampering(CosignerClient):
     """A co-signer connection whose replies are altered on the way: a malicious co-signer."""
@@ -78,7 +129,7 @@ class Tampering(CosignerClient):
 
 def coordinator_with(cluster: Cluster, replace: dict[int, CosignerClient]) -> MpcCoordinator:
     clients = {c: replace.get(c) or cluster.client(c) for c in cluster.ports}
-    return MpcCoordinator(cluster.engine, clients)
+    return MpcCoordinator(cluster.engine, clients, approve=cluster.quorum.approve)
 
 
 def commit_body(cluster: Cluster, signers: list[int], document: bytes = STATEMENT, **changes: Any) -> dict[str, Any]:
@@ -217,7 +268,7 @@ def test_cosigner_killed_between_rounds(cluster: Cluster) -> None:
     signature = cluster.mpc.sign_publication("publication", STATEMENT, cluster.attest_publication(STATEMENT),
                                              cosigners=[1, 2, 3])
     VerifyKey(cluster.mpc.key("publication").publication_public_key()).verify(STATEMENT, signature)
-    with sqlite3.connect(cluster.home / "cosigners" / "3" / "cosigner.db") as db:
+    with sqlite3.connect(cosigner_dir(cluster.home, 3) / "cosigner.db") as db:
         states = [row[0] for row in db.execute("SELECT state FROM sessions")]
     assert "committed" in states  # the lost session's nonces can never be used: they died with the process
 
@@ -230,7 +281,7 @@ def test_client_without_ca_certificate_is_refused(cluster: Cluster, tmp_path: Pa
     intruder = CosignerClient(1, cluster.ports[1], TlsFiles(cluster.tls.ca_cert, other.cert, other.key))
     with pytest.raises(CosignerUnavailable):
         intruder.call("/v1/status", {})
-    sibling = issue_certificate(cluster.home / "tls", tmp_path / "sibling", "cosigner-9")
+    sibling = issue_certificate(ceremony_directory(cluster.home), tmp_path / "sibling", "cosigner-9")
     with pytest.raises(CosignerRefused) as caught:
         CosignerClient(1, cluster.ports[1], sibling).call("/v1/status", {})
     assert "peer.name" == caught.value.rule
@@ -289,7 +340,7 @@ def test_refresh_keeps_the_key_and_deletes_old_shares(cluster: Cluster) -> None:
         keys = cluster.client(cosigner).call("/v1/status", {})["keys"]
         assert {(before.version, "retired"), (after.version, "active")} <= {
             (k["version"], k["status"]) for k in keys if k["key_id"] == "publication"}
-        with sqlite3.connect(cluster.home / "cosigners" / str(cosigner) / "cosigner.db") as db:
+        with sqlite3.connect(cosigner_dir(cluster.home, cosigner) / "cosigner.db") as db:
             assert [(None,)] == list(db.execute("SELECT sealed FROM shares WHERE key_id = 'publication' AND version = ?",
                                                 (before.version,)))
 
@@ -319,14 +370,26 @@ def test_mpc_cli_status_and_dkg(cluster: Cluster) -> None:
     from typer.testing import CliRunner
 
     from coffer.db import make_engine, migrate, sqlite_url
+    from coffer.keyholder.administrators import make_admin
+    from coffer.keyholder.cli import gov_app
     from coffer.mpc.service.cli import mpc_app
 
     engine = make_engine(sqlite_url(cluster.home / "coffer.db"))
     migrate(engine)
     engine.dispose()
+    (cluster.home / "coffer.toml").touch()  # an initialised home: the CLI refuses any other
     runner = CliRunner()
-    made = runner.invoke(mpc_app, ["dkg", "--key", "cli-key", "--suite", "ed25519", "-t", "2",
-                                   "--home", str(cluster.home)])
+    action = cluster.home / "cli-key.action.json"
+    argv = ["dkg", "--key", "cli-key", "--suite", "ed25519", "-t", "2", "--home", str(cluster.home),
+            "--action", str(action), "--domain", cluster.quorum.domain]
+    proposed = runner.invoke(mpc_app, argv)
+    assert 3 == proposed.exit_code, proposed.output  # the proposal waits for the administrators
+    for admin in cluster.quorum.admins[:2]:
+        make_admin(cluster.home / "administrators" / admin.admin_id, admin.admin_id, admin.key)
+        signed = runner.invoke(gov_app, ["sign", str(action), "--admin-dir",
+                                         str(cluster.home / "administrators" / admin.admin_id)])
+        assert 0 == signed.exit_code, signed.output
+    made = runner.invoke(mpc_app, argv)
     assert 0 == made.exit_code, made.output
     assert 2 == _json_of(made.output)["threshold"]
     shown = runner.invoke(mpc_app, ["status", "--home", str(cluster.home)])

@@ -19,6 +19,7 @@ import coincurve
 import pytest
 from nacl.signing import VerifyKey
 
+from coffer.btc.bip322_sign import p2tr_sighash
 from coffer.canonical import canonical_json
 from coffer.mpc.errors import MpcError
 from coffer.mpc.service import (
@@ -30,7 +31,7 @@ from coffer.mpc.service import (
 )
 from coffer.mpc.service import messages as msg
 from coffer.mpc.service.harness import Cluster, start_cluster
-from coffer.por.bip322 import p2tr_sighash
+from coffer.mpc.service.server import cosigner_dir
 from coffer.por.verify import reserves_challenge
 from tests.mpc.faulty_network import (
     CRASH_AFTER,
@@ -81,7 +82,7 @@ class Net:
 def net(cluster: Cluster) -> Iterator[Net]:
     nonces = NonceLog()
     clients = {c: FaultyClient(cluster.client(c), nonces) for c in COSIGNERS}
-    mpc = MpcCoordinator(cluster.engine, clients)
+    mpc = MpcCoordinator(cluster.engine, clients, approve=cluster.quorum.approve)
     try:
         yield Net(cluster, mpc, clients, nonces)
         nonces.check()
@@ -128,7 +129,7 @@ def group_key(cluster: Cluster, key_id: str) -> bytes:
 
 def shares_at(cluster: Cluster, cosigner: int, key_id: str) -> list[tuple[int, str, bool]]:
     """(version, status, still sealed) of every share the co-signer's database holds for the key."""
-    with sqlite3.connect(cluster.home / "cosigners" / str(cosigner) / "cosigner.db") as db:
+    with sqlite3.connect(cosigner_dir(cluster.home, cosigner) / "cosigner.db") as db:
         return [(int(v), s, sealed is not None) for v, s, sealed in db.execute(
             "SELECT version, status, sealed FROM shares WHERE key_id = ? ORDER BY version", (key_id,))]
 

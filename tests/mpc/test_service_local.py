@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -19,15 +20,17 @@ from coffer.errors import CofferError
 from coffer.hsm import DecryptionFailed
 from coffer.keyholder.routes import FROST_ROUTES
 from coffer.keyholder.server import error_body
+from coffer.mpc.dkg.messages import ParticipantMsg1
 from coffer.mpc.errors import MpcError
 from coffer.mpc.service import CosignerRefused, MpcCoordinator, ProtocolViolation
 from coffer.mpc.service.client import _error
-from coffer.mpc.service.cosigner import EXPECTED_ERRORS, Cosigner
-from coffer.mpc.service.server import cosigner_error_status
+from coffer.mpc.service.cosigner import EXPECTED_ERRORS, SUITES, Cosigner
+from coffer.mpc.service.server import cosigner_dir, cosigner_error_status
 from coffer.mpc.service.store import CosignerStore, ShareVault
 from coffer.mpc.service.wire import encode_body
 from coffer.policy import MemorySignedHistory, OperatorRegistry, Route, SignerGuard, default_policy
 from coffer.testing import make_token
+from coffer.testing.governance import Quorum
 
 
 class Clear:
@@ -72,9 +75,13 @@ class Local:
     directory: Path
 
 
+QUORUM = Quorum.generate()
+
+
 def _cosigner(cosigner_id: int, directory: Path) -> tuple[Cosigner, CosignerStore, ShareVault]:
     hsm = make_token().open()
     vault = ShareVault(hsm, cosigner_id)
+    QUORUM.provision(directory / f"c{cosigner_id}")
     store = CosignerStore(directory / f"c{cosigner_id}" / "cosigner.db")
     guard = SignerGuard(signer_id=f"c{cosigner_id}", route=Route.HOT, attestation_public_key=b"\x02" + bytes(32),
                         operators=OperatorRegistry(()), policy=default_policy(), history=MemorySignedHistory(),
@@ -90,7 +97,8 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     engine = make_engine(sqlite_url(directory / "coordinator.db"))
     migrate(engine)
     cosigners = {i: b[0] for i, b in built.items()}
-    mpc = MpcCoordinator(engine, {i: LocalClient(c) for i, c in cosigners.items()})  # type: ignore[misc]
+    mpc = MpcCoordinator(engine, {i: LocalClient(c) for i, c in cosigners.items()},  # type: ignore[misc]
+                         approve=QUORUM.approve)
     mpc.dkg("k-taproot", "taproot", 2)
     mpc.dkg("k-ed", "ed25519", 2)
     yield Local(cosigners, {i: b[1] for i, b in built.items()}, {i: b[2] for i, b in built.items()}, mpc, directory)
@@ -146,12 +154,36 @@ def test_bad_dkg_message_names_the_cosigner(local: Local) -> None:
 
     clients = {i: LocalClient(c, {"/v1/dkg/step1": corrupt} if i == 2 else None)
                for i, c in local.cosigners.items()}
-    mpc = MpcCoordinator(local.mpc._engine, clients)  # type: ignore[arg-type]
+    mpc = MpcCoordinator(local.mpc._engine, clients, approve=QUORUM.approve)  # type: ignore[arg-type]
     with pytest.raises((CosignerRefused, ProtocolViolation)) as blamed:
         mpc.dkg("k-blame", "taproot", 2)
-    error = blamed.value
-    assert isinstance(error, CosignerRefused)
-    assert (2,) == error.culprits
+    assert ("dkg.faulty_participant", (2,)) == (blamed.value.rule, blamed.value.culprits)
+
+
+class PopCopying(MpcCoordinator):
+    """Relays co-signer 2's first DKG message with the proof of possession of co-signer 1's
+    message in place of its own (the rogue-key move: claim a key without knowing its secret)."""
+
+    def _call_all(self, cosigners: Any, path: str, body: Any) -> dict[int, dict[str, Any]]:
+        replies = super()._call_all(cosigners, path, body)
+        if path == "/v1/dkg/step1":
+            suite = SUITES["taproot"].dkg.suite
+            t, n = 2, len(replies)
+            first = ParticipantMsg1.parse(suite, bytes.fromhex(replies[1]["pmsg1"]), t=t, n=n)
+            second = ParticipantMsg1.parse(suite, bytes.fromhex(replies[2]["pmsg1"]), t=t, n=n)
+            replies[2] = {"pmsg1": dataclasses.replace(second, pop=first.pop).serialize(suite).hex()}
+        return replies
+
+
+def test_copied_proof_of_possession_names_the_cosigner(local: Local) -> None:
+    """A DKG first message carrying another co-signer's proof of possession is refused by the
+    coordinator's ChillDKG check, naming the co-signer it came from; no key is stored."""
+    mpc = PopCopying(local.mpc._engine, {i: LocalClient(c) for i, c in local.cosigners.items()},  # type: ignore[arg-type]
+                     approve=QUORUM.approve)
+    with pytest.raises(CosignerRefused) as blamed:
+        mpc.dkg("k-pop", "taproot", 2)
+    assert ("dkg.faulty_participant", (2,)) == (blamed.value.rule, blamed.value.culprits)
+    assert [] == [record for record in local.stores[1].keys() if record.key_id == "k-pop"]
 
 
 def test_dkg_refuses_an_existing_key_id(local: Local) -> None:
@@ -245,6 +277,6 @@ def test_mpc_provision_writes_cosigner_pins(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120, check=False)
     assert 0 == result.returncode, result.stdout + result.stderr
     for cosigner in (1, 2):
-        pins = read_pins(home / "cosigners" / str(cosigner))
+        pins = read_pins(cosigner_dir(home, cosigner))
         assert 33 == len(pins.attestation_public_key)
         assert pins.notice_url is not None and pins.notice_url.endswith("/halt/notice")

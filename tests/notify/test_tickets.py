@@ -11,11 +11,12 @@ import typer
 from typer.testing import CliRunner
 
 from coffer.clients import ClientDirectory
-from coffer.db import make_engine, migrate
+from coffer.db import make_engine
 from coffer.notify import Attachment, NoActiveKey, NotifyParts, TicketRefused, open_notify
 from coffer.notify.cli import tickets_app
 from coffer.notify.pgp import decrypt
 from coffer.notify.tickets import ATTACHMENT_BYTES_MAX, ATTACHMENTS_MAX
+from coffer.testing.homes import bare_home
 from tests.notify.conftest import NOW, activate
 from tests.notify.helpers import Gpg
 
@@ -87,10 +88,8 @@ def test_client_sees_only_own_tickets(notify: NotifyParts, client_gpg: Gpg) -> N
 
 def test_cli_list_show_reply(tmp_path: Path, client_gpg: Gpg, team_key: sq.Tsk) -> None:
     """`coffer tickets list|show|reply` with the team's secret key file, on a data directory."""
-    home = tmp_path / "home"
-    home.mkdir()
+    home = bare_home(tmp_path / "home")
     engine = make_engine(f"sqlite:///{home / 'coffer.db'}")
-    migrate(engine)
     from argon2 import PasswordHasher
     ClientDirectory(engine, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)).register(
         "alice", "alice@example.com", "correct horse battery", now=NOW)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from coffer.policy import cli as policy_cli
 from coffer.policy.engine import default_policy_text
+from coffer.testing.homes import bare_home
 
 
 @pytest.fixture
@@ -30,8 +31,7 @@ def run(app: typer.Typer, *args: str) -> str:
 
 def test_operator_request_approve_and_policy_change(app: typer.Typer, tmp_path: Path) -> None:
     """Keys, operators, a request approved with a key file, and a policy change signed by two admins."""
-    home = ("--home", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
+    home = ("--home", str(bare_home(tmp_path / "home")))
     keys = {}
     for name, roles in (("ivan", "initiator"), ("bob", "approver"), ("erin", "policy_admin"),
                         ("frank", "policy_admin"), ("gina", "policy_admin")):

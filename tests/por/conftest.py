@@ -13,8 +13,9 @@ from coincurve import PrivateKey
 from embit.script import Script
 from nacl.signing import SigningKey
 
+from coffer.btc import bip322_sign, taproot
+from coffer.btc import script as btc_script
 from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer
-from coffer.por import bip322
 from coffer.por.publish import BitmexReservesOptions, SnapshotResult, publish_snapshot
 from coffer.por.reserves import ControlProof, KeyProof, ReserveEntry, build_reserves_document
 from coffer.por.verify import reserves_challenge, rpc_client
@@ -64,11 +65,11 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
         witness_script = multisig_script(pubkeys, 2)
         hot_secret = bytes([9]) * 32
         hot_internal = PrivateKey(hot_secret).public_key.format()[1:]
-        hot_output = bip322.taproot_output_key(hot_internal)
+        hot_output = taproot.output_key(hot_internal)
         float_secret = bytes([7]) * 32
         float_pub = PrivateKey(float_secret).public_key.format()
-        scripts = {"cold": bip322.p2wsh_script(witness_script), "hot": bip322.p2tr_script(hot_output),
-                   "deposit": bip322.p2wpkh_script(float_pub)}
+        scripts = {"cold": btc_script.p2wsh_script(witness_script), "hot": btc_script.p2tr_script(hot_output),
+                   "deposit": btc_script.p2wpkh_script(float_pub)}
         for kind in ("cold", "cold", "hot", "deposit"):
             node.generate(1, scripts[kind])
         node.generate(1)
@@ -78,10 +79,10 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
         descriptors = {"cold": f"wsh(multi(2,{','.join(k.hex() for k in pubkeys)}))", "hot": f"tr({hot_internal.hex()})",
                        "deposit": f"wpkh({float_pub.hex()})"}
         proofs = {
-            "cold": ControlProof("cold quorum 1+2", bip322.sign_p2wsh_multisig(
+            "cold": ControlProof("cold quorum 1+2", bip322_sign.sign_p2wsh_multisig(
                 witness_script, [s.secret for s in signers[:2]], challenge)),
-            "hot": ControlProof("hot key (FROST group)", bip322.sign_p2tr(hot_secret, challenge)),
-            "deposit": ControlProof("deposit key", bip322.sign_p2wpkh(float_secret, challenge, full=True)),
+            "hot": ControlProof("hot key (FROST group)", bip322_sign.sign_p2tr(hot_secret, challenge)),
+            "deposit": ControlProof("deposit key", bip322_sign.sign_p2wpkh(float_secret, challenge, full=True)),
         }
         entries = []
         for kind, script in scripts.items():
@@ -91,8 +92,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
 
             entries.append(ReserveEntry(address, _btc_to_sats(found["total_amount"]), kind, descriptors[kind],
                                         (proofs[kind],)))
-        key_proofs = [KeyProof(f"signer {i}", _address(bip322.p2wpkh_script(s.public_key.format())),
-                               bip322.sign_p2wpkh(s.secret, challenge)) for i, s in enumerate(signers)]
+        key_proofs = [KeyProof(f"signer {i}", _address(btc_script.p2wpkh_script(s.public_key.format())),
+                               bip322_sign.sign_p2wpkh(s.secret, challenge)) for i, s in enumerate(signers)]
         document = build_reserves_document("BTC", CHAIN, height, block_hash, entries,
                                            descriptors=[descriptors["cold"]], key_proofs=key_proofs)
         rng = random_bytes(7)

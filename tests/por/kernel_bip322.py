@@ -11,7 +11,7 @@ from embit.psbt import PSBT
 from embit.script import Witness, address_to_scriptpubkey
 from embit.transaction import Transaction
 
-from coffer.por.verify import bip322_decode, bip322_to_sign, bip322_to_spend
+from coffer.btc import bip322
 
 
 class KernelRejected(Exception):
@@ -43,17 +43,17 @@ def _finalized_psbt_tx(payload: bytes) -> tuple[Transaction, list[tuple[bytes, i
 def kernel_verify(address: str, message: bytes, signature: str) -> None:
     """Raise KernelRejected unless every input of the to_sign transaction is valid by consensus."""
     try:
-        kind, payload = bip322_decode(signature)
+        kind, payload = bip322.decode(signature)
     except Exception as exc:
         raise KernelRejected(str(exc)) from None
     script_pubkey = address_to_scriptpubkey(address).data
-    to_spend = bip322_to_spend(script_pubkey, message)
+    to_spend = bip322.to_spend(script_pubkey, message)
     try:
         if kind == "simple":
             witness = Witness.parse(payload)
             if witness.serialize() != payload:
                 raise KernelRejected("trailing bytes")
-            to_sign, spent = bip322_to_sign(to_spend.txid(), witness.items), [(b"", 0)]
+            to_sign, spent = bip322.to_sign(to_spend.txid(), witness.items), [(b"", 0)]
         elif kind == "full":
             to_sign, spent = Transaction.parse(payload), [(b"", 0)]
         else:

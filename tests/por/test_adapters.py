@@ -7,9 +7,9 @@ from pathlib import Path
 from embit.networks import NETWORKS
 from embit.script import Script
 
+from coffer.btc import script as btc_script
 from coffer.chain.ethereum import EmbeddedEthereum
 from coffer.chain.regtest import RegtestChain, RegtestNode, subsidy_sats
-from coffer.por import bip322
 from coffer.por.adapters import bitcoin_balances_at_tip, ethereum_balances
 
 
@@ -17,8 +17,8 @@ def test_bitcoin_balances_at_tip(tmp_path: Path) -> None:
     """Each custody address's confirmed balance and the tip they were read at."""
     node = RegtestNode(tmp_path / "node")
     try:
-        script = bip322.p2wpkh_script(bytes.fromhex("02" + "11" * 32))
-        other = bip322.p2wpkh_script(bytes.fromhex("03" + "22" * 32))
+        script = btc_script.p2wpkh_script(bytes.fromhex("02" + "11" * 32))
+        other = btc_script.p2wpkh_script(bytes.fromhex("03" + "22" * 32))
         node.generate(2, script)
         address, empty = (Script(s).address(NETWORKS["regtest"]) for s in (script, other))
         tip, balances = bitcoin_balances_at_tip(RegtestChain(node), [address, empty])

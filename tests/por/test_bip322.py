@@ -10,16 +10,9 @@ import pytest
 from embit import ec
 from embit.script import address_to_scriptpubkey
 
-from coffer.por import bip322
-from coffer.por.errors import Bip322Error
-from coffer.por.verify import (
-    UnsupportedScript,
-    VerificationFailed,
-    bip322_message_hash,
-    bip322_to_sign,
-    bip322_to_spend,
-    bip322_verify,
-)
+from coffer.btc import bip322, bip322_sign, taproot
+from coffer.btc.errors import Bip322Invalid
+from coffer.por.verify import UnsupportedScript, VerificationFailed, bip322_verify
 from tests.por.kernel_bip322 import KernelRejected, kernel_verify
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "bip322"
@@ -42,10 +35,10 @@ def _valid() -> list[tuple[str, dict[str, Any], str]]:
 def test_message_hash_and_virtual_transactions(item: dict[str, Any]) -> None:
     """message_hash, to_spend and to_sign ids match the published values."""
     message = item["message"].encode()
-    to_spend = bip322_to_spend(address_to_scriptpubkey(item["address"]).data, message)
-    assert item["message_hash"] == bip322_message_hash(message).hex()
+    to_spend = bip322.to_spend(address_to_scriptpubkey(item["address"]).data, message)
+    assert item["message_hash"] == bip322.message_hash(message).hex()
     assert item["to_spend_tx_hash"] == to_spend.txid().hex()
-    assert item["to_sign_tx_hash"] == bip322_to_sign(to_spend.txid(), []).txid().hex()
+    assert item["to_sign_tx_hash"] == bip322.to_sign(to_spend.txid(), []).txid().hex()
 
 
 @pytest.mark.parametrize(("kind", "item", "signature"), _valid(), ids=lambda v: v if isinstance(v, str) and len(v) < 20 else "")
@@ -85,13 +78,13 @@ def test_coffer_signature_verifies_in_kernel(item: dict[str, Any], full: bool) -
     """Signatures Coffer makes (simple and full) pass both the kernel and Coffer's verifier."""
     message, keys = item["message"].encode(), _keys(item)
     if item["type"] == "p2wpkh":
-        signature = bip322.sign_p2wpkh(keys[0], message, full=full)
+        signature = bip322_sign.sign_p2wpkh(keys[0], message, full=full)
         if not full:
             assert signature in item["bip322_signatures"]  # RFC 6979 nonces: byte-identical
     elif item["type"] == "p2tr":
-        signature = bip322.sign_p2tr(keys[0], message, full=full)
+        signature = bip322_sign.sign_p2tr(keys[0], message, full=full)
     else:
-        signature = bip322.sign_p2wsh_multisig(bytes.fromhex(item["witness_script"]), keys, message, full=full)
+        signature = bip322_sign.sign_p2wsh_multisig(bytes.fromhex(item["witness_script"]), keys, message, full=full)
     kernel_verify(item["address"], message, signature)
     assert ("full" if full else "simple") == bip322_verify(item["address"], message, signature)
     with pytest.raises(KernelRejected):
@@ -103,12 +96,12 @@ def test_coffer_signature_verifies_in_kernel(item: dict[str, Any], full: bool) -
 def test_multisig_needs_threshold_signatures() -> None:
     """Assembling a multisig proof with fewer signatures than the threshold is refused."""
     item = next(i for i in _load("simple") if i["type"] == "p2wsh-multisig-3of3")
-    with pytest.raises(Bip322Error):
-        bip322.sign_p2wsh_multisig(bytes.fromhex(item["witness_script"]), _keys(item)[:2], b"m")
+    with pytest.raises(Bip322Invalid):
+        bip322_sign.sign_p2wsh_multisig(bytes.fromhex(item["witness_script"]), _keys(item)[:2], b"m")
 
 
 def test_taproot_signature_from_outside_is_checked() -> None:
     """A Taproot signature made elsewhere (e.g. by FROST) is checked before it is encoded."""
-    output_key = bip322.taproot_output_key(ec.PrivateKey(b"\x01" * 32).get_public_key().xonly())
-    with pytest.raises(Bip322Error):
-        bip322.assemble_p2tr(output_key, b"m", b"\x00" * 64)
+    output_key = taproot.output_key(ec.PrivateKey(b"\x01" * 32).get_public_key().xonly())
+    with pytest.raises(Bip322Invalid):
+        bip322_sign.assemble_p2tr(output_key, b"m", b"\x00" * 64)

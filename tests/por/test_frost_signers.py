@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from coffer.btc import bip322_sign
+from coffer.btc import script as btc_script
 from coffer.mpc import frost
 from coffer.mpc.hazmat.dealer import trusted_dealer_keygen
-from coffer.por import bip322
 from coffer.por.statement import PublicLog, sign_statement, solvency_statement
 from coffer.por.verify import PublishedRoot, bip322_verify, reserves_challenge, verify_statement
 from tests.por.kernel_bip322 import kernel_verify
@@ -50,12 +51,12 @@ def test_frost_taproot_hot_key_proves_control() -> None:
     keys, public = trusted_dealer_keygen(suite.group, 3, 2, rng=random.Random(4).randbytes)
     output_key, tweaks = frost.taproot_output_key(public)
     challenge = reserves_challenge("BTC", "regtest", 12, "ef" * 32)
-    signature = _threshold_signer(suite, keys, public, [1, 2], tweaks)(bip322.p2tr_sighash(output_key, challenge))
-    proof = bip322.assemble_p2tr(output_key, challenge, signature)
+    signature = _threshold_signer(suite, keys, public, [1, 2], tweaks)(bip322_sign.p2tr_sighash(output_key, challenge))
+    proof = bip322_sign.assemble_p2tr(output_key, challenge, signature)
     from embit.networks import NETWORKS
     from embit.script import Script
 
-    address = Script(bip322.p2tr_script(output_key)).address(NETWORKS["regtest"])
+    address = Script(btc_script.p2tr_script(output_key)).address(NETWORKS["regtest"])
     kernel_verify(address, challenge, proof)
     assert "simple" == bip322_verify(address, challenge, proof)
 

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from coffer.db import make_engine, migrate
@@ -72,14 +73,34 @@ def test_publish_command_and_console_verifier(published: Published, tmp_path: Pa
     assert "hold 2500000" in run.stdout
 
 
-def test_verifier_imports_nothing_else_from_coffer() -> None:
-    """The stand-alone verifier loads without numpy, YAML, SQLAlchemy or any other Coffer module."""
-    code = ("import sys, coffer.por.verify as v; v.main(['--help']) if False else None; "
-            "bad = [m for m in sys.modules if (m.startswith('coffer') and m not in "
-            "('coffer', 'coffer.por', 'coffer.por.verify')) or m.split('.')[0] in "
-            "('numpy', 'yaml', 'sqlalchemy', 'typer', 'pbk', 'structlog')]; print(bad); sys.exit(1 if bad else 0)")
+VERIFIER_MODULES = ("coffer", "coffer.errors", "coffer.invariant", "coffer.por", "coffer.por.verify", "coffer.btc",
+                    "coffer.btc.errors", "coffer.btc.hashes", "coffer.btc.reader", "coffer.btc.schnorr",
+                    "coffer.btc.script", "coffer.btc.bip322")
+
+
+def _coffer_modules_loaded_by(module: str) -> list[str]:
+    code = f"import sys, {module}; print(' '.join(sorted(m for m in sys.modules if m.startswith('coffer'))))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert 0 == run.returncode, run.stdout + run.stderr
+    assert 0 == run.returncode, run.stderr
+    return run.stdout.split()
+
+
+def test_verifier_imports_nothing_else_from_coffer() -> None:
+    """The stand-alone verifier loads no Coffer module but the Bitcoin helpers it needs, and no heavy package."""
+    code = ("import sys, coffer.por.verify; "
+            "print([m for m in sys.modules if m.split('.')[0] in "
+            "('numpy', 'yaml', 'sqlalchemy', 'typer', 'pbk', 'structlog', 'pkcs11', 'fastapi')])")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "[]" == run.stdout.strip(), run.stderr
+    assert [] == sorted(set(_coffer_modules_loaded_by("coffer.por.verify")) - set(VERIFIER_MODULES))
+
+
+@pytest.mark.parametrize("module", ["coffer.cold.signer", "coffer.mpc.service.cosigner"])
+def test_key_holders_do_not_load_the_public_verifier(module: str) -> None:
+    """Code that signers trust makes its proofs of control with coffer.btc, never loading the public verifier."""
+    loaded = _coffer_modules_loaded_by(module)
+    assert "coffer.btc.bip322_sign" in loaded
+    assert "coffer.por.verify" not in loaded
 
 
 def test_por_is_registered_in_coffer_command() -> None:

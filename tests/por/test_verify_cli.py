@@ -140,7 +140,7 @@ def test_tampered_log_fails(published: Published, tmp_path: Path, capsys: pytest
             entry["statement"]["reserves_total"] += 1
         lines[1] = json.dumps(entry)
     (directory / "log.jsonl").write_text("\n".join(lines) + "\n")
-    _fails(directory, published, capsys, "log")
+    _fails(directory, published, capsys, "FAILED log")
 
 
 def test_client_checks_own_proof(published: Published, capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,10 +166,26 @@ def test_client_with_wrong_balance_finds_out(published: Published, capsys: pytes
            "--balance", str(published.balances[account] + 1))
 
 
-def test_omitted_client_finds_out(published: Published, capsys: pytest.CaptureFixture[str]) -> None:
-    """A client left out of the tree scans it and finds none of their balance."""
-    _fails(published.directory, published, capsys, "holds 0 for your account", "--account", "4242",
-           "--account-nonce", "11" * 32, "--balance", "1000")
+def test_client_omitted_from_a_published_tree_finds_out(published: Published, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The exchange publishes a snapshot leaving out a real client (their balance, their nonce):
+    the snapshot is self-consistent, but that client scans the published tree with their own
+    nonce and the check `inclusion` fails finding 0 of their balance."""
+    from coffer.por.publish import publish_snapshot
+
+    omitted = next(account for account, balance in sorted(published.balances.items()) if balance > 0)
+    kept = sorted((account, balance) for account, balance in published.balances.items() if account != omitted)
+    document = json.loads((published.directory / "reserves-BTC.json").read_text())
+    snapshot = published.result.statements["BTC"]
+    directory = tmp_path / "omitting"
+    publish_snapshot(directory, chain=snapshot["chain"], height=document["height"], block_hash=document["block_hash"],
+                     liabilities={"BTC": kept}, nonces=published.nonces, reserves={"BTC": document},
+                     sign=lambda message: bytes(published.signing_key.sign(message).signature),
+                     public_key=published.group_key, log_path=tmp_path / "log.jsonl")
+    assert 0 == _run(directory, published)  # nothing but the client's own check can see the omission
+    capsys.readouterr()
+    _fails(directory, published, capsys, "FAILED inclusion: the tree holds 0 for your account", "--account", str(omitted),
+           "--account-nonce", published.nonces[omitted].hex(), "--balance", str(published.balances[omitted]))
 
 
 def test_wrong_group_key_fails(published: Published, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from coffer.recon import InsufficientSignatures
 from coffer.recon import cli as recon_cli
+from coffer.testing.homes import bare_home
 
 
 @pytest.fixture
@@ -39,8 +40,7 @@ def status(app: typer.Typer, *home: str) -> str:
 
 def test_halt_by_hand_and_resume_by_quorum(app: typer.Typer, tmp_path: Path) -> None:
     """An officer halts; one offline signature is refused; two resume; status shows each step."""
-    home = ("--home", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
+    home = ("--home", str(bare_home(tmp_path / "home")))
     key_files = {}
     for n in range(1, 4):
         key = SigningKey(bytes([n]) * 32)

@@ -35,7 +35,8 @@ def serve_process(tmp_path: Path) -> ServiceProcess:
     port, _notice_port = make_home(home)
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     process = ServiceProcess.python("serve", ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)],
-                                    workdir=tmp_path, port=port, env=env, ready_timeout_s=60)
+                                    workdir=tmp_path, port=port, env=env, ready_timeout_s=120,
+                                    ready=lambda: _healthy(f"http://127.0.0.1:{port}"))
     process.env = env
     return process
 
@@ -45,11 +46,20 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
     process = serve_process(tmp_path)
     notice_port = int(tomllib.loads((tmp_path / "home" / "coffer.toml").read_text())["web"]["notice_port"])
     with process:
+        assert f"listening on http://127.0.0.1:{process.port}" in process.log_tail().splitlines()
         yield f"http://127.0.0.1:{process.port}", notice_port
 
 
+def _healthy(url: str) -> bool:
+    """The port accepts from the first moment (it is bound before anything slow), so readiness is an answer."""
+    try:
+        return 200 == httpx.get(url + "/health", timeout=2).status_code
+    except httpx.HTTPError:
+        return False
+
+
 def test_coffer_serve_answers(served: tuple[str, int]) -> None:
-    """The served app documents its API routes and answers health, metrics and the pages."""
+    """The served app says where it listens, documents its API routes and answers health, metrics and the pages."""
     url, notice_port = served
     with httpx.Client(base_url=url, timeout=10) as client:
         assert {"status": "ok"} == client.get("/health").json()

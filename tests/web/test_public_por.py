@@ -50,6 +50,18 @@ def test_public_page_shows_verified_statements_and_log(published: tuple[ConsoleW
     assert 'id="snapshot-height">150<' in page and "signatures and hash chain verified" in page
 
 
+def test_public_page_reads_in_btc_with_coverage_and_history(published: tuple[ConsoleWorld, dict[str, str]]) -> None:
+    """The page writes amounts in BTC with the unit, a coverage bar, yes/no, and each published statement."""
+    world, _ = published
+    page = world.client().get("/por").text
+    assert '<td class="amount liabilities">0.00012000 BTC</td>' in page
+    assert '<td class="amount reserves">0.00020000 BTC</td>' in page
+    assert "166.66 % of liabilities" in page and 'class="fill" width="100"' in page
+    assert '<td class="solvent good">yes</td>' in page
+    assert '<tr class="history-row" data-seq="0">' in page and page.count('class="signature good">verified') == 2
+    assert (False, False) == ("True" in page, ">12000<" in page)
+
+
 def test_inclusion_proof_checks_and_tampering_fails(web: Web, published: tuple[ConsoleWorld, dict[str, str]]) -> None:
     """Alice's proof with her nonce verifies; with bob's nonce or a changed value it does not."""
     world, proofs = published

@@ -1,4 +1,4 @@
-"""Output descriptors to scriptPubKeys (embit for parsing and derivation; checksum checked here).
+"""Output descriptors to scriptPubKeys (embit for parsing and derivation; checksums by `coffer.btc`).
 
 Supports what scantxoutset and the chain interface need: every descriptor embit parses, plus
 `addr(...)` and `raw(...)`, ranged (`/*`) descriptors over an inclusive index range, and an
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from embit import script as embit_script
 from embit.descriptor import Descriptor
-from embit.descriptor.checksum import checksum as descriptor_checksum
 from embit.networks import NETWORKS
 
+from coffer.btc import descriptors as btc_descriptors
+from coffer.btc.descriptors import add_checksum
+from coffer.btc.errors import BtcError
 from coffer.chain.errors import DecodeError
 
 __all__ = ["descriptor_scripts", "descriptor_normal_form", "is_ranged", "strip_checksum", "add_checksum", "address_to_script",
@@ -22,20 +24,11 @@ REGTEST = NETWORKS["regtest"]
 
 
 def strip_checksum(descriptor: str) -> str:
-    body, sep, given = descriptor.partition("#")
-    if sep:
-        try:
-            expected = descriptor_checksum(body)
-        except Exception as exc:  # embit raises bare ValueError/KeyError on bad characters
-            raise DecodeError(f"Invalid descriptor: {body!r}") from exc
-        if given != expected:
-            raise DecodeError(f"Provided checksum '{given}' does not match computed checksum '{expected}'")
-    return body
-
-
-def add_checksum(descriptor: str) -> str:
-    body = descriptor.partition("#")[0]
-    return f"{body}#{descriptor_checksum(body)}"
+    """The body of `descriptor`; a checksum, when present, must be right (Bitcoin Core's messages)."""
+    try:
+        return btc_descriptors.strip_checksum(descriptor, required=False)
+    except BtcError as exc:
+        raise DecodeError(str(exc)) from None
 
 
 def is_ranged(descriptor: str) -> bool:

@@ -14,9 +14,9 @@ EMBEDDED_BITCOIN_DIR = "chain/bitcoin-regtest"
 def open_bitcoin_chain(config: Config) -> BitcoinChain:
     """embedded: a RegtestChain in HOME/chain/bitcoin-regtest (one process at a time);
     rpc: Bitcoin Core (or `coffer regtest`) at bitcoin.rpc_url with bitcoin.rpc_cookie_file."""
-    backend = str(config.get("bitcoin", "backend"))
+    backend = config.bitcoin.backend
     if backend == "embedded":
-        if str(config.get("bitcoin", "network")) != "regtest":
+        if config.bitcoin.network != "regtest":
             raise ConfigError("the embedded backend is regtest only", key="bitcoin.network")
         from coffer.chain.regtest import RegtestChain, RegtestNode
 
@@ -24,21 +24,21 @@ def open_bitcoin_chain(config: Config) -> BitcoinChain:
     if backend == "rpc":
         from coffer.chain.bitcoin_rpc import BitcoinCoreRpc, BitcoinRpcChain
 
-        cookie = str(config.get("bitcoin", "rpc_cookie_file"))
+        cookie = config.bitcoin.rpc_cookie_file
         if not cookie:
             raise ConfigError("rpc backend needs rpc_cookie_file", key="bitcoin.rpc_cookie_file")
-        rpc = BitcoinCoreRpc(str(config.get("bitcoin", "rpc_url")), cookie_file=config.path(cookie))
+        rpc = BitcoinCoreRpc(config.bitcoin.rpc_url, cookie_file=config.path(cookie))
         return BitcoinRpcChain(rpc)
     raise ConfigError(f"unknown backend {backend!r} (embedded or rpc)", key="bitcoin.backend")
 
 
 def open_ethereum_chain(config: Config) -> EthereumChain:
     """embedded: an in-process py-evm chain with the dev mnemonic's accounts; rpc: any JSON-RPC node."""
-    backend = str(config.get("ethereum", "backend"))
+    backend = config.ethereum.backend
     from coffer.chain.ethereum import EmbeddedEthereum, JsonRpcEthereum
 
     if backend == "embedded":
         return EmbeddedEthereum()
     if backend == "rpc":
-        return JsonRpcEthereum(str(config.get("ethereum", "rpc_url")))
+        return JsonRpcEthereum(config.ethereum.rpc_url)
     raise ConfigError(f"unknown backend {backend!r} (embedded or rpc)", key="ethereum.backend")

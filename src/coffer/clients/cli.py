@@ -11,20 +11,18 @@ from rich.console import Console
 
 from coffer.clients.directory import ClientDirectory
 from coffer.clients.errors import BadClientData
-from coffer.config import load_config
+from coffer.commandline import HomeOption, home_config
 from coffer.db import make_engine
 
 __all__ = ["clients_app"]
 
 clients_app = typer.Typer(no_args_is_help=True, help="Client identities for the security centre.")
 console = Console()
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 
 
 def _directory(home: Path | None) -> ClientDirectory:
-    from coffer.cli import resolve_home
 
-    config = load_config(resolve_home(home))
+    config = home_config(home)
     return ClientDirectory(make_engine(config.database_url))
 
 

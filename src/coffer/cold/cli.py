@@ -9,20 +9,21 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from coffer.commandline import HomeOption, open_home, resolve_home
+from coffer.keyholder.errors import check_listen_host
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
+from coffer.progress import progress
 
 __all__ = ["cold_app", "signer_app"]
 
 cold_app = typer.Typer(no_args_is_help=True, help="Cold multisig custody (coordinator side; holds no key).")
 signer_app = typer.Typer(help="One cold signer: serve over mutual TLS, or sign offline on files.")
 console = Console()
-HOME = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
+HOME = HomeOption
 
 
 def _home(home: Path | None) -> Path:
-    from coffer.config import default_home
-
-    return (home or default_home()).resolve()
+    return open_home(home)
 
 
 @cold_app.command("setup")
@@ -34,11 +35,16 @@ def setup(home: Path | None = HOME, threshold: int | None = typer.Option(None, h
     coordinator = Coordinator.open(_home(home))
     try:
         now = coordinator.now()
-        coordinator.policy.bootstrap_default(now=now)
-        wallet = coordinator.cold.setup(threshold or int(coordinator.config.get("cold", "threshold")), now=now)
-        pins = coordinator.signer_pins()
-        for signer_id in coordinator.signer_ids():
-            pins.save(signer_directory(coordinator.home, signer_id))
+        signer_ids = coordinator.signer_ids()
+        with progress("cold wallet ceremony", total=1 + len(signer_ids)) as step:
+            coordinator.policy.bootstrap_default(now=now)
+            wallet = coordinator.cold.setup(threshold or coordinator.config.cold.threshold, now=now)
+            step.advance()
+            pins = coordinator.signer_pins()
+            for signer_id in signer_ids:
+                step.describe(f"pinning signer {signer_id}")
+                pins.save(signer_directory(coordinator.home, signer_id))
+                step.advance()
         console.print(f"cold wallet {wallet.wallet_id}\n{wallet.descriptor()}")
     finally:
         coordinator.close()
@@ -111,26 +117,35 @@ def import_signed(batch: str, psbt: list[Path] = typer.Option(..., "--psbt", hel
 @signer_app.callback(invoke_without_command=True)
 def serve(ctx: typer.Context, signer_id: int = typer.Option(..., "--id", help="signer number"),
           home: Path | None = HOME, port: int | None = typer.Option(None, "--port"),
+          host: str = typer.Option("127.0.0.1", "--host",
+                                   help="the one address to listen on (its certificate must name it)"),
           network: str = typer.Option("regtest", "--network"),
           clock_skew: float = typer.Option(CLOCK_SKEW_S_MAX, "--clock-skew-max-s",
-                                           help="refuse to act when the coordinator's clock differs by more")) -> None:
-    """Serve signer ID over mutual TLS on 127.0.0.1 (default port: cold.signer_port_base + ID)."""
+                                           help="refuse to act when the coordinator's clock differs by more"),
+          own_dir: Path | None = typer.Option(None, "--dir", help="this signer's own directory (its host); "
+                                              "then neither HOME nor its configuration is read")) -> None:
+    """Serve signer ID over mutual TLS on HOST (127.0.0.1 unless told; default port: cold.signer_port_base + ID)."""
+    from coffer.layout import use_own_directory
+
+    if own_dir is not None:
+        use_own_directory(own_dir)
     if ctx.invoked_subcommand is not None:
-        ctx.obj = {"signer_id": signer_id, "home": _home(home), "network": network}
+        ctx.obj = {"signer_id": signer_id, "home": resolve_home(home), "network": network}
         return
     from coffer.cold.service import SignerProcess, serve_signer, signer_tls
     from coffer.config import load_config
     from coffer.keyholder.process import prepare_process, serve_until_stopped
     from coffer.log import configure_logging
 
+    check_listen_host(host)  # before any secret is opened
     configure_logging()
     prepare_process("cold-signer", signer_id)
-    resolved = _home(home)
-    config = load_config(resolved)
+    resolved = resolve_home(home)  # a key holder never needs the coordinator's home to exist
     process = SignerProcess(resolved, signer_id, network=network)
-    listen = port or int(config.get("cold", "signer_port_base")) + signer_id
-    server = serve_signer(process, port=listen, tls=signer_tls(resolved, signer_id), clock_skew_s_max=clock_skew)
-    console.print(f"signer {signer_id} ready on https://127.0.0.1:{listen}")
+    listen = port or load_config(resolved).cold.signer_port_base + signer_id
+    server = serve_signer(process, host=host, port=listen, tls=signer_tls(resolved, signer_id),
+                          clock_skew_s_max=clock_skew)
+    console.print(f"signer {signer_id} ready on https://{host}:{listen}")
     serve_until_stopped(server, kind="cold-signer", number=signer_id)
 
 

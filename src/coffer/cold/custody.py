@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from embit.transaction import Transaction
 from sqlalchemy.engine import Engine
 
 from coffer.audit import AuditLog
+from coffer.btc.bip322_sign import assemble_p2wsh_multisig
 from coffer.chain import BitcoinChain, BroadcastRejected, ChainError
 from coffer.cold.bundle import ApprovedPayment, SigningBundle
 from coffer.cold.descriptor import CHANGE, RECEIVE, ColdWallet, KeyOrigin
@@ -47,6 +49,8 @@ from coffer.cold.tables import (
 from coffer.invariant import invariant
 from coffer.ledger import AccountKey, Kind, Ledger, Transfer, credit, debit
 from coffer.log import get_logger
+from coffer.por.reserves import ControlProof, ReserveEntry
+from coffer.por.verify import reserves_challenge
 
 __all__ = ["SignerClient", "ColdCustody", "CreditedDeposit", "SignerUnavailable", "WALLET_ACCOUNT",
            "GAP_LIMIT", "BATCH_MAX"]
@@ -446,7 +450,6 @@ class ColdCustody:
         return raw
 
     def _store_final(self, batch_id: str, raw: bytes, now: dt.datetime) -> None:
-        from embit.transaction import Transaction
 
         txid = Transaction.parse(raw).txid().hex()
         with self._engine.begin() as conn:
@@ -616,9 +619,6 @@ class ColdCustody:
     def reserve_entries(self, *, chain_name: str, height: int, block_hash: str) -> list[Any]:
         """Every funded cold address with its balance and a BIP-322 proof of control made by m signers
         (each signs the challenge for the address itself; the coordinator only assembles)."""
-        from coffer.por.bip322 import assemble_p2wsh_multisig
-        from coffer.por.reserves import ControlProof, ReserveEntry
-        from coffer.por.verify import reserves_challenge
 
         wallet = self.wallet()
         message = reserves_challenge("BTC", chain_name, height, block_hash)

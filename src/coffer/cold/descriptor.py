@@ -12,8 +12,11 @@ import re
 from dataclasses import dataclass
 
 from embit.descriptor import Descriptor
-from embit.networks import NETWORKS
 
+from coffer.btc import descriptors as btc_descriptors
+from coffer.btc import script as btc_script
+from coffer.btc.descriptors import add_checksum, descriptor_checksum
+from coffer.btc.errors import BtcError
 from coffer.cold.errors import DescriptorError
 
 __all__ = [
@@ -27,69 +30,21 @@ CHANGE = 1
 # BIP-48 multisig P2WSH account path for test networks (coin type 1) and mainnet (0).
 BIP48_PATH = {"regtest": "48h/1h/0h/2h", "testnet": "48h/1h/0h/2h", "signet": "48h/1h/0h/2h",
               "main": "48h/0h/0h/2h"}
-_NET_NAMES = {"regtest": "regtest", "testnet": "test", "signet": "signet", "main": "main"}
-
-_INPUT_CHARSET = (
-    "0123456789()[],'/*abcdefgh@:$%{}"
-    "IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~"
-    "ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
-)
-_CHECKSUM_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
 def network_params(network: str) -> dict[str, object]:
     try:
-        return dict(NETWORKS[_NET_NAMES[network]])
-    except KeyError:
+        return btc_script.network_params(network)
+    except BtcError:
         raise DescriptorError(f"unknown network {network!r}") from None
-
-
-def _polymod(symbols: list[int]) -> int:
-    generator = (0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)
-    checksum = 1
-    for value in symbols:
-        top = checksum >> 35
-        checksum = (checksum & 0x7FFFFFFFF) << 5 ^ value
-        for i in range(5):
-            if (top >> i) & 1:
-                checksum ^= generator[i]
-    return checksum
-
-
-def descriptor_checksum(descriptor: str) -> str:
-    """The 8-character BIP-380 checksum of a descriptor (without '#')."""
-    symbols: list[int] = []
-    groups: list[int] = []
-    for char in descriptor:
-        position = _INPUT_CHARSET.find(char)
-        if position < 0:
-            raise DescriptorError(f"character {char!r} is not allowed in a descriptor")
-        symbols.append(position & 31)
-        groups.append(position >> 5)
-        if len(groups) == 3:
-            symbols.append(groups[0] * 9 + groups[1] * 3 + groups[2])
-            groups = []
-    if len(groups) == 1:
-        symbols.append(groups[0])
-    elif len(groups) == 2:
-        symbols.append(groups[0] * 3 + groups[1])
-    symbols += [0] * 8
-    checksum = _polymod(symbols) ^ 1
-    return "".join(_CHECKSUM_CHARSET[(checksum >> (5 * (7 - i))) & 31] for i in range(8))
-
-
-def add_checksum(descriptor: str) -> str:
-    return f"{descriptor}#{descriptor_checksum(descriptor)}"
 
 
 def strip_checksum(descriptor: str) -> str:
     """Check and remove the '#checksum'; a descriptor without one is refused."""
-    body, sep, checksum = descriptor.partition("#")
-    if not sep:
-        raise DescriptorError("descriptor has no checksum")
-    if descriptor_checksum(body) != checksum:
-        raise DescriptorError("descriptor checksum does not match")
-    return body
+    try:
+        return btc_descriptors.strip_checksum(descriptor, required=True)
+    except BtcError as exc:
+        raise DescriptorError(str(exc)) from None
 
 
 @functools.lru_cache(maxsize=64)

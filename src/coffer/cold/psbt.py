@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from embit.ec import PublicKey
 from embit.finalizer import finalize_psbt
 from embit.psbt import PSBT, DerivationPath
-from embit.script import Script, address_to_scriptpubkey
+from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
+from coffer.btc import script as btc_script
+from coffer.btc.errors import BtcError
 from coffer.cold.descriptor import CHANGE, RECEIVE, ColdWallet
 from coffer.cold.errors import InsufficientFunds, PsbtInvalid, SignerRefused
 
@@ -60,18 +62,11 @@ class BatchPlan:
 
 
 def address_script(address: str, network: str) -> bytes:
-    from coffer.cold.descriptor import network_params
-
+    """The scriptPubKey of a payment's address, refusing a malformed one or one of another network."""
     try:
-        script = address_to_scriptpubkey(address)
-    except Exception:  # embit raises several types for a malformed address
-        raise PsbtInvalid(f"malformed address {address[:90]!r}") from None
-    params = network_params(network)
-    prefix = str(params["bech32"])
-    lowered = address.lower()
-    if lowered.startswith(("bc1", "tb1", "bcrt1")) and not lowered.startswith(prefix + "1"):
-        raise PsbtInvalid(f"address {address[:90]!r} is for another network")
-    return bytes(script.data)
+        return btc_script.address_script(address, network)
+    except BtcError as exc:
+        raise PsbtInvalid(str(exc)) from None
 
 
 def estimate_vsize(inputs: int, output_scripts: list[int], threshold: int, keys: int) -> int:

@@ -1,11 +1,11 @@
-"""The cold signer as a process: `coffer signer --id N --home DIR` serves its engine on the one
+"""The cold signer as a process: `coffer signer --id N --dir DIR` serves its engine on the one
 key-holder runtime (mutual TLS, peer names per route, limits, clock check: `coffer.keyholder`),
 and `coffer signer sign` works offline on files. Also the coordinator's client for it.
 
-Everything secret stays in the signer's own directory (DIR/signers/N): its SoftHSM2 token, its
-sealed seed, its own database. The pins (attestation key, operators, policy, halt key) are read
-from DIR/signers/N/pins.json; without them, or without a fresh "not halted" notice from the
-coordinator, the signer refuses to sign.
+Everything secret stays in the signer's own directory (outside the coordinator's home, see
+coffer.layout): its SoftHSM2 token, its sealed seed, its own database, its TLS key. The pins
+(attestation key, operators, policy, halt key) are read from its pins.json; without them, or
+without a fresh "not halted" notice from the coordinator, the signer refuses to sign.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from coffer.keyholder.errors import KeyholderUnavailable, RequestMalformed
 from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.keyholder.routes import COLD_SIGNER_ROUTES
 from coffer.keyholder.server import KeyholderServer, Mount
+from coffer.layout import KeyholderKind, keyholder_home, keyholder_tls
 from coffer.log import get_logger
 from coffer.tls import TlsFiles
 
@@ -40,17 +41,15 @@ __all__ = ["SignerProcess", "SignerEngine", "HttpSignerClient", "serve_signer", 
 REQUEST_BYTES_MAX: Final = COLD_SIGNER_ROUTES.body_bytes_max
 RPC_TIMEOUT_S: Final = 30.0
 HALT_POLL_S: Final = 1.0
-LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
 log = get_logger("coffer.cold.service")
 
 
 def signer_directory(home: Path, signer_id: int) -> Path:
-    return home / "signers" / str(signer_id)
+    return keyholder_home(home, KeyholderKind.SIGNER, signer_id)
 
 
 def signer_tls(home: Path, signer_id: int) -> TlsFiles:
-    directory = signer_directory(home, signer_id) / "tls"
-    return TlsFiles(home / "tls" / "ca.pem", directory / "tls.pem", directory / "tls.key")
+    return keyholder_tls(signer_directory(home, signer_id))
 
 
 def _utcnow() -> dt.datetime:
@@ -67,6 +66,7 @@ class PinnedGuards:
         self._loaded: tuple[float, PolicyRequestGuard, Any] | None = None
 
     def _current(self) -> tuple[PolicyRequestGuard, Any]:
+        from coffer.keyholder.officers import pin_officers_from
         from coffer.pins import PINS_FILE, PinsInvalid, SignerPins
         from coffer.policy.engine import Route
         from coffer.policy.guard import SqliteSignedHistory
@@ -86,6 +86,7 @@ class PinnedGuards:
                     raise SignerRefused(str(exc), rule="pins.invalid", signer_id=self._signer_id) from None
                 watcher = HaltWatcher(pins.halt_public_key, max_age_s=pins.halt_max_age_s,
                                       fetch=http_notice_fetcher(pins.halt_url))
+                pin_officers_from(watcher, self._directory, f"signer-{self._signer_id}")
                 history = SqliteSignedHistory(self._directory / "history.db")
                 guard = pins.guard(signer_id=f"cold-signer-{self._signer_id}", route=Route.COLD, history=history,
                                    halted=lambda: not watcher.clear())
@@ -201,9 +202,8 @@ def signer_error_status(error: Exception) -> int | None:
 
 def serve_signer(process: SignerProcess, *, host: str = "127.0.0.1", port: int, tls: TlsFiles,
                  clock_skew_s_max: float = CLOCK_SKEW_S_MAX) -> KeyholderServer:
-    """The signer's engine on a key-holder server (not yet started)."""
-    if host not in LOOPBACK:
-        raise BundleInvalid("a signer binds to loopback only; put a TLS-terminating tunnel in front for remote use")
+    """The signer's engine on a key-holder server (not yet started) on `host`: loopback, or the one
+    address of its own host that its certificate names (never every interface)."""
     return KeyholderServer([Mount(COLD_SIGNER_ROUTES, SignerEngine(process.signer), signer_error_status)], tls,
                            port=port, host=host, clock_skew_s_max=clock_skew_s_max)
 

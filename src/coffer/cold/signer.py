@@ -11,13 +11,15 @@ The signer never signs an opaque digest.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import coincurve
+
+from coffer.btc.bip322_sign import RESERVES_CHALLENGE, p2wsh_sighash
 from coffer.canonical import canonical_json
 from coffer.cold.bundle import ApprovedPayment, SigningBundle
 from coffer.cold.descriptor import RECEIVE, ColdWallet
@@ -39,8 +41,6 @@ from coffer.log import get_logger
 __all__ = ["RequestGuard", "HaltGuard", "ApprovedOutput", "ColdSigner", "SignerStore", "REGISTRATION_ADDRESSES"]
 
 REGISTRATION_ADDRESSES = 5
-_CHALLENGE = re.compile(rb"Coffer proof of reserves\nasset: BTC\nchain: [a-z]{1,16}\nheight: \d{1,10}\n"
-                        rb"block: [0-9a-f]{64}\n")
 log = get_logger("coffer.cold.signer")
 
 
@@ -232,11 +232,7 @@ class ColdSigner:
         Only the challenge format is signed (never an arbitrary message), for an address re-derived
         here from a registered descriptor. A BIP-322 signature spends a virtual output: no coin moves.
         """
-        import coincurve
-
-        from coffer.por.bip322 import p2wsh_sighash
-
-        if not _CHALLENGE.fullmatch(message):
+        if not RESERVES_CHALLENGE.fullmatch(message):
             raise self._refuse("not a proof-of-reserves challenge", "prove.message")
         wallet = self._store.wallet(wallet_id)
         if branch not in (0, 1) or not 0 <= index < 2**31:

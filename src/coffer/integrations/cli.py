@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coffer.clients.seal import HsmSeal
+from coffer.commandline import HomeOption, open_home
 from coffer.coordinator import Coordinator
 from coffer.integrations.store import IntegrationStore
 
@@ -22,7 +23,6 @@ INTEGRATION_SECRETS_KEY_LABEL = "coffer-integration-secrets"
 integrations_app = typer.Typer(no_args_is_help=True, add_completion=False,
                                help="API keys for the exchange API (HMAC-signed requests).")
 console = Console()
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 ByOption = typer.Option(..., "--by", help="the operator doing this (recorded in the audit chain)")
 
 
@@ -32,9 +32,7 @@ def open_integrations(coordinator: Coordinator) -> IntegrationStore:
 
 
 def _open(home: Path | None) -> Coordinator:
-    from coffer.cli import resolve_home
-
-    return Coordinator.open(resolve_home(home))
+    return Coordinator.open(open_home(home))
 
 
 @integrations_app.command("create")

@@ -43,9 +43,15 @@ class ReplyMalformed(KeyholderUnavailable):
 
 class _Connection(http.client.HTTPSConnection):
     expected_name = ""
+    tls_name: str | None = None  # the address the certificate must carry, when not the one dialled
+    tls_context: ssl.SSLContext | None = None
 
     def connect(self) -> None:
-        super().connect()
+        if self.tls_name is None or self.tls_context is None:
+            super().connect()
+        else:  # dialled through a relay (a proxy, a tunnel): verify the key holder's own address
+            http.client.HTTPConnection.connect(self)
+            self.sock = self.tls_context.wrap_socket(self.sock, server_hostname=self.tls_name)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Any certificate of the local CA verifies; only key holder N's own may answer for N.
         name = common_name(dict(self.sock.getpeercert() or {}))
@@ -135,10 +141,13 @@ class KeyholderClient:
 
     def __init__(self, peer_name: str, port: int, tls: TlsFiles, *, host: str = "127.0.0.1",
                  timeout_s: float = RPC_TIMEOUT_S, batching: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, tls_name: str | None = None) -> None:
+        """`host`:`port` is where to dial; `tls_name` (default: `host`) the address or DNS name the key
+        holder's certificate must carry, when a relay stands between."""
         self.peer_name = peer_name
         self.port = port
         self._host = host
+        self._tls_name = tls_name
         self._timeout_s = timeout_s
         self._clock = clock
         self._context: ssl.SSLContext = client_context(tls)
@@ -156,6 +165,8 @@ class KeyholderClient:
                 return self._idle.pop()
         connection = _Connection(self._host, self.port, context=self._context, timeout=self._timeout_s)
         connection.expected_name = self.peer_name
+        if self._tls_name is not None:
+            connection.tls_name, connection.tls_context = self._tls_name, self._context
         return connection
 
     def _give_back(self, connection: _Connection) -> None:

@@ -10,7 +10,7 @@ from typing import Final
 from coffer.errors import CofferError, Refused
 
 __all__ = ["RequestRefused", "BodyTooLarge", "JsonTooDeep", "RequestMalformed", "RouteUnknown", "PeerNotAllowed",
-           "ClockSkewed", "KeyholderUnavailable"]
+           "ClockSkewed", "KeyholderUnavailable", "ListenAddressRefused", "check_listen_host"]
 
 
 class RequestRefused(Refused):
@@ -62,3 +62,17 @@ class KeyholderUnavailable(CofferError):
         super().__init__(f"{peer}: {reason}")
         self.peer = peer
         self.reason = reason
+
+
+WILDCARD_HOSTS: Final = frozenset({"", "0.0.0.0", "::", "*"})  # noqa: S104 - the names refused here
+
+
+class ListenAddressRefused(CofferError):
+    """A key holder asked to listen on every interface: it binds to the one address it is given."""
+
+
+def check_listen_host(host: str) -> str:
+    """`host` unless it is a wildcard: a key holder is reached on one address its certificate names."""
+    if host.strip() in WILDCARD_HOSTS:
+        raise ListenAddressRefused(f"a key holder listens on one address, not {host!r}")
+    return host

@@ -39,9 +39,11 @@ def serve_until_stopped(server: KeyholderServer, *, kind: str, number: int, port
     signal.signal(signal.SIGINT, lambda *_: done.set())
     restore_recursion_limit()  # engines may have imported the Ethereum stack while mounting
     server.start()
-    if port_file is not None:
-        port_file.write_text(str(server.port))
-    log.info("keyholder.listening", kind=kind, id=number, port=server.port, pid=os.getpid(),
+    if port_file is not None:  # atomically: a reader polling for the file never sees it empty
+        temporary = port_file.with_name(port_file.name + ".tmp")
+        temporary.write_text(str(server.port))
+        temporary.replace(port_file)
+    log.info("keyholder.listening", kind=kind, id=number, host=server.host, port=server.port, pid=os.getpid(),
              routes=sorted(path for _method, path in server.routes))
     done.wait()
     server.stop()

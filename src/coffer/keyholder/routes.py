@@ -66,6 +66,7 @@ FROST_ROUTES: Final = RouteTable("frost", (
     Route("/v1/reshare/deal", "reshare_deal"),
     Route("/v1/dealing/receive", "dealing_receive"),
     Route("/v1/dealing/confirm", "dealing_confirm"),
+    Route("/v1/governance/apply", "governance_apply"),
 ))
 
 ECDSA_ROUTES: Final = RouteTable("ecdsa", (

@@ -34,6 +34,7 @@ from coffer.keyholder.errors import (
     RequestMalformed,
     RequestRefused,
     RouteUnknown,
+    check_listen_host,
 )
 from coffer.keyholder.hardening import CLOCK_HEADER, CLOCK_SKEW_S_MAX, check_clock
 from coffer.keyholder.limits import JSON_DEPTH_MAX, check_body
@@ -166,7 +167,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class KeyholderServer:
-    """Serves the mounted engines over mutual TLS on `host`:`port` (loopback by default)."""
+    """Serves the mounted engines over mutual TLS on `host`:`port` (loopback by default; one
+    address, never every interface)."""
 
     def __init__(self, mounts: Sequence[Mount], tls: TlsFiles, *, port: int, host: str = "127.0.0.1",
                  clock_skew_s_max: float = CLOCK_SKEW_S_MAX, clock: Callable[[], float] = time.time,
@@ -176,8 +178,9 @@ class KeyholderServer:
         self._clock = clock
         self._clock_skew_s_max = clock_skew_s_max
         self._workers = ThreadPoolExecutor(max_workers=BATCH_WORKERS, thread_name_prefix="keyholder-batch")
-        self._server = _Server((host, port), _handler_class(self, request_timeout_s), server_context(tls),
+        self._server = _Server((check_listen_host(host), port), _handler_class(self, request_timeout_s), server_context(tls),
                                connections_max, handshake_timeout_s)
+        self.host = str(self._server.server_address[0])
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coffer.commandline import HomeOption, home_config
 from coffer.ledger.core import Book
 from coffer.ledger.errors import LedgerInconsistent
 from coffer.ledger.store import Ledger
@@ -20,15 +21,12 @@ __all__ = ["ledger_app"]
 ledger_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The client-segregated ledger.")
 console = Console()
 
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 
 
 def _ledger(home: Path | None) -> Ledger:
-    from coffer.cli import resolve_home
-    from coffer.config import load_config
     from coffer.db import make_engine, migrate
 
-    engine = make_engine(load_config(resolve_home(home)).database_url)
+    engine = make_engine(home_config(home).database_url)
     migrate(engine)
     return Ledger(engine)
 

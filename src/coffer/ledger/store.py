@@ -338,8 +338,7 @@ class Ledger:
         digests = self._prepare(transfers)
         if not transfers:
             return []
-        results: list[AppliedTransfer] = self._retrying(
-            lambda attempt: self._apply_once(transfers, digests, actor, self._look_up_keys(attempt, transfers)))
+        results: list[AppliedTransfer] = self._retrying(partial(self._apply_batch_attempt, transfers, digests, actor))
         return results
 
     def _look_up_keys(self, attempt: int, transfers: Sequence[Transfer]) -> bool:
@@ -369,7 +368,15 @@ class Ledger:
 
     def _apply_batch_attempt(self, transfers: Sequence[Transfer], digests: list[str], actor: str,
                              attempt: int) -> list[AppliedTransfer]:
-        return self._apply_once(transfers, digests, actor, self._look_up_keys(attempt, transfers))
+        look_up_keys = self._look_up_keys(attempt, transfers)
+        try:
+            return self._apply_once(transfers, digests, actor, look_up_keys)
+        except InsufficientFunds:
+            if look_up_keys:
+                raise
+            # A replayed batch no longer fits the balances it already moved: decide again (rolled
+            # back) with the keys looked up, so replays return their first results.
+            return self._apply_once(transfers, digests, actor, True)
 
     def _prepare(self, transfers: Sequence[Transfer]) -> list[str]:
         """Check each transfer on its own (pure core) and return the content digests."""

@@ -71,5 +71,5 @@ def open_notify(engine: Engine, *, address_of: Callable[[str], str],
 
 def smtp_sender(config: Config) -> SmtpSender:
     """The SMTP sender configured in the `[mail]` section."""
-    return SmtpSender(str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
-                      str(config.get("mail", "sender")), timeout_s=float(config.get("mail", "smtp_timeout_s")))
+    return SmtpSender(config.mail.smtp_host, config.mail.smtp_port,
+                      config.mail.sender, timeout_s=float(config.mail.smtp_timeout_s))

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from coffer.config import load_config
+from coffer.commandline import HomeOption, home_config
 from coffer.db import make_engine
 from coffer.notify import open_notify
 from coffer.notify.errors import NotifyError
@@ -27,19 +27,17 @@ __all__ = ["tickets_app"]
 tickets_app = typer.Typer(no_args_is_help=True, help="Secure tickets: list, read and answer (security team).")
 console = Console()
 
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 KeyOption = typer.Option(..., "--key", help="your OpenPGP SECRET key file (stays on this machine)")
 PasswordEnvOption = typer.Option(None, "--password-env", help="environment variable holding the key's password")
 
 
 def _parts(home: Path | None):  # type: ignore[no-untyped-def]
-    from coffer.cli import resolve_home
     from coffer.clients import ClientDirectory
 
-    config = load_config(resolve_home(home))
+    config = home_config(home)
     engine = make_engine(config.database_url)
     directory = ClientDirectory(engine)
-    return open_notify(engine, address_of=directory.email, team_address=str(config.get("mail", "team_address")))
+    return open_notify(engine, address_of=directory.email, team_address=config.mail.team_address)
 
 
 def _secret(path: Path) -> bytes:

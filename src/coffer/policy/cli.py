@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
-from coffer.config import default_home, load_config
+from coffer.commandline import HomeOption, home_config
 from coffer.policy.approval import sign_approval
 from coffer.policy.engine import Decision, compile_policy, default_policy_text, default_schema_text
 from coffer.policy.errors import PolicyError
@@ -32,7 +32,6 @@ console = Console()
 policy_app = typer.Typer(no_args_is_help=True, help="Policy sets: show, validate, propose, sign, activate.")
 request_app = typer.Typer(no_args_is_help=True, help="Withdrawal requests: create, show, attest.")
 operator_app = typer.Typer(no_args_is_help=True, help="Operators: key generation and registration.")
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 KEY_FILE_BYTES_MAX = 1024
 
 
@@ -43,7 +42,7 @@ def _now() -> datetime:
 def _service(home: Path | None, *, with_hsm: bool = False) -> PolicyService:
     from coffer.db import make_engine, migrate
 
-    config = load_config((home or default_home()).resolve())
+    config = home_config(home)
     engine = make_engine(config.database_url)
     migrate(engine)
     hsm = None
@@ -52,9 +51,9 @@ def _service(home: Path | None, *, with_hsm: bool = False) -> PolicyService:
 
         hsm = open_coordinator_hsm(config)
     service = PolicyService(engine, hsm=hsm, halted=_halt_reader(engine), hot_balance=lambda asset: 0,
-                            admin_quorum=int(config.get("policy", "admin_quorum")),
-                            attestation_ttl_s=int(config.get("policy", "attestation_ttl_s")),
-                            attestation_label=str(config.get("policy", "attestation_key_label")))
+                            admin_quorum=config.policy.admin_quorum,
+                            attestation_ttl_s=config.policy.attestation_ttl_s,
+                            attestation_label=config.policy.attestation_key_label)
     service.bootstrap_default(now=_now())
     return service
 

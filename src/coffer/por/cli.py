@@ -8,18 +8,19 @@ from typing import Any
 
 import typer
 
+from coffer.commandline import HomeOption, home_config
+from coffer.progress import progress
+
 __all__ = ["por"]
 
 por = typer.Typer(no_args_is_help=True, add_completion=False, help="Proof of reserves and liabilities.")
 
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 
 
 def _engine(home: Path | None) -> Any:
-    from coffer.config import default_home, load_config
     from coffer.db import make_engine, migrate
 
-    engine = make_engine(load_config((home or default_home()).resolve()).database_url)
+    engine = make_engine(home_config(home).database_url)
     migrate(engine)
     return engine
 
@@ -87,9 +88,12 @@ def publish(
         except BitmexFormatError as exc:
             typer.echo(f"no BitMEX reserves YAML: {exc}", err=True)
     btc = documents.get("BTC", first)
-    result = publish_snapshot(out, chain=btc["chain"], height=btc["height"], block_hash=btc["block_hash"],
-                              liabilities=items, nonces=nonces, reserves=documents, sign=sign,
-                              public_key=bytes(key.verify_key), log_path=log, proofs_dir=proofs_dir, bitmex=bitmex)
+    accounts = sum(len(rows) for rows in items.values())
+    with progress(f"building and publishing the proof ({accounts} accounts, {len(documents)} assets)"):
+        result = publish_snapshot(out, chain=btc["chain"], height=btc["height"], block_hash=btc["block_hash"],
+                                  liabilities=items, nonces=nonces, reserves=documents, sign=sign,
+                                  public_key=bytes(key.verify_key), log_path=log, proofs_dir=proofs_dir,
+                                  bitmex=bitmex)
     for asset, statement in result.statements.items():
         typer.echo(f"{asset}: liabilities {statement['liabilities_total']} reserves {statement['reserves_total']} "
                    f"solvent={statement['solvent']} root={statement['liabilities_root']}")

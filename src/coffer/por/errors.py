@@ -5,7 +5,7 @@ from __future__ import annotations
 from coffer.errors import CofferError
 
 __all__ = ["PorError", "LiabilityOutOfRange", "DuplicateAccount", "MissingNonce", "NotInTree", "TooManyParts",
-           "NonceExists", "Bip322Error", "ReservesError", "InsolventSnapshot", "BitmexFormatError"]
+           "NonceExists", "ReservesError", "InsolventSnapshot", "BitmexFormatError"]
 
 
 class PorError(CofferError):
@@ -34,10 +34,6 @@ class TooManyParts(PorError):
 
 class NonceExists(PorError):
     """An account's lifetime nonce is created once and never replaced."""
-
-
-class Bip322Error(PorError):
-    """A BIP-322 signature could not be made (unsupported script, wrong key)."""
 
 
 class ReservesError(PorError):

@@ -1,9 +1,11 @@
 """Stand-alone verifier of Coffer's proof of reserves and liabilities (`coffer-verify`).
 
 Anyone can run this module without the rest of Coffer: it imports only the standard library,
-PyNaCl (Ed25519), coincurve (secp256k1) and embit (Bitcoin transaction encoding and sighashes).
-It must never import another Coffer module, open a database or serve anything: a client who
-distrusts the exchange must be able to read all of it.
+PyNaCl (Ed25519), coincurve (secp256k1), embit, and Coffer's own Bitcoin helpers `coffer.btc`
+(hashes, the strict byte reader, scripts, BIP-322; themselves only embit and coincurve). It must
+never import another Coffer module (no service, no key holder's code, not `coffer.btc.bip322_sign`),
+open a database or serve anything: a client who distrusts the exchange must be able to read all
+of it.
 
 What it checks, each failure raising `VerificationFailed(check, reason)` with a clear reason:
 - a client's inclusion proof against a published root (their leaves, the sibling path, the sums);
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -44,6 +45,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from coincurve import PublicKey
+from embit.script import address_to_scriptpubkey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from coffer.btc import bip322
+from coffer.btc.errors import Bip322Invalid, Bip322Unsupported
+from coffer.btc.reader import ByteReader
 
 __all__ = [
     "VerificationFailed", "UnsupportedScript",
@@ -55,7 +66,8 @@ __all__ = [
     "LiabilitiesFile", "parse_liabilities_file", "check_liabilities_tree", "scan_liabilities_file",
     "canonical_json", "reserves_challenge", "verify_reserves_document", "verify_reserves_rpc",
     "statement_message", "verify_statement", "log_entry_message", "log_entry_digest", "verify_log",
-    "bip322_message_hash", "bip322_to_spend", "bip322_to_sign", "bip322_decode", "bip322_verify",
+    "verify_log_entry",
+    "bip322_verify",
     "main",
 ]
 
@@ -199,33 +211,15 @@ def serialize_inclusion_proof(proof: InclusionProof) -> bytes:
     return b"".join(out)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.offset = 0
-
-    def take(self, count: int) -> bytes:
-        if self.offset + count > len(self.data):
-            raise _fail("proof format", "the proof is truncated")
-        chunk = self.data[self.offset:self.offset + count]
-        self.offset += count
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int(struct.unpack("<H", self.take(2))[0])
-
-    def u64(self) -> int:
-        return int(struct.unpack("<Q", self.take(8))[0])
+def _proof_format_error(reason: str) -> VerificationFailed:
+    return _fail("proof format", f"malformed proof: {reason}")
 
 
 def parse_inclusion_proof(data: bytes) -> InclusionProof:
     """Strict parser: right magic and version, bounded counts, ordered leaves, no trailing bytes."""
     if len(data) > PROOF_BYTES_MAX:
         raise _fail("proof format", "the proof is too large")
-    reader = _Reader(data)
+    reader = ByteReader(data, error=_proof_format_error)
     if reader.take(4) != PROOF_MAGIC:
         raise _fail("proof format", "not a Coffer inclusion proof (bad magic)")
     if reader.u8() != PROOF_VERSION:
@@ -233,21 +227,20 @@ def parse_inclusion_proof(data: bytes) -> InclusionProof:
     asset = reader.take(reader.u8()).decode("ascii", errors="replace")
     if not ASSET_PATTERN.match(asset):
         raise _fail("proof format", "invalid asset name")
-    height, account, depth, leaf_count = reader.u64(), reader.u64(), reader.u8(), reader.u8()
+    height, account, depth, leaf_count = reader.uint_le(8), reader.uint_le(8), reader.u8(), reader.u8()
     if depth > DEPTH_MAX:
         raise _fail("proof format", "tree depth out of range")
     if not 1 <= leaf_count <= PROOF_LEAVES_MAX:
         raise _fail("proof format", "leaf count out of range")
-    leaves = tuple(ProofLeaf(reader.u64(), reader.u64()) for _ in range(leaf_count))
+    leaves = tuple(ProofLeaf(reader.uint_le(8), reader.uint_le(8)) for _ in range(leaf_count))
     indices = [leaf.index for leaf in leaves]
     if indices != sorted(set(indices)) or indices[-1] >= 1 << depth:
         raise _fail("proof format", "leaf indices must be distinct, increasing and inside the tree")
-    sibling_count = reader.u16()
+    sibling_count = reader.uint_le(2)
     if sibling_count > leaf_count * max(depth, 1):
         raise _fail("proof format", "too many siblings")
-    siblings = tuple(ProofSibling(reader.take(32), reader.u64()) for _ in range(sibling_count))
-    if reader.offset != len(data):
-        raise _fail("proof format", "unexpected trailing bytes")
+    siblings = tuple(ProofSibling(reader.take(32), reader.uint_le(8)) for _ in range(sibling_count))
+    reader.finish()
     return InclusionProof(asset, height, account, depth, leaves, siblings)
 
 
@@ -446,9 +439,6 @@ def statement_message(statement: Mapping[str, Any]) -> bytes:
 
 
 def _ed25519_verify(public_key: bytes, message: bytes, signature: bytes, check: str) -> None:
-    from nacl.exceptions import BadSignatureError
-    from nacl.signing import VerifyKey
-
     if len(public_key) != 32 or len(signature) != 64:
         raise _fail(check, "Ed25519 key must be 32 bytes and signature 64 bytes")
     try:
@@ -484,6 +474,20 @@ def log_entry_digest(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(LOG_FORMAT.encode() + b"\n" + canonical_json(dict(entry))).hexdigest()
 
 
+def verify_log_entry(number: int, prev: str, entry: Any, public_key: bytes) -> str:
+    """Entry `number` of the log: its fields, its place in the chain and its signature; returns its digest."""
+    if not isinstance(entry, dict) or set(entry) != {"seq", "prev", "statement", "signature"}:
+        raise _fail("log", f"entry {number}: unexpected or missing fields")
+    if entry["seq"] != number:
+        raise _fail("log", f"entry {number}: sequence number {entry['seq']} breaks the chain")
+    if entry["prev"] != prev:
+        raise _fail("log", f"entry {number}: previous digest does not match entry {number - 1}")
+    signature = _hex(entry["signature"], "log")
+    _ed25519_verify(public_key, log_entry_message(number, prev, entry["statement"]), signature,
+                    f"log entry {number} signature")
+    return log_entry_digest(entry)
+
+
 def verify_log(lines: Iterable[str], public_key: bytes) -> list[dict[str, Any]]:
     """Each entry names the digest of the one before it and is signed by the group key."""
     prev = ZERO_HASH
@@ -492,16 +496,7 @@ def verify_log(lines: Iterable[str], public_key: bytes) -> list[dict[str, Any]]:
         if number >= LOG_ENTRIES_MAX:
             raise _fail("log", "too many entries")
         entry = _strict_json(line, "log")
-        if not isinstance(entry, dict) or set(entry) != {"seq", "prev", "statement", "signature"}:
-            raise _fail("log", f"entry {number}: unexpected or missing fields")
-        if entry["seq"] != number:
-            raise _fail("log", f"entry {number}: sequence number {entry['seq']} breaks the chain")
-        if entry["prev"] != prev:
-            raise _fail("log", f"entry {number}: previous digest does not match entry {number - 1}")
-        signature = _hex(entry["signature"], "log")
-        _ed25519_verify(public_key, log_entry_message(number, prev, entry["statement"]), signature,
-                        f"log entry {number} signature")
-        prev = log_entry_digest(entry)
+        prev = verify_log_entry(number, prev, entry, public_key)
         entries.append(entry)
     return entries
 
@@ -515,202 +510,14 @@ def _hex(value: Any, check: str) -> bytes:
 # ---------------------------------------------------------------- BIP-322
 
 
-def _tagged_hash(tag: str, data: bytes) -> bytes:
-    tag_digest = hashlib.sha256(tag.encode()).digest()
-    return hashlib.sha256(tag_digest + tag_digest + data).digest()
-
-
-def bip322_message_hash(message: bytes) -> bytes:
-    return _tagged_hash("BIP0322-signed-message", message)
-
-
-def bip322_to_spend(script_pubkey: bytes, message: bytes) -> Any:
-    """The virtual transaction whose only output the signature spends (BIP-322)."""
-    from embit.script import Script
-    from embit.transaction import Transaction, TransactionInput, TransactionOutput
-
-    script_sig = Script(b"\x00\x20" + bip322_message_hash(message))
-    vin = TransactionInput(b"\x00" * 32, 0xFFFFFFFF, script_sig=script_sig, sequence=0)
-    return Transaction(version=0, vin=[vin], vout=[TransactionOutput(0, Script(script_pubkey))], locktime=0)
-
-
-def bip322_to_sign(to_spend_txid: bytes, witness_items: Sequence[bytes], *, version: int = 0,
-                   locktime: int = 0, sequence: int = 0) -> Any:
-    from embit.script import Script, Witness
-    from embit.transaction import Transaction, TransactionInput, TransactionOutput
-
-    vin = TransactionInput(to_spend_txid, 0, script_sig=Script(b""), sequence=sequence,
-                           witness=Witness(list(witness_items)))
-    return Transaction(version=version, vin=[vin], vout=[TransactionOutput(0, Script(b"\x6a"))], locktime=locktime)
-
-
-def _read_compact(reader: _Reader) -> int:
-    first = reader.u8()
-    if first < 0xFD:
-        return first
-    size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
-    value = int.from_bytes(reader.take(size), "little")
-    if value < {2: 0xFD, 4: 0x10000, 8: 0x100000000}[size]:
-        raise _fail("bip322", "invalid signature: non-canonical length")
-    return value
-
-
-def _parse_witness(data: bytes) -> list[bytes]:
-    reader = _Reader(data)
-    try:
-        count = _read_compact(reader)
-        if count > 1000:
-            raise _fail("bip322", "invalid signature: too many witness items")
-        items = [reader.take(_read_compact(reader)) for _ in range(count)]
-    except VerificationFailed as exc:
-        raise _fail("bip322", f"invalid signature: {exc.reason}") from None
-    if reader.offset != len(data):
-        raise _fail("bip322", "invalid signature: trailing bytes after the witness")
-    return items
-
-
-def bip322_decode(signature: str) -> tuple[str, bytes]:
-    """Split the format prefix (`smp`, `ful`, `pof`; none means simple) and decode base64."""
-    if signature == "":
-        raise _fail("bip322", "signature too short")
-    kind, body = "simple", signature
-    for prefix, name in (("smp", "simple"), ("ful", "full"), ("pof", "proof_of_funds")):
-        if signature.startswith(prefix):
-            kind, body = name, signature[len(prefix):]
-            break
-    try:
-        payload = base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise _fail("bip322", "error decoding signature as base64") from None
-    if not payload:
-        raise _fail("bip322", "signature too short")
-    return kind, payload
-
-
-def _strict_der(signature: bytes) -> bool:
-    """BIP-66 strict DER (signature without the sighash byte)."""
-    if not 8 <= len(signature) <= 72 or signature[0] != 0x30 or signature[1] != len(signature) - 2:
-        return False
-    r_len = signature[3]
-    if signature[2] != 0x02 or r_len == 0 or 5 + r_len >= len(signature):
-        return False
-    s_len = signature[5 + r_len]
-    if signature[4 + r_len] != 0x02 or s_len == 0 or r_len + s_len + 6 != len(signature):
-        return False
-    r, s = signature[4:4 + r_len], signature[6 + r_len:]
-    return not (r[0] & 0x80 or (len(r) > 1 and r[0] == 0 and not r[1] & 0x80)
-                or s[0] & 0x80 or (len(s) > 1 and s[0] == 0 and not s[1] & 0x80))
-
-
-def _ecdsa_ok(tx: Any, script_code: bytes, pubkey: bytes, signature: bytes) -> bool:
-    from coincurve import PublicKey
-    from embit.script import Script
-
-    if len(signature) < 9 or not _strict_der(signature[:-1]) or len(pubkey) != 33 or pubkey[0] not in (2, 3):
-        return False
-    sighash = signature[-1]
-    if sighash & 0x7F not in (1, 2, 3):
-        return False
-    digest = tx.sighash_segwit(0, Script(script_code), 0, sighash=sighash)
-    try:
-        return bool(PublicKey(pubkey).verify(signature[:-1], digest, hasher=None))
-    except ValueError:
-        return False
-
-
-def _hash160(data: bytes) -> bytes:
-    return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
-
-
-def _parse_multisig(script: bytes) -> tuple[int, list[bytes]]:
-    """OP_m <33-byte key>... OP_n OP_CHECKMULTISIG, nothing else."""
-    if len(script) < 37 or script[-1] != 0xAE or not 0x51 <= script[0] <= 0x60 or not 0x51 <= script[-2] <= 0x60:
-        raise UnsupportedScript("bip322", "unsupported script type: witness script is not a multisig template")
-    threshold, count = script[0] - 0x50, script[-2] - 0x50
-    body = script[1:-2]
-    if len(body) != 34 * count or threshold > count:
-        raise UnsupportedScript("bip322", "unsupported script type: witness script is not a multisig template")
-    keys = [body[34 * i + 1:34 * i + 34] for i in range(count)]
-    if any(body[34 * i] != 33 for i in range(count)):
-        raise UnsupportedScript("bip322", "unsupported script type: keys must be compressed")
-    return threshold, keys
-
-
-def _verify_input(tx: Any, script_pubkey: bytes) -> None:
-    """Evaluate input 0 of `tx` against a P2WPKH, P2TR (key path) or P2WSH multisig output of value 0."""
-    from coincurve import PublicKeyXOnly
-    from embit.script import Script
-
-    vin = tx.vin[0]
-    witness = list(vin.witness.items)
-    if vin.script_sig.data:
-        raise UnsupportedScript("bip322", "unsupported script type: script_sig must be empty")
-    invalid = _fail("bip322", "invalid signature")
-    if len(script_pubkey) == 22 and script_pubkey[:2] == b"\x00\x14":
-        if len(witness) != 2 or _hash160(witness[1]) != script_pubkey[2:]:
-            raise invalid
-        code = b"\x76\xa9\x14" + script_pubkey[2:] + b"\x88\xac"
-        if not _ecdsa_ok(tx, code, witness[1], witness[0]):
-            raise invalid
-    elif len(script_pubkey) == 34 and script_pubkey[:2] == b"\x51\x20":
-        if len(witness) > 1:
-            raise UnsupportedScript("bip322", "unsupported script type: Taproot script path or annex")
-        if len(witness) != 1 or len(witness[0]) not in (64, 65) or witness[0][64:] == b"\x00":
-            raise invalid
-        sighash = witness[0][64] if len(witness[0]) == 65 else 0
-        if sighash not in (0, 1, 2, 3, 0x81, 0x82, 0x83):
-            raise invalid
-        digest = tx.sighash_taproot(0, [Script(script_pubkey)], [0], sighash=sighash)
-        try:
-            ok = PublicKeyXOnly(script_pubkey[2:]).verify(witness[0][:64], digest)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise invalid
-    elif len(script_pubkey) == 34 and script_pubkey[:2] == b"\x00\x20":
-        if not witness or hashlib.sha256(witness[-1]).digest() != script_pubkey[2:]:
-            raise invalid
-        threshold, keys = _parse_multisig(witness[-1])
-        signatures = witness[1:-1]
-        if len(witness) != threshold + 2 or witness[0] != b"":
-            raise invalid
-        key_iter = iter(keys)
-        for signature in signatures:
-            if not any(_ecdsa_ok(tx, witness[-1], key, signature) for key in key_iter):
-                raise invalid
-    else:
-        raise UnsupportedScript("bip322", "unsupported script type (Coffer verifies P2WPKH, P2TR key path, P2WSH multisig)")
-
-
 def bip322_verify(address: str, message: bytes, signature: str) -> str:
     """Verify a simple or full BIP-322 signature for `address`; returns the format name."""
-    from embit.script import address_to_scriptpubkey
-    from embit.transaction import Transaction
-
-    kind, payload = bip322_decode(signature)
     try:
-        script_pubkey = address_to_scriptpubkey(address).data
-    except Exception:
-        raise _fail("bip322", f"invalid address {address!r}") from None
-    to_spend = bip322_to_spend(script_pubkey, message)
-    if kind == "simple":
-        to_sign = bip322_to_sign(to_spend.txid(), _parse_witness(payload))
-    elif kind == "full":
-        try:
-            to_sign = Transaction.parse(payload)
-        except Exception:
-            raise _fail("bip322", "error parsing signature as full variant") from None
-        if to_sign.serialize() != payload:
-            raise _fail("bip322", "error parsing signature as full variant: trailing bytes")
-        vin = to_sign.vin
-        if len(vin) != 1 or vin[0].txid != to_spend.txid() or vin[0].vout != 0:
-            raise _fail("bip322", "invalid signature: to_sign must spend to_spend:0 only")
-        if len(to_sign.vout) != 1 or to_sign.vout[0].value != 0 or to_sign.vout[0].script_pubkey.data != b"\x6a":
-            raise _fail("bip322", "invalid signature: to_sign must have one OP_RETURN output of value 0")
-    else:
-        raise UnsupportedScript("bip322", "proof-of-funds signatures are not used by Coffer's reserves")
-    _verify_input(to_sign, script_pubkey)
-    return kind
+        return bip322.verify(address, message, signature)
+    except Bip322Unsupported as exc:
+        raise UnsupportedScript("bip322", str(exc)) from None
+    except Bip322Invalid as exc:
+        raise _fail("bip322", str(exc)) from None
 
 
 # ---------------------------------------------------------------- Ethereum (Keccak-256, EIP-191)
@@ -768,8 +575,6 @@ def eth_personal_digest(message: bytes) -> bytes:
 
 def eth_address_of(public_key: bytes) -> str:
     """Lower-case 0x address of a secp256k1 public key (any encoding coincurve reads)."""
-    from coincurve import PublicKey
-
     return "0x" + keccak256(PublicKey(public_key).format(compressed=False)[1:])[-20:].hex()
 
 
@@ -778,8 +583,6 @@ _ETH_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 def eth_verify(address: str, message: bytes, signature_hex: str) -> None:
     """A personal_sign signature (r || s || v, v in 27/28 or 0/1) by the key of `address`."""
-    from coincurve import PublicKey
-
     if not _ETH_ADDRESS.match(address):
         raise _fail("eth signature", f"invalid address {address!r}")
     raw = _hex(signature_hex.removeprefix("0x").lower(), "eth signature")
@@ -859,8 +662,6 @@ def verify_reserves_document(doc: Mapping[str, Any]) -> int:
 
 
 def _check_btc_entry(entry: Mapping[str, Any], challenge: bytes, where: str) -> None:
-    from embit.script import address_to_scriptpubkey
-
     try:
         script = address_to_scriptpubkey(entry["address"]).data
     except Exception:
@@ -940,8 +741,6 @@ RpcCall = Callable[[str, list[Any]], Any]
 
 def rpc_client(url: str, *, timeout_s: float = RPC_TIMEOUT_S) -> RpcCall:
     """A Bitcoin Core JSON-RPC client over HTTP; credentials in the URL (http://user:pass@host:port)."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     endpoint = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path or '/'}"
     headers = {"Content-Type": "application/json"}

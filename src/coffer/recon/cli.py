@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from coffer.commandline import HomeOption, home_config
 from coffer.errors import CofferError
 
 if TYPE_CHECKING:
@@ -31,19 +32,17 @@ __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The halt switch and reconciliation runs.")
 console = Console()
-HomeOption = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)")
 KEY_FILE_BYTES_MAX = 256
 
 
 def _switch(home: Path | None) -> tuple[HaltSwitch, Engine]:
-    from coffer.config import default_home, load_config
     from coffer.db import make_engine, migrate
     from coffer.recon.halt import HaltSwitch
 
-    config = load_config((home or default_home()).resolve())
+    config = home_config(home)
     engine = make_engine(config.database_url)
     migrate(engine)
-    return HaltSwitch(engine, quorum=int(config.get("halt", "officer_quorum"))), engine
+    return HaltSwitch(engine, quorum=config.halt.officer_quorum), engine
 
 
 @app.command()
@@ -73,14 +72,16 @@ def halt(reason: str = typer.Option(..., help="why the exchange must stop"),
 def officer_add(officer_id: str, public_key: str = typer.Option(..., "--public-key", help="Ed25519 public key, hex"),
                 by: str = typer.Option("admin", help="who registers the officer"),
                 home: Path | None = HomeOption) -> None:
-    """Register a security officer whose signature counts towards resuming."""
+    """Register a security officer at the coordinator. Key holders never take officers from here:
+    they accept a resume only from officers they pinned or that an administrators' quorum enrolled
+    (`coffer gov propose --kind officer_enrol`)."""
     switch, _ = _switch(home)
     try:
         key = bytes.fromhex(public_key)
     except ValueError:
         raise typer.BadParameter("--public-key must be hex") from None
     switch.register_officer(officer_id, key, actor=by)
-    typer.echo(f"registered {officer_id}")
+    typer.echo(f"registered {officer_id} at the coordinator; key holders need an officer_enrol governance action")
 
 
 @app.command("resume-message")

@@ -95,6 +95,7 @@ class Halt:
     resumed_by: str | None = None
     resume_reason: str | None = None
     resume_signers: tuple[str, ...] = ()
+    resume_signatures: tuple[OfficerSignature, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,13 @@ class HaltSwitch:
         if row is None:
             raise ReconError(f"no halt {halt_id!r}")
         return _halt_from_row(row)
+
+    def resumed(self, *, limit: int) -> list[Halt]:
+        """The newest resumed halts with their officers' signatures (carried in halt notices)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(halts).where(halts.c.resumed_at.is_not(None))
+                                .order_by(halts.c.seq.desc()).limit(limit)).all()
+        return [_halt_from_row(row) for row in rows]
 
     def history(self, *, limit: int = 100) -> list[Halt]:
         with self._engine.connect() as conn:
@@ -370,6 +378,7 @@ class HaltSwitch:
 
 
 def _halt_from_row(row: Any) -> Halt:
-    signers = tuple(sorted(json.loads(row.resume_signatures))) if row.resume_signatures else ()
+    signatures = json.loads(row.resume_signatures) if row.resume_signatures else {}
     return Halt(row.halt_id, row.cause, json.loads(row.details), row.set_by, row.halted_at, int(row.seq),
-                row.resumed_at, row.resumed_by, row.resume_reason, signers)
+                row.resumed_at, row.resumed_by, row.resume_reason, tuple(sorted(signatures)),
+                tuple(OfficerSignature(str(i), bytes.fromhex(str(v))) for i, v in sorted(signatures.items())))

@@ -9,6 +9,11 @@ anything else (no notice, stale notice, halted, fetch failing) refuses: fail clo
 A notice can be replayed but never rolled back: a watcher refuses one with a lower sequence or an
 older time of issue than the newest it accepted, and freshness bounds how long an old "clear"
 notice could help anybody.
+
+The coordinator's notice alone can halt but never resume: a key holder that pinned its officers
+(`HaltWatcher.pin_officers`) remembers every halt it saw, durably, and accepts a "not halted"
+notice only when the notice carries, for each of them, the resume signatures of k officers it
+pinned itself (`ResumeProof`, the officers' own signatures over the halt id and reason).
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
@@ -29,26 +34,54 @@ from nacl.signing import VerifyKey
 from coffer.canonical import canonical_json
 from coffer.log import get_logger
 from coffer.recon.errors import HaltInForce, HaltStateUnknown, InvalidNotice
-from coffer.recon.halt import HaltSwitch
+from coffer.recon.halt import HaltSwitch, OfficerSignature, resume_message
 
 __all__ = [
     "HaltNotice", "SignedNotice", "NoticeIssuer", "HaltWatcher", "NoticeServer", "http_notice_fetcher",
     "push_hook", "http_notice_pusher", "PUSH_TARGETS_MAX",
     "hsm_notice_signer", "NOTICE_TAG", "NOTICE_BYTES_MAX", "NOTICE_PATH", "FETCH_TIMEOUT_S",
+    "ResumeProof", "OfficerGate", "verify_resume_proof", "RESUMES_IN_NOTICE_MAX",
 ]
 
 NOTICE_TAG = b"coffer/recon/halt-notice/v1\x00"
-NOTICE_BYTES_MAX = 4096
+NOTICE_BYTES_MAX = 64 * 1024
+RESUMES_IN_NOTICE_MAX = 8
 NOTICE_PATH = "/halt/notice"
 FETCH_TIMEOUT_S = 2.0
 FUTURE_SKEW_S = 5.0
 PUSH_TARGETS_MAX = 64
-_FIELDS = ("coordinator", "halt_id", "halted", "issued_at", "seq")
+_FIELDS = ("coordinator", "halt_id", "halted", "issued_at", "resumes", "seq")
 _log = get_logger("coffer.recon.notice")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeProof:
+    """The officers' own signatures resuming one halt, carried inside later notices."""
+
+    halt_id: str
+    reason: str
+    signatures: tuple[OfficerSignature, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"halt_id": self.halt_id, "reason": self.reason,
+                "signatures": {s.officer_id: bytes(s.signature).hex() for s in self.signatures}}
+
+    @classmethod
+    def from_json(cls, data: object) -> ResumeProof:
+        if not isinstance(data, dict) or set(data) != {"halt_id", "reason", "signatures"}:
+            raise InvalidNotice("a resume proof has exactly halt_id, reason and signatures")
+        halt_id, reason, signatures = data["halt_id"], data["reason"], data["signatures"]
+        if not isinstance(halt_id, str) or not isinstance(reason, str) or not isinstance(signatures, dict):
+            raise InvalidNotice("a resume proof's fields have the wrong types")
+        try:
+            return cls(halt_id, reason, tuple(OfficerSignature(str(i), bytes.fromhex(str(v)))
+                                              for i, v in sorted(signatures.items())))
+        except ValueError:
+            raise InvalidNotice("resume signatures must be hex") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +91,12 @@ class HaltNotice:
     halt_id: str | None
     seq: int
     issued_at: datetime
+    resumes: tuple[ResumeProof, ...] = field(default=())
 
     def payload(self) -> bytes:
         return canonical_json({"coordinator": self.coordinator, "halt_id": self.halt_id, "halted": self.halted,
-                               "issued_at": self.issued_at.isoformat(), "seq": self.seq})
+                               "issued_at": self.issued_at.isoformat(), "seq": self.seq,
+                               "resumes": [r.to_json() for r in self.resumes]})
 
     @classmethod
     def parse(cls, payload: bytes) -> HaltNotice:
@@ -87,7 +122,11 @@ class HaltNotice:
             raise InvalidNotice("issued_at is not an ISO time") from None
         if issued_at.tzinfo is None:
             raise InvalidNotice("issued_at must carry a time zone")
-        notice = cls(data["coordinator"], halted, halt_id, seq, issued_at)
+        resumes = data["resumes"]
+        if not isinstance(resumes, list) or len(resumes) > RESUMES_IN_NOTICE_MAX:
+            raise InvalidNotice(f"resumes must be a list of at most {RESUMES_IN_NOTICE_MAX}")
+        notice = cls(data["coordinator"], halted, halt_id, seq, issued_at,
+                     tuple(ResumeProof.from_json(r) for r in resumes))
         if notice.payload() != payload:
             raise InvalidNotice("notice is not in canonical form")
         return notice
@@ -134,12 +173,47 @@ class NoticeIssuer:
 
     def issue(self) -> SignedNotice:
         state = self._switch.state()
-        notice = HaltNotice(self._coordinator, state.halted, state.halt_id, max(state.seq, 0), self._clock())
+        resumes = tuple(ResumeProof(h.halt_id, h.resume_reason or "", h.resume_signatures)
+                        for h in self._switch.resumed(limit=RESUMES_IN_NOTICE_MAX))
+        notice = HaltNotice(self._coordinator, state.halted, state.halt_id, max(state.seq, 0), self._clock(),
+                            resumes)
         payload = notice.payload()
         return SignedNotice(payload, self._sign(NOTICE_TAG + payload))
 
 
 Fetch = Callable[[], SignedNotice]
+
+
+class OfficerGate(Protocol):
+    """A key holder's own record: its pinned officers and the halts it saw not yet resumed."""
+
+    def officers(self) -> tuple[Mapping[str, bytes], int]: ...
+
+    def unresolved_halts(self) -> frozenset[str]: ...
+
+    def note_halt(self, halt_id: str) -> None: ...
+
+    def resolve_halt(self, halt_id: str) -> None: ...
+
+
+def verify_resume_proof(proof: ResumeProof, officers: Mapping[str, bytes], quorum: int) -> tuple[str, ...]:
+    """The distinct pinned officers whose signatures over (halt id, reason) verify; raises
+    InvalidNotice when they are fewer than `quorum` (unknown officers never count)."""
+    message = resume_message(proof.halt_id, proof.reason)
+    valid: set[str] = set()
+    for item in proof.signatures:
+        key = officers.get(item.officer_id)
+        if key is None:
+            continue
+        try:
+            VerifyKey(key).verify(message, bytes(item.signature))
+        except (BadSignatureError, ValueError, TypeError):
+            continue
+        valid.add(item.officer_id)
+    if len(valid) < quorum:
+        raise InvalidNotice(f"resume of halt {proof.halt_id} has {len(valid)} pinned officer signatures, "
+                            f"needs {quorum}")
+    return tuple(sorted(valid))
 
 
 class HaltWatcher:
@@ -159,6 +233,39 @@ class HaltWatcher:
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._officers: OfficerGate | None = None
+
+    def pin_officers(self, gate: OfficerGate) -> None:
+        """From now on a "not halted" notice needs k pinned officers' resume of every halt seen.
+        A notice accepted before this call is judged again (fail closed)."""
+        with self._lock:
+            self._officers = gate
+            if self._latest is not None:
+                try:
+                    self._check_officers(self._latest)
+                except Exception:  # the notice held so far does not pass: hold none (fail closed)
+                    self._latest = None
+
+    def _check_officers(self, notice: HaltNotice) -> None:
+        gate = self._officers
+        if gate is None:
+            return
+        unresolved = set(gate.unresolved_halts())
+        if unresolved:
+            officers, quorum = gate.officers()
+            for proof in notice.resumes:
+                if proof.halt_id in unresolved:
+                    try:
+                        verify_resume_proof(proof, officers, quorum)
+                    except InvalidNotice:
+                        _log.warning("recon.halt_watcher.resume_refused", halt_id=proof.halt_id)
+                        continue
+                    gate.resolve_halt(proof.halt_id)
+                    unresolved.discard(proof.halt_id)
+        if notice.halted and notice.halt_id:
+            gate.note_halt(notice.halt_id)
+        elif unresolved:
+            raise InvalidNotice(f"not halted, but no quorum of pinned officers resumed halt(s) {sorted(unresolved)}")
 
     @property
     def latest(self) -> HaltNotice | None:
@@ -178,6 +285,7 @@ class HaltWatcher:
             latest = self._latest
             if latest is not None and (notice.seq < latest.seq or notice.issued_at < latest.issued_at):
                 raise InvalidNotice(f"notice rolls back: seq {notice.seq} after {latest.seq}")
+            self._check_officers(notice)
             self._latest = notice
         return notice
 

@@ -41,9 +41,9 @@ class ReconRuntime:
                     onchain: Callable[[], OnchainCheckInput] | None = None) -> ReconRuntime:
         positions = PositionReconciler(exchange, exchange) if exchange is not None else None
         return cls(engine, switch, node=node, positions=positions, onchain=onchain,
-                   positions_interval_s=float(config.get("recon", "positions_interval_s")),
-                   onchain_interval_s=float(config.get("recon", "onchain_interval_s")),
-                   errors_before_halt=int(config.get("recon", "errors_before_halt")))
+                   positions_interval_s=float(config.recon.positions_interval_s),
+                   onchain_interval_s=float(config.recon.onchain_interval_s),
+                   errors_before_halt=config.recon.errors_before_halt)
 
     def start(self) -> ReconRuntime:
         self.scheduler.start()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from coffer.errors import CofferError
 from coffer.testing.wait import WaitTimeout, wait_until
@@ -53,20 +55,42 @@ class ServiceProcess:
         """A `python -m coffer.cli ...` child using this interpreter."""
         return cls(name, [sys.executable, "-m", "coffer.cli", *args], **kwargs)  # type: ignore[arg-type]
 
-    def start(self) -> ServiceProcess:
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting for it (several can then start at once)."""
         if self.alive():  # a second process would orphan the first: `with p.start():` used to do that
             raise ServiceFailed(f"{self.name} is already running (pid {self.process.pid if self.process else '?'})")
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.argv, cwd=self.workdir, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True, **self._as_owner())
         log.close()
+        return self
+
+    def start(self) -> ServiceProcess:
+        self.launch()
         try:
             wait_until(self._alive_and_ready, timeout=self.ready_timeout_s, what=f"{self.name} ready")
         except WaitTimeout:
             self.stop()
             raise ServiceFailed(f"{self.name} did not become ready; log tail:\n{self.log_tail()}") from None
         return self
+
+    def _as_owner(self) -> dict[str, Any]:
+        """Started by root in a directory that a key holder's Unix user owns (as `coffer demo` lays
+        it out), the process runs as that user, in that directory only, with a private umask: the
+        directory is handed to its owner again first (root may have written pins into it)."""
+        owner = self.workdir.stat().st_uid
+        if os.geteuid() != 0 or owner == 0:
+            return {}
+        from coffer.layout import KEYHOLDER_DIR_ENV, keyholder_of_user, own_directory
+
+        entry = pwd.getpwuid(owner)
+        if keyholder_of_user(entry.pw_name) is None:
+            return {}
+        own_directory(self.workdir, entry.pw_uid, entry.pw_gid)
+        self.env[KEYHOLDER_DIR_ENV] = str(self.workdir.resolve())
+        self.env["HOME"] = str(self.workdir.resolve())
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "umask": 0o077}
 
     def _alive_and_ready(self) -> object:
         if self.process is not None and self.process.poll() is not None:

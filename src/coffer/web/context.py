@@ -55,7 +55,7 @@ def context_from_config(config: Config, engine: Engine, *, policy: PolicyService
     from coffer.notify import open_notify
 
     clients = ClientDirectory(engine, seal=seal)
-    notify = open_notify(engine, address_of=clients.email, team_address=str(config.get("mail", "team_address")))
+    notify = open_notify(engine, address_of=clients.email, team_address=config.mail.team_address)
     return WebContext(engine=engine, clients=clients, notify=notify, policy=policy,
                       account_nonce=por_nonce_lookup(engine), clock=clock)
 

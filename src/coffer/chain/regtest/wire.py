@@ -6,10 +6,11 @@ libbitcoinkernel. The parser is strict (no trailing bytes) because its results k
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 
+from coffer.btc.hashes import sha256d
+from coffer.btc.reader import ByteReader, compact_size
 from coffer.chain.errors import DecodeError
 
 __all__ = [
@@ -23,20 +24,6 @@ REGTEST_BITS = 0x207FFFFF
 WITNESS_COMMITMENT_PREFIX = bytes.fromhex("6a24aa21a9ed")
 NULL_TXID = b"\x00" * 32
 _INPUTS_MAX = 100_000
-
-
-def sha256d(data: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
-
-
-def compact_size(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + struct.pack("<H", n)
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + struct.pack("<I", n)
-    return b"\xff" + struct.pack("<Q", n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,96 +81,63 @@ class Tx:
         return any(i.witness for i in self.inputs)
 
 
-class _Reader:
-    __slots__ = ("data", "pos")
+class _Reader(ByteReader):
+    """The strict reader with Bitcoin's little-endian fields; failures are DecodeError."""
 
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data = data
-        self.pos = pos
+    __slots__ = ()
 
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if n < 0 or end > len(self.data):
-            raise DecodeError("unexpected end of data")
-        out = self.data[self.pos:end]
-        self.pos = end
-        return out
+    def __init__(self, data: bytes, offset: int = 0) -> None:
+        super().__init__(data, error=DecodeError, offset=offset)
 
     def u32(self) -> int:
-        value: int = struct.unpack_from("<I", self.take(4))[0]
-        return value
+        return self.uint_le(4)
 
     def i32(self) -> int:
-        value: int = struct.unpack_from("<i", self.take(4))[0]
-        return value
+        return int.from_bytes(self.take(4), "little", signed=True)
 
-    def u64(self) -> int:
-        value: int = struct.unpack_from("<Q", self.take(8))[0]
-        return value
-
-    def varint(self) -> int:
-        first = self.take(1)[0]
-        if first < 0xFD:
-            return first
-        if first == 0xFD:
-            value = int.from_bytes(self.take(2), "little")
-            minimum = 0xFD
-        elif first == 0xFE:
-            value = int.from_bytes(self.take(4), "little")
-            minimum = 0x10000
-        else:
-            value = int.from_bytes(self.take(8), "little")
-            minimum = 0x100000000
-        if value < minimum:
-            raise DecodeError("non-canonical compact size")
-        return value
-
-    def var_bytes(self) -> bytes:
-        n = self.varint()
-        if n > TX_BYTES_MAX:
-            raise DecodeError("item too large")
-        return self.take(n)
+    def i64(self) -> int:
+        return int.from_bytes(self.take(8), "little", signed=True)  # CAmount is signed: -1 must stay -1
 
 
 def _read_tx(reader: _Reader) -> Tx:
-    start = reader.pos
+    start = reader.offset
     version = reader.i32()
-    flag_pos = reader.pos
-    count = reader.varint()
+    flag_pos = reader.offset
+    count = reader.compact_size()
     segwit = False
     if count == 0:
         if reader.take(1) != b"\x01":
             raise DecodeError("bad segwit flag")
         segwit = True
-        count = reader.varint()
+        count = reader.compact_size()
     if count > _INPUTS_MAX:
         raise DecodeError("too many inputs")
     ins_raw = []
     for _ in range(count):
         txid = reader.take(32)
         vout = reader.u32()
-        script_sig = reader.var_bytes()
+        script_sig = reader.var_bytes(TX_BYTES_MAX)
         sequence = reader.u32()
         ins_raw.append((txid, vout, script_sig, sequence))
-    n_out = reader.varint()
+    n_out = reader.compact_size()
     if n_out > _INPUTS_MAX:
         raise DecodeError("too many outputs")
     outputs = []
     for _ in range(n_out):
-        value = reader.u64()
-        outputs.append(TxOut(value, reader.var_bytes()))
-    outs_end = reader.pos
+        value = reader.i64()
+        outputs.append(TxOut(value, reader.var_bytes(TX_BYTES_MAX)))
+    outs_end = reader.offset
     witnesses: list[tuple[bytes, ...]] = [()] * count
     if segwit:
         for i in range(count):
-            n_items = reader.varint()
+            n_items = reader.compact_size()
             if n_items > TX_BYTES_MAX:
                 raise DecodeError("witness too large")
-            witnesses[i] = tuple(reader.var_bytes() for _ in range(n_items))
+            witnesses[i] = tuple(reader.var_bytes(TX_BYTES_MAX) for _ in range(n_items))
         if not any(witnesses):
             raise DecodeError("superfluous witness record")
     locktime_bytes = reader.take(4)
-    raw = reader.data[start:reader.pos]
+    raw = reader.data[start:reader.offset]
     if segwit:
         stripped = (reader.data[start:start + 4] + reader.data[flag_pos + 2:outs_end] + locktime_bytes)
     else:
@@ -198,7 +152,7 @@ def parse_tx(raw: bytes) -> Tx:
     """Parse one serialized transaction; trailing bytes are an error."""
     reader = _Reader(raw)
     tx = _read_tx(reader)
-    if reader.pos != len(raw):
+    if reader.offset != len(raw):
         raise DecodeError("unexpected extra bytes after transaction")
     return tx
 
@@ -208,9 +162,9 @@ def parse_block(raw: bytes) -> tuple[bytes, list[Tx]]:
     if len(raw) < 81:
         raise DecodeError("block too short")
     reader = _Reader(raw, 80)
-    count = reader.varint()
+    count = reader.compact_size()
     txs = [_read_tx(reader) for _ in range(count)]
-    if reader.pos != len(raw):
+    if reader.offset != len(raw):
         raise DecodeError("unexpected extra bytes after block")
     return raw[:80], txs
 

@@ -1,21 +1,29 @@
-"""`DkgProtocol`: the generic ChillDKG functions bound to one suite.
+"""`DkgProtocol`: the generic ChillDKG functions bound to one suite, and the three instances.
 
-`coffer.mpc.dkg.chilldkg` and `coffer.mpc.dkg.ed25519` each expose one instance's methods as
-module functions, so callers never pass a suite around.
+* `chilldkg` — ChillDKG for secp256k1, byte-exact to the BIP draft (BlockstreamResearch/bip-frost-dkg
+  a918968); the threshold key carries the BIP-341 unspendable-script-path tweak, so it is safe as a
+  Taproot internal key.
+* `ed25519` — the same design (SimplPedPop + proof of possession + EncPedPop + CertEq) over
+  edwards25519, without the Taproot tweak (see `coffer.mpc.dkg.suite` for the Ed25519 choices).
+* `secp256k1_untweaked` — ChillDKG's design and encodings over secp256k1 without the tweak, under
+  Coffer's own tags, for the threshold ECDSA key; a transcript of one is never taken for another.
+
+Callers write `chilldkg.participant_step1(...)` and never pass a suite around. Outputs are plain
+Shamir shares: identifier i + 1 for list index i.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from coffer.mpc.dkg import protocol
 from coffer.mpc.dkg.errors import UnknownFaultyParticipantOrCoordinatorError
 from coffer.mpc.dkg.protocol import CoordinatorState, ParticipantState1, ParticipantState2, SessionParams
-from coffer.mpc.dkg.suite import DkgSuite
+from coffer.mpc.dkg.suite import ED25519_DKG, SECP256K1_CHILLDKG, SECP256K1_UNTWEAKED, DkgSuite
 from coffer.mpc.dkg.types import KeyShareOutput
 
-__all__ = ["DkgProtocol"]
+__all__ = ["DkgProtocol", "chilldkg", "ed25519", "secp256k1_untweaked"]
 
 
 class DkgProtocol:
@@ -91,3 +99,8 @@ class DkgProtocol:
 
     def coordinator_state_parse(self, data: bytes) -> CoordinatorState:
         return protocol.coordinator_state_parse(self.suite, data)
+
+
+chilldkg: Final = DkgProtocol(SECP256K1_CHILLDKG)
+ed25519: Final = DkgProtocol(ED25519_DKG)
+secp256k1_untweaked: Final = DkgProtocol(SECP256K1_UNTWEAKED)

@@ -88,35 +88,33 @@ class ProtocolError(DkgError):
     """A received protocol message is malformed or inconsistent."""
 
 
-class FaultyParticipantError(ProtocolError):
+class _NamesParticipant(ProtocolError):
+    """A protocol error that names one participant (`culprit`, 1-based)."""
+
+    suspects = "participant {culprit}"
+
+    def __init__(self, message: str, *, culprit: int) -> None:
+        super().__init__(f"{self.suspects.format(culprit=culprit)}: {message}")
+        self.reason = message
+        self.culprit = culprit
+        self.culprits = (culprit,)
+
+    @property
+    def participant_index(self) -> int:
+        return self.culprit - 1
+
+
+class FaultyParticipantError(_NamesParticipant):
     """Raised by a coordinator (or a recipient of a signed dealing): `culprit` is faulty.
 
     Assuming messages were transmitted intact, the named participant deviated from the protocol.
     """
 
-    def __init__(self, message: str, *, culprit: int) -> None:
-        super().__init__(f"participant {culprit}: {message}")
-        self.reason = message
-        self.culprit = culprit
-        self.culprits = (culprit,)
 
-    @property
-    def participant_index(self) -> int:
-        return self.culprit - 1
-
-
-class FaultyParticipantOrCoordinatorError(ProtocolError):
+class FaultyParticipantOrCoordinatorError(_NamesParticipant):
     """Raised by a participant: `culprit` looks faulty, unless the coordinator framed it."""
 
-    def __init__(self, message: str, *, culprit: int) -> None:
-        super().__init__(f"participant {culprit} (or the coordinator): {message}")
-        self.reason = message
-        self.culprit = culprit
-        self.culprits = (culprit,)
-
-    @property
-    def participant_index(self) -> int:
-        return self.culprit - 1
+    suspects = "participant {culprit} (or the coordinator)"
 
 
 class FaultyCoordinatorError(ProtocolError):

@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from coffer.btc.reader import ByteReader
 from coffer.mpc.dkg.suite import SCALAR_LENGTH, SIGNATURE_LENGTH, DkgSuite
 from coffer.mpc.errors import InvalidEncoding
 from coffer.mpc.hazmat.group import Element
 
 __all__ = ["ParticipantMsg1", "CoordinatorMsg1", "CoordinatorInvestigationMsg",
-           "encode_elements", "decode_elements", "decode_scalars", "encode_scalars", "split"]
+           "encode_elements", "decode_elements", "decode_scalars", "encode_scalars", "split", "MessageReader"]
 
 
 def split(data: bytes, size: int, count: int) -> list[bytes]:
@@ -47,9 +48,25 @@ def decode_scalars(suite: DkgSuite, data: bytes, count: int) -> tuple[int, ...]:
     return tuple(suite.decode_scalar(chunk) for chunk in split(data, SCALAR_LENGTH, count))
 
 
-def _check_length(data: bytes, expected: int, what: str) -> None:
-    if len(data) != expected:
-        raise InvalidEncoding(f"{what} must be {expected} bytes, got {len(data)}")
+class MessageReader(ByteReader):
+    """Reads a message of exactly `expected` bytes field by field (raises InvalidEncoding)."""
+
+    __slots__ = ("suite",)
+
+    def __init__(self, suite: DkgSuite, data: bytes, expected: int, what: str) -> None:
+        if len(data) != expected:
+            raise InvalidEncoding(f"{what} must be {expected} bytes, got {len(data)}")
+        super().__init__(data, error=InvalidEncoding)
+        self.suite = suite
+
+    def elements(self, count: int) -> tuple[Element, ...]:
+        return decode_elements(self.suite, self.take(self.suite.element_length * count), count)
+
+    def scalars(self, count: int) -> tuple[int, ...]:
+        return decode_scalars(self.suite, self.take(SCALAR_LENGTH * count), count)
+
+    def chunks(self, size: int, count: int) -> tuple[bytes, ...]:
+        return tuple(split(self.take(size * count), size, count))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +82,10 @@ class ParticipantMsg1:
 
     @staticmethod
     def parse(suite: DkgSuite, data: bytes, *, t: int, n: int) -> ParticipantMsg1:
-        data = bytes(data)
-        _check_length(data, ParticipantMsg1.length(suite, t, n), "participant message 1")
-        size = suite.element_length
-        commitment = decode_elements(suite, data[:size * t], t)
-        rest = data[size * t:]
-        pop, rest = rest[:SIGNATURE_LENGTH], rest[SIGNATURE_LENGTH:]
-        pubnonce, rest = rest[:size], rest[size:]
-        return ParticipantMsg1(commitment, pop, pubnonce, decode_scalars(suite, rest, n))
+        reader = MessageReader(suite, data, ParticipantMsg1.length(suite, t, n), "participant message 1")
+        commitment = reader.elements(t)
+        pop, pubnonce = reader.take(SIGNATURE_LENGTH), reader.take(suite.element_length)
+        return ParticipantMsg1(commitment, pop, pubnonce, reader.scalars(n))
 
     def serialize(self, suite: DkgSuite) -> bytes:
         return (encode_elements(suite, self.commitment) + self.pop + self.pubnonce
@@ -93,17 +106,10 @@ class CoordinatorMsg1:
 
     @staticmethod
     def parse(suite: DkgSuite, data: bytes, *, t: int, n: int) -> CoordinatorMsg1:
-        data = bytes(data)
-        _check_length(data, CoordinatorMsg1.length(suite, t, n), "coordinator message 1")
-        size = suite.element_length
-        coms_to_secrets = decode_elements(suite, data[:size * n], n)
-        rest = data[size * n:]
-        nonconst = decode_elements(suite, rest[:size * (t - 1)], t - 1)
-        rest = rest[size * (t - 1):]
-        pops = tuple(split(rest[:SIGNATURE_LENGTH * n], SIGNATURE_LENGTH, n))
-        rest = rest[SIGNATURE_LENGTH * n:]
-        pubnonces = tuple(split(rest[:size * n], size, n))
-        enc_secshares = decode_scalars(suite, rest[size * n:], n)
+        reader = MessageReader(suite, data, CoordinatorMsg1.length(suite, t, n), "coordinator message 1")
+        coms_to_secrets, nonconst = reader.elements(n), reader.elements(t - 1)
+        pops, pubnonces = reader.chunks(SIGNATURE_LENGTH, n), reader.chunks(suite.element_length, n)
+        enc_secshares = reader.scalars(n)
         return CoordinatorMsg1(coms_to_secrets, nonconst, pops, pubnonces, enc_secshares)
 
     def serialize(self, suite: DkgSuite) -> bytes:
@@ -124,11 +130,9 @@ class CoordinatorInvestigationMsg:
 
     @staticmethod
     def parse(suite: DkgSuite, data: bytes, *, n: int) -> CoordinatorInvestigationMsg:
-        data = bytes(data)
-        _check_length(data, CoordinatorInvestigationMsg.length(suite, n), "investigation message")
-        shares = decode_scalars(suite, data[:SCALAR_LENGTH * n], n)
-        pubshares = decode_elements(suite, data[SCALAR_LENGTH * n:], n)
-        return CoordinatorInvestigationMsg(shares, pubshares)
+        reader = MessageReader(suite, data, CoordinatorInvestigationMsg.length(suite, n), "investigation message")
+        shares = reader.scalars(n)
+        return CoordinatorInvestigationMsg(shares, reader.elements(n))
 
     def serialize(self, suite: DkgSuite) -> bytes:
         return encode_scalars(suite, self.enc_partial_secshares) + encode_elements(

@@ -687,13 +687,19 @@ def participant_state2_serialize(state2: ParticipantState2) -> bytes:
     return state2.eq_input
 
 
-def participant_state2_parse(suite: DkgSuite, hostseckey: bytes, data: bytes) -> ParticipantState2:
-    """Rebuild the state after step 2 from the stored transcript and the host secret key."""
+def _stored_transcript(suite: DkgSuite, data: bytes) -> _RecoveryData:
+    """A transcript this party stored itself, parsed and validated again."""
     try:
         parsed = _deserialize_recovery_data(suite, bytes(data), with_cert=False)
         params_validate(suite, parsed.params)
     except (MalformedInput, SessionParamsError) as error:
         raise InvalidArgument(f"stored transcript is invalid: {error}") from None
+    return parsed
+
+
+def participant_state2_parse(suite: DkgSuite, hostseckey: bytes, data: bytes) -> ParticipantState2:
+    """Rebuild the state after step 2 from the stored transcript and the host secret key."""
+    parsed = _stored_transcript(suite, data)
     return ParticipantState2(parsed.params, parsed.eq_input, _outputs_from(suite, parsed, hostseckey))
 
 
@@ -703,9 +709,5 @@ def coordinator_state_serialize(state: CoordinatorState) -> bytes:
 
 def coordinator_state_parse(suite: DkgSuite, data: bytes) -> CoordinatorState:
     """Rebuild the coordinator's state from its stored transcript."""
-    try:
-        parsed = _deserialize_recovery_data(suite, bytes(data), with_cert=False)
-        params_validate(suite, parsed.params)
-    except (MalformedInput, SessionParamsError) as error:
-        raise InvalidArgument(f"stored transcript is invalid: {error}") from None
+    parsed = _stored_transcript(suite, data)
     return CoordinatorState(parsed.params, parsed.eq_input, _outputs_from(suite, parsed, None))

@@ -26,23 +26,20 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+from coffer.btc import schnorr
+from coffer.btc.hashes import tagged_hash
+from coffer.btc.taproot import tap_tweak
 from coffer.invariant import invariant
 from coffer.mpc.dkg.errors import HostSeckeyError, InvalidArgument
 from coffer.mpc.errors import MalformedInput
-from coffer.mpc.hazmat.group import ED25519, SECP256K1, Ed25519Group, Element, Secp256k1Group
+from coffer.mpc.hazmat.group import ED25519, SECP256K1, Ed25519Group, Element, Group, Secp256k1Group
 
 __all__ = ["DkgSuite", "Secp256k1ChillSuite", "Secp256k1UntweakedSuite", "Ed25519DkgSuite",
            "SECP256K1_CHILLDKG", "SECP256K1_UNTWEAKED", "ED25519_DKG",
-           "SIGNATURE_LENGTH", "SCALAR_LENGTH", "bip340_tagged_hash"]
+           "SIGNATURE_LENGTH", "SCALAR_LENGTH"]
 
 SIGNATURE_LENGTH: Final = 64
 SCALAR_LENGTH: Final = 32
-
-
-def bip340_tagged_hash(tag: str, message: bytes) -> bytes:
-    """BIP-340 tagged hash: SHA-256(SHA-256(tag) || SHA-256(tag) || message)."""
-    tag_hash = hashlib.sha256(tag.encode()).digest()
-    return hashlib.sha256(tag_hash + tag_hash + message).digest()
 
 
 def _xor(left: bytes, right: bytes) -> bytes:
@@ -50,7 +47,11 @@ def _xor(left: bytes, right: bytes) -> bytes:
 
 
 class DkgSuite:
-    """What the generic DKG needs from a group. Elements are `coffer.mpc.hazmat.group.Element`."""
+    """What the generic DKG needs from a group. Elements are `coffer.mpc.hazmat.group.Element`.
+
+    The group operations delegate to `group`; a suite adds its hashes, encodings, Schnorr
+    proofs, key exchange and VSS tweak.
+    """
 
     name: str
     tag_prefix: str
@@ -58,12 +59,17 @@ class DkgSuite:
     certeq_prefix_length: int
     host_signature_tag: str
     order: int
+    group: Group
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+        self.order = group.order
 
     # -- hashing -------------------------------------------------------------------------------
 
     def tagged_hash(self, tag: str, message: bytes) -> bytes:
         """32 bytes, domain-separated under this suite's tag prefix."""
-        return bip340_tagged_hash(self.tag_prefix + tag, message)
+        return tagged_hash(self.tag_prefix + tag, message)
 
     def scalar_from_hash_checked(self, tag: str, message: bytes) -> int:
         raise NotImplementedError
@@ -74,11 +80,11 @@ class DkgSuite:
     # -- scalars -------------------------------------------------------------------------------
 
     def encode_scalar(self, scalar: int) -> bytes:
-        raise NotImplementedError
+        return self.group.serialize_scalar(scalar)
 
     def decode_scalar(self, data: bytes) -> int:
         """Strict: exactly 32 bytes and below the order (raises MalformedInput)."""
-        raise NotImplementedError
+        return self.group.deserialize_scalar(data)
 
     def host_secret_scalar(self, hostseckey: bytes) -> int:
         """The scalar behind a 32-byte host secret key (raises HostSeckeyError)."""
@@ -87,25 +93,25 @@ class DkgSuite:
     # -- elements ------------------------------------------------------------------------------
 
     def identity(self) -> Element:
-        raise NotImplementedError
+        return self.group.identity()
 
     def is_identity(self, element: Element) -> bool:
-        raise NotImplementedError
+        return self.group.is_identity(element)
 
     def add(self, left: Element, right: Element) -> Element:
-        raise NotImplementedError
+        return self.group.add(left, right)
 
     def sub(self, left: Element, right: Element) -> Element:
-        raise NotImplementedError
+        return self.group.sub(left, right)
 
     def sum(self, elements: list[Element]) -> Element:
-        raise NotImplementedError
+        return self.group.sum(elements)
 
     def mul(self, element: Element, scalar: int) -> Element:
-        raise NotImplementedError
+        return self.group.mul(element, scalar % self.order)
 
     def base_mul(self, scalar: int) -> Element:
-        raise NotImplementedError
+        return self.group.base_mul(scalar % self.order)
 
     def encode(self, element: Element) -> bytes:
         """Fixed-length encoding that also covers the identity (inside VSS commitments)."""
@@ -117,7 +123,7 @@ class DkgSuite:
 
     def decode_point(self, data: bytes) -> Element:
         """Strict parse of an element that must not be the identity (raises MalformedInput)."""
-        raise NotImplementedError
+        return self.group.deserialize_element(data)
 
     # -- signatures and key exchange -----------------------------------------------------------
 
@@ -129,13 +135,15 @@ class DkgSuite:
 
     def ecdh(self, secret: int, their_public: bytes) -> bytes:
         """32 bytes shared with the owner of `their_public` (raises MalformedInput if invalid)."""
-        raise NotImplementedError
+        point = self.group.deserialize_element(their_public)
+        shared = self.group.mul(point, secret % self.order)
+        return hashlib.sha256(self.group.serialize_element(shared)).digest()
 
     def vss_tweak(self, commitment_to_secret: Element) -> int:
         """The scalar added to every share (0: no tweak)."""
-        raise NotImplementedError
+        return 0
 
-    # -- helpers shared by both suites --------------------------------------------------------
+    # -- helpers shared by every suite ---------------------------------------------------------
 
     def pubkey_gen(self, hostseckey: bytes) -> bytes:
         if len(hostseckey) != 32:
@@ -155,10 +163,10 @@ class Secp256k1ChillSuite(DkgSuite):
     certeq_prefix_length = 33
     host_signature_tag = "BIP0340"
     _identity_wire = bytes(33)
+    group: Secp256k1Group
 
     def __init__(self, group: Secp256k1Group = SECP256K1) -> None:
-        self.group = group
-        self.order = group.order
+        super().__init__(group)
 
     def scalar_from_hash_checked(self, tag: str, message: bytes) -> int:
         value = int.from_bytes(self.tagged_hash(tag, message), "big")
@@ -169,12 +177,6 @@ class Secp256k1ChillSuite(DkgSuite):
     def scalar_from_hash_wrapping(self, tag: str, message: bytes) -> int:
         return int.from_bytes(self.tagged_hash(tag, message), "big") % self.order
 
-    def encode_scalar(self, scalar: int) -> bytes:
-        return self.group.serialize_scalar(scalar)
-
-    def decode_scalar(self, data: bytes) -> int:
-        return self.group.deserialize_scalar(data)
-
     def host_secret_scalar(self, hostseckey: bytes) -> int:
         if len(hostseckey) != 32:
             raise InvalidArgument("a host secret key is 32 bytes")
@@ -182,27 +184,6 @@ class Secp256k1ChillSuite(DkgSuite):
         if not 1 <= value < self.order:
             raise HostSeckeyError("host secret key out of range")
         return value
-
-    def identity(self) -> Element:
-        return self.group.identity()
-
-    def is_identity(self, element: Element) -> bool:
-        return self.group.is_identity(element)
-
-    def add(self, left: Element, right: Element) -> Element:
-        return self.group.add(left, right)
-
-    def sub(self, left: Element, right: Element) -> Element:
-        return self.group.sub(left, right)
-
-    def sum(self, elements: list[Element]) -> Element:
-        return self.group.sum(elements)
-
-    def mul(self, element: Element, scalar: int) -> Element:
-        return self.group.mul(element, scalar % self.order)
-
-    def base_mul(self, scalar: int) -> Element:
-        return self.group.base_mul(scalar % self.order)
 
     def encode(self, element: Element) -> bytes:
         if self.group.is_identity(element):
@@ -214,55 +195,24 @@ class Secp256k1ChillSuite(DkgSuite):
             return self.group.identity()
         return self.group.deserialize_element(data)
 
-    def decode_point(self, data: bytes) -> Element:
-        return self.group.deserialize_element(data)
-
     def sign(self, message: bytes, secret: int, aux_rand: bytes, tag_prefix: str) -> bytes:
         """BIP-340 signing with a configurable tag prefix (ChillDKG's proofs of possession)."""
-        invariant(1 <= secret < self.order, "signing key out of range")
-        invariant(len(aux_rand) == 32, "aux_rand is 32 bytes")
-        public = self.group.base_mul(secret)
-        d = secret if self.group.has_even_y(public) else self.order - secret
-        public_x = self.group.x_bytes(public)
-        masked = _xor(d.to_bytes(32, "big"), bip340_tagged_hash(tag_prefix + "/aux", aux_rand))
-        k0 = int.from_bytes(bip340_tagged_hash(tag_prefix + "/nonce", masked + public_x + message),
-                            "big") % self.order
-        invariant(k0 != 0, "BIP-340 nonce is zero")
-        nonce_point = self.group.base_mul(k0)
-        k = k0 if self.group.has_even_y(nonce_point) else self.order - k0
-        nonce_x = self.group.x_bytes(nonce_point)
-        challenge = int.from_bytes(
-            bip340_tagged_hash(tag_prefix + "/challenge", nonce_x + public_x + message), "big") % self.order
-        return nonce_x + ((k + challenge * d) % self.order).to_bytes(32, "big")
+        return schnorr.sign(message, secret, aux_rand, tag_prefix=tag_prefix)
 
     def verify(self, message: bytes, public: Element, signature: bytes, tag_prefix: str) -> bool:
         """BIP-340 verification against the x-only form of `public`."""
         if len(signature) != 64 or self.group.is_identity(public):
             return False
-        public_x = self.group.x_bytes(public)
-        lifted = self.group.lift_x(public_x)
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
-        if r >= self.group.field_prime or s >= self.order:
+        try:
+            schnorr.verify(self.group.x_bytes(public), message, signature, tag_prefix=tag_prefix)
+        except schnorr.InvalidSchnorrSignature:
             return False
-        challenge = int.from_bytes(
-            bip340_tagged_hash(tag_prefix + "/challenge", signature[:32] + public_x + message),
-            "big") % self.order
-        nonce_point = self.group.sub(self.group.base_mul(s), self.group.mul(lifted, challenge))
-        if self.group.is_identity(nonce_point) or not self.group.has_even_y(nonce_point):
-            return False
-        return self.group.x_bytes(nonce_point) == signature[:32]
-
-    def ecdh(self, secret: int, their_public: bytes) -> bytes:
-        point = self.group.deserialize_element(their_public)
-        shared = self.group.mul(point, secret % self.order)
-        return hashlib.sha256(self.group.serialize_element(shared)).digest()
+        return True
 
     def vss_tweak(self, commitment_to_secret: Element) -> int:
         # BIP-341's recommended unspendable script path: tweak = TapTweak(xonly(P)) with no
         # script tree, so no participant can hide a script path in the threshold key.
-        tweak_hash = bip340_tagged_hash("TapTweak", self.group.x_bytes(commitment_to_secret))
-        value = int.from_bytes(tweak_hash, "big")
+        value = int.from_bytes(tap_tweak(self.group.x_bytes(commitment_to_secret)), "big")
         invariant(value < self.order, "TapTweak exceeded the secp256k1 order")
         return value
 
@@ -275,57 +225,31 @@ class Ed25519DkgSuite(DkgSuite):
     element_length = 32
     certeq_prefix_length = 64
     host_signature_tag = "COFFER DKG ed25519 v1/host signature"
+    group: Ed25519Group
 
     def __init__(self, group: Ed25519Group = ED25519) -> None:
-        self.group = group
-        self.order = group.order
+        super().__init__(group)
 
-    def _wide(self, tag: str, message: bytes) -> int:
-        tag_hash = hashlib.sha256((self.tag_prefix + tag).encode()).digest()
+    def _wide(self, full_tag: str, message: bytes) -> int:
+        """A scalar by wide reduction of SHA-512(SHA-256(tag) || SHA-256(tag) || message)."""
+        tag_hash = hashlib.sha256(full_tag.encode()).digest()
         digest = hashlib.sha512(tag_hash + tag_hash + message).digest()
         return int.from_bytes(digest, "little") % self.order
 
     def scalar_from_hash_checked(self, tag: str, message: bytes) -> int:
-        return self._wide(tag, message)
+        return self._wide(self.tag_prefix + tag, message)
 
     def scalar_from_hash_wrapping(self, tag: str, message: bytes) -> int:
-        return self._wide(tag, message)
-
-    def encode_scalar(self, scalar: int) -> bytes:
-        return self.group.serialize_scalar(scalar)
-
-    def decode_scalar(self, data: bytes) -> int:
-        return self.group.deserialize_scalar(data)
+        return self._wide(self.tag_prefix + tag, message)
 
     def host_secret_scalar(self, hostseckey: bytes) -> int:
         # A random 32-byte string is usually not below l, so the key is derived, not parsed.
         if len(hostseckey) != 32:
             raise InvalidArgument("a host secret key is 32 bytes")
-        value = self._wide("host secret key", hostseckey)
+        value = self._wide(self.tag_prefix + "host secret key", hostseckey)
         if value == 0:
             raise HostSeckeyError("host secret key derives to zero")
         return value
-
-    def identity(self) -> Element:
-        return self.group.identity()
-
-    def is_identity(self, element: Element) -> bool:
-        return self.group.is_identity(element)
-
-    def add(self, left: Element, right: Element) -> Element:
-        return self.group.add(left, right)
-
-    def sub(self, left: Element, right: Element) -> Element:
-        return self.group.sub(left, right)
-
-    def sum(self, elements: list[Element]) -> Element:
-        return self.group.sum(elements)
-
-    def mul(self, element: Element, scalar: int) -> Element:
-        return self.group.mul(element, scalar % self.order)
-
-    def base_mul(self, scalar: int) -> Element:
-        return self.group.base_mul(scalar % self.order)
 
     def encode(self, element: Element) -> bytes:
         return element.encoding
@@ -335,25 +259,15 @@ class Ed25519DkgSuite(DkgSuite):
             return self.group.identity()
         return self.group.deserialize_element(data)
 
-    def decode_point(self, data: bytes) -> Element:
-        return self.group.deserialize_element(data)
-
-    def _challenge(self, tag_prefix: str, nonce: bytes, public: bytes, message: bytes) -> int:
-        tag_hash = hashlib.sha256((tag_prefix + "/challenge").encode()).digest()
-        digest = hashlib.sha512(tag_hash + tag_hash + nonce + public + message).digest()
-        return int.from_bytes(digest, "little") % self.order
-
     def sign(self, message: bytes, secret: int, aux_rand: bytes, tag_prefix: str) -> bytes:
         invariant(1 <= secret < self.order, "signing key out of range")
         invariant(len(aux_rand) == 32, "aux_rand is 32 bytes")
         public = self.group.serialize_element(self.group.base_mul(secret))
-        masked = _xor(secret.to_bytes(32, "little"), bip340_tagged_hash(tag_prefix + "/aux", aux_rand))
-        tag_hash = hashlib.sha256((tag_prefix + "/nonce").encode()).digest()
-        nonce_digest = hashlib.sha512(tag_hash + tag_hash + masked + public + message).digest()
-        k = int.from_bytes(nonce_digest, "little") % self.order
+        masked = _xor(secret.to_bytes(32, "little"), tagged_hash(tag_prefix + "/aux", aux_rand))
+        k = self._wide(tag_prefix + "/nonce", masked + public + message)
         invariant(k != 0, "Schnorr nonce is zero")
         nonce = self.group.serialize_element(self.group.base_mul(k))
-        challenge = self._challenge(tag_prefix, nonce, public, message)
+        challenge = self._wide(tag_prefix + "/challenge", nonce + public + message)
         return nonce + self.group.serialize_scalar((k + challenge * secret) % self.order)
 
     def verify(self, message: bytes, public: Element, signature: bytes, tag_prefix: str) -> bool:
@@ -364,17 +278,9 @@ class Ed25519DkgSuite(DkgSuite):
             s = self.group.deserialize_scalar(signature[32:])
         except MalformedInput:
             return False
-        challenge = self._challenge(tag_prefix, signature[:32], public.encoding, message)
+        challenge = self._wide(tag_prefix + "/challenge", signature[:32] + public.encoding + message)
         expected = self.group.add(nonce, self.group.mul(public, challenge))
         return self.group.base_mul(s) == expected
-
-    def ecdh(self, secret: int, their_public: bytes) -> bytes:
-        point = self.group.deserialize_element(their_public)
-        shared = self.group.mul(point, secret % self.order)
-        return hashlib.sha256(self.group.serialize_element(shared)).digest()
-
-    def vss_tweak(self, commitment_to_secret: Element) -> int:
-        return 0
 
 
 class Secp256k1UntweakedSuite(Secp256k1ChillSuite):

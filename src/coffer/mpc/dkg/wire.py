@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from coffer.btc.reader import ByteReader
 from coffer.mpc.dkg.dealing import IDENTIFIER_MAX
 from coffer.mpc.errors import InvalidEncoding
 
@@ -15,22 +16,16 @@ def u32(value: int) -> bytes:
     return value.to_bytes(4, "big")
 
 
-class Reader:
-    """Reads fixed-size fields; refuses short input, trailing bytes and out-of-range counts."""
+class Reader(ByteReader):
+    """Reads big-endian fields; refuses short input, trailing bytes and out-of-range counts."""
+
+    __slots__ = ()
 
     def __init__(self, data: bytes) -> None:
-        self._data = bytes(data)
-        self._offset = 0
-
-    def take(self, size: int) -> bytes:
-        if self._offset + size > len(self._data):
-            raise InvalidEncoding("input too short")
-        chunk = self._data[self._offset:self._offset + size]
-        self._offset += size
-        return chunk
+        super().__init__(data, error=InvalidEncoding)
 
     def u32(self) -> int:
-        return int.from_bytes(self.take(4), "big")
+        return self.uint_be(4)
 
     def count(self) -> int:
         value = self.u32()
@@ -42,7 +37,3 @@ class Reader:
         if not previous < value <= IDENTIFIER_MAX:
             raise InvalidEncoding("identifiers must be ascending, non-zero and at most 2^32-1")
         return value
-
-    def finish(self) -> None:
-        if self._offset != len(self._data):
-            raise InvalidEncoding("unexpected trailing bytes")

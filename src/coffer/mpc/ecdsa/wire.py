@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from coffer.btc.reader import ByteReader
 from coffer.mpc.ecdsa.curve import Point, Q, point_bytes, point_from_bytes
 from coffer.mpc.ecdsa.errors import MalformedMessage
 
@@ -56,37 +57,27 @@ class Writer:
         return b"".join(self._parts)
 
 
-class Reader:
+class Reader(ByteReader):
     """Consumes fields in order; every failure raises MalformedMessage naming `sender`."""
+
+    __slots__ = ("sender",)
 
     def __init__(self, data: bytes, *, sender: int | None) -> None:
         if not isinstance(data, (bytes, bytearray)):
             raise MalformedMessage("message is not bytes", sender=sender)
         if len(data) > MESSAGE_BYTES_MAX:
             raise MalformedMessage("message too long", sender=sender)
-        self._data = bytes(data)
-        self._offset = 0
+        super().__init__(data, error=lambda reason: MalformedMessage(reason, sender=sender))
         self.sender = sender
 
-    def fail(self, message: str) -> MalformedMessage:
-        return MalformedMessage(message, sender=self.sender)
-
     def fixed(self, length: int) -> bytes:
-        end = self._offset + length
-        if end > len(self._data):
-            raise self.fail("message truncated")
-        chunk = self._data[self._offset:end]
-        self._offset = end
-        return chunk
-
-    def u8(self) -> int:
-        return self.fixed(1)[0]
+        return self.take(length)
 
     def u16(self) -> int:
-        return int.from_bytes(self.fixed(2), "big")
+        return self.uint_be(2)
 
     def u32(self) -> int:
-        return int.from_bytes(self.fixed(4), "big")
+        return self.uint_be(4)
 
     def scalar(self) -> int:
         value = int.from_bytes(self.fixed(32), "big")
@@ -112,6 +103,3 @@ class Reader:
         if expected != actual:
             raise self.fail(f"unexpected {what}")
 
-    def finish(self) -> None:
-        if self._offset != len(self._data):
-            raise self.fail("unexpected trailing bytes")

@@ -23,7 +23,10 @@ import coincurve
 from eth_account import Account
 
 from coffer.eth.spend import EthSpend
+from coffer.keyholder.governance import ActionKind, SignedAction
+from coffer.keyholder.lifecycle import Approver, dkg_content, keyholder_name, reshare_content
 from coffer.keyholder.limits import restore_recursion_limit
+from coffer.layout import KeyholderKind, coordinator_tls, keyholder_directories
 from coffer.log import get_logger
 from coffer.mpc.dkg.errors import DkgError
 from coffer.mpc.dkg.protocol import SessionParams
@@ -38,7 +41,7 @@ from coffer.mpc.ecdsa import (
 )
 from coffer.mpc.ecdsa.curve import Q, point_bytes
 from coffer.mpc.ecdsa.sign import finish_signature, tweaked_key
-from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL, reshare_test_digest
+from coffer.mpc.ecdsa_service.cosigner import DKG_PROTOCOL, DKG_SUITE_NAME, reshare_test_digest
 from coffer.mpc.ecdsa_service.errors import KeyDisagreement, PairingFailed, SignatureRejected, SigningAborted
 from coffer.mpc.errors import InsufficientSigners, InvalidMessage
 from coffer.mpc.service.client import CosignerClient
@@ -52,7 +55,6 @@ from coffer.mpc.service.errors import (
     UnknownKey,
 )
 from coffer.policy import SignedDecision, WithdrawalRequest
-from coffer.tls import TlsFiles
 
 restore_recursion_limit()  # importing eth_account (py_ecc) raised it to 100,000
 
@@ -106,7 +108,9 @@ class EcdsaCoordinator:
     """Talks to the ECDSA co-signers (`clients`: co-signer id -> client). Thread-safe for reads."""
 
     def __init__(self, clients: Mapping[int, CosignerClient], *,
-                 rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 rng: Callable[[int], bytes] = secrets.token_bytes, approve: Approver | None = None) -> None:
+        """`approve` obtains the administrators' signed action for a DKG or re-share (see MpcCoordinator)."""
+        self._approve = approve
         self._clients = dict(clients)
         self._rng = rng
         self._keys: dict[str, EcdsaKey] = {}
@@ -119,15 +123,13 @@ class EcdsaCoordinator:
 
     @classmethod
     def from_home(cls, home: Path) -> EcdsaCoordinator:
-        """The coordinator for the co-signers of HOME (their HOME/cosigners/N/port files) with
-        the coordinator's TLS certificate from HOME/tls/coordinator."""
-        tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
-                       home / "tls" / "coordinator" / "tls.key")
+        """The coordinator for the co-signers of HOME (the port files of the co-signer directories
+        it can read) with the coordinator's TLS certificate from HOME/tls/coordinator."""
+        tls = coordinator_tls(home)
         clients = {}
-        for directory in sorted((home / "cosigners").glob("*")):
+        for cosigner, directory in keyholder_directories(home, KeyholderKind.COSIGNER):
             port_file = directory / "port"
-            if directory.name.isdigit() and port_file.exists():
-                cosigner = int(directory.name)
+            if port_file.exists():
                 clients[cosigner] = CosignerClient(cosigner, int(port_file.read_text()), tls, batching=False)
         return cls(clients)
 
@@ -162,7 +164,16 @@ class EcdsaCoordinator:
         return results
 
     # -- keys ----------------------------------------------------------------------------------------
-    def create_key(self, key_id: str, threshold: int = 2, cosigners: Sequence[int] | None = None) -> EcdsaKey:
+    def _action(self, kind: ActionKind, key_id: str, cosigners: Sequence[int], content: dict[str, Any],
+                given: SignedAction | None) -> dict[str, Any]:
+        if given is not None:
+            return {"action": given.to_json()}
+        if self._approve is None:
+            return {}  # the co-signers refuse with governance.missing
+        return {"action": self._approve(kind, key_id, [keyholder_name(c) for c in cosigners], content).to_json()}
+
+    def create_key(self, key_id: str, threshold: int = 2, cosigners: Sequence[int] | None = None, *,
+                   action: SignedAction | None = None) -> EcdsaKey:
         """A fresh t-of-n ECDSA key by DKG among the co-signers (ChillDKG design, untweaked secp256k1).
 
         `cosigners` must be 1..n (the co-signer ids become the Shamir identifiers).
@@ -174,9 +185,11 @@ class EcdsaCoordinator:
         hostpubkeys = tuple(_hex(hostkeys[c], "hostpubkey", c) for c in chosen)
         params = SessionParams(hostpubkeys, threshold)
         session = self._rng(32)
+        signed = self._action(ActionKind.DKG, key_id, chosen, dkg_content(
+            DKG_SUITE_NAME, threshold, list(zip(chosen, hostpubkeys, strict=True))), action)
         replies = self._call_all(chosen, "/v1/ecdsa/dkg/step1", lambda c: {
             "dkg_session": session.hex(), "key_id": key_id, "threshold": threshold,
-            "hostpubkeys": [h.hex() for h in hostpubkeys]})
+            "hostpubkeys": [h.hex() for h in hostpubkeys], **signed})
         try:
             state, cmsg1 = DKG_PROTOCOL.coordinator_step1([_hex(replies[c], "pmsg1", c) for c in chosen], params)
             replies = self._call_all(chosen, "/v1/ecdsa/dkg/step2", lambda c: {"dkg_session": session.hex(),
@@ -374,7 +387,8 @@ class EcdsaCoordinator:
             raise SignatureRejected(str(error)) from None
 
     # -- re-share: revoke co-signers ---------------------------------------------------------------------
-    def reshare(self, key_id: str, *, revoke: Sequence[int], new_threshold: int | None = None) -> EcdsaKey:
+    def reshare(self, key_id: str, *, revoke: Sequence[int], new_threshold: int | None = None,
+                action: SignedAction | None = None) -> EcdsaKey:
         """Same key, new shares for the holders minus `revoke`; those co-signers are refused from now on."""
         key = self.key(key_id, refresh=True)
         kept = [c for c in key.cosigners if c not in revoke]
@@ -385,14 +399,21 @@ class EcdsaCoordinator:
         holders = [{"identifier": c, "hostpubkey": hostkeys[c]["hostpubkey"]} for c in kept]
         dealers = holders[:key.threshold]
         session = self._rng(32).hex()
+        revoked = sorted(set(key.revoked) | set(revoke))
+
+        def pairs(items: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+            return [(int(h["identifier"]), bytes.fromhex(str(h["hostpubkey"]))) for h in items]
+
+        signed = self._action(ActionKind.RESHARE, key_id, kept, reshare_content(
+            pairs(dealers), pairs(holders), threshold, revoked, minority_threshold=2 * threshold <= len(kept)), action)
         dealt = self._call_all(kept, "/v1/ecdsa/reshare/deal", lambda c: {
             "session": session, "key_id": key_id, "version": key.version, "dealers": dealers,
-            "new_threshold": threshold, "new_holders": holders, "deal": any(d["identifier"] == c for d in dealers)})
+            "new_threshold": threshold, "new_holders": holders, "deal": any(d["identifier"] == c for d in dealers),
+            **signed})
         dealings = {str(d["identifier"]): dealt[d["identifier"]]["dealing"] for d in dealers}
         received = self._call_all(kept, "/v1/ecdsa/reshare/receive", lambda c: {"session": session,
                                                                                 "dealings": dealings})
         acks = {str(c): received[c]["ack"] for c in kept}
-        revoked = sorted(set(key.revoked) | set(revoke))
         testers = kept[:threshold]  # the new shares sign a test message before the old ones go
         self._ensure_paired(key_id, testers)
         group_key = tweaked_key(key.group_public_key, 0)

@@ -15,12 +15,13 @@ Messages to and from other co-signers are relayed by the coordinator, sealed end
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -29,6 +30,10 @@ import coincurve
 from coffer.errors import Refused
 from coffer.eth.errors import EthSpendInvalid
 from coffer.eth.spend import DEPOSIT_SWEEP, EthSpend, normalise_address
+from coffer.keyholder.governance import GovernanceRefused
+from coffer.keyholder.governance_store import GovernanceStore
+from coffer.keyholder.lifecycle import KeyholderGovernance, ReshareTerms
+from coffer.keyholder.officers import pin_officers
 from coffer.log import get_logger
 from coffer.mpc.dkg import dealing as dkg_dealing
 from coffer.mpc.dkg import reshare as dkg_reshare
@@ -79,7 +84,7 @@ SESSION_TTL_S: Final = 60.0
 SESSIONS_MAX: Final = 1_000
 PAIRINGS_MAX: Final = 64
 DKG_SESSIONS_MAX: Final = 16
-DKG_PROTOCOL: Final = untweaked.PROTOCOL
+DKG_PROTOCOL: Final = untweaked
 # Aborts blamed on one peer before this co-signer refuses to pair with it again for a while: each
 # abort may leak a little through selective failure, so a peer cannot make us retry without bound.
 ABORTS_PER_PEER_MAX: Final = 3
@@ -120,6 +125,10 @@ class _Reshare:
     version: int
     session: dkg_reshare.ReshareSession
     digest: bytes | None = None
+    terms: ReshareTerms | None = None
+
+
+DKG_SUITE_NAME: Final = "dkls23"  # the suite a DKG action names for this engine's keys
 
 
 def reshare_test_digest(session: bytes, group_public_key: bytes, version: int) -> bytes:
@@ -144,8 +153,16 @@ class EcdsaCosigner:
     def __init__(self, cosigner_id: int, store: EcdsaStore, vault: EcdsaVault, *, guard: SignerGuard,
                  halt: HaltGate, chain_ids: frozenset[int] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 rng: Callable[[int], bytes] = secrets.token_bytes,
+                 governance: KeyholderGovernance | None = None) -> None:
         self.cosigner_id = cosigner_id
+        # One governance record per co-signer: its directory, above this engine's ecdsa/ store.
+        directory = store.path.parent
+        if directory.name == "ecdsa":
+            directory = directory.parent
+        self.governance = governance or KeyholderGovernance(
+            GovernanceStore.open(directory), f"cosigner-{cosigner_id}", clock)
+        pin_officers(halt, self.governance)
         self._chain_ids = chain_ids  # None: any chain (only when provisioning pinned none)
         self._store = store
         self._vault = vault
@@ -169,6 +186,15 @@ class EcdsaCosigner:
 
     def _refused(self, message: str, rule: str, culprits: tuple[int, ...] = ()) -> CosignerRefused:
         return CosignerRefused(message, rule=rule, cosigner=self.cosigner_id, culprits=culprits)
+
+    @contextlib.contextmanager
+    def _governed(self) -> Iterator[None]:
+        """A governance refusal, as this co-signer's refusal naming the rule."""
+        try:
+            yield
+        except GovernanceRefused as refused:
+            log.warning("ecdsa.cosigner.governance_refused", cosigner=self.cosigner_id, rule=refused.rule)
+            raise self._refused(str(refused), refused.rule) from None
 
     # -- keys ---------------------------------------------------------------------------------------
     def _host_key(self) -> tuple[bytearray, bytes]:
@@ -230,7 +256,8 @@ class EcdsaCosigner:
 
     # -- distributed key generation (ChillDKG design, untweaked secp256k1) -----------------------------
     def dkg_step1(self, data: bytes) -> dict[str, Any]:
-        body = parse_body(data, sender=None, fields=("dkg_session", "key_id", "threshold", "hostpubkeys"))
+        body = parse_body(data, sender=None, fields=("dkg_session", "key_id", "threshold", "hostpubkeys"),
+                          optional=("action",))
         session = body.hexbytes("dkg_session", length=32)
         key_id = body.string("key_id")
         hostpubkeys = tuple(body.hexlist("hostpubkeys", length=33, items_max=255))
@@ -241,6 +268,9 @@ class EcdsaCosigner:
         try:
             if public not in hostpubkeys:
                 raise self._refused("this co-signer's host key is not in the session", "dkg.not_participant")
+            with self._governed():
+                self.governance.authorize_dkg(body.value.get("action"), key_id=key_id, suite=DKG_SUITE_NAME,
+                                              threshold=threshold, hostpubkeys=hostpubkeys, own_hostpubkey=public)
             params = SessionParams(hostpubkeys, threshold)
             state1, pmsg1 = DKG_PROTOCOL.participant_step1(bytes(secret), params, self._rng(32))
         finally:
@@ -285,6 +315,7 @@ class EcdsaCosigner:
         members = {index + 1: key for index, key in enumerate(run.params.hostpubkeys)}
         self._seal_and_store(EcdsaKeyRecord(run.key_id, 1, "active", share.identifier, share.threshold,
                                             share.public_key, dict(output.public_shares), members), share)
+        self.governance.pin_dkg(run.key_id, run.params.t, run.params.hostpubkeys)
         log.info("ecdsa.cosigner.dkg_done", cosigner=self.cosigner_id, key_id=run.key_id,
                  identifier=share.identifier)
         return {"identifier": share.identifier, "group_public_key": share.public_key.hex(),
@@ -609,7 +640,7 @@ class EcdsaCosigner:
     def reshare_deal(self, data: bytes) -> dict[str, Any]:
         """Open a re-share; a dealer (`deal` true) also returns its dealing of lambda_i * s_i."""
         body = parse_body(data, sender=None, fields=("session", "key_id", "version", "dealers", "new_threshold",
-                                                     "new_holders", "deal"))
+                                                     "new_holders", "deal"), optional=("action",))
         session_bytes = body.hexbytes("session", length=32)
         record = self._store.key(body.string("key_id"), body.integer("version", minimum=1))
         dealers, new_holders = self._holders(body, "dealers"), self._holders(body, "new_holders")
@@ -618,9 +649,14 @@ class EcdsaCosigner:
             if record.members.get(holder.identifier) != holder.hostpubkey:
                 raise self._refused("a holder's host key differs from the key's member list", "reshare.holders",
                                     (holder.identifier,))
+        new_threshold = body.integer("new_threshold", minimum=1, maximum=255)  # below 2: governance.threshold
+        with self._governed():
+            terms = self.governance.authorize_reshare(
+                body.value.get("action"), key_id=record.key_id, new_threshold=new_threshold,
+                dealers=[(h.identifier, h.hostpubkey) for h in dealers],
+                new_holders=[(h.identifier, h.hostpubkey) for h in new_holders])
         session = dkg_reshare.ReshareSession(session_bytes, record.group_public_key, record.threshold,
-                                             dict(record.public_shares), dealers,
-                                             body.integer("new_threshold", minimum=2, maximum=255), new_holders)
+                                             dict(record.public_shares), dealers, new_threshold, new_holders)
         out: dict[str, Any] = {"dealing": None}
         if body.raw("deal") is True:
             secret, _ = self._host_key()
@@ -634,7 +670,7 @@ class EcdsaCosigner:
         with self._lock:
             if session_bytes in self._reshares or len(self._reshares) >= DKG_SESSIONS_MAX:
                 raise SessionReplayed("re-share session id in use, or too many", cosigner=self.cosigner_id)
-            self._reshares[session_bytes] = _Reshare(record.key_id, record.version, session)
+            self._reshares[session_bytes] = _Reshare(record.key_id, record.version, session, terms=terms)
         return out
 
     def reshare_receive(self, data: bytes) -> dict[str, Any]:
@@ -707,7 +743,11 @@ class EcdsaCosigner:
         if not valid:
             raise self._refused("the new shares' test signature does not verify", "reshare.untested")
         revoked = body.intlist("revoked", minimum=1, maximum=255) if body.raw("revoked") else []
+        with self._governed():
+            if run.terms is None or tuple(sorted(revoked)) != run.terms.revoke:
+                raise GovernanceRefused("the revocations differ from the re-share action", rule="governance.content")
         self._store.activate(run.key_id, run.version + 1, revoked, self._clock().isoformat())
+        self.governance.confirm_reshare(run.key_id, run.terms, revoked)
         with self._lock:
             self._reshares.pop(session_bytes, None)
             for key, setup in list(self._setups.items()):

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from coffer.hsm import Hsm
+from coffer.layout import coordinator_tls
 from coffer.mpc.ecdsa_service.coordinator import EcdsaCoordinator
 from coffer.mpc.ecdsa_service.server import write_chain_pins
 from coffer.mpc.service.client import CosignerClient
 from coffer.mpc.service.harness import ROLES, NoticeSource, cosigner_argv, spawn_cosigners
 from coffer.mpc.service.pins import CosignerPins, write_pins
+from coffer.mpc.service.server import cosigner_dir
 from coffer.policy import (
     Approval,
     AttestedFacts,
@@ -37,7 +39,8 @@ from coffer.policy import (
 )
 from coffer.recon.notice import NoticeServer
 from coffer.testing import ServiceProcess, make_token
-from coffer.tls import TlsFiles, issue_certificate, make_ca
+from coffer.testing.governance import Quorum
+from coffer.tls import TlsFiles
 
 __all__ = ["EcdsaCluster", "start_ecdsa_cluster", "HOT_BALANCE_WEI", "TEST_CHAIN_IDS"]
 
@@ -60,13 +63,14 @@ class EcdsaCluster:
     coordinator: EcdsaCoordinator
     operator_keys: dict[str, OperatorKey] = field(default_factory=dict)
     registry: OperatorRegistry | None = None
+    quorum: Quorum = field(default_factory=Quorum.generate)
 
     def process(self, cosigner: int, module: str | None = None) -> ServiceProcess:
         """`module`: run another entry point (a test's misbehaving co-signer) with the same arguments."""
         root = str(Path(__file__).resolve().parents[4])
         return ServiceProcess(f"cosigner-{cosigner}", cosigner_argv(self.home, cosigner, self.ports[cosigner],
                                                                     engines=ENGINES, module=module),
-                              workdir=self.home / "cosigners" / str(cosigner), port=self.ports[cosigner],
+                              workdir=cosigner_dir(self.home, cosigner), port=self.ports[cosigner],
                               env={"PYTHONPATH": root}, ready_timeout_s=60)
 
     def kill(self, cosigner: int) -> None:
@@ -117,20 +121,22 @@ def start_ecdsa_cluster(home: Path, cosigners: Iterable[int] = range(1, 4), *, n
                         chain_ids: Sequence[int] = tuple(TEST_CHAIN_IDS)) -> EcdsaCluster:
     """Provision and start the co-signers together (their import times overlap)."""
     home.mkdir(parents=True, exist_ok=True)
-    make_ca(home / "tls")
-    tls = issue_certificate(home / "tls", home / "tls" / "coordinator", "coordinator")
+    tls = coordinator_tls(home)
     hsm = make_token(f"ecdsa-coord-{secrets.token_hex(4)}").open()
     attestation_key = ensure_attestation_key(hsm)
-    notices = NoticeSource()
+    quorum = Quorum.generate()
+    notices = NoticeSource(quorum)
     notice_server = NoticeServer(notices).start()  # type: ignore[arg-type]  # duck-typed issuer
     operator_keys = {name: OperatorKey(bytes([index + 7]) * 32) for index, name in enumerate(ROLES)}
     operators = tuple(Operator(name, frozenset(roles), operator_keys[name].public_key) for name, roles in ROLES.items())
     ids: Sequence[int] = list(cosigners)
     for cosigner in ids:
-        write_pins(home / "cosigners" / str(cosigner), CosignerPins(
+        write_pins(cosigner_dir(home, cosigner), CosignerPins(
             attestation_key, bytes(notices.key.verify_key), notice_server.url, notice_max_age_s, operators))
+        quorum.provision(cosigner_dir(home, cosigner))
         write_chain_pins(home, cosigner, list(chain_ids))
     processes, ports = spawn_cosigners(home, ids, engines=ENGINES, modules=modules, timeout_s=90)
     clients = {cosigner: CosignerClient(cosigner, ports[cosigner], tls, batching=False) for cosigner in ids}
     return EcdsaCluster(home, hsm, attestation_key, notices, notice_server, processes, ports, tls,
-                        EcdsaCoordinator(clients), operator_keys, OperatorRegistry(operators))
+                        EcdsaCoordinator(clients, approve=quorum.approve), operator_keys,
+                        OperatorRegistry(operators), quorum)

@@ -22,7 +22,7 @@ from coffer.mpc.ecdsa_service.cosigner import EcdsaCosigner
 from coffer.mpc.ecdsa_service.store import EcdsaStore, EcdsaVault
 from coffer.mpc.errors import InvalidMessage, MalformedInput
 from coffer.mpc.service.errors import CosignerRefused, UnknownKey
-from coffer.mpc.service.server import CosignerRuntime, cosigner_error_status
+from coffer.mpc.service.server import CosignerRuntime, cosigner_dir, cosigner_error_status
 from coffer.policy.errors import PolicyError
 
 __all__ = ["open_ecdsa_cosigner", "ecdsa_mount", "ecdsa_dir", "write_chain_pins", "read_chain_pins",
@@ -33,7 +33,7 @@ log = get_logger("coffer.mpc.ecdsa_service.server")
 
 
 def ecdsa_dir(home: Path, cosigner_id: int) -> Path:
-    return home / "cosigners" / str(cosigner_id) / "ecdsa"
+    return cosigner_dir(home, cosigner_id) / "ecdsa"
 
 
 CHAIN_PINS_FILE: Final = "chains.json"

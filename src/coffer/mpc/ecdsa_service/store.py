@@ -89,6 +89,7 @@ class EcdsaStore:
     """SQLite with synchronous=FULL; one connection guarded by a lock."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

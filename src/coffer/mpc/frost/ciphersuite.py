@@ -82,8 +82,10 @@ class Ciphersuite(Protocol):
     @property
     def supports_tweaks(self) -> bool: ...
 
-    def generate_nonces(self, key_package: KeyPackage, rng: Rng) -> tuple[int, int]:
-        """Two fresh hedged nonces (hiding d, binding e) for `key_package`'s holder."""
+    def generate_nonces(self, key_package: KeyPackage, rng: Rng, extra: bytes = b"") -> tuple[int, int]:
+        """Two fresh hedged nonces (hiding d, binding e) for `key_package`'s holder; `extra` (the
+        message and session id at signing time) goes into the hash too, so a repeating RNG alone
+        never repeats a nonce across messages."""
         ...
 
     def session(self, public: PublicKeyPackage, commitments: Sequence[SigningCommitments],
@@ -136,13 +138,15 @@ class Rfc9591Ciphersuite:
     def h5(self, message: bytes) -> bytes:
         raise NotImplementedError
 
-    def nonce_generate(self, secret: int, random_bytes: bytes) -> int:
-        """RFC 9591 §4.1: H3(random_bytes || SerializeScalar(secret))."""
-        return self.h3(random_bytes + self.group.serialize_scalar(secret))
+    def nonce_generate(self, secret: int, random_bytes: bytes, extra: bytes = b"") -> int:
+        """RFC 9591 §4.1: H3(random_bytes || SerializeScalar(secret)), with optional extra input
+        appended (length-prefixed) as the RFC allows; without it, exactly the RFC's value."""
+        suffix = len(extra).to_bytes(8, "big") + extra if extra else b""
+        return self.h3(random_bytes + self.group.serialize_scalar(secret) + suffix)
 
-    def generate_nonces(self, key_package: KeyPackage, rng: Rng) -> tuple[int, int]:
-        hiding = self.nonce_generate(key_package.secret_share, rng(32))
-        binding = self.nonce_generate(key_package.secret_share, rng(32))
+    def generate_nonces(self, key_package: KeyPackage, rng: Rng, extra: bytes = b"") -> tuple[int, int]:
+        hiding = self.nonce_generate(key_package.secret_share, rng(32), extra)
+        binding = self.nonce_generate(key_package.secret_share, rng(32), extra)
         return hiding, binding
 
     def binding_factor_prefix(self, public_key: Element, commitments: Sequence[SigningCommitments],

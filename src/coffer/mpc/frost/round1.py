@@ -108,11 +108,12 @@ def _make_nonces(suite: Ciphersuite, identifier: int, hiding: int, binding: int)
     return SigningNonces(_CONSTRUCTION_TOKEN, suite.name, hiding, binding, commitments)
 
 
-def commit(suite: Ciphersuite, key_package: KeyPackage,
-           rng: Rng = system_rng) -> tuple[SigningNonces, SigningCommitments]:
-    """Round one: fresh hedged nonces and their public commitments for `key_package`'s holder."""
+def commit(suite: Ciphersuite, key_package: KeyPackage, rng: Rng = system_rng, *,
+           extra: bytes = b"") -> tuple[SigningNonces, SigningCommitments]:
+    """Round one: fresh hedged nonces and their public commitments for `key_package`'s holder.
+    `extra` (RFC 9591 §4.1 allows more input): the message and session id when they are known."""
     check_group(key_package.group, suite.group)
-    hiding, binding = suite.generate_nonces(key_package, rng)
+    hiding, binding = suite.generate_nonces(key_package, rng, extra)
     nonces = _make_nonces(suite, key_package.identifier, hiding, binding)
     return nonces, nonces.commitments
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from coffer.btc.reader import ByteReader
 from coffer.mpc.errors import (
     DuplicateIdentifier,
     InvalidEncoding,
@@ -132,44 +133,24 @@ class SigningPackage:
             raise InvalidMessage(f"invalid signing package: {error}", sender=None) from None
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = bytes(data)
-        self.offset = 0
-
-    def take(self, length: int) -> bytes:
-        if self.offset + length > len(self.data):
-            raise InvalidEncoding("truncated")
-        chunk = self.data[self.offset: self.offset + length]
-        self.offset += length
-        return chunk
-
-    def number(self, length: int) -> int:
-        return int.from_bytes(self.take(length), "big")
-
-    def finish(self) -> None:
-        if self.offset != len(self.data):
-            raise InvalidEncoding("unexpected extra bytes")
-
-
 def _parse_signing_package(suite: Ciphersuite, data: bytes) -> SigningPackage:
     group = suite.group
-    reader = _Reader(data)
-    if reader.number(1) != _SUITE_TAGS[suite.name]:
+    reader = ByteReader(data, error=InvalidEncoding)
+    if reader.uint_be(1) != _SUITE_TAGS[suite.name]:
         raise InvalidEncoding(f"not a {suite.name} signing package")
-    count = reader.number(2)
+    count = reader.uint_be(2)
     commitments = []
     for _ in range(count):
-        identifier = reader.number(2)
+        identifier = reader.uint_be(2)
         commitments.append(SigningCommitments.from_bytes(group, identifier, reader.take(2 * group.element_length)))
-    message_length = reader.number(4)
+    message_length = reader.uint_be(4)
     if message_length > MESSAGE_BYTES_MAX:
         raise InvalidEncoding("message too long")
     message = reader.take(message_length)
-    tweak_count = reader.number(1)
+    tweak_count = reader.uint_be(1)
     tweaks = []
     for _ in range(tweak_count):
-        mode = reader.number(1)
+        mode = reader.uint_be(1)
         if mode not in (0, 1):
             raise InvalidEncoding(f"unknown tweak mode {mode}")
         tweaks.append(Tweak(reader.take(32), mode == 1))

@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from coffer.btc import schnorr
+from coffer.btc.hashes import tagged_hash
+from coffer.btc.taproot import tap_tweak
 from coffer.mpc.errors import (
     DuplicateIdentifier,
     IdentityElement,
@@ -36,7 +39,6 @@ from coffer.mpc.frost.ciphersuite import SessionValues, Tweak
 from coffer.mpc.frost.keys import KeyPackage, PublicKeyPackage, lagrange_coefficient
 from coffer.mpc.frost.round1 import SigningCommitments
 from coffer.mpc.hazmat.group import SECP256K1, Element, Rng
-from coffer.mpc.hazmat.hashing import tagged_hash
 
 __all__ = [
     "Secp256k1Taproot",
@@ -58,7 +60,6 @@ TAG_NONCE: Final = "BIP0445/nonce"
 TAG_NONCE_COEFFICIENT: Final = "BIP0445/noncecoef"
 TAG_DETERMINISTIC_NONCE: Final = "BIP0445/deterministic/nonce"
 TAG_CHALLENGE: Final = "BIP0340/challenge"
-TAG_TAPTWEAK: Final = "TapTweak"
 
 _GROUP: Final = SECP256K1
 _ORDER: Final = SECP256K1.order
@@ -212,29 +213,17 @@ def validate_signers_context(max_signers: int, min_signers: int, identifiers: Se
 
 def bip340_verify(public_key: bytes, message: bytes, signature: bytes) -> None:
     """BIP-340 Verify; raises InvalidSignature. `public_key` is the 32-byte x-only key."""
-    if len(public_key) != 32 or len(signature) != 64:
-        raise InvalidSignature("BIP-340 keys are 32 bytes and signatures 64 bytes")
     try:
-        point = _GROUP.lift_x(public_key)
-    except MalformedInput:
-        raise InvalidSignature("the public key is not a valid x-only key") from None
-    r_value = int.from_bytes(signature[:32], "big")
-    s_value = int.from_bytes(signature[32:], "big")
-    if r_value >= _GROUP.field_prime or s_value >= _ORDER:
-        raise InvalidSignature("signature value out of range")
-    challenge = int.from_bytes(tagged_hash(TAG_CHALLENGE, signature[:32] + public_key + message),
-                               "big") % _ORDER
-    commitment = _GROUP.sub(_GROUP.base_mul(s_value), _GROUP.mul(point, challenge))
-    if (_GROUP.is_identity(commitment) or not _GROUP.has_even_y(commitment)
-            or _GROUP.x_bytes(commitment) != signature[:32]):
-        raise InvalidSignature("BIP-340 signature does not verify")
+        schnorr.verify(public_key, message, signature)
+    except schnorr.InvalidSchnorrSignature as exc:
+        raise InvalidSignature(str(exc)) from None
 
 
 def taproot_tweak(internal_key: Element, merkle_root: bytes = b"") -> Tweak:
     """The BIP-341 x-only tweak t = H_TapTweak(x(P) || merkle_root) (merkle_root empty: key path only)."""
     if len(merkle_root) not in (0, 32):
         raise InvalidTweak("a merkle root is 32 bytes")
-    return Tweak(tagged_hash(TAG_TAPTWEAK, _GROUP.x_bytes(internal_key) + merkle_root), True)
+    return Tweak(tap_tweak(_GROUP.x_bytes(internal_key), merkle_root), True)
 
 
 def taproot_output_key(public: PublicKeyPackage, merkle_root: bytes = b"") -> tuple[bytes, tuple[Tweak, ...]]:
@@ -266,11 +255,11 @@ class Secp256k1Taproot:
     signature_length = 64
     supports_tweaks = True
 
-    def generate_nonces(self, key_package: KeyPackage, rng: Rng) -> tuple[int, int]:
+    def generate_nonces(self, key_package: KeyPackage, rng: Rng, extra: bytes = b"") -> tuple[int, int]:
         group_key = key_package.public.group_public_key
         return nonce_generate(
             rng(32), _GROUP.serialize_scalar(key_package.secret_share),
-            _GROUP.serialize_element(key_package.verifying_share), _GROUP.x_bytes(group_key), None, None)
+            _GROUP.serialize_element(key_package.verifying_share), _GROUP.x_bytes(group_key), None, extra or None)
 
     def signing_key(self, public: PublicKeyPackage, tweaks: Sequence[Tweak]) -> Element:
         return apply_tweaks(public.group_public_key, tweaks).key

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from coffer.btc.hashes import tagged_hash
 from coffer.mpc.errors import (
     InvalidIdentifier,
     InvalidKeyMaterial,
@@ -42,7 +43,6 @@ from coffer.mpc.frost.taproot import (
     validate_signers_context,
 )
 from coffer.mpc.hazmat.group import SECP256K1, Element
-from coffer.mpc.hazmat.hashing import tagged_hash
 
 __all__ = [
     "SignersContext",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
 import coincurve
 from nacl import bindings as sodium
@@ -132,17 +132,12 @@ class _ScalarField:
 RANDOM_SCALAR_ATTEMPTS_MAX: Final = 8
 
 
-class Secp256k1Group(_ScalarField):
-    """secp256k1 through libsecp256k1 (coincurve). Elements are 33-byte compressed SEC1 points."""
+class _PrimeOrderGroup(_ScalarField):
+    """What both groups share: the explicit identity, element bookkeeping and scalar encoding."""
 
-    name = "secp256k1"
-    field_prime = 2**256 - 2**32 - 977
-    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-    element_length = 33
-    scalar_length = 32
-    _identity_encoding = b"\x00"
-    _generator_encoding = bytes.fromhex(
-        "0279BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798")
+    _identity_encoding: bytes
+    _generator_encoding: bytes
+    _scalar_byteorder: Literal["big", "little"]
 
     def identity(self) -> Element:
         return Element(self.name, self._identity_encoding)
@@ -153,6 +148,39 @@ class Secp256k1Group(_ScalarField):
     def is_identity(self, element: Element) -> bool:
         self._check_element(element)
         return element.encoding == self._identity_encoding
+
+    def serialize_element(self, element: Element) -> bytes:
+        if self.is_identity(element):
+            raise IdentityElement(f"{self.name}: the identity has no serialization")
+        return element.encoding
+
+    def serialize_scalar(self, scalar: int) -> bytes:
+        return self._check_scalar(scalar).to_bytes(32, self._scalar_byteorder)
+
+    def deserialize_scalar(self, data: bytes) -> int:
+        if len(data) != self.scalar_length:
+            raise InvalidEncoding(f"{self.name}: a scalar is {self.scalar_length} bytes, got {len(data)}")
+        value = int.from_bytes(data, self._scalar_byteorder)
+        if value >= self.order:
+            raise InvalidScalar(f"{self.name}: scalar is not below the group order")
+        return value
+
+    def _check_element(self, element: Element) -> None:
+        invariant(element.group == self.name, f"element of {element.group} used in {self.name}")
+
+
+class Secp256k1Group(_PrimeOrderGroup):
+    """secp256k1 through libsecp256k1 (coincurve). Elements are 33-byte compressed SEC1 points."""
+
+    name = "secp256k1"
+    field_prime = 2**256 - 2**32 - 977
+    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    element_length = 33
+    scalar_length = 32
+    _identity_encoding = b"\x00"
+    _generator_encoding = bytes.fromhex(
+        "0279BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798")
+    _scalar_byteorder = "big"
 
     def add(self, left: Element, right: Element) -> Element:
         return self.sum((left, right))
@@ -195,11 +223,6 @@ class Secp256k1Group(_ScalarField):
         public = coincurve.PublicKey.from_valid_secret(scalar.to_bytes(32, "big"))
         return Element(self.name, public.format(compressed=True))
 
-    def serialize_element(self, element: Element) -> bytes:
-        if self.is_identity(element):
-            raise IdentityElement(f"{self.name}: the identity has no serialization")
-        return element.encoding
-
     def deserialize_element(self, data: bytes) -> Element:
         data = bytes(data)
         if len(data) != self.element_length:
@@ -214,16 +237,6 @@ class Secp256k1Group(_ScalarField):
             raise InvalidElement(f"{self.name}: the point is not on the curve") from error
         return Element(self.name, data)
 
-    def serialize_scalar(self, scalar: int) -> bytes:
-        return self._check_scalar(scalar).to_bytes(32, "big")
-
-    def deserialize_scalar(self, data: bytes) -> int:
-        if len(data) != self.scalar_length:
-            raise InvalidEncoding(f"{self.name}: a scalar is {self.scalar_length} bytes, got {len(data)}")
-        value = int.from_bytes(data, "big")
-        if value >= self.order:
-            raise InvalidScalar(f"{self.name}: scalar is not below the group order")
-        return value
 
     # BIP-340 helpers: x-only encodings and the y parity of a point.
 
@@ -245,11 +258,8 @@ class Secp256k1Group(_ScalarField):
             raise InvalidEncoding(f"{self.name}: an x-only key is 32 bytes, got {len(data)}")
         return self.deserialize_element(b"\x02" + bytes(data))
 
-    def _check_element(self, element: Element) -> None:
-        invariant(element.group == self.name, f"element of {element.group} used in {self.name}")
 
-
-class Ed25519Group(_ScalarField):
+class Ed25519Group(_PrimeOrderGroup):
     """The prime-order subgroup of edwards25519 through libsodium. Elements are 32 bytes."""
 
     name = "ed25519"
@@ -260,16 +270,7 @@ class Ed25519Group(_ScalarField):
     _identity_encoding = b"\x01" + bytes(31)
     _generator_encoding = bytes.fromhex(
         "5866666666666666666666666666666666666666666666666666666666666666")
-
-    def identity(self) -> Element:
-        return Element(self.name, self._identity_encoding)
-
-    def generator(self) -> Element:
-        return Element(self.name, self._generator_encoding)
-
-    def is_identity(self, element: Element) -> bool:
-        self._check_element(element)
-        return element.encoding == self._identity_encoding
+    _scalar_byteorder = "little"
 
     def add(self, left: Element, right: Element) -> Element:
         self._check_element(left)
@@ -309,11 +310,6 @@ class Ed25519Group(_ScalarField):
             return self.identity()
         return Element(self.name, sodium.crypto_scalarmult_ed25519_base_noclamp(scalar.to_bytes(32, "little")))
 
-    def serialize_element(self, element: Element) -> bytes:
-        if self.is_identity(element):
-            raise IdentityElement(f"{self.name}: the identity has no serialization")
-        return element.encoding
-
     def deserialize_element(self, data: bytes) -> Element:
         data = bytes(data)
         if len(data) != self.element_length:
@@ -327,19 +323,6 @@ class Ed25519Group(_ScalarField):
                 f"{self.name}: not a point of the prime-order subgroup other than the identity")
         return Element(self.name, data)
 
-    def serialize_scalar(self, scalar: int) -> bytes:
-        return self._check_scalar(scalar).to_bytes(32, "little")
-
-    def deserialize_scalar(self, data: bytes) -> int:
-        if len(data) != self.scalar_length:
-            raise InvalidEncoding(f"{self.name}: a scalar is {self.scalar_length} bytes, got {len(data)}")
-        value = int.from_bytes(data, "little")
-        if value >= self.order:
-            raise InvalidScalar(f"{self.name}: scalar is not below the group order")
-        return value
-
-    def _check_element(self, element: Element) -> None:
-        invariant(element.group == self.name, f"element of {element.group} used in {self.name}")
 
 
 SECP256K1: Final = Secp256k1Group()

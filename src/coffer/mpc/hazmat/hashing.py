@@ -1,4 +1,4 @@
-"""Hash building blocks: RFC 9380 expand_message_xmd and BIP-340 tagged hashes.
+"""Hash building block: RFC 9380 expand_message_xmd (BIP-340 tagged hashes are `coffer.btc.hashes`).
 
 Pure functions over bytes; no secret is ever logged. Used by the FROST ciphersuites only.
 """
@@ -6,10 +6,8 @@ Pure functions over bytes; no secret is ever logged. Used by the FROST ciphersui
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 
-__all__ = ["expand_message_xmd", "tagged_hash"]
-
+__all__ = ["expand_message_xmd"]
 
 
 EXPAND_DST_BYTES_MAX = 255
@@ -36,14 +34,3 @@ def expand_message_xmd(message: bytes, dst: bytes, length: int, hash_name: str) 
         b_i = hashlib.new(hash_name, mixed + bytes([index]) + dst_prime).digest()
         uniform += b_i
     return bytes(uniform[:length])
-
-
-@lru_cache(maxsize=64)
-def _tag_prefix(tag: str) -> bytes:
-    tag_hash = hashlib.sha256(tag.encode()).digest()
-    return tag_hash + tag_hash
-
-
-def tagged_hash(tag: str, message: bytes) -> bytes:
-    """BIP-340 tagged hash: SHA256(SHA256(tag) || SHA256(tag) || message)."""
-    return hashlib.sha256(_tag_prefix(tag) + message).digest()

@@ -35,11 +35,11 @@ class CosignerClient:
     """Calls one co-signer's endpoints. Thread-safe."""
 
     def __init__(self, cosigner_id: int, port: int, tls: TlsFiles, *, host: str = "127.0.0.1",
-                 timeout_s: float = RPC_TIMEOUT_S, batching: bool = True) -> None:
+                 timeout_s: float = RPC_TIMEOUT_S, batching: bool = True, tls_name: str | None = None) -> None:
         self.cosigner_id = cosigner_id
         self.port = port
         self._transport = KeyholderClient(f"cosigner-{cosigner_id}", port, tls, host=host, timeout_s=timeout_s,
-                                          batching=batching)
+                                          batching=batching, tls_name=tls_name)
 
     def __repr__(self) -> str:
         return f"CosignerClient(id={self.cosigner_id}, port={self.port})"

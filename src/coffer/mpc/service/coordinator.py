@@ -22,6 +22,9 @@ from typing import Any, Final, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from coffer.btc.bip322_sign import assemble_p2tr, p2tr_sighash
+from coffer.keyholder.governance import ActionKind, SignedAction
+from coffer.keyholder.lifecycle import Approver, dkg_content, keyholder_name, refresh_content, reshare_content
 from coffer.log import get_logger
 from coffer.mpc import frost
 from coffer.mpc.dkg import refresh as dkg_refresh
@@ -43,6 +46,7 @@ from coffer.mpc.service.cosigner import SUITES
 from coffer.mpc.service.errors import (
     CosignerRefused,
     CosignerRevoked,
+    CosignerUnavailable,
     ProtocolViolation,
     QuorumUnavailable,
     UnknownKey,
@@ -105,6 +109,18 @@ class MpcKey:
         return self.group_public_key
 
 
+def load_key(engine: Engine, key_id: str) -> MpcKey:
+    """A key's public facts as its DKG recorded them (raises UnknownKey)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(mpc_keys).where(mpc_keys.c.key_id == key_id)).first()
+    if row is None:
+        raise UnknownKey(f"no key {key_id!r}")
+    members = tuple(Member(int(i), int(m["cosigner"]), bytes.fromhex(m["hostpubkey"]))
+                    for i, m in sorted(json.loads(row.members).items(), key=lambda item: int(item[0])))
+    return MpcKey(row.key_id, row.suite, int(row.version), frost.PublicKeyPackage.from_bytes(
+        bytes.fromhex(row.public_package)), members, tuple(json.loads(row.revoked)), row.status)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -113,8 +129,11 @@ class MpcCoordinator:
     """Runs DKG, signing, refresh and re-share sessions with the co-signers over mutual TLS."""
 
     def __init__(self, engine: Engine, clients: Mapping[int, CosignerClient], *,
-                 rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 rng: Callable[[int], bytes] = secrets.token_bytes, approve: Approver | None = None) -> None:
+        """`approve` obtains the administrators' signed action for a DKG, refresh or re-share; the
+        coordinator carries it to the co-signers, which refuse any lifecycle step without one."""
         self._engine = engine
+        self._approve = approve
         self._clients = dict(clients)
         self._rng = rng
         self._pool = ThreadPoolExecutor(max_workers=FANOUT_WORKERS, thread_name_prefix="mpc-fanout")
@@ -182,14 +201,7 @@ class MpcCoordinator:
         return key
 
     def _load(self, key_id: str) -> MpcKey:
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(mpc_keys).where(mpc_keys.c.key_id == key_id)).first()
-        if row is None:
-            raise UnknownKey(f"no key {key_id!r}")
-        members = tuple(Member(int(i), int(m["cosigner"]), bytes.fromhex(m["hostpubkey"]))
-                        for i, m in sorted(json.loads(row.members).items(), key=lambda item: int(item[0])))
-        return MpcKey(row.key_id, row.suite, int(row.version), frost.PublicKeyPackage.from_bytes(
-            bytes.fromhex(row.public_package)), members, tuple(json.loads(row.revoked)), row.status)
+        return load_key(self._engine, key_id)
 
     def keys(self) -> list[MpcKey]:
         with self._engine.connect() as conn:
@@ -218,8 +230,16 @@ class MpcCoordinator:
                                                                                         updated_at=_now()))
 
     # -- distributed key generation -----------------------------------------------------------------
+    def _action(self, kind: ActionKind, key_id: str, cosigners: Sequence[int], content: dict[str, Any],
+                given: SignedAction | None) -> dict[str, Any] | None:
+        if given is not None:
+            return given.to_json()
+        if self._approve is None:
+            return None  # the co-signers refuse with governance.missing
+        return self._approve(kind, key_id, [keyholder_name(c) for c in cosigners], content).to_json()
+
     def dkg(self, key_id: str, suite: str, threshold: int, cosigners: Sequence[int] | None = None,
-            *, revoked: Sequence[int] = ()) -> MpcKey:
+            *, revoked: Sequence[int] = (), action: SignedAction | None = None) -> MpcKey:
         """A fresh t-of-n key among `cosigners` (default: every configured one not revoked)."""
         if suite not in SUITES:
             raise UnknownKey(f"unknown suite {suite!r}")
@@ -227,17 +247,19 @@ class MpcCoordinator:
         for cosigner in chosen:
             if cosigner in revoked:
                 raise CosignerRevoked(cosigner)
-        if len(set(chosen)) != len(chosen) or not 1 <= threshold <= len(chosen):
-            raise InsufficientSigners(f"threshold {threshold} of {len(chosen)} co-signers")
+        if len(set(chosen)) != len(chosen) or not 2 <= threshold <= len(chosen):
+            raise InsufficientSigners(f"threshold {threshold} of {len(chosen)} co-signers (at least 2)")
         hostkeys = self._call_all(chosen, "/v1/hostkey", lambda c: {"suite": suite})
         hostpubkeys = tuple(_hex_field(hostkeys[c], "hostpubkey", c) for c in chosen)
         dkg = SUITES[suite].dkg
         params = SessionParams(hostpubkeys, threshold)
         session = self._rng(32)
         by_index = {index: cosigner for index, cosigner in enumerate(chosen)}
+        signed = self._action(ActionKind.DKG, key_id, chosen,
+                              dkg_content(suite, threshold, list(zip(chosen, hostpubkeys, strict=True))), action)
         replies = self._call_all(chosen, "/v1/dkg/step1", lambda c: {
             "dkg_session": session.hex(), "key_id": key_id, "suite": suite, "threshold": threshold,
-            "hostpubkeys": [h.hex() for h in hostpubkeys]})
+            "hostpubkeys": [h.hex() for h in hostpubkeys], **({} if signed is None else {"action": signed})})
         pmsgs1 = [_hex_field(replies[c], "pmsg1", c) for c in chosen]
         try:
             state, cmsg1 = dkg.coordinator_step1(pmsgs1, params)
@@ -299,7 +321,26 @@ class MpcCoordinator:
     def sign_session(self, key: MpcKey, kind: str, payload: dict[str, Any], messages: Sequence[bytes],
                      tweaks: Sequence[frost.Tweak] = (), *, cosigners: Sequence[int] | None = None,
                      version: int | None = None, public: frost.PublicKeyPackage | None = None) -> list[bytes]:
-        """One two-round session: one signature per message, each verified before it is returned."""
+        """One signature per message, each verified before it is returned. With no `cosigners` given,
+        a co-signer that cannot be reached is left out and a fresh session runs with the next quorum
+        of members (never the same nonces twice); given `cosigners`, exactly those sign."""
+        if cosigners is not None:
+            return self._sign_once(key, kind, payload, messages, tweaks, cosigners, version, public)
+        unreachable: list[int] = []
+        while True:  # bounded: each pass leaves out one more member, and _signers refuses fewer than t
+            chosen = [m.cosigner for m in key.members if m.cosigner not in unreachable][: key.threshold]
+            try:
+                return self._sign_once(key, kind, payload, messages, tweaks, chosen, version, public)
+            except CosignerUnavailable as error:
+                unreachable.append(error.cosigner)
+                if error.cosigner not in chosen or len(key.members) - len(unreachable) < key.threshold:
+                    raise
+                log.warning("mpc.quorum_changed", key_id=key.key_id, unreachable=list(unreachable))
+
+    def _sign_once(self, key: MpcKey, kind: str, payload: dict[str, Any], messages: Sequence[bytes],
+                   tweaks: Sequence[frost.Tweak], cosigners: Sequence[int], version: int | None,
+                   public: frost.PublicKeyPackage | None) -> list[bytes]:
+        """One two-round session with exactly `cosigners`."""
         chosen = self._signers(key, cosigners)
         public = public or key.public
         version = version or key.version
@@ -378,8 +419,6 @@ class MpcCoordinator:
     def prove_reserves(self, key_id: str, message: bytes, *, cosigners: Sequence[int] | None = None) -> str:
         """A BIP-322 proof of control of the key's P2TR address over a proof-of-reserves challenge
         (full format), signed jointly; verified before it is returned."""
-        from coffer.por.bip322 import assemble_p2tr, p2tr_sighash
-
         key = self.key(key_id)
         output_key, tweaks = msg.taproot_key(key.public)
         digest = p2tr_sighash(output_key, message)  # what each co-signer derives for itself
@@ -396,14 +435,17 @@ class MpcCoordinator:
         return self.sign_session(key, "publication", payload, [document], cosigners=cosigners)[0]
 
     # -- refresh, re-share ------------------------------------------------------------------------
-    def refresh(self, key_id: str) -> MpcKey:
+    def refresh(self, key_id: str, *, action: SignedAction | None = None) -> MpcKey:
         """New shares of the same key for every member; old shares deleted after a test signature."""
         key = self.key(key_id)
         session = self._rng(32)
         holders = [{"identifier": m.identifier, "hostpubkey": m.hostpubkey.hex()} for m in key.members]
         cosigners = [m.cosigner for m in key.members]
+        signed = self._action(ActionKind.REFRESH, key_id, cosigners,
+                              refresh_content([(m.identifier, m.hostpubkey) for m in key.members]), action)
         replies = self._call_all(cosigners, "/v1/refresh/deal", lambda c: {
-            "session": session.hex(), "key_id": key_id, "version": key.version, "holders": holders})
+            "session": session.hex(), "key_id": key_id, "version": key.version, "holders": holders,
+            **({} if signed is None else {"action": signed})})
         dealings = {key.member(c).identifier: _hex_field(replies[c], "dealing", c) for c in cosigners}
         dkg_suite = SUITES[key.suite].dkg.suite
         refresh_session = dkg_refresh.RefreshSession(
@@ -416,7 +458,8 @@ class MpcCoordinator:
         return self._finish_dealing(key, session, cosigners, dealings, observed.public_shares, key.threshold,
                                     key.members, revoked=())
 
-    def reshare(self, key_id: str, *, revoke: Sequence[int] = (), new_threshold: int | None = None) -> MpcKey:
+    def reshare(self, key_id: str, *, revoke: Sequence[int] = (), new_threshold: int | None = None,
+                action: SignedAction | None = None) -> MpcKey:
         """Move the key to the members minus `revoke` (co-signer ids); they are refused from then on."""
         key = self.key(key_id)
         for cosigner in revoke:
@@ -433,9 +476,13 @@ class MpcCoordinator:
             return [{"identifier": m.identifier, "hostpubkey": m.hostpubkey.hex()} for m in members]
 
         cosigners = [m.cosigner for m in keep]
+        signed = self._action(ActionKind.RESHARE, key_id, cosigners, reshare_content(
+            [(m.identifier, m.hostpubkey) for m in dealers], [(m.identifier, m.hostpubkey) for m in keep], threshold,
+            [key.member(c).identifier for c in revoke], minority_threshold=2 * threshold <= len(keep)), action)
         replies = self._call_all(cosigners, "/v1/reshare/deal", lambda c: {
             "session": session.hex(), "key_id": key_id, "version": key.version, "dealers": holders(dealers),
-            "new_threshold": threshold, "new_holders": holders(keep), "deal": any(d.cosigner == c for d in dealers)})
+            "new_threshold": threshold, "new_holders": holders(keep), "deal": any(d.cosigner == c for d in dealers),
+            **({} if signed is None else {"action": signed})})
         dealings = {d.identifier: _hex_field(replies[d.cosigner], "dealing", d.cosigner) for d in dealers}
         reshare_session = dkg_reshare.ReshareSession(
             session, key.group_public_key, key.threshold,

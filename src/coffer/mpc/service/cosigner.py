@@ -14,15 +14,22 @@ coordinator). Faults of other co-signers' messages relayed by the coordinator na
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from coffer.btc.bip322_sign import p2tr_sighash
 from coffer.errors import Refused
+from coffer.keyholder.governance import GovernanceRefused
+from coffer.keyholder.governance_store import GovernanceStore
+from coffer.keyholder.lifecycle import KeyholderGovernance, ReshareTerms
+from coffer.keyholder.officers import pin_officers
 from coffer.log import get_logger
 from coffer.mpc import frost
 from coffer.mpc.dkg import chilldkg, ed25519, secp256k1_untweaked
@@ -63,7 +70,6 @@ from coffer.policy.errors import PolicyError
 __all__ = ["Cosigner", "HaltGate", "SUITES", "SESSION_TTL_S", "SESSIONS_MAX"]
 
 SESSION_TTL_S: Final = 60.0
-SHARE_CACHE_S: Final = 30.0  # an unsealed share stays in memory this long (it never leaves the process)
 SESSIONS_MAX: Final = 10_000
 DKG_SESSIONS_MAX: Final = 16
 log = get_logger("coffer.mpc.cosigner")
@@ -77,12 +83,12 @@ class _Suite:
 
 
 SUITES: Final[dict[str, _Suite]] = {
-    "taproot": _Suite("taproot", frost.SECP256K1_TR, chilldkg.PROTOCOL),
-    "ed25519": _Suite("ed25519", frost.ED25519, ed25519.PROTOCOL),
+    "taproot": _Suite("taproot", frost.SECP256K1_TR, chilldkg),
+    "ed25519": _Suite("ed25519", frost.ED25519, ed25519),
     # The threshold-ECDSA key (issue 8): DKG, refresh and re-share run here today; its signing
     # (DKLs23, coffer.mpc.ecdsa) plugs in as a new signing kind. Until then only refresh tests
     # (a Schnorr signature proving the new shares combine) are signed with it.
-    "ecdsa": _Suite("ecdsa", frost.SECP256K1, secp256k1_untweaked.PROTOCOL),
+    "ecdsa": _Suite("ecdsa", frost.SECP256K1, secp256k1_untweaked),
 }
 
 
@@ -122,6 +128,7 @@ class _Dealing:
     digest: bytes | None = None
     new_version: int | None = None
     receiving: bool = False
+    terms: ReshareTerms | None = None  # a re-share's verified governance terms
 
 
 def _now_s(now: dt.datetime) -> str:
@@ -141,9 +148,14 @@ class Cosigner:
     def __init__(self, cosigner_id: int, store: CosignerStore, vault: ShareVault, *, guard: SignerGuard,
                  halt: HaltGate, network: str = "regtest", attestation_public_key: bytes,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 rng: Callable[[int], bytes] = secrets.token_bytes,
+                 governance: KeyholderGovernance | None = None) -> None:
         self.cosigner_id = cosigner_id
         self._store = store
+        # The governance record lives beside the store, in the co-signer's own directory.
+        self.governance = governance or KeyholderGovernance(
+            GovernanceStore.open(store.path.parent), f"cosigner-{cosigner_id}", clock)
+        pin_officers(halt, self.governance)
         self._vault = vault
         self._guard = guard
         self._halt = halt
@@ -158,7 +170,9 @@ class Cosigner:
         self._dkg: dict[bytes, _DkgRun] = {}
         self._dealings: dict[bytes, _Dealing] = {}
         self._publics: dict[tuple[str, int], frost.PublicKeyPackage] = {}
-        self._shares: dict[tuple[str, int], tuple[float, frost.KeyPackage]] = {}
+        # What each signature cost, read through /v1/status: requests passed by the policy guard,
+        # requests recorded cleared durably, shares unsealed by the HSM (one per session, no cache).
+        self._counters = {"guard_checks": 0, "durable_records": 0, "unseals": 0}
 
     def __repr__(self) -> str:
         return f"Cosigner(id={self.cosigner_id})"
@@ -183,22 +197,14 @@ class Cosigner:
             self._publics[(record.key_id, record.version)] = cached
         return cached
 
-    def _key_package(self, record: KeyRecord) -> frost.KeyPackage:
-        """The unsealed share, kept in this process's memory for at most SHARE_CACHE_S."""
-        cache_key = (record.key_id, record.version)
+    def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
-            cached = self._shares.get(cache_key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        package = self._unseal(record)
-        with self._lock:
-            self._shares[cache_key] = (time.monotonic() + SHARE_CACHE_S, package)
-        return package
+            self._counters[name] += amount
 
-    def _forget_shares(self, key_id: str) -> None:
-        with self._lock:
-            for cache_key in [k for k in self._shares if k[0] == key_id]:
-                del self._shares[cache_key]
+    def _key_package(self, record: KeyRecord) -> frost.KeyPackage:
+        """The share unsealed by the HSM for this use only (never cached between sessions)."""
+        self._count("unseals")
+        return self._unseal(record)
 
     def _unseal(self, record: KeyRecord) -> frost.KeyPackage:
         sealed = self._store.sealed_share(record.key_id, record.version)
@@ -233,7 +239,9 @@ class Cosigner:
             clear = True
         except Exception:  # any failure to know the state counts as not clear
             clear = False
-        return {"cosigner_id": self.cosigner_id, "keys": keys, "halt_clear": clear}
+        with self._lock:
+            counters = dict(self._counters)
+        return {"cosigner_id": self.cosigner_id, "keys": keys, "halt_clear": clear, "counters": counters}
 
     def hostkey(self, data: bytes) -> dict[str, Any]:
         body = parse_body(data, sender=None, fields=("suite",))
@@ -241,13 +249,24 @@ class Cosigner:
         _wipe(secret)
         return {"hostpubkey": public.hex()}
 
+    def governance_apply(self, data: bytes) -> dict[str, Any]:
+        """Apply a membership action (officers, administrators) the administrators signed."""
+        body = parse_body(data, sender=None, fields=("action",))
+        with self._governed():
+            action = self.governance.apply_membership(body.raw("action"))
+        pins = self.governance.store.pins()
+        log.info("mpc.cosigner.governance_applied", cosigner=self.cosigner_id, kind=action.kind.value)
+        return {"applied": action.digest().hex(), "officers": sorted(pins.officer_keys()),
+                "administrators": [a.admin_id for a in pins.administrators]}
+
     # -- distributed key generation -----------------------------------------------------------------
     def dkg_step1(self, data: bytes) -> dict[str, Any]:
-        body = parse_body(data, sender=None, fields=("dkg_session", "key_id", "suite", "threshold", "hostpubkeys"))
+        body = parse_body(data, sender=None, fields=("dkg_session", "key_id", "suite", "threshold", "hostpubkeys"),
+                          optional=("action",))
         session = body.hexbytes("dkg_session", length=32)
         key_id, suite = body.string("key_id"), _suite(body)
         hostpubkeys = tuple(body.hexlist("hostpubkeys", items_max=frost.PARTICIPANTS_MAX))
-        threshold = body.integer("threshold", minimum=1, maximum=len(hostpubkeys) or 1)
+        threshold = body.integer("threshold", minimum=1, maximum=max(1, len(hostpubkeys)))
         if self._store.keys() and any(r.key_id == key_id for r in self._store.keys()):
             raise CosignerRefused(f"key {key_id!r} exists already", rule="dkg.key_exists", cosigner=self.cosigner_id)
         secret, public = self._host_key(suite)
@@ -255,6 +274,9 @@ class Cosigner:
             if public not in hostpubkeys:
                 raise CosignerRefused("this co-signer's host key is not in the session", rule="dkg.not_participant",
                                       cosigner=self.cosigner_id)
+            with self._governed():
+                self.governance.authorize_dkg(body.value.get("action"), key_id=key_id, suite=suite.name,
+                                              threshold=threshold, hostpubkeys=hostpubkeys, own_hostpubkey=public)
             params = SessionParams(hostpubkeys, threshold)
             state1, pmsg1 = suite.dkg.participant_step1(bytes(secret), params, self._rng(32))
         finally:
@@ -322,6 +344,7 @@ class Cosigner:
                                                      output.group_public_key, output.public_shares)
         package = frost.KeyPackage(share.identifier, share.value, public)
         self._seal_and_store(run.key_id, 1, run.suite, "active", session, package)
+        self.governance.pin_dkg(run.key_id, run.params.t, run.params.hostpubkeys)
         log.info("mpc.cosigner.dkg_done", cosigner=self.cosigner_id, key_id=run.key_id, identifier=share.identifier)
         return {"identifier": share.identifier, "public_package": public.to_bytes().hex()}
 
@@ -347,8 +370,9 @@ class Cosigner:
         self._store.open_session(session_id, key_id, version, _now_s(now))  # durable replay cache
         package = self._key_package(record)
         nonces, commitments = [], []
-        for _ in messages:
-            nonce_pair, commitment = frost.commit(suite.frost, package)
+        for index, message in enumerate(messages):
+            extra = session_id + index.to_bytes(4, "big") + hashlib.sha256(message).digest()
+            nonce_pair, commitment = frost.commit(suite.frost, package, extra=extra)
             nonces.append(nonce_pair)
             commitments.append(commitment.to_bytes(public.group).hex())
         with self._lock:
@@ -391,8 +415,6 @@ class Cosigner:
         """Proof of reserves: the BIP-322 digest for this key's own P2TR address over the reserves
         challenge, derived here. Only that challenge format is accepted; a BIP-322 signature spends a
         virtual output, so no coin can move with it."""
-        from coffer.por.bip322 import p2tr_sighash
-
         message = payload.hexbytes("message", length_max=512)
         if not msg.RESERVES_CHALLENGE.fullmatch(message):
             raise OpaqueMessageRefused("not a proof-of-reserves challenge", cosigner=self.cosigner_id)
@@ -439,7 +461,9 @@ class Cosigner:
                 except (PolicyError, Refused) as refusal:
                     raise CosignerRefused(str(refusal), rule=getattr(refusal, "rule", "policy"),
                                           cosigner=self.cosigner_id) from None
+                self._count("guard_checks", len(fresh))
                 self._store.record_cleared([r.digest() for r, _ in fresh], check.txid, _now_s(self._clock()))
+                self._count("durable_records", len(fresh))
                 log.info("mpc.cosigner.spend_cleared", cosigner=self.cosigner_id, txid=check.txid,
                          requests=[r.digest_hex for r, _ in fresh], inputs=len(check.messages))
         return check.messages, tweaks
@@ -513,12 +537,15 @@ class Cosigner:
                                            items_max=frost.PARTICIPANTS_MAX))
 
     def refresh_deal(self, data: bytes) -> dict[str, Any]:
-        body = parse_body(data, sender=None, fields=("session", "key_id", "version", "holders"))
+        body = parse_body(data, sender=None, fields=("session", "key_id", "version", "holders"), optional=("action",))
         session_bytes = body.hexbytes("session", length=32)
         record = self._store.key(body.string("key_id"), body.integer("version", minimum=1))
         suite, public = SUITES[record.suite], self._public(record)
         holders = self._holders(body, "holders")
         self._refuse_revoked(record.key_id, [h.identifier for h in holders])
+        with self._governed():
+            self.governance.authorize_refresh(body.value.get("action"), key_id=record.key_id,
+                                              holders=[(h.identifier, h.hostpubkey) for h in holders])
         session = dkg_refresh.RefreshSession(
             session_bytes, public.min_signers, public.group.serialize_element(public.group_public_key), holders,
             {i: public.group.serialize_element(public.verifying_share(i)) for i in public.identifiers})
@@ -533,16 +560,22 @@ class Cosigner:
     def reshare_deal(self, data: bytes) -> dict[str, Any]:
         """A dealer's dealing (dealers only); every new holder also calls it with `deal` false."""
         body = parse_body(data, sender=None, fields=("session", "key_id", "version", "dealers", "new_threshold",
-                                                     "new_holders", "deal"))
+                                                     "new_holders", "deal"), optional=("action",))
         session_bytes = body.hexbytes("session", length=32)
         record = self._store.key(body.string("key_id"), body.integer("version", minimum=1))
         suite, public = SUITES[record.suite], self._public(record)
         dealers, new_holders = self._holders(body, "dealers"), self._holders(body, "new_holders")
         self._refuse_revoked(record.key_id, [h.identifier for h in (*dealers, *new_holders)])
+        new_threshold = body.integer("new_threshold", minimum=1, maximum=255)
+        with self._governed():
+            terms = self.governance.authorize_reshare(
+                body.value.get("action"), key_id=record.key_id, new_threshold=new_threshold,
+                dealers=[(h.identifier, h.hostpubkey) for h in dealers],
+                new_holders=[(h.identifier, h.hostpubkey) for h in new_holders])
         session = dkg_reshare.ReshareSession(
             session_bytes, public.group.serialize_element(public.group_public_key), public.min_signers,
             {i: public.group.serialize_element(public.verifying_share(i)) for i in public.identifiers},
-            dealers, body.integer("new_threshold", minimum=1, maximum=255), new_holders)
+            dealers, new_threshold, new_holders)
         out: dict[str, Any] = {"dealing": None}
         if body.raw("deal") is True:
             secret, _ = self._host_key(suite)
@@ -553,8 +586,18 @@ class Cosigner:
                     self._rng(32)).hex()
             finally:
                 _wipe(secret)
-        self._remember_dealing(session_bytes, _Dealing("reshare", record.key_id, record.version, suite, session))
+        self._remember_dealing(session_bytes, _Dealing("reshare", record.key_id, record.version, suite, session,
+                                                       terms=terms))
         return out
+
+    @contextlib.contextmanager
+    def _governed(self) -> Iterator[None]:
+        """A governance refusal, as this co-signer's refusal naming the rule."""
+        try:
+            yield
+        except GovernanceRefused as refused:
+            log.warning("mpc.cosigner.governance_refused", cosigner=self.cosigner_id, rule=refused.rule)
+            raise CosignerRefused(str(refused), rule=refused.rule, cosigner=self.cosigner_id) from None
 
     def _refuse_revoked(self, key_id: str, identifiers: list[int]) -> None:
         revoked = self._store.revoked(key_id) & set(identifiers)
@@ -639,11 +682,17 @@ class Cosigner:
         for signature in signatures:
             run.suite.frost.verify(run.suite.frost.signing_key(public, ()), message, signature)
         revoked = body.intlist("revoked", minimum=1, maximum=255) if body.raw("revoked") else []
+        with self._governed():
+            if run.terms is None and revoked:
+                raise GovernanceRefused("a refresh revokes nobody", rule="governance.content")
+            if run.terms is not None and tuple(sorted(revoked)) != run.terms.revoke:
+                raise GovernanceRefused("the revocations differ from the re-share action", rule="governance.content")
         now = _now_s(self._clock())
         if revoked:
             self._store.revoke(run.key_id, revoked, now)
         self._store.activate(run.key_id, run.new_version, now)
-        self._forget_shares(run.key_id)
+        if run.terms is not None:
+            self.governance.confirm_reshare(run.key_id, run.terms, revoked)
         with self._lock:
             self._dealings.pop(session_bytes, None)
         log.info("mpc.cosigner.key_rotated_shares", cosigner=self.cosigner_id, key_id=run.key_id,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,10 +25,13 @@ from typing import Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-from embit.networks import NETWORKS
-from embit.script import Script, address_to_scriptpubkey
+from embit.script import Script
 from embit.transaction import SIGHASH, Transaction
 
+from coffer.btc import script as btc_script
+from coffer.btc.bip322_sign import RESERVES_CHALLENGE
+from coffer.btc.errors import BtcError
+from coffer.btc.script import p2tr_script
 from coffer.canonical import canonical_json
 from coffer.hsm import Hsm, normalize_low_s
 from coffer.mpc import frost
@@ -40,7 +42,7 @@ __all__ = [
     "Prevout", "SpendCheck", "taproot_key", "p2tr_script", "p2tr_address", "address_script", "check_taproot_spend",
     "PUBLICATION_PREFIXES", "check_publication", "publication_digest", "attest_publication",
     "verify_publication_attestation", "refresh_test_message", "session_id", "messages_digest",
-    "FEE_RATE_SAT_VB_MAX", "TX_INPUTS_MAX", "TX_OUTPUTS_MAX", "PUBLICATION_BYTES_MAX",
+    "FEE_RATE_SAT_VB_MAX", "TX_INPUTS_MAX", "TX_OUTPUTS_MAX", "PUBLICATION_BYTES_MAX", "RESERVES_CHALLENGE",
 ]
 
 FEE_RATE_SAT_VB_MAX: Final = 500
@@ -51,9 +53,6 @@ PUBLICATION_PREFIXES: Final = (b"coffer-por-statement/1\n", b"coffer-por-log/1\n
                                b"coffer/recon/halt-event/v1\x00")
 HALT_PREFIX: Final = b"coffer/recon/halt-event/v1\x00"
 PUBLICATION_ATTESTATION_TAG: Final = b"coffer/mpc/publication-attestation/v1"
-# The only message a hot key signs as a BIP-322 proof of control (see coffer.por.verify.reserves_challenge).
-RESERVES_CHALLENGE: Final = re.compile(rb"Coffer proof of reserves\nasset: BTC\nchain: [a-z]{1,16}\n"
-                                       rb"height: \d{1,10}\nblock: [0-9a-f]{64}\n")
 REFRESH_TEST_TAG: Final = b"coffer/mpc/refresh-test/v1\x00"
 SESSION_TAG: Final = b"coffer/mpc/session/v1"
 _P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -76,14 +75,8 @@ class SpendCheck:
     change_sats: int
 
 
-def p2tr_script(output_key: bytes) -> bytes:
-    if len(output_key) != 32:
-        raise ValueError("an x-only output key is 32 bytes")
-    return b"\x51\x20" + output_key
-
-
 def p2tr_address(output_key: bytes, network: str = "regtest") -> str:
-    return str(Script(p2tr_script(output_key)).address(NETWORKS[network]))
+    return btc_script.script_address(p2tr_script(output_key), network)
 
 
 @functools.lru_cache(maxsize=64)
@@ -96,13 +89,10 @@ def taproot_key(public: frost.PublicKeyPackage) -> tuple[bytes, tuple[frost.Twea
 def address_script(address: str, network: str) -> bytes:
     """The scriptPubKey of `address`, refusing an address of another network."""
     try:
-        script = address_to_scriptpubkey(address)
-        if str(script.address(NETWORKS[network])) != address:
-            raise ValueError("other network")
-    except Exception:  # embit raises several unrelated types for bad addresses
+        return btc_script.address_script(address, network)
+    except BtcError:
         raise SpendNotApproved(f"destination {address[:90]!r} is not a {network} address",
                                rule="spend.destination") from None
-    return bytes(script.data)
 
 
 def check_taproot_spend(raw_tx: bytes, prevouts: Sequence[Prevout], own_script: bytes,

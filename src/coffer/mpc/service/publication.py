@@ -12,14 +12,19 @@ from collections.abc import Callable, Sequence
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
+from sqlalchemy.engine import Engine
 
 from coffer.hsm import Hsm
 from coffer.mpc.errors import InvalidSignature
-from coffer.mpc.service.coordinator import MpcCoordinator
+from coffer.mpc.service.coordinator import MpcCoordinator, load_key
+from coffer.mpc.service.errors import UnknownKey
 from coffer.mpc.service.messages import attest_publication
 from coffer.policy import ATTESTATION_KEY_LABEL
 
-__all__ = ["publication_signer", "publication_public_key", "hsm_publication_attester"]
+__all__ = ["publication_signer", "publication_public_key", "hsm_publication_attester", "PUBLICATION_KEY_ID",
+           "stored_publication_key"]
+
+PUBLICATION_KEY_ID = "publication"
 
 
 def hsm_publication_attester(hsm: Hsm, label: str = ATTESTATION_KEY_LABEL) -> Callable[[bytes], bytes]:
@@ -30,6 +35,18 @@ def hsm_publication_attester(hsm: Hsm, label: str = ATTESTATION_KEY_LABEL) -> Ca
 def publication_public_key(mpc: MpcCoordinator, key_id: str = "publication") -> bytes:
     """The 32-byte Ed25519 public key that verifies every publication."""
     return mpc.key(key_id).publication_public_key()
+
+
+def stored_publication_key(engine: Engine, key_id: str = PUBLICATION_KEY_ID) -> bytes | None:
+    """The publication key the DKG recorded in this home's database, or None before that DKG.
+
+    `coffer serve` shows every published statement as verified or not against this key; a
+    client checks the same statements with `coffer-verify` and a key it got some other way.
+    """
+    try:
+        return load_key(engine, key_id).publication_public_key()
+    except UnknownKey:
+        return None
 
 
 def publication_signer(mpc: MpcCoordinator, attest: Callable[[bytes], bytes], *, key_id: str = "publication",

@@ -23,6 +23,7 @@ from coffer.keyholder.hardening import CLOCK_SKEW_S_MAX
 from coffer.keyholder.process import prepare_process, serve_until_stopped
 from coffer.keyholder.routes import FROST_ROUTES
 from coffer.keyholder.server import KeyholderServer, Mount
+from coffer.layout import KeyholderKind, KeyholderSite, certify_keyholder, keyholder_home, keyholder_tls
 from coffer.log import get_logger
 from coffer.mpc.errors import InvalidMessage, MpcError
 from coffer.mpc.service.cosigner import EXPECTED_ERRORS, Cosigner
@@ -31,7 +32,7 @@ from coffer.mpc.service.pins import CosignerPins, read_pins
 from coffer.mpc.service.store import CosignerStore, ShareVault
 from coffer.policy import Route, SignerGuard, SqliteSignedHistory
 from coffer.recon.notice import HaltWatcher, http_notice_fetcher
-from coffer.tls import TlsFiles, issue_certificate
+from coffer.tls import TlsFiles
 
 __all__ = ["run_cosigner", "open_cosigner", "open_runtime", "CosignerRuntime", "cosigner_dir", "cosigner_tls",
            "cosigner_error_status", "frost_mount", "ENGINES"]
@@ -41,15 +42,16 @@ log = get_logger("coffer.mpc.server")
 
 
 def cosigner_dir(home: Path, cosigner_id: int) -> Path:
-    return home / "cosigners" / str(cosigner_id)
+    return keyholder_home(home, KeyholderKind.COSIGNER, cosigner_id)
 
 
 def cosigner_tls(home: Path, cosigner_id: int) -> TlsFiles:
-    """This co-signer's certificate ("cosigner-N") from the local CA in HOME/tls (issued on first use)."""
-    directory = home / "tls" / f"cosigner-{cosigner_id}"
-    if (directory / "tls.pem").exists():
-        return TlsFiles(home / "tls" / "ca.pem", directory / "tls.pem", directory / "tls.key")
-    return issue_certificate(home / "tls", directory, f"cosigner-{cosigner_id}")
+    """This co-signer's certificate ("cosigner-N") in its own directory (issued by the ceremony on first use)."""
+    directory = cosigner_dir(home, cosigner_id)
+    files = keyholder_tls(directory)
+    if files.cert.exists():
+        return files
+    return certify_keyholder(home, KeyholderSite(KeyholderKind.COSIGNER, cosigner_id, directory))
 
 
 def cosigner_error_status(error: Exception) -> int | None:
@@ -110,8 +112,9 @@ def open_runtime(home: Path, cosigner_id: int) -> CosignerRuntime:
 
 
 def run_cosigner(home: Path, cosigner_id: int, port: int | None, *, engines: tuple[str, ...] = ENGINES,
-                 clock_skew_s_max: float = CLOCK_SKEW_S_MAX, ecdsa_class: type[Any] | None = None) -> None:
-    """Harden this process, open co-signer N once, mount `engines` on one server; serve until stopped."""
+                 clock_skew_s_max: float = CLOCK_SKEW_S_MAX, ecdsa_class: type[Any] | None = None,
+                 host: str = "127.0.0.1") -> None:
+    """Harden this process, open co-signer N once, mount `engines` on one server on `host`; serve until stopped."""
     from coffer.home import use_softhsm_conf
     from coffer.mpc.ecdsa_service.server import ecdsa_mount, open_ecdsa_cosigner
 
@@ -130,7 +133,7 @@ def run_cosigner(home: Path, cosigner_id: int, port: int | None, *, engines: tup
                                                                    {"cosigner_class": ecdsa_class}))
         mounts.append(ecdsa_mount(ecdsa))
         closers.insert(0, close_ecdsa)
-    server = KeyholderServer(mounts, cosigner_tls(home, cosigner_id), port=port or 0,
+    server = KeyholderServer(mounts, cosigner_tls(home, cosigner_id), port=port or 0, host=host,
                              clock_skew_s_max=clock_skew_s_max)
     try:
         serve_until_stopped(server, kind="cosigner", number=cosigner_id, port_file=directory / "port")

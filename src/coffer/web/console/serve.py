@@ -1,4 +1,4 @@
-"""`coffer serve`: the coordinator's web server. Opens the coordinator for a data directory,
+"""The coordinator's web server (`coffer serve`, command.py). Opens the coordinator for a data directory,
 starts the halt-notice server, the reconciliation scheduler (the on-chain check of the cold
 wallet, when one is set up) and the mail outbox, and serves one app: the client security centre,
 the operations console and the public proof-of-reserves page. Holds no key and no share.
@@ -10,17 +10,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import typer
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from coffer.alerts import AlertCenter, AlertWatcher, TeamMail
+from coffer.clients import HsmSeal
+from coffer.cold.service import HttpSignerClient
 from coffer.coordinator import Coordinator
 from coffer.errors import CofferError
 from coffer.integrations.cli import open_integrations
 from coffer.log import get_logger
+from coffer.mpc.service.publication import stored_publication_key
+from coffer.notify import OutboxWorker, SmtpSender
 from coffer.pipeline.custody import CustodyPipeline
 from coffer.pipeline.desk import CustodyDesk
+from coffer.recon import CustodyScript, OnchainSource, ReconRuntime, bitcoin_holdings, ledger_custody
+from coffer.recon.onchain import InflightWithdrawal, PendingDeposit
+from coffer.tls import TlsFiles
+from coffer.web import context_from_config, create_app
+from coffer.web.console import install_console
 from coffer.web.console.alerts import alerts_router
 from coffer.web.console.parts import ConsoleParts, SignerView
 from coffer.web.console.probe import SignerProbe
@@ -28,7 +37,7 @@ from coffer.web.exchange_api import API_BUCKET, ExchangeApi, exchange_router
 from coffer.web.sessions import RateLimiter
 from coffer.withdrawals import WithdrawalDesk
 
-__all__ = ["serve", "build_app", "ServedApp", "loopback_origins", "signer_probe"]
+__all__ = ["build_app", "ServedApp", "loopback_origins", "signer_probe", "mounted_routers"]
 
 _log = get_logger("coffer.serve")
 
@@ -55,8 +64,6 @@ def loopback_origins(host: str, port: int) -> tuple[str, tuple[str, ...]]:
 
 def signer_probe(coordinator: Coordinator) -> SignerProbe:
     """Health checks of the cold signers over the coordinator's mutual TLS."""
-    from coffer.cold.service import HttpSignerClient
-    from coffer.tls import TlsFiles
 
     home = coordinator.home
     tls = TlsFiles(home / "tls" / "ca.pem", home / "tls" / "coordinator" / "tls.pem",
@@ -86,8 +93,6 @@ def _onchain_runtime(coordinator: Coordinator) -> Any:
     Never skipped: with no cold wallet there are no cold scripts, so any custody the ledger books is
     a mismatch; a source that fails to read is an errored run, and repeated errors halt.
     """
-    from coffer.recon import CustodyScript, OnchainSource, ReconRuntime, bitcoin_holdings, ledger_custody
-    from coffer.recon.onchain import InflightWithdrawal, PendingDeposit
 
     cold = coordinator.cold
 
@@ -123,13 +128,18 @@ class ServedApp:
     background: list[Any] = field(default_factory=list)
 
 
+def mounted_routers(console: Sequence[APIRouter], exchange: ExchangeApi, alerts: AlertCenter) -> list[APIRouter]:
+    """Every router `coffer serve` mounts beside the security centre's (docs/architecture.md lists them)."""
+    return [*console, exchange_router(exchange), alerts_router(alerts)]
+
+
 def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path | None = None,
               por_public_key: bytes | None = None, recon: bool = True, mail: bool = True,
               probe_signers: bool = True, origin: str | None = None, pipeline: bool = True) -> ServedApp:
-    """The whole app over an opened coordinator (also used by tests and bench/web.py)."""
-    from coffer.clients import HsmSeal
-    from coffer.web import context_from_config, create_app
-    from coffer.web.console import install_console
+    """The whole app over an opened coordinator (also used by tests and bench/web.py).
+
+    The public page checks statements against `por_public_key`, by default the publication key
+    the DKG recorded in this home."""
 
     policy = coordinator.policy
     context = context_from_config(coordinator.config, coordinator.engine, policy=policy,
@@ -137,13 +147,13 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     context.secure_cookies = False  # plain HTTP on loopback; put TLS in front of it anywhere else
     rp_id, origins = loopback_origins(host, port)
     if origin:
-        from urllib.parse import urlsplit
 
         rp_id, origins = urlsplit(origin).hostname or rp_id, (origin.rstrip("/"),)
     probe = signer_probe(coordinator) if probe_signers else None
     console = ConsoleParts(coordinator.engine, policy, coordinator.halt, coordinator.audit, coordinator.ledger,
                            rp_id=rp_id, origins=origins, signers=lambda: _signers(coordinator, probe),
-                           por_dir=por_dir or coordinator.home / "por", por_public_key=por_public_key)
+                           por_dir=por_dir or coordinator.home / "por",
+                           por_public_key=por_public_key or stored_publication_key(coordinator.engine))
     routers, template_dirs = install_console(context, console)
     background: list[Any] = [] if probe is None else [probe]
     if recon:
@@ -151,16 +161,14 @@ def build_app(coordinator: Coordinator, *, host: str, port: int, por_dir: Path |
     if pipeline:
         background.append(CustodyPipeline(coordinator, WithdrawalDesk(coordinator), node=f"serve-{host}:{port}"))
     if mail:
-        from coffer.notify import OutboxWorker, SmtpSender
-
         config = coordinator.config
         background.append(OutboxWorker(context.notify.outbox, SmtpSender(
-            str(config.get("mail", "smtp_host")), int(config.get("mail", "smtp_port")),
-            str(config.get("mail", "sender")))))
+            config.mail.smtp_host, config.mail.smtp_port,
+            config.mail.sender)))
     center = AlertCenter(coordinator.engine, coordinator.audit, [TeamMail(coordinator.notify.notifier)])
     background.append(AlertWatcher(coordinator.engine, center, halt=coordinator.halt, node=f"serve-{host}:{port}",
                                    key_holders_seen=lambda: _seen(coordinator, probe)))
-    routers = [*routers, exchange_router(exchange_api(coordinator, context.limiter)), alerts_router(center)]
+    routers = mounted_routers(routers, exchange_api(coordinator, context.limiter), center)
     app = create_app(context, routers=routers, template_dirs=template_dirs, background=background)
     return ServedApp(app, console, background)
 
@@ -177,32 +185,3 @@ def exchange_api(coordinator: Coordinator, limiter: RateLimiter) -> ExchangeApi:
     desk = CustodyDesk(coordinator, WithdrawalDesk(coordinator), assets=tuple(sorted(coordinator.ledger.assets)))
     limiter.add_bucket("integration", API_BUCKET)
     return ExchangeApi(desk, open_integrations(coordinator), coordinator.now, limiter)
-
-
-def serve(home: Path | None = typer.Option(None, "--home", help="data directory (default ./.coffer, env COFFER_HOME)"),
-          host: str | None = typer.Option(None, "--host", help="default: host in the web section of coffer.toml"),
-          port: int | None = typer.Option(None, "--port", help="default: port in the web section of coffer.toml"),
-          por_dir: Path | None = typer.Option(None, "--por-dir", help="published snapshot directory (default HOME/por)"),
-          por_public_key: str | None = typer.Option(None, "--por-public-key", help="statement key, Ed25519 hex"),
-          no_recon: bool = typer.Option(False, "--no-recon", help="do not run the reconciliation scheduler"),
-          origin: str | None = typer.Option(None, "--origin", help="the console's public origin for security keys, "
-                                            "e.g. https://ops.example (default: http://localhost:PORT on loopback)"),
-          ) -> None:
-    """Serve the coordinator: security centre, operations console, public proof of reserves, /metrics.
-
-    On loopback, open the console at http://localhost:PORT/console (security keys need a host name)."""
-    import uvicorn
-
-    from coffer.cli import resolve_home
-
-    coordinator = Coordinator.open(resolve_home(home))
-    host = host or str(coordinator.config.get("web", "host"))
-    port = port or int(coordinator.config.get("web", "port"))
-    try:
-        coordinator.start_notice_server()
-        served = build_app(coordinator, host=host, port=port, por_dir=por_dir, recon=not no_recon,
-                           por_public_key=bytes.fromhex(por_public_key) if por_public_key else None, origin=origin)
-        _log.info("serve.start", host=host, port=port, home=str(coordinator.home))
-        uvicorn.run(served.app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        coordinator.close()

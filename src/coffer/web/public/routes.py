@@ -1,7 +1,10 @@
 """The public proof-of-reserves page and API, and the client's own balances.
 
-Snapshot files are read from `PublicParts.por_dir` (what `coffer por publish --out` wrote); the
-log is verified with the statement key when it is configured. The inclusion check runs
+Snapshot files are read from `PublicParts.por_dir` (what `coffer por publish --out` wrote); every
+statement and log entry is checked against `PublicParts.public_key`, the publication key the DKG
+recorded in the home (`coffer serve` looks it up). The page shows amounts in BTC and ETH, the
+coverage of liabilities by reserves per asset and the history of published statements
+(`coffer.web.public.view`). The inclusion check runs
 `coffer.por.verify` (the stand-alone verifier: standard library and small crypto packages only)
 on the server; the client's nonce is used for that one check and never stored or logged.
 """
@@ -19,7 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from coffer.ledger import Ledger
+from coffer.por.verify import (
+    PublishedRoot,
+    VerificationFailed,
+    parse_inclusion_proof,
+    parse_inclusion_proof_json,
+    verify_inclusion,
+    verify_log,
+    verify_statement,
+)
 from coffer.web.deps import client_session, context, render
+from coffer.web.public.view import StatementView, format_amount, history, statement_view
 from coffer.web.sessions import Session
 
 __all__ = ["PublicParts", "api_router", "page_router", "public_routers", "TEMPLATES_DIR", "latest_snapshot",
@@ -64,16 +77,21 @@ def _snapshot_dir(por_dir: Path | None) -> Path | None:
     return max(found, key=lambda d: (d / "snapshot.json").stat().st_mtime, default=None)
 
 
-def _log(directory: Path, public_key: bytes | None) -> dict[str, Any]:
-    from coffer.por.verify import VerificationFailed, verify_log
-
+def _log_lines(directory: Path) -> list[str] | None:
     path = directory / "log.jsonl"
     if not path.is_file() or path.stat().st_size > SNAPSHOT_BYTES_MAX:
+        return None
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def _log(directory: Path, public_key: bytes | None) -> dict[str, Any]:
+    lines = _log_lines(directory)
+    if lines is None:
         return {"entries": [], "verified": False, "detail": "no public log"}
-    lines = path.read_text(encoding="utf-8").splitlines()
     if public_key is None:
         entries = [json.loads(line) for line in lines if line.strip()]
-        return {"entries": entries, "verified": False, "detail": "no statement key configured: not verified"}
+        return {"entries": entries, "verified": False,
+                "detail": "not verified: this server knows no publication key (no DKG in its home)"}
     try:
         return {"entries": verify_log(lines, public_key), "verified": True, "detail": "signatures and hash chain verified"}
     except (VerificationFailed, ValueError) as exc:
@@ -82,8 +100,6 @@ def _log(directory: Path, public_key: bytes | None) -> dict[str, Any]:
 
 def latest_snapshot(parts: PublicParts) -> dict[str, Any] | None:
     """The snapshot, its statements per asset (signature checked when the key is known) and the log."""
-    from coffer.por.verify import VerificationFailed, verify_statement
-
     directory = _snapshot_dir(parts.por_dir)
     snapshot = None if directory is None else _read_json(directory / "snapshot.json")
     if directory is None or not isinstance(snapshot, dict):
@@ -115,14 +131,6 @@ class InclusionBody(BaseModel):
 
 def check_inclusion(parts: PublicParts, proof_text: str, nonce: bytes) -> dict[str, Any]:
     """Run the stand-alone verifier on a pasted proof against the published root of its asset."""
-    from coffer.por.verify import (
-        PublishedRoot,
-        VerificationFailed,
-        parse_inclusion_proof,
-        parse_inclusion_proof_json,
-        verify_inclusion,
-    )
-
     latest = latest_snapshot(parts)
     if latest is None:
         return {"ok": False, "check": "snapshot", "reason": "no proof of reserves has been published yet"}
@@ -148,7 +156,8 @@ def check_inclusion(parts: PublicParts, proof_text: str, nonce: bytes) -> dict[s
     except (KeyError, TypeError, ValueError) as exc:
         return {"ok": False, "check": "snapshot", "reason": f"published snapshot unreadable: {exc}"}
     return {"ok": True, "asset": proof.asset, "height": proof.height, "account_number": str(result.account_number),
-            "balance": str(result.balance), "total": str(result.total)}
+            "balance": str(result.balance), "total": str(result.total),
+            "balance_text": format_amount(proof.asset, result.balance), "total_text": format_amount(proof.asset, result.total)}
 
 
 @api_router.get("/api/v1/public/por", summary="The latest proof-of-reserves snapshot, signed statements and public log")
@@ -171,9 +180,25 @@ def my_balances(request: Request, session: Session = Depends(client_session)) ->
                          for key, amount in balances.items()]}
 
 
+def _statement_views(latest: dict[str, Any], public_key: bytes | None) -> list[StatementView]:
+    views = []
+    for item in latest["statements"].values():
+        try:
+            views.append(statement_view(item["statement"], item["signature"], public_key))
+        except (ValueError, TypeError, AttributeError):
+            continue  # an unreadable statement file: the API still lists it, the page cannot
+    return views
+
+
 @page_router.get("/por")
 def por_page(request: Request) -> Response:
-    return render(request, "public_por.html", latest=latest_snapshot(_public(request)))
+    parts = _public(request)
+    latest = latest_snapshot(parts)
+    directory = _snapshot_dir(parts.por_dir)
+    lines = None if directory is None else _log_lines(directory)
+    return render(request, "public_por.html", latest=latest,
+                  statements=[] if latest is None else _statement_views(latest, parts.public_key),
+                  history=history(lines or [], parts.public_key))
 
 
 @page_router.get("/por/static/por.js")

@@ -15,7 +15,7 @@
       const result = await response.json();
       if (response.ok && result.ok) {
         out.className = "notice";
-        out.textContent = `Included: account ${result.account_number} holds ${result.balance} ${result.asset} at height ${result.height}; the tree sums to ${result.total}.`;
+        out.textContent = `Included: account ${result.account_number} holds ${result.balance_text} at height ${result.height}; all client liabilities sum to ${result.total_text}.`;
       } else {
         out.className = "error";
         out.textContent = result.reason ? `Not verified (${result.check}): ${result.reason}` : `Refused: ${JSON.stringify(result.detail || result)}`;
