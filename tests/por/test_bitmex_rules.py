@@ -14,10 +14,11 @@ from embit.bip32 import HDKey
 from embit.networks import NETWORKS
 from nacl.signing import SigningKey
 
+from coffer.btc import bip322_sign, taproot
+from coffer.btc import script as btc_script
 from coffer.chain.descriptors import descriptor_scripts, script_to_address
 from coffer.chain.regtest import RegtestNode
 from coffer.cold.descriptor import BIP48_PATH, ColdWallet, KeyOrigin
-from coffer.por import bip322
 from coffer.por.bitmex import reserves_yaml
 from coffer.por.errors import BitmexFormatError
 from coffer.por.publish import BitmexReservesOptions, publish_snapshot
@@ -55,7 +56,7 @@ def _cold_entries(node: RegtestNode, wallet: ColdWallet, roots: list[HDKey], cha
     for branch, index in sorted(set(FUNDED)):
         script = wallet.script_pubkey(branch, index)
         secrets = [root.derive(f"m/{BIP48_PATH['regtest']}/{branch}/{index}").key.secret for root in roots[:2]]
-        proof = bip322.sign_p2wsh_multisig(wallet.witness_script(branch, index), secrets, challenge)
+        proof = bip322_sign.sign_p2wsh_multisig(wallet.witness_script(branch, index), secrets, challenge)
         balance = sum(coin.value_sats for _outpoint, coin in node.unspent([script]))
         entries.append(ReserveEntry(wallet.address(branch, index), balance, "cold", wallet.address_descriptor(branch, index),
                                     (ControlProof("cold quorum 1+2", proof),)))
@@ -70,7 +71,7 @@ def cold_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ColdSnap
     wallet, roots = _cold_wallet()
     hot_secret = bytes([9]) * 32
     hot_internal = PrivateKey(hot_secret).public_key.format()[1:]
-    hot_script = bip322.p2tr_script(bip322.taproot_output_key(hot_internal))
+    hot_script = btc_script.p2tr_script(taproot.output_key(hot_internal))
     node = RegtestNode(base / "chain")
     try:
         for branch, index in FUNDED:
@@ -80,7 +81,7 @@ def cold_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ColdSnap
         challenge = reserves_challenge("BTC", "regtest", height, block_hash)
         entries = _cold_entries(node, wallet, roots, challenge) + [ReserveEntry(
             str(script_to_address(hot_script)), sum(c.value_sats for _o, c in node.unspent([hot_script])), "hot",
-            f"tr({hot_internal.hex()})", (ControlProof("hot key", bip322.sign_p2tr(hot_secret, challenge)),))]
+            f"tr({hot_internal.hex()})", (ControlProof("hot key", bip322_sign.sign_p2tr(hot_secret, challenge)),))]
         document = build_reserves_document("BTC", "regtest", height, block_hash, entries,
                                            descriptors=[wallet.descriptor(0), wallet.descriptor(1)])
         signing_key = SigningKey(bytes([5]) * 32)
