@@ -208,7 +208,7 @@ def test_any_changed_byte_of_a_signed_spend_is_refused(node: RegtestNode) -> Non
     raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)])
 
     @given(st.integers(0, len(raw) - 1), st.integers(1, 255))
-    @settings(max_examples=120, deadline=None)
+    @settings(max_examples=200, deadline=None)
     def check(position: int, mask: int) -> None:
         mutated = raw[:position] + bytes([raw[position] ^ mask]) + raw[position + 1:]
         with pytest.raises(BroadcastRejected):

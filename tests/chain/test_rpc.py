@@ -145,7 +145,7 @@ def test_testmempoolaccept(served: tuple[RegtestNode, RpcServer, RawRpc]) -> Non
 
 
 def test_scantxoutset_with_ranged_descriptor(served: tuple[RegtestNode, RpcServer, RawRpc]) -> None:
-    """scantxoutset finds coins paid to index 7 of a ranged wpkh descriptor, with the derived desc."""
+    """scantxoutset finds coins paid to index 7 of a ranged wpkh descriptor, and by that index's own descriptor."""
     node, _server, rpc = served
     root = bip32.HDKey.from_seed(b"\x05" * 32, version=NETWORKS["regtest"]["xprv"])
     xpub = root.derive("m/84h/1h/0h").to_public().to_string()
@@ -163,6 +163,8 @@ def test_scantxoutset_with_ranged_descriptor(served: tuple[RegtestNode, RpcServe
     assert Decimal(coin.value_sats - FEE_SATS) / 10**8 == result["total_amount"]
     assert found["desc"].startswith("wpkh(") and "#" in found["desc"]
     assert [] == rpc("scantxoutset", "start", [{"desc": descriptor, "range": [0, 6]}])["unspents"]
+    [fixed_path] = rpc("scantxoutset", "start", [f"wpkh({xpub}/0/7)"])["unspents"]
+    assert (txid, spk.hex()) == (fixed_path["txid"], fixed_path["scriptPubKey"])
     by_address = rpc("scantxoutset", "start", [f"addr({MINER_ADDRESS})"])
     assert len(by_address["unspents"]) == len(node.unspent([MINER_SCRIPT]))
     assert -5 == rpc.error("scantxoutset", "start", ["wpkh(nonsense)"])[0]
