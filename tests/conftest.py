@@ -14,6 +14,10 @@ from coffer.db import make_engine, migrate
 from coffer.testing import PostgresServer, ServiceProcess, TokenHandle, make_token, wait_until
 from coffer.testing.tokens import process_softhsm_conf
 
+# leaks: fails the run when a process a test started (node, server, key holder, gpg-agent, postgres) is left
+# running; properties: Hypothesis explores from a printed seed, at least 200 examples per property
+pytest_plugins = ["coffer.testing.leaks", "coffer.testing.properties"]
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -92,11 +96,3 @@ def wait() -> object:
 
 
 os.environ.setdefault("COFFER_TESTING", "1")
-
-# In CI the property tests run a fixed sequence of examples (the same on every run), so a green main
-# stays green; developers' runs keep exploring new examples.
-from hypothesis import settings as _hypothesis_settings  # noqa: E402
-
-_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    _hypothesis_settings.load_profile("ci")

@@ -52,7 +52,8 @@ def test_demo_runs_every_stage_and_writes_the_report(site: Path) -> None:
     por = report["por"]
     assert Path(por["bitmex_liabilities"]).exists() and Path(por["bitmex_reserves"]).exists()
     assert 64 == len(por["statement_pubkey_ed25519"]) and por["sample_accounts"]
-    assert Path(report["mail"]["maildir"]).exists() and report["mail"]["client_secret_keys"]
+    assert Path(report["mail"]["maildir"]).exists() and report["mail"]["client_gnupg_homes"]
+    assert report["mail"]["gpg_decrypted"] >= len(report["mail"]["client_gnupg_homes"])
     assert report["revocation"]["refused"] is True
     governance = report["governance"]
     assert [2, 3] == governance["threshold"]
@@ -70,7 +71,7 @@ def test_demo_runs_every_stage_and_writes_the_report(site: Path) -> None:
         assert (home, False) == (directory.parent, coordinator_home in directory.parents)
         assert 0o700 == directory.stat().st_mode & 0o777
     assert not list(coordinator_home.rglob("ca.key")) and not list(coordinator_home.rglob("seed.sealed"))
-    assert all(Path(path).parent.parent == home for path in report["mail"]["client_secret_keys"].values())
+    assert all(Path(path).parent.parent == home for path in report["mail"]["client_gnupg_homes"].values())
     separate = os.geteuid() == 0 and reachable_by_others(Path(sys.executable))
     assert separate == report["separate_unix_users"]
     if separate:

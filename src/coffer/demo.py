@@ -421,24 +421,22 @@ PGP_CLIENTS = 5
 
 
 def _client_pgp_keys(site: DemoSite, clients: list[str], now: dt.datetime) -> dict[str, str]:
-    """Some clients put an OpenPGP key in their security centre and prove they can decrypt its challenge."""
-    import pysequoia as sq
+    """Some clients make an OpenPGP key with GnuPG (`gpg --quick-gen-key`, each in its own GnuPG home), put it in
+    their security centre and prove with `gpg --decrypt` that they can read its challenge."""
+    from coffer.notify.gnupg import GnupgHome
 
     notify = site.coordinator.notify
-    secret_files: dict[str, str] = {}
+    homes: dict[str, str] = {}
     for client in clients[:PGP_CLIENTS]:
-        tsk = sq.Tsk.generate(f"{client} <{client}@clients.coffer.invalid>")
-        notify.key_service.submit(client, str(tsk.extract_certificate()).encode(), now=now)
-        challenge = [item for item in notify.outbox.items(client_id=client) if item.event == "key_challenge"][-1]
-        plain = sq.decrypt(challenge.body.encode(), decryptor=tsk.decryptor()).bytes
-        text = (plain or b"").decode()
-        code = next(line.strip() for line in text.splitlines() if line.startswith("    "))
+        uid = f"{client} <{client}@clients.coffer.invalid>"
+        with GnupgHome(site.person_dir(client) / "gnupg") as gpg:
+            gpg.generate(uid)
+            notify.key_service.submit(client, gpg.export(uid), now=now)
+            challenge = [item for item in notify.outbox.items(client_id=client) if item.event == "key_challenge"][-1]
+            code = next(line.strip() for line in gpg.decrypt(challenge.body).splitlines() if line.startswith("    "))
         notify.key_service.confirm(client, code, now=now)
-        path = site.person_dir(client) / "pgp.sec.asc"
-        path.write_text(str(tsk))
-        path.chmod(0o600)
-        secret_files[client] = str(path)
-    return secret_files
+        homes[f"{client}@clients.coffer.invalid"] = str(gpg.home)
+    return homes
 
 
 def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None:
@@ -451,12 +449,13 @@ def stage_deposits(site: DemoSite, report: DemoReport, console: Console) -> None
         payments.append((coordinator.cold.deposit_address(client, now=now), DEPOSIT_SATS + 1000 * len(payments)))
     site.parts["clients"] = clients
     payments.append((coordinator.cold.deposit_address("company:operating", now=now), 100_000_000))
-    secret_keys = _client_pgp_keys(site, clients, now)
+    gnupg_homes = _client_pgp_keys(site, clients, now)
     for client in clients:  # each client is mailed (encrypted) about the new address at once
         _whitelist(site, client, "BTC", WHITELISTED, by=f"client:{client}")
-    report.data["mail"] = {"maildir": str(site.home / "mail"), "client_secret_keys": secret_keys,
+    report.data["mail"] = {"maildir": str(site.home / "mail"), "client_gnupg_homes": gnupg_homes,
                            "security_team_secret_key": str(site.person_dir("security-team") / "pgp.sec.asc")}
-    console.print(f"  {len(secret_keys)} clients registered an OpenPGP key and proved they can decrypt it")
+    console.print(f"  {len(gnupg_homes)} clients registered a GnuPG-made OpenPGP key and proved with gpg they can "
+                  "decrypt it")
     for chunk in range(0, len(payments), 10):
         site.faucet.pay_many(payments[chunk:chunk + 10])
     site.faucet.mine(1)
@@ -981,11 +980,28 @@ def stage_summary(site: DemoSite, report: DemoReport, console: Console) -> None:
     assert custody == on_chain, f"cold custody {custody} sats in the ledger, {on_chain} on chain"
     sent = coordinator.deliver_mail()
     report.data.setdefault("mail", {})["sent"] = sent
+    read = _read_client_mail(site, report)
     events = coordinator.audit.verify_chain()
     report.data["summary"] = {"cold_custody_sats": custody, "cold_on_chain_sats": on_chain,
                               "audit_events": events, "ledger_consistent": bool(consistency)}
     console.print(f"  cold + hot custody {custody} sats = {on_chain} sats on chain; audit chain of {events} events verifies;"
-                  f" {sent} mails delivered (encrypted to every client with a key)")
+                  f" {sent} mails delivered (encrypted to every client with a key); gpg --decrypt read all {read} "
+                  "mails to clients with a key")
+
+
+def _read_client_mail(site: DemoSite, report: DemoReport) -> int:
+    """Each client with a key reads every mail it got with `gpg --decrypt` in its own GnuPG home."""
+    from coffer.notify.gnupg import GnupgHome, read_client_mail
+
+    homes = {address: GnupgHome(Path(home)) for address, home in report.data["mail"]["client_gnupg_homes"].items()}
+    try:
+        read = read_client_mail(site.home / "mail", homes)
+    finally:
+        for home in homes.values():
+            home.close()
+    assert {mail.recipient for mail in read} == set(homes), "a client with a key got no mail gpg could read"
+    report.data["mail"]["gpg_decrypted"] = len(read)
+    return len(read)
 
 
 def _hand_home_to_coordinator(site: DemoSite) -> None:

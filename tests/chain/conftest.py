@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from coffer.chain.regtest import RegtestNode
+from coffer.chain.regtest import RegtestNode, RpcDispatcher, RpcServer
 from tests.chain.helpers import key, p2wpkh_script
+from tests.chain.rpchelp import AUTH, RawRpc
 
 MINER_KEY = key(7)
 MINER_SCRIPT = p2wpkh_script(MINER_KEY)
@@ -31,6 +32,16 @@ def node(tmp_path: Path, _template_chain: Path) -> Iterator[RegtestNode]:
     with RegtestNode(tmp_path / "regtest") as fresh:
         assert 110 == fresh.height
         yield fresh
+
+
+@pytest.fixture
+def served(node: RegtestNode) -> Iterator[tuple[RegtestNode, RpcServer, RawRpc]]:
+    """The node's RPC server on a free loopback port with user/password AUTH, and a raw client."""
+    server = RpcServer(RpcDispatcher(node), port=0, rpcuser=AUTH[0], rpcpassword=AUTH[1]).start()
+    try:
+        yield node, server, RawRpc(server.url, AUTH)
+    finally:
+        server.close()
 
 
 def mature_coins(node: RegtestNode, count: int = 1) -> list:

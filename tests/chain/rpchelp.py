@@ -10,6 +10,8 @@ import urllib.request
 from decimal import Decimal
 from typing import Any
 
+AUTH = ("alice", "correct horse")
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -86,10 +86,10 @@ def test_broadcast_rejection_carries_core_reason(rpc_chain: tuple[RegtestNode, B
     """A rejected broadcast raises BroadcastRejected with Core's reason, details and code."""
     node, chain = rpc_chain
     coin = mature_coins(node)[0]
-    low = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 10, MINER_SCRIPT)])
+    low = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 5, MINER_SCRIPT)])
     with pytest.raises(BroadcastRejected) as caught:
         chain.broadcast(low)
-    assert ("min relay fee not met", f"10 < {vsize(low)}", -26) == (
+    assert ("min relay fee not met", f"5 < {vsize(low) * 100 // 1000}", -26) == (
         caught.value.reason, caught.value.details, caught.value.code)
 
 

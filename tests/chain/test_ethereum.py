@@ -33,7 +33,7 @@ HARDHAT_CHAIN_ID = 31337
 def hardhat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real hardhat@2 node on 127.0.0.1 from the checkout's node_modules (installed by make)."""
     node, url = hardhat_node(tmp_path_factory.mktemp("hardhat"), chain_id=HARDHAT_CHAIN_ID)
-    with node.start():
+    with node:
         yield url
 
 

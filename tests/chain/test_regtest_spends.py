@@ -6,6 +6,7 @@ import pytest
 
 from coffer.chain.errors import BroadcastRejected
 from coffer.chain.regtest import RegtestNode
+from coffer.chain.regtest.policy import PolicySettings
 from coffer.chain.regtest.wire import parse_tx
 from tests.chain.conftest import MINER_KEY, MINER_SCRIPT, mature_coins
 from tests.chain.helpers import (
@@ -21,6 +22,7 @@ from tests.chain.helpers import (
     sign_taproot_keypath,
     spend_p2wpkh,
     unsigned,
+    vsize,
 )
 
 
@@ -77,7 +79,7 @@ def test_changed_signature_byte_is_rejected(node: RegtestNode) -> None:
     signature = parse_tx(raw).inputs[0].witness[0]
     with pytest.raises(BroadcastRejected) as caught:
         node.accept_transaction(flip_signature_byte(raw, signature))
-    assert f"mandatory-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
+    assert f"mempool-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
     assert {} == node.mempool_entries()
 
 
@@ -90,7 +92,7 @@ def test_changed_taproot_signature_byte_is_rejected(node: RegtestNode) -> None:
     raw = tx.serialize()
     with pytest.raises(BroadcastRejected) as caught:
         node.accept_transaction(flip_signature_byte(raw, parse_tx(raw).inputs[0].witness[0]))
-    assert "mandatory-script-verify-flag-failed (Invalid Schnorr signature)" == caught.value.reason
+    assert "mempool-script-verify-flag-failed (Invalid Schnorr signature)" == caught.value.reason
 
 
 def test_multisig_with_one_signature_changed_is_rejected(node: RegtestNode) -> None:
@@ -103,17 +105,17 @@ def test_multisig_with_one_signature_changed_is_rejected(node: RegtestNode) -> N
     raw = tx.serialize()
     with pytest.raises(BroadcastRejected) as caught:
         node.accept_transaction(flip_signature_byte(raw, parse_tx(raw).inputs[0].witness[1]))
-    assert f"mandatory-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
+    assert f"mempool-script-verify-flag-failed ({EVAL_FALSE})" == caught.value.reason
 
 
-def test_double_spend_in_mempool_is_a_conflict(node: RegtestNode) -> None:
-    """A second transaction spending the same coin as one in the mempool is txn-mempool-conflict."""
+def test_double_spend_in_mempool_replaces_without_signal(node: RegtestNode) -> None:
+    """Full RBF (Core 31.99 has no opt-in rule): a conflicting spend paying more replaces one that did not signal."""
     coin = mature_coins(node)[0]
-    node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    first, _fee = node.accept_transaction(spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)]))
     second = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 2 * FEE_SATS, p2wpkh_script(key(51)))])
-    with pytest.raises(BroadcastRejected) as caught:
-        node.accept_transaction(second)
-    assert ("txn-mempool-conflict", -26) == (caught.value.reason, caught.value.code)
+    replacement, _fee = node.accept_transaction(second)
+    assert [replacement.txid] == list(node.mempool_entries())
+    assert first.txid != replacement.txid
 
 
 def test_double_spend_of_confirmed_coin_is_missing_inputs(node: RegtestNode) -> None:
@@ -158,24 +160,28 @@ def test_dust_output_is_rejected(node: RegtestNode) -> None:
 
 
 def test_low_fee_is_rejected(node: RegtestNode) -> None:
-    """A fee below 1 sat/vB is "min relay fee not met" with Core's detail."""
+    """A fee below 0.1 sat/vB (Core 31.99's relay fee) is "min relay fee not met" with Core's detail."""
     coin = mature_coins(node)[0]
-    raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 50, MINER_SCRIPT)])
+    raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - 5, MINER_SCRIPT)])
     with pytest.raises(BroadcastRejected) as caught:
         node.accept_transaction(raw)
     assert "min relay fee not met" == caught.value.reason
-    assert caught.value.message.startswith("min relay fee not met, 50 < ")
+    assert f"min relay fee not met, 5 < {vsize(raw) * 100 // 1000}" == caught.value.message
 
 
-def test_oversized_op_return_is_rejected_and_small_one_accepted(node: RegtestNode) -> None:
-    """OP_RETURN data up to 80 bytes is standard; more is "scriptpubkey"."""
+def test_op_return_bytes_limited_by_datacarriersize(node: RegtestNode) -> None:
+    """By default two OP_RETURN outputs of 83 bytes are standard; with -datacarriersize=83 the second is
+    "datacarrier" (the limit counts every OP_RETURN output's bytes together)."""
     first, second = mature_coins(node, 2)
-    small = b"\x6a\x4c\x50" + b"\x00" * 80
-    node.accept_transaction(spend_p2wpkh(first, MINER_KEY, [(0, small), (first.value_sats - FEE_SATS, MINER_SCRIPT)]))
-    big = b"\x6a\x4c\x51" + b"\x00" * 81
-    with pytest.raises(BroadcastRejected) as caught:
-        node.accept_transaction(spend_p2wpkh(second, MINER_KEY, [(0, big), (second.value_sats - FEE_SATS, MINER_SCRIPT)]))
-    assert "scriptpubkey" == caught.value.reason
+    data = b"\x6a\x4c\x50" + b"\x00" * 80
+    outputs = [(0, data), (0, data)]
+    node.accept_transaction(spend_p2wpkh(first, MINER_KEY, [*outputs, (first.value_sats - FEE_SATS, MINER_SCRIPT)]))
+    node.close()
+    with RegtestNode(node.datadir, policy_settings=PolicySettings(datacarrier_size=83)) as strict:
+        with pytest.raises(BroadcastRejected) as caught:
+            strict.accept_transaction(spend_p2wpkh(second, MINER_KEY,
+                                                   [*outputs, (second.value_sats - FEE_SATS, MINER_SCRIPT)]))
+        assert "datacarrier" == caught.value.reason
 
 
 def test_mempool_chain_is_mined_in_order(node: RegtestNode) -> None:
@@ -202,7 +208,7 @@ def test_any_changed_byte_of_a_signed_spend_is_refused(node: RegtestNode) -> Non
     raw = spend_p2wpkh(coin, MINER_KEY, [(coin.value_sats - FEE_SATS, MINER_SCRIPT)])
 
     @given(st.integers(0, len(raw) - 1), st.integers(1, 255))
-    @settings(max_examples=120, deadline=None)
+    @settings(max_examples=200, deadline=None)
     def check(position: int, mask: int) -> None:
         mutated = raw[:position] + bytes([raw[position] ^ mask]) + raw[position + 1:]
         with pytest.raises(BroadcastRejected):
@@ -242,19 +248,21 @@ def test_replacement_without_enough_fee_is_rejected(node: RegtestNode) -> None:
     assert [first.txid] == list(node.mempool_entries())
 
 
-def test_unconfirmed_chain_longer_than_25_is_rejected(node: RegtestNode) -> None:
-    """The 26th transaction of an unconfirmed chain is too-long-mempool-chain."""
-    coin = mature_coins(node)[0]
-    current = coin
-    owner = MINER_KEY
-    for _ in range(25):
-        tx, _fee = node.accept_transaction(spend_p2wpkh(current, owner, [(current.value_sats - FEE_SATS, MINER_SCRIPT)]))
-        current = Prevout(tx.txid, 0, current.value_sats - FEE_SATS, MINER_SCRIPT)
-    with pytest.raises(BroadcastRejected) as caught:
-        node.accept_transaction(spend_p2wpkh(current, owner, [(current.value_sats - FEE_SATS, MINER_SCRIPT)]))
-    assert "too-long-mempool-chain, too many unconfirmed ancestors [limit: 25]" == caught.value.message
-    node.generate(1, MINER_SCRIPT)
-    assert {} == node.mempool_entries()
+def test_cluster_beyond_limit_is_rejected(node: RegtestNode) -> None:
+    """With -limitclustercount=5 the sixth transaction of an unconfirmed chain is too-large-cluster
+    (Core 31.99's cluster limit, 64 by default, replaces the 25-ancestor rule)."""
+    node.close()
+    with RegtestNode(node.datadir, policy_settings=PolicySettings(cluster_count_max=5)) as limited:
+        current = mature_coins(limited)[0]
+        for _ in range(5):
+            tx, _fee = limited.accept_transaction(
+                spend_p2wpkh(current, MINER_KEY, [(current.value_sats - FEE_SATS, MINER_SCRIPT)]))
+            current = Prevout(tx.txid, 0, current.value_sats - FEE_SATS, MINER_SCRIPT)
+        with pytest.raises(BroadcastRejected) as caught:
+            limited.accept_transaction(spend_p2wpkh(current, MINER_KEY, [(current.value_sats - FEE_SATS, MINER_SCRIPT)]))
+        assert "too-large-cluster" == caught.value.reason
+        limited.generate(1, MINER_SCRIPT)
+        assert {} == limited.mempool_entries()
 
 
 def test_too_many_sigops_is_rejected(node: RegtestNode) -> None:

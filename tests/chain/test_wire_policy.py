@@ -69,8 +69,8 @@ def test_script_types_and_dust_thresholds(spk: bytes, kind: str, dust: int) -> N
 
 
 def test_amounts_serialise_like_core() -> None:
-    """Btc amounts print with 8 decimals and no float noise."""
-    assert '{"a": 0.00000001, "b": [50.00000000, -1.10000000], "c": null}' == dumps(
+    """Btc amounts print with 8 decimals and no float noise, in compact JSON as Core's UniValue writes it."""
+    assert '{"a":0.00000001,"b":[50.00000000,-1.10000000],"c":null}' == dumps(
         {"a": Btc(1), "b": [Btc(50 * 10**8), Btc(-110_000_000)], "c": None})
 
 

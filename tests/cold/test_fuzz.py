@@ -33,7 +33,7 @@ def _valid_psbt() -> bytes:
 VALID = _valid_psbt()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_random_bytes_are_a_typed_error(data: bytes) -> None:
     """Arbitrary bytes never crash the PSBT parser: PsbtInvalid or a PSBT."""
@@ -61,7 +61,7 @@ def test_valid_psbt_round_trips() -> None:
     assert VALID == bytes(parse_psbt(VALID).serialize())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                     max_leaves=20))

@@ -34,7 +34,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcdsaCluster]:
 def hardhat_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real hardhat@2 node on 127.0.0.1 (`npx hardhat node` from the checkout's node_modules)."""
     node, url = hardhat_node(tmp_path_factory.mktemp("hardhat-eth"), chain_id=HARDHAT_CHAIN_ID)
-    with node.start():
+    with node:
         yield url
 
 

@@ -54,7 +54,7 @@ def test_unknown_or_missing_fields_are_refused() -> None:
         EthSpend.from_json(data)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(["kind", "chain_id", "nonce", "gas", "to", "value_wei", "path", "x"]),
                        st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.none(),
                                  st.lists(st.integers(), max_size=2))))

@@ -27,7 +27,7 @@ from coffer.mpc.dkg.refresh import RefreshSession
 
 PROTOCOLS = {"secp256k1": chilldkg, "ed25519": ed25519,
              "secp256k1-untweaked": secp256k1_untweaked}
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 N, T = 3, 2
 
 

@@ -15,7 +15,7 @@ from coffer.mpc.ecdsa import InvalidTweak, derive, ethereum_address
 from coffer.mpc.ecdsa.curve import Q
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(1, Q - 1), st.binary(min_size=32, max_size=32),
        st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=3))
 def test_derivation_matches_bip32_public_derivation(secret: int, chain_code: bytes, path: list[int]) -> None:

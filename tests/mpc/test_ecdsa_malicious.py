@@ -235,7 +235,8 @@ def test_equivocated_nonce_point_is_named() -> None:
     assert 2 == caught.value.counterparty
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow  # a whole protocol run per example
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([1, 2, 3]), st.integers(0, 2**32), st.integers(1, 255))
 def test_one_byte_changed_message_is_refused(round_number: int, position_seed: int, xor: int) -> None:
     """Any message with one byte changed makes the session abort; no signature is released."""

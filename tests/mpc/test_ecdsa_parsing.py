@@ -17,7 +17,7 @@ from coffer.mpc.ecdsa.messages import SignRound1, SignRound2, SignRound3
 SESSION = bytes(range(32))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300), st.sampled_from([1, 2, 3, 4]))
 def test_arbitrary_bytes_are_refused_with_the_sender_named(data: bytes, kind: int) -> None:
     """Random bytes (or a valid header with a random body) never parse and never crash otherwise."""

@@ -117,7 +117,7 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.text(
                          children, max_size=6), max_leaves=12)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=st.sampled_from(_ROUTES), body=st.one_of(_JSON, st.binary(max_size=40)))
 def test_arbitrary_request_bodies_only_ever_give_expected_errors(cosigner, route: str,  # type: ignore[no-untyped-def]
                                                                  body: object) -> None:

@@ -39,7 +39,8 @@ def _run(inputs: list[int], session: bytes,
     return c, d, state.b
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow  # a whole protocol run per example
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(scalars, min_size=2, max_size=2), st.binary(min_size=4, max_size=4))
 def test_vole_outputs_sum_to_the_product(inputs: list[int], session: bytes) -> None:
     """c_k + d_k = a_k * b for both of Alice's inputs, with Bob's random b."""
@@ -77,7 +78,7 @@ def test_tampered_check_value_fails_the_multiplication_check() -> None:
         _run([5, 6], b"tamper-u", tamper)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(1, 60), min_size=2, max_size=8, unique=True), st.binary(min_size=1, max_size=16))
 def test_zero_shares_sum_to_zero(identifiers: list[int], session: bytes) -> None:
     """The zero shares of any signer set cancel, for any session id."""

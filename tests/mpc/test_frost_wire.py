@@ -16,7 +16,7 @@ from .frost_helpers import SUITE_IDS, SUITES, dealer, independent_verify, round_
 
 MESSAGE = b"withdrawal 42: 0.5 BTC to bc1p..."
 TORSION = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
-PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @cache
@@ -217,7 +217,7 @@ def test_key_package_with_one_byte_changed_is_refused(suite: frost.Ciphersuite, 
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=SUITE_IDS)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(message=st.binary(max_size=300), signers=st.permutations([1, 2, 3, 4]).map(lambda p: sorted(p[:3])),
        tweak_values=st.lists(st.binary(min_size=32, max_size=32), max_size=3), modes=st.lists(st.booleans(), min_size=3,
                                                                                              max_size=3))

@@ -65,7 +65,7 @@ def test_check_field_modulus_is_irreducible() -> None:
     assert _irreducible(gf2.MODULUS, gf2.FIELD_BITS)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(0, (1 << 208) - 1), st.integers(0, (1 << 208) - 1))
 def test_table_multiplier_matches_carryless_product(left: int, right: int) -> None:
     """The byte-table multiplier equals the reference carry-less product, reduced."""
@@ -74,7 +74,7 @@ def test_table_multiplier_matches_carryless_product(left: int, right: int) -> No
     assert expected == actual
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(0, (1 << 208) - 1), st.integers(0, (1 << 208) - 1),
        st.binary(min_size=COLUMN_BYTES, max_size=COLUMN_BYTES))
 def test_column_hash_is_the_universal_hash_in_gf2_208(first: int, second: int, column: bytes) -> None:
@@ -87,7 +87,8 @@ def test_column_hash_is_the_universal_hash_in_gf2_208(first: int, second: int, c
     assert expected.to_bytes(size, "little") == actual
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow  # a whole protocol run per example
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=BATCH // 8, max_size=BATCH // 8),
        st.lists(st.integers(0, Q - 1), min_size=WIDTH, max_size=WIDTH),
        st.binary(min_size=8, max_size=8))

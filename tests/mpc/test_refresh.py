@@ -334,7 +334,7 @@ def test_sessions_round_trip_strictly(dkg: DkgProtocol) -> None:
         refresh.parse_session(suite, bytes(swapped))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(position=st.integers(0, 10_000), mask=st.integers(1, 255))
 def test_session_with_one_byte_changed_invalidates_every_dealing(position: int, mask: int) -> None:
     """Any changed byte in a refresh session is refused, or no dealing of the real session verifies under it."""

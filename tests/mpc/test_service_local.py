@@ -228,7 +228,7 @@ def test_ecdsa_key_lifecycle_runs_over_the_same_layer(local: Local) -> None:
         local.mpc.sign_session(refreshed, "digest", {"digest": "00" * 32}, [bytes(32)])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_mutated_body_gives_a_typed_error(local: Local, data: st.DataObject) -> None:
     """Every one-byte change of a request body gives a typed Coffer error (or a refusal), never a crash."""

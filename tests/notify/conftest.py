@@ -24,13 +24,13 @@ def team_key() -> sq.Tsk:
 
 
 @pytest.fixture(scope="session")
-def client_gpg(tmp_path_factory: pytest.TempPathFactory, team_key: sq.Tsk) -> Gpg:
+def client_gpg(tmp_path_factory: pytest.TempPathFactory, team_key: sq.Tsk) -> Iterator[Gpg]:
     """One gpg home with good client keys (ed25519 + cv25519) that knows the team's public key."""
-    gpg = Gpg(tmp_path_factory.mktemp("gnupg-client") / "home")
-    gpg.generate("Alice <alice@example.com>")
-    gpg.generate("Bob <bob@example.com>")
-    gpg.run("--import", input_bytes=str(team_key.extract_certificate()).encode())
-    return gpg
+    with Gpg(tmp_path_factory.mktemp("gnupg-client") / "home") as gpg:
+        gpg.generate("Alice <alice@example.com>")
+        gpg.generate("Bob <bob@example.com>")
+        gpg.run("--import", input_bytes=str(team_key.extract_certificate()).encode())
+        yield gpg
 
 
 def _parts(engine: Engine, team_key: sq.Tsk) -> NotifyParts:

@@ -3,59 +3,16 @@
 from __future__ import annotations
 
 import email
-import os
-import subprocess
 from dataclasses import dataclass, field
 from email.message import Message
-from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from coffer.notify.gnupg import GnupgHome
 from coffer.testing import free_port
 
-
-class Gpg:
-    """gpg in its own home directory, used only to play clients."""
-
-    def __init__(self, home: Path) -> None:
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.home = home
-
-    def run(self, *args: str, input_bytes: bytes | None = None) -> bytes:
-        env = {**os.environ, "GNUPGHOME": str(self.home)}
-        result = subprocess.run(["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", *args],
-                                input=input_bytes, capture_output=True, env=env, timeout=60)
-        if result.returncode != 0:
-            raise RuntimeError(f"gpg {args[0]} failed: {result.stderr.decode(errors='replace')[-500:]}")
-        return result.stdout
-
-    def fingerprint(self, uid: str) -> str:
-        out = self.run("--with-colons", "--list-keys", uid).decode()
-        return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr"))
-
-    def generate(self, uid: str, algo: str = "future-default", usage: str = "default", expire: str = "1y") -> str:
-        """Generate a key; returns its fingerprint (lowercase)."""
-        self.run("--quick-gen-key", uid, algo, usage, expire)
-        return self.fingerprint(uid).lower()
-
-    def add_subkey(self, uid: str, algo: str, usage: str, expire: str = "1y") -> None:
-        self.run("--quick-add-key", self.fingerprint(uid), algo, usage, expire)
-
-    def export(self, uid: str) -> bytes:
-        return self.run("--armor", "--export", uid)
-
-    def export_secret(self, uid: str) -> bytes:
-        return self.run("--armor", "--export-secret-keys", uid)
-
-    def revoke(self, uid: str) -> None:
-        path = self.home / "openpgp-revocs.d" / f"{self.fingerprint(uid)}.rev"
-        text = path.read_text().replace(":-----BEGIN", "-----BEGIN")
-        self.run("--import", input_bytes=text.encode())
-
-    def decrypt(self, armored: str | bytes) -> str:
-        data = armored.encode() if isinstance(armored, str) else armored
-        return self.run("--decrypt", input_bytes=data).decode()
+Gpg = GnupgHome  # the client side lives in coffer.notify.gnupg (the demo plays clients with it too)
 
 
 @dataclass

@@ -21,7 +21,11 @@ def _now() -> datetime:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """One gpg home with one key of each kind."""
-    gpg = Gpg(tmp_path_factory.mktemp("gnupg-bad") / "home")
+    with Gpg(tmp_path_factory.mktemp("gnupg-bad") / "home") as gpg:
+        return _keys(gpg)
+
+
+def _keys(gpg: Gpg) -> dict[str, bytes]:
     gpg.generate("Good <good@example.com>")
     gpg.generate("Sign <sign@example.com>", "ed25519", "sign")
     gpg.generate("Weak <weak@example.com>", "rsa1024", "sign")

@@ -37,7 +37,7 @@ requests_strategy = st.builds(
 
 
 @given(requests_strategy)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_request_round_trips(request: WithdrawalRequest) -> None:
     """Every valid request parses back from its encoding to itself, with the same digest."""
     assert request == parse_request(request.encode())
@@ -45,7 +45,7 @@ def test_request_round_trips(request: WithdrawalRequest) -> None:
 
 
 @given(requests_strategy, st.data())
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_one_byte_changed_is_refused_or_another_request(request: WithdrawalRequest, data: st.DataObject) -> None:
     """A request with one byte changed is refused, or it is a different request with a different digest."""
     encoded = bytearray(request.encode())
@@ -78,7 +78,7 @@ json_values = st.recursive(
 @given(st.dictionaries(st.sampled_from(["type", "kind", "asset", "amount_minor", "destination", "source_wallet",
                                         "account", "fee_policy", "nonce", "expires_at_s", "initiator", "extra"]),
                        json_values, max_size=12))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_random_json_objects_never_crash_the_request_parser(doc: dict) -> None:
     """Arbitrary JSON objects with plausible keys are refused cleanly."""
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()

@@ -87,7 +87,7 @@ def test_hash_changes_with_text() -> None:
 
 
 @given(st.data())
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_fuzzed_policy_edits_compile_or_are_refused_cleanly(data: st.DataObject) -> None:
     """Random insertions and deletions in the policy text compile or raise MalformedPolicy, nothing else."""
     text = TEXT
@@ -105,7 +105,7 @@ def test_fuzzed_policy_edits_compile_or_are_refused_cleanly(data: st.DataObject)
 
 
 @given(st.text(max_size=300))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_random_text_is_not_a_policy(text: str) -> None:
     """Arbitrary text is refused with MalformedPolicy (or, rarely, is a valid policy)."""
     try:

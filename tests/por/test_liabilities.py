@@ -104,7 +104,7 @@ def test_wrong_nonce_fails() -> None:
         verify_inclusion(tree.proof_for(1), nonces[2], tree.published_root())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(balances=st.dictionaries(st.integers(0, U64_MAX), st.integers(0, 10**15), min_size=1, max_size=12),
        parts=st.integers(1, 4), seed=st.integers(0, 2**32), flip=st.integers(0, 10_000))
 def test_property_every_proof_verifies_every_tampered_one_fails(balances: dict[int, int], parts: int, seed: int,
@@ -231,7 +231,7 @@ def test_parts_of_one_account_are_never_siblings() -> None:
             assert len(set(parents)) == len(parents)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(seed=st.integers(0, 2**32), line=st.integers(1, 10_000), field=st.sampled_from(["digest", "value"]))
 def test_property_tampered_tree_file_fails(seed: int, line: int, field: str) -> None:
     """Any one node of the BitMEX-format file changed: the tree check or the published root refuses it."""

@@ -161,7 +161,7 @@ def test_push_hook_delivers_notice_on_halt(sqlite_engine: Engine) -> None:
     assert watcher.latest is not None and (True, halt.halt_id) == (watcher.latest.halted, watcher.latest.halt_id)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_any_changed_byte_refused(data: st.DataObject) -> None:
     """A signed notice with any one byte changed, in the notice or the signature, is refused."""

@@ -93,7 +93,7 @@ def test_negative_amount_refused() -> None:
         holding_columns(SCRIPTS, [Holding("0014aa", -1)])
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([s.script for s in SCRIPTS]), st.integers(0, 10**12)), max_size=40),
        st.integers(-3, 3))
 def test_fast_and_exact_paths_agree(holdings: list[tuple[str, int]], skew: int) -> None:

@@ -106,7 +106,7 @@ fills_strategy = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 1), st.int
                                     st.integers(1, 2000)), min_size=1, max_size=80)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(fills_strategy, st.integers(0, 5), st.integers(-3, 3))
 def test_columnar_check_agrees_with_reference(fills: list[tuple[int, int, int, int]], victim: int, delta: int) -> None:
     """On random fill logs with a random corruption, numpy and plain Python report the same counts."""
@@ -133,7 +133,7 @@ def test_turnover_beyond_64_bits_refused() -> None:
                                        np.zeros(4, dtype=np.int64)))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(fills_strategy, st.integers(0, 80))
 def test_replay_from_a_base_equals_whole_replay(fills: list[tuple[int, int, int, int]], cut: int) -> None:
     """Replaying the fills after a cut on top of the replay before it equals replaying them all."""

@@ -24,11 +24,14 @@ def regtest(
     rpcbind: str = typer.Option("127.0.0.1", "--rpcbind", help="loopback address to bind (non-loopback refused)"),
     mine_interval: float = typer.Option(0.0, "--mine-interval", help="mine a block every N seconds (0: on demand)"),
     mine_to: str | None = typer.Option(None, "--mine-to", help="address the timer's blocks pay"),
+    core_option: list[str] = typer.Option(  # noqa: B008 - typer's idiom
+        [], "--core-option", help="a bitcoind option NAME=VALUE (e.g. datacarriersize=83); repeatable; "
+        "policy, RPC and mock-time options are honoured, others logged as ignored"),
 ) -> None:
     """Run an embedded Bitcoin regtest node judged by libbitcoinkernel, serving Core's JSON-RPC."""
-    from coffer.chain.regtest.node import DEFAULT_PAYOUT_SCRIPT, RegtestNode
-    from coffer.chain.regtest.rpc import RpcDispatcher
-    from coffer.chain.regtest.server import RpcServer
+    from coffer.chain.regtest.daemon import open_node_and_server
+    from coffer.chain.regtest.node import DEFAULT_PAYOUT_SCRIPT, FutureTip
+    from coffer.chain.regtest.options import OptionError, parse_core_options
 
     payout = DEFAULT_PAYOUT_SCRIPT
     if mine_to is not None:
@@ -36,13 +39,15 @@ def regtest(
             payout = address_to_script(mine_to)
         except DecodeError as exc:
             raise typer.BadParameter(f"--mine-to: {exc}") from exc
-    node = RegtestNode(datadir.resolve())
     try:
-        server = RpcServer(RpcDispatcher(node), port=rpcport, host=rpcbind, rpcuser=rpcuser,
-                           rpcpassword=rpcpassword).start()
-    except (OSError, ValueError) as exc:
-        node.close()
-        typer.echo(f"error: {exc}", err=True)
+        options = parse_core_options([f"rpcport={rpcport}", *core_option])
+        node, server = open_node_and_server(datadir.resolve(), options, host=rpcbind, rpcuser=rpcuser,
+                                            rpcpassword=rpcpassword)
+    except FutureTip as exc:  # Core prints this one without a caption
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    except (OSError, ValueError, OptionError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from exc
     if mine_interval > 0:
         node.start_mining(mine_interval, payout)

@@ -86,7 +86,8 @@ def descriptor_scripts(descriptor: str, range_start: int = 0, range_end: int = 9
     except Exception as exc:  # embit raises several types for malformed descriptors
         raise DecodeError(f"Invalid descriptor: {exc}") from exc
     if not parsed.is_wildcard:
-        return [(parsed.script_pubkey().data, add_checksum(body))]
+        # derive() applies a fixed path such as `xpub/0/7`; embit's script_pubkey() alone ignores it
+        return [(parsed.derive(0).script_pubkey().data, add_checksum(body))]
     if not 0 <= range_start <= range_end or range_end - range_start >= DESCRIPTOR_RANGE_MAX:
         raise DecodeError("Range should be greater or equal than 0 and at most 1000000 items")
     found = []

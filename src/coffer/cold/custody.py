@@ -648,7 +648,7 @@ class ColdCustody:
                     continue
                 signatures[bytes.fromhex(answer["pubkey"])] = bytes.fromhex(answer["signature"])
             proof = assemble_p2wsh_multisig(wallet.witness_script(branch, index), message, signatures, full=True)
-            descriptor = wallet.descriptor(branch)
+            descriptor = wallet.address_descriptor(branch, index)
             entries.append(ReserveEntry(wallet.address(branch, index), balances[script], "cold", descriptor,
                                         (ControlProof(f"cold-quorum-{wallet.threshold}-of-{len(wallet.keys)}", proof),)))
         return entries

@@ -81,8 +81,9 @@ class KeyOrigin:
         if not _ORIGIN.match(f"[{self.fingerprint}/{self.path}]{self.xpub}"):
             raise DescriptorError("malformed key origin")
 
-    def expression(self, branch: int) -> str:
-        return f"[{self.fingerprint}/{self.path}]{self.xpub}/{branch}/*"
+    def expression(self, branch: int, index: int | None = None) -> str:
+        """`[fp/path]xpub/branch/*`, or `/branch/index` for one address."""
+        return f"[{self.fingerprint}/{self.path}]{self.xpub}/{branch}/{'*' if index is None else index}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,16 @@ class ColdWallet:
         if branch not in (RECEIVE, CHANGE):
             raise DescriptorError("branch must be 0 (receive) or 1 (change)")
         inner = ",".join(key.expression(branch) for key in self.keys)
+        return add_checksum(f"wsh(sortedmulti({self.threshold},{inner}))")
+
+    def address_descriptor(self, branch: int, index: int) -> str:
+        """One address's own descriptor: the wallet's keys at `branch/index`, not ranged, with checksum.
+        Published per reserves entry, so no two entries carry the same descriptor."""
+        if branch not in (RECEIVE, CHANGE):
+            raise DescriptorError("branch must be 0 (receive) or 1 (change)")
+        if not 0 <= index < 2**31:
+            raise DescriptorError("index out of range")
+        inner = ",".join(key.expression(branch, index) for key in self.keys)
         return add_checksum(f"wsh(sortedmulti({self.threshold},{inner}))")
 
     @property

@@ -10,18 +10,20 @@ The coordinator only ever holds public keys: `decrypt` is for the security team'
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pysequoia as sq
-from pysequoia.packet import PacketPile, PublicKeyAlgorithm, Tag
+from pysequoia.packet import PacketPile, PublicKeyAlgorithm, SignatureType, Tag
 
 from coffer.notify.errors import KeyRejected, NotifyError
 
 __all__ = ["CheckedKey", "check_public_key", "encrypt", "decrypt", "load_cert", "KEY_BYTES_MAX",
-           "RSA_BITS_MIN", "sequoia_message", "expiry"]
+           "RSA_BITS_MIN", "sequoia_message", "expiry", "advertises_seipd_v2", "message_versions",
+           "check_message_versions",
+           "SEIPD_V2_FEATURE"]
 
 KEY_BYTES_MAX = 64 * 1024  # a real public key block is a few KB; anything bigger is refused unparsed
 RSA_BITS_MIN = 3072  # NIST SP 800-57: RSA-2048 is only ~112-bit security; 3072 gives 128
@@ -33,6 +35,12 @@ _REFUSED = {int(PublicKeyAlgorithm.DSA): "DSA", int(PublicKeyAlgorithm.ElGamalEn
             int(PublicKeyAlgorithm.ElGamalEncryptSign): "ElGamal"}
 _KEY_TAGS = {int(Tag.PublicKey), int(Tag.PublicSubkey)}
 _SECRET_TAGS = {int(Tag.SecretKey), int(Tag.SecretSubkey)}
+SEIPD_V2_FEATURE = 0x08  # RFC 9580 §5.2.3.32: features bit for SEIPDv2 (0x01 is SEIPDv1)
+_FEATURES = 30  # subpacket type
+# pysequoia's SignatureType values (not RFC numbers) of self-signatures that carry a key's preferences
+_SELF_SIGNATURES = {int(t) for t in (SignatureType.DirectKey, SignatureType.PositiveCertification,
+                                     SignatureType.CasualCertification, SignatureType.PersonaCertification,
+                                     SignatureType.GenericCertification)}
 _FINGERPRINT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -163,15 +171,91 @@ def load_cert(armored: str) -> sq.Cert:
         raise NotifyError(f"stored OpenPGP key does not parse ({sequoia_message(exc)})") from None
 
 
+def _subpackets(area: bytes) -> Iterator[tuple[int, bytes]]:
+    """(type, data) of each signature subpacket (RFC 9580 §5.2.3.7 length encoding)."""
+    offset = 0
+    while offset < len(area):
+        first = area[offset]
+        if first < 192:
+            length, offset = first, offset + 1
+        elif first < 255:
+            length, offset = ((first - 192) << 8) + area[offset + 1] + 192, offset + 2
+        else:
+            length, offset = int.from_bytes(area[offset + 1:offset + 5], "big"), offset + 5
+        if length == 0 or offset + length > len(area):
+            raise NotifyError("malformed signature subpacket")
+        yield area[offset] & 0x7F, area[offset + 1:offset + length]
+        offset += length
+
+
+def _hashed_area(body: bytes) -> bytes:
+    """The hashed subpacket area of a v4 (2-byte length) or v6 (4-byte length) signature packet."""
+    width = {4: 2, 6: 4}.get(body[0] if body else 0)
+    if width is None:
+        raise NotifyError("unsupported signature packet version")
+    length = int.from_bytes(body[4:4 + width], "big")
+    return body[4 + width:4 + width + length]
+
+
+def _features(packet: Any) -> int:
+    return next((data[0] for kind, data in _subpackets(_hashed_area(packet.body)) if kind == _FEATURES and data), 0)
+
+
+def _issued_by(packet: Any, fingerprint: str) -> bool:
+    """By the primary key: its issuer fingerprint, or (older signatures) its 64-bit key id."""
+    if packet.issuer_fingerprint is not None:
+        return bool(packet.issuer_fingerprint == fingerprint)
+    key_id = packet.issuer_key_id
+    return key_id is not None and fingerprint.endswith(str(key_id).lower())
+
+
+def advertises_seipd_v2(cert: sq.Cert) -> bool:
+    """Whether the key's newest self-signature (direct-key or user-ID certification) lists SEIPDv2 in its
+    features: only then may a message to it use v6 PKESK + SEIPDv2 packets (GnuPG 2.2 reads neither)."""
+    newest: Any = None
+    for packet in PacketPile.from_bytes(bytes(cert)):
+        if int(packet.tag) != int(Tag.Signature) or not _issued_by(packet, cert.fingerprint):
+            continue
+        if int(packet.signature_type) not in _SELF_SIGNATURES:
+            continue
+        if newest is None or packet.signature_created > newest.signature_created:
+            newest = packet
+    return newest is not None and bool(_features(newest) & SEIPD_V2_FEATURE)
+
+
+def message_versions(message: bytes) -> tuple[tuple[int, ...], int]:
+    """(the PKESK packets' versions, the SEIPD packet's version) of an encrypted message."""
+    packets = list(PacketPile.from_bytes(message))
+    pkesk = tuple(packet.body[0] for packet in packets if int(packet.tag) == int(Tag.PKESK))
+    seipd = [packet.body[0] for packet in packets if int(packet.tag) == int(Tag.SEIP)]
+    if len(seipd) != 1:
+        raise NotifyError("an encrypted message needs exactly one SEIPD packet")
+    return pkesk, seipd[0]
+
+
+def check_message_versions(message: bytes, certs: Sequence[sq.Cert]) -> None:
+    """SEIPDv2 (and v6 PKESKs) only when every recipient advertises it; SEIPDv1 with v3 PKESKs otherwise."""
+    pkesk, seipd = message_versions(message)
+    expected = (6, 2) if all(advertises_seipd_v2(cert) for cert in certs) else (3, 1)
+    if seipd != expected[1] or any(version != expected[0] for version in pkesk) or len(pkesk) < len(certs):
+        raise NotifyError(f"OpenPGP encryption produced SEIPDv{seipd} with PKESK {pkesk}, "
+                          f"the recipients' keys ask for SEIPDv{expected[1]} with v{expected[0]} PKESKs")
+
+
 def encrypt(plaintext: bytes, recipients: Sequence[str], *, signer: sq.PySigner | None = None) -> str:
-    """Armored OpenPGP message to every armored public key in `recipients`; never falls back."""
+    """Armored OpenPGP message to every armored public key in `recipients`; never falls back.
+
+    Sequoia picks the packet versions every recipient's key advertises (SEIPDv1 for keys GnuPG made,
+    which GnuPG 2.2 can read); the result is checked against the keys' features before it leaves."""
     if not recipients:
         raise NotifyError("no recipient key")
     certs = [load_cert(armored) for armored in recipients]
     try:
-        return sq.encrypt(plaintext, recipients=certs, signer=signer).decode("ascii")
+        message = sq.encrypt(plaintext, recipients=certs, signer=signer)
     except Exception as exc:
         raise NotifyError(f"OpenPGP encryption failed ({sequoia_message(exc)})") from None
+    check_message_versions(message, certs)
+    return message.decode("ascii")
 
 
 def decrypt(armored_message: str | bytes, secret_key: bytes, *, password: str | None = None) -> bytes:

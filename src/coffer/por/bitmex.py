@@ -17,6 +17,7 @@ types, optional `custodial`, and `total` = the sum of the balances, in satoshis.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,25 @@ def reserves_yaml(document: Mapping[str, Any], *, threshold: int, signer_count: 
         descriptor = entry["descriptor"]
         if not any(key in descriptor for key in key_strings):
             raise BitmexFormatError(f"{entry['address']}: descriptor names none of the published keys")
+        if "*" in descriptor:
+            raise BitmexFormatError(f"{entry['address']}: a ranged descriptor; each address needs its own")
         addresses.append({"addr_type": _addr_type(descriptor), "addr": entry["address"], "script": descriptor,
                           "balance": entry["balance"]})
+    _refuse_duplicates(addresses)
     data = {"height": document["height"], "chain": document["chain"], "claim": {"m": threshold, "n": signer_count},
             "keys": list(uncompressed_keys), "xpub": list(key_strings), "address": addresses,
             "total": document["total"]}
     return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+
+
+def _refuse_duplicates(addresses: Sequence[Mapping[str, Any]]) -> None:
+    """BitMEX's validator refuses an address or a script (descriptor) listed twice: it would count the same
+    coins twice. Unspendable entries may share a script."""
+    for field, items in (("address", [a["addr"] for a in addresses]),
+                         ("script", [a["script"] for a in addresses if a["addr_type"] != "unspendable"])):
+        repeated = sorted(item for item, count in Counter(items).items() if count > 1)
+        if repeated:
+            raise BitmexFormatError(f"{field} listed twice: {repeated[0]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +145,7 @@ def read_reserves_yaml(text: str) -> BitmexReserves:
     total = _int(data["total"], "total")
     if sum(a.balance for a in addresses + custodial) != total:
         raise BitmexFormatError("total is not the sum of the balances")
-    if len({a.addr for a in addresses}) != len(addresses):
-        raise BitmexFormatError("an address is listed twice")
+    _refuse_duplicates([{"addr": a.addr, "script": a.script, "addr_type": a.addr_type} for a in addresses])
     return BitmexReserves(_int(data["height"], "height"), str(data["chain"]), _int(claim["m"], "claim.m"),
                           _int(claim["n"], "claim.n"), _strings(data["keys"], "keys"),
                           _strings(data.get("xpub", []), "xpub"), addresses, custodial, total)

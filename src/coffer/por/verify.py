@@ -636,9 +636,11 @@ def verify_reserves_document(doc: Mapping[str, Any]) -> int:
         where = f"reserves entry {number}"
         if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
             raise _fail(where, "unexpected or missing fields")
-        if entry["address"] in seen:
-            raise _fail(where, f"address {entry['address']} listed twice")
-        seen.add(entry["address"])
+        # one address or script twice would count the same coins twice (as would a repeated descriptor)
+        for item in filter(None, (entry["address"], entry["script_pubkey"], entry["descriptor"])):
+            if item in seen:
+                raise _fail(where, f"{item} listed twice")
+            seen.add(item)
         total += _check_int(entry["balance"], where, "balance", bits=256)
         if doc["asset"] == "BTC":
             _check_btc_entry(entry, challenge, where)
@@ -666,13 +668,34 @@ def _check_btc_entry(entry: Mapping[str, Any], challenge: bytes, where: str) -> 
         raise _fail(where, "invalid address") from None
     if script.hex() != entry["script_pubkey"]:
         raise _fail(where, "the script does not belong to the address")
-    if entry["descriptor"] != f"addr({entry['address']})" and not str(entry["descriptor"]).startswith(("wsh(", "tr(", "wpkh(")):
-        raise _fail(where, "unexpected descriptor")
+    if entry["descriptor"] != f"addr({entry['address']})":
+        _check_key_descriptor(str(entry["descriptor"]), script, where)
     for proof in entry["proofs"]:
         try:
             bip322_verify(entry["address"], challenge, proof["signature"])
         except VerificationFailed as exc:
             raise _fail(where, f"proof of control by {proof.get('signer', '?')}: {exc.reason}") from None
+
+
+def _check_key_descriptor(descriptor: str, script: bytes, where: str) -> None:
+    """A key descriptor names one address: not ranged, a right checksum if any, and it derives the entry's script
+    (a ranged descriptor repeated per address would let an outside scan count the same coins many times)."""
+    from embit.descriptor import Descriptor
+    from embit.descriptor.checksum import checksum
+
+    body, separator, given = descriptor.partition("#")
+    if not body.startswith(("wsh(", "tr(", "wpkh(")) or "*" in body:
+        raise _fail(where, "unexpected descriptor: a wsh/tr/wpkh descriptor of this one address, not ranged")
+    try:
+        if separator and checksum(body) != given:
+            raise _fail(where, "descriptor checksum does not match")
+        derived = bytes(Descriptor.from_string(body).derive(0).script_pubkey().data)
+    except VerificationFailed:
+        raise
+    except Exception:  # embit raises several types for malformed descriptors
+        raise _fail(where, "descriptor does not parse") from None
+    if derived != script:
+        raise _fail(where, "the descriptor does not derive the address's script")
 
 
 def _check_eth_entry(entry: Mapping[str, Any], challenge: bytes, where: str) -> None:

@@ -57,6 +57,8 @@ class ServiceProcess:
 
     def launch(self) -> ServiceProcess:
         """Start the process without waiting for it (several can then start at once)."""
+        if self.alive():  # a second process would orphan the first: `with p.start():` used to do that
+            raise ServiceFailed(f"{self.name} is already running (pid {self.process.pid if self.process else '?'})")
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.argv, cwd=self.workdir, env=self.env, stdout=log,

@@ -45,6 +45,8 @@ class UtxoIndex:
         return coin
 
     def connect(self, block_hash: bytes, height: int, txs: list[Tx]) -> None:
+        if height == 0:
+            return  # Core never adds the genesis coinbase to the UTXO set or the transaction index
         for tx in txs:
             if not tx.is_coinbase:
                 for txin in tx.inputs:

@@ -1,4 +1,5 @@
-"""JSON output with Bitcoin amounts written the way Core writes them (8 decimals, no float noise)."""
+"""JSON output with Bitcoin amounts written the way Core writes them (8 decimals, no float noise),
+compact as Core's UniValue writes it (no spaces)."""
 
 from __future__ import annotations
 
@@ -34,17 +35,19 @@ def _write(value: object, out: list[str]) -> None:
         out.append("{")
         for i, (key, item) in enumerate(value.items()):
             if i:
-                out.append(", ")
+                out.append(",")
             out.append(json.dumps(str(key)))
-            out.append(": ")
+            out.append(":")
             _write(item, out)
         out.append("}")
     elif isinstance(value, list | tuple):
         out.append("[")
         for i, item in enumerate(value):
             if i:
-                out.append(", ")
+                out.append(",")
             _write(item, out)
         out.append("]")
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        out.append(str(int(value)))
     else:
         out.append(json.dumps(value))

@@ -18,7 +18,7 @@ import pbk
 
 from coffer.chain.regtest.index import Coin
 
-__all__ = ["Kernel", "KernelEvent", "ProcessResult", "kernel_version", "KERNEL_LOG_LINES_MAX"]
+__all__ = ["Kernel", "KernelEvent", "ProcessResult", "kernel_version", "set_kernel_mock_time", "KERNEL_LOG_LINES_MAX"]
 
 KERNEL_LOG_LINES_MAX = 200
 _CHECKED = re.compile(r"BlockChecked: block hash=(?P<hash>[0-9a-f]{64}) state=(?P<state>[^\n]+)")
@@ -50,6 +50,19 @@ class _LogCapture:
 
 
 _LOG = _LogCapture()
+
+
+def set_kernel_mock_time(seconds: int) -> None:
+    """Core's SetMockTime inside libbitcoinkernel (process-wide), so the kernel's own clock checks
+    (a block more than two hours in the future is time-too-new) follow `setmocktime` as in Core."""
+    import ctypes
+
+    from pbk.capi.library import BITCOINKERNEL_LIB
+
+    setter = BITCOINKERNEL_LIB._Z11SetMockTimel  # void SetMockTime(int64_t), exported by the library
+    setter.argtypes = [ctypes.c_int64]
+    setter.restype = None
+    setter(ctypes.c_int64(seconds))
 
 
 def kernel_version() -> str:

@@ -25,9 +25,7 @@ COINBASE_MATURITY = 100
 MEMPOOL_TXS_MAX = 50_000
 MEMPOOL_HEIGHT = 0x7FFFFFFF
 REPLACEMENTS_MAX = 100
-ANCESTORS_MAX = 25
-DESCENDANTS_MAX = 25
-INCREMENTAL_RELAY_FEE_SAT_PER_KVB = 1000
+INCREMENTAL_RELAY_FEE_SAT_PER_KVB = policy.INCREMENTAL_RELAY_FEE_SAT_PER_KVB
 _SEQUENCE_FINAL = 0xFFFFFFFF
 _SEQUENCE_RBF_MAX = 0xFFFFFFFD  # BIP125: an input with nSequence <= this signals replaceability
 _LOCKTIME_THRESHOLD = 500_000_000
@@ -98,14 +96,15 @@ def _high_s(signature: bytes) -> bool:
 
 
 class Mempool:
-    def __init__(self) -> None:
+    def __init__(self, settings: policy.PolicySettings = policy.DEFAULT_POLICY) -> None:
+        self.settings = settings
         self.entries: dict[bytes, MempoolEntry] = {}  # insertion order is a valid block order
         self.spent_by: dict[Outpoint, bytes] = {}
         self.by_wtxid: dict[bytes, bytes] = {}
 
     def copy(self) -> Mempool:
         """A scratch copy (entries are immutable, so copying the maps suffices)."""
-        scratch = Mempool()
+        scratch = Mempool(self.settings)
         scratch.entries = dict(self.entries)
         scratch.spent_by = dict(self.spent_by)
         scratch.by_wtxid = dict(self.by_wtxid)
@@ -121,12 +120,15 @@ class Mempool:
         out = entry.tx.outputs[outpoint[1]]
         return Coin(out.value_sats, out.script_pubkey, MEMPOOL_HEIGHT, False)
 
-    def check(self, tx: Tx, view: ChainView, max_fee_rate_sat_per_kvb: int | None) -> Admission:
-        """Core's MemPoolAccept checks (opt-in RBF as with mempoolfullrbf=0); raises BroadcastRejected."""
+    def check(self, tx: Tx, view: ChainView, max_fee_rate_sat_per_kvb: int | None, *,
+              bypass_limits: bool = False) -> Admission:
+        """Core's MemPoolAccept checks; raises BroadcastRejected. `bypass_limits` is Core's flag for
+        transactions returning from disconnected blocks: no fee floor, no package or size limits."""
         reason = policy.check_transaction(tx)
         if reason is not None:
             raise BroadcastRejected(reason)
-        reason = policy.check_standard(tx)
+        reason = policy.check_standard(tx, self.settings) if self.settings.require_standard else None
+        reason = reason or policy.check_size(tx)
         if reason is not None:
             raise BroadcastRejected(reason)
         if not self._is_final(tx, view):
@@ -135,37 +137,53 @@ class Mempool:
             raise BroadcastRejected("txn-already-in-mempool")
         conflicts = {self.spent_by[(i.prev_txid, i.prev_vout)] for i in tx.inputs
                      if (i.prev_txid, i.prev_vout) in self.spent_by}
-        if any(not self._signals_rbf(conflict) for conflict in conflicts):
-            raise BroadcastRejected("txn-mempool-conflict")
         coins, parents = self._input_coins(tx, view)
         fee = self._check_inputs(tx, coins, view)
         self._check_relative_locks(tx, coins, view)
+        if self.settings.require_standard and not policy.witness_standard(tx, [c.script_pubkey for c in coins]):
+            raise BroadcastRejected("bad-witness-nonstandard")
         sigops = policy.sigop_cost(tx, [coin.script_pubkey for coin in coins])
         if sigops > policy.MAX_STANDARD_TX_SIGOPS_COST:
             raise BroadcastRejected("bad-txns-too-many-sigops", details=str(sigops))
-        self._check_fee(tx, fee, max_fee_rate_sat_per_kvb)
-        self._check_chain_limits(parents)
+        if not bypass_limits:
+            self._check_fee(tx, fee)
+        if fee and self.settings.require_standard and policy.dust_outputs(tx, self.settings):
+            raise BroadcastRejected("dust", details="tx with dust output must be 0-fee")
         replaced = self._check_replacement(tx, fee, conflicts, parents) if conflicts else frozenset()
+        if not bypass_limits:
+            self._check_cluster(tx, parents, replaced)
         self._check_scripts(tx, coins, fee, view)
-        if len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
+        if not bypass_limits and len(self.entries) - len(replaced) >= MEMPOOL_TXS_MAX:
             raise BroadcastRejected("mempool full")
+        # Core's RPCs check the caller's maxfeerate after a test acceptance: every policy reason first.
+        if max_fee_rate_sat_per_kvb and fee > policy.fee_for_vsize(max_fee_rate_sat_per_kvb, tx.vsize):
+            raise BroadcastRejected("max-fee-exceeded", code=-25)
         return Admission(fee, parents, frozenset(conflicts), sigops)
 
-    def _check_chain_limits(self, parents: frozenset[bytes]) -> None:
-        """Core's default package limits: 25 unconfirmed ancestors, 25 descendants of any ancestor."""
-        ancestors = set(parents)
-        for parent in parents:
-            ancestors.update(self.ancestors(parent))
-        if len(ancestors) + 1 > ANCESTORS_MAX:
-            raise BroadcastRejected("too-long-mempool-chain",
-                                    details=f"too many unconfirmed ancestors [limit: {ANCESTORS_MAX}]")
-        for ancestor in ancestors:
-            if len(self.descendants(ancestor)) + 2 > DESCENDANTS_MAX:
-                raise BroadcastRejected("too-long-mempool-chain", details=(
-                    f"too many descendants for tx {ancestor[::-1].hex()} [limit: {DESCENDANTS_MAX}]"))
+    def cluster(self, txid: bytes) -> set[bytes]:
+        """Every mempool transaction connected to `txid` through parents and children (Core's cluster)."""
+        found, stack = {txid}, [txid]
+        while stack:
+            current = self.entries[stack.pop()]
+            relatives = [p for p in current.parents if p in self.entries]
+            relatives += [child for vout in range(len(current.tx.outputs))
+                          if (child := self.spent_by.get((current.tx.txid, vout))) is not None]
+            for relative in relatives:
+                if relative not in found:
+                    found.add(relative)
+                    stack.append(relative)
+        return found
 
-    def _signals_rbf(self, txid: bytes) -> bool:
-        return any(txin.sequence <= _SEQUENCE_RBF_MAX for txin in self.entries[txid].tx.inputs)
+    def _check_cluster(self, tx: Tx, parents: frozenset[bytes], replaced: frozenset[bytes]) -> None:
+        """Core's cluster limits (-limitclustercount 64, -limitclustersize 101 kvB)."""
+        joined: set[bytes] = set()
+        for parent in parents:
+            if parent not in joined:
+                joined |= self.cluster(parent)
+        joined -= replaced
+        vsize = tx.vsize + sum(self.entries[txid].vsize for txid in joined)
+        if len(joined) + 1 > self.settings.cluster_count_max or vsize > self.settings.cluster_vsize_max:
+            raise BroadcastRejected("too-large-cluster")
 
     def _check_replacement(self, tx: Tx, fee: int, conflicts: set[bytes], parents: frozenset[bytes]) -> frozenset[bytes]:
         """BIP125 rules as Core applies them; returns every transaction that would be evicted."""
@@ -195,7 +213,7 @@ class Mempool:
         if fee < old_fees:
             raise BroadcastRejected("insufficient fee", details=f"rejecting replacement {txid_hex}, less fees than "
                                     f"conflicting txs; {_btc(fee)} < {_btc(old_fees)}")
-        relay = policy.fee_for_vsize(INCREMENTAL_RELAY_FEE_SAT_PER_KVB, tx.vsize)
+        relay = policy.fee_for_vsize(self.settings.incremental_relay_fee_sat_per_kvb, tx.vsize)
         if fee - old_fees < relay:
             raise BroadcastRejected("insufficient fee", details=f"rejecting replacement {txid_hex}, not enough "
                                     f"additional fees to relay; {_btc(fee - old_fees)} < {_btc(relay)}")
@@ -233,20 +251,21 @@ class Mempool:
             raise BroadcastRejected("bad-txns-in-belowout", details=f"value in ({value_in}) < value out ({value_out})")
         return value_in - value_out
 
-    def _check_fee(self, tx: Tx, fee: int, max_fee_rate_sat_per_kvb: int | None) -> None:
-        minimum = policy.fee_for_vsize(policy.MIN_RELAY_FEE_SAT_PER_KVB, tx.vsize)
+    def _check_fee(self, tx: Tx, fee: int) -> None:
+        minimum = policy.fee_for_vsize(self.settings.min_relay_fee_sat_per_kvb, tx.vsize)
         if fee < minimum:
             raise BroadcastRejected("min relay fee not met", details=f"{fee} < {minimum}")
-        if max_fee_rate_sat_per_kvb and fee > policy.fee_for_vsize(max_fee_rate_sat_per_kvb, tx.vsize):
-            raise BroadcastRejected("max-fee-exceeded", code=-25)
 
     def _check_scripts(self, tx: Tx, coins: list[Coin], fee: int, view: ChainView) -> None:
         for txin, coin in zip(tx.inputs, coins, strict=True):
+            if self.settings.require_standard and policy.upgradable_witness(coin.script_pubkey, txin.script_sig):
+                raise BroadcastRejected(
+                    "mempool-script-verify-flag-failed (Witness version reserved for soft-fork upgrades)")
             kind = policy.script_type(coin.script_pubkey)
             if kind in ("witness_v0_keyhash", "witness_v0_scripthash") and any(
                     _high_s(item) for item in txin.witness[:-1] if item):
                 raise BroadcastRejected(
-                    "non-mandatory-script-verify-flag (Non-canonical signature: S value is unnecessarily high)")
+                    "mempool-script-verify-flag-failed (Non-canonical signature: S value is unnecessarily high)")
         kernel_tx = pbk.Transaction(tx.raw)
         spent = [pbk.TransactionOutput(pbk.ScriptPubkey(c.script_pubkey), c.value_sats) for c in coins]
         precomputed = pbk.script.PrecomputedTransactionData(kernel_tx, spent)
@@ -254,7 +273,7 @@ class Mempool:
             if not verify_input(coin.script_pubkey, coin.value_sats, kernel_tx, precomputed, index):
                 exact = view.script_error(tx, fee) if view.script_error is not None else None
                 raise BroadcastRejected(
-                    exact or f"mandatory-script-verify-flag-failed ({_script_error(coin.script_pubkey)})")
+                    exact or f"mempool-script-verify-flag-failed ({_script_error(coin.script_pubkey)})")
 
     @staticmethod
     def _is_final(tx: Tx, view: ChainView) -> bool:

@@ -20,17 +20,17 @@ from pathlib import Path
 
 import structlog
 
-from coffer.chain.errors import BlockNotFound, BlockRejected, BroadcastRejected, DecodeError
+from coffer.chain.errors import BlockNotFound, BlockRejected, BroadcastRejected, ChainError, DecodeError
 from coffer.chain.interface import BlockConnected, BlockDisconnected, ChainEvent
 from coffer.chain.regtest import policy
 from coffer.chain.regtest.index import Coin, Outpoint, UtxoIndex
-from coffer.chain.regtest.kernel import Kernel, KernelEvent
+from coffer.chain.regtest.kernel import Kernel, KernelEvent, set_kernel_mock_time
 from coffer.chain.regtest.mempool import ChainView, Mempool, MempoolEntry
 from coffer.chain.regtest.store import BlockStore, StoredHeader
 from coffer.chain.regtest.wire import Tx, build_block, parse_block, parse_tx, sha256d
 from coffer.invariant import invariant
 
-__all__ = ["RegtestNode", "HeaderInfo", "subsidy_sats", "HALVING_INTERVAL", "EVENTS_KEPT_MAX"]
+__all__ = ["RegtestNode", "FutureTip", "HeaderInfo", "subsidy_sats", "HALVING_INTERVAL", "EVENTS_KEPT_MAX"]
 
 log = structlog.get_logger("coffer.chain.regtest")
 
@@ -43,8 +43,19 @@ GENERATE_BLOCKS_MAX = 10_000
 FEE_HISTORY_BLOCKS = 20
 TXS_CACHE_BLOCKS_MAX = 256
 MAX_FUTURE_BLOCK_TIME_S = 2 * 60 * 60
+TIP_WAIT_SLICE_S = 1.0  # waits wake at least this often to notice close()
 # Script nobody can spend: where blocks pay when no payout script is given (anyone may find it).
 DEFAULT_PAYOUT_SCRIPT = bytes.fromhex("6a")
+
+
+FUTURE_TIP_MESSAGE = (
+    "The block database contains a block which appears to be from the future. This may be due to your "
+    "computer's date and time being set incorrectly. Only rebuild the block database if you are sure that "
+    "your computer's date and time are correct.\nPlease restart with -reindex or -reindex-chainstate to recover.")
+
+
+class FutureTip(ChainError):
+    """The stored tip is more than two hours ahead of the (mock) clock: Core refuses to start."""
 
 
 def subsidy_sats(height: int) -> int:
@@ -88,23 +99,30 @@ class HeaderInfo:
 class RegtestNode:
     """An embedded regtest node in a data directory. Thread-safe: one lock guards all state."""
 
-    def __init__(self, datadir: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, datadir: Path | str, *, clock: Callable[[], float] = time.time,
+                 policy_settings: policy.PolicySettings = policy.DEFAULT_POLICY, mock_time: int = 0,
+                 persist_mempool: bool = True) -> None:
         self.datadir = Path(datadir)
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
+        self._mock_time = mock_time  # Core's setmocktime: 0 means the real clock
+        self.mempool_sequence = 1  # Core's mempool sequence: grows by one per entry added or removed
+        self.policy = policy_settings
+        self._persist_mempool = persist_mempool
         self.lock = threading.RLock()
+        self._tip_changed = threading.Condition(self.lock)
         self._store = BlockStore(self.datadir / "blocks.sqlite")
         generation = int(self._store.get_meta("kernel_generation") or "0")
         self._generation = generation
-        self._kernel = Kernel(self.datadir / f"kernel-{generation}")
         self._headers: dict[bytes, StoredHeader] = {h.hash: h for h in self._store.headers()}
+        self._kernel = self._open_kernel(generation)
         self._children: dict[bytes, list[bytes]] = {}
         for header in self._headers.values():
             self._children.setdefault(header.prev, []).append(header.hash)
         self._invalid = self._store.invalid()
         self._active: list[bytes] = []
         self._index = UtxoIndex()
-        self._mempool = Mempool()
+        self._mempool = Mempool(self.policy)
         self._fee_history: deque[tuple[int, list[int]]] = deque(maxlen=FEE_HISTORY_BLOCKS)
         self._events: deque[tuple[int, ChainEvent]] = deque(maxlen=EVENTS_KEPT_MAX)
         self._event_seq = 0
@@ -118,8 +136,23 @@ class RegtestNode:
             self._store_genesis()
             self._replay_missing()
             self._sync_active()
+            self._check_tip_time()
             self._rebuild_index()
             self._load_mempool()
+
+    # ---- clock -----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """Seconds since the epoch: the mock time when one is set (Core's GetTime), else the clock."""
+        return self._mock_time or int(self._clock())
+
+    def set_mock_time(self, seconds: int) -> None:
+        """Core's SetMockTime: block times and mempool entry times follow it; 0 returns to the clock."""
+        if seconds < 0:
+            raise ValueError("mock time cannot be negative")
+        with self.lock:
+            self._mock_time = seconds
+            set_kernel_mock_time(seconds)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -129,6 +162,7 @@ class RegtestNode:
             if self._closed:
                 return
             self._closed = True
+            self._tip_changed.notify_all()
             self._save_mempool()
             self._kernel.close()
             self._store.close()
@@ -138,6 +172,27 @@ class RegtestNode:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    def _open_kernel(self, generation: int) -> Kernel:
+        """The kernel on this node's clock (as bitcoind starts with -mocktime); the kernel itself refuses
+        a chainstate whose tip is too far ahead of that clock, which is Core's init error."""
+        set_kernel_mock_time(self._mock_time)
+        try:
+            return Kernel(self.datadir / f"kernel-{generation}")
+        except RuntimeError:
+            newest = max((int.from_bytes(h.header[68:72], "little") for h in self._headers.values()), default=0)
+            if newest > self.now() + MAX_FUTURE_BLOCK_TIME_S:
+                self._store.close()
+                raise FutureTip(FUTURE_TIP_MESSAGE) from None
+            raise
+
+    def _check_tip_time(self) -> None:
+        tip = self._headers.get(self._active[-1])
+        if tip is not None and tip.height > 0 and \
+                int.from_bytes(tip.header[68:72], "little") > self.now() + MAX_FUTURE_BLOCK_TIME_S:
+            self._kernel.close()
+            self._store.close()
+            raise FutureTip(FUTURE_TIP_MESSAGE)
 
     def _store_genesis(self) -> None:
         genesis_hash = self._kernel.active_hash(0)
@@ -175,13 +230,15 @@ class RegtestNode:
         self._children.setdefault(prev, []).append(block_hash)
 
     def _save_mempool(self) -> None:
+        if not self._persist_mempool:
+            return
         path = self.datadir / "mempool.txt"
         lines = [entry.tx.raw.hex() for entry in self._mempool.entries.values()]
         path.write_text("\n".join(lines) + ("\n" if lines else ""))
 
     def _load_mempool(self) -> None:
         path = self.datadir / "mempool.txt"
-        if not path.exists():
+        if not self._persist_mempool or not path.exists():
             return
         for line in path.read_text().split():
             with contextlib.suppress(BroadcastRejected, DecodeError):
@@ -335,6 +392,14 @@ class RegtestNode:
         with self.lock:
             return self._index.unspent(script_pubkeys)
 
+    def disk_size(self) -> int:
+        """Bytes of the node's files on disk (Core's disk_size of its chainstate, roughly)."""
+        return sum(path.stat().st_size for path in self.datadir.rglob("*") if path.is_file())
+
+    def utxo_snapshot(self) -> list[tuple[Outpoint, Coin]]:
+        with self.lock:
+            return list(self._index.coins.items())
+
     def utxo_count(self) -> int:
         with self.lock:
             return len(self._index.coins)
@@ -375,13 +440,15 @@ class RegtestNode:
         reason = result.reason or ""
         for prefix in ("block-script-verify-flag-failed (", "mandatory-script-verify-flag-failed ("):
             if reason.startswith(prefix):
-                return "mandatory-script-verify-flag-failed (" + reason[len(prefix):]
+                return "mempool-script-verify-flag-failed (" + reason[len(prefix):]
         return None
 
-    def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool) -> int:
-        admission = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb)
+    def _accept(self, tx: Tx, max_fee_rate_sat_per_kvb: int | None, *, test_only: bool,
+                bypass_limits: bool = False) -> int:
+        admission = self._mempool.check(tx, self._view(), max_fee_rate_sat_per_kvb, bypass_limits=bypass_limits)
         if not test_only:
-            self._mempool.add(tx, admission, int(self._clock()), len(self._active) - 1)
+            self._mempool.add(tx, admission, self.now(), len(self._active) - 1)
+            self.mempool_sequence += 1 + len(admission.replaces)
             log.debug("mempool_accept", txid=tx.txid_hex, fee_sats=admission.fee_sats, vsize=tx.vsize,
                       replaced=[t[::-1].hex() for t in admission.replaces])
         return admission.fee_sats
@@ -419,7 +486,7 @@ class RegtestNode:
     # ---- blocks ----------------------------------------------------------------------------
 
     def _next_time(self, parent: bytes) -> int:
-        now = int(self._clock())
+        now = self.now()
         return max(now, self._median_time(parent) + 1)
 
     def _block_template(self) -> tuple[list[Tx], int]:
@@ -532,7 +599,20 @@ class RegtestNode:
 
     # ---- connect / disconnect --------------------------------------------------------------
 
+    def wait_tip_changed(self, from_hash: bytes, timeout_s: float | None) -> tuple[bytes, int]:
+        """Core's waitTipChanged: block until the tip is not `from_hash` (or the timeout, or close);
+        returns the tip (hash, height) then."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._tip_changed:
+            while self._active[-1] == from_hash and not self._closed:
+                remaining = TIP_WAIT_SLICE_S if deadline is None else min(deadline - time.monotonic(), TIP_WAIT_SLICE_S)
+                if remaining <= 0:
+                    break
+                self._tip_changed.wait(remaining)
+            return self._active[-1], len(self._active) - 1
+
     def _sync_active(self) -> None:
+        self._tip_changed.notify_all()
         height, tip_hash = self._kernel.tip()
         del self._active[height + 1:]
         while len(self._active) < height + 1:
@@ -546,6 +626,13 @@ class RegtestNode:
             cursor -= 1
 
     def _apply(self, events: list[KernelEvent]) -> None:
+        before = set(self._mempool.entries)
+        try:
+            self._apply_events(events)
+        finally:
+            self.mempool_sequence += len(before ^ set(self._mempool.entries))
+
+    def _apply_events(self, events: list[KernelEvent]) -> None:
         if not events:
             self._sync_active()
             return
@@ -590,12 +677,13 @@ class RegtestNode:
         self._fee_history.append((height, rates))
 
     def _resubmit(self, returned: list[Tx]) -> None:
-        """After a reorg: the disconnected blocks' transactions first, then the old mempool."""
+        """After a reorg: the disconnected blocks' transactions first, then the old mempool, each
+        past the fee floor and package limits as Core's MaybeUpdateMempoolForReorg does."""
         old = [entry.tx for entry in self._mempool.entries.values()]
-        self._mempool = Mempool()
+        self._mempool = Mempool(self.policy)
         for tx in [*returned, *old]:
             with contextlib.suppress(BroadcastRejected):
-                self._accept(tx, None, test_only=False)
+                self._accept(tx, None, test_only=False, bypass_limits=True)
 
     def _publish(self, chain_events: list[ChainEvent]) -> None:
         for event in chain_events:
@@ -700,6 +788,13 @@ class RegtestNode:
         self._after_rebuild(old_active)
 
     def _after_rebuild(self, old_active: list[bytes]) -> None:
+        before = set(self._mempool.entries)
+        try:
+            self._replace_after_rebuild(old_active)
+        finally:
+            self.mempool_sequence += len(before ^ set(self._mempool.entries))
+
+    def _replace_after_rebuild(self, old_active: list[bytes]) -> None:
         fork = 0
         while fork < min(len(old_active), len(self._active)) and old_active[fork] == self._active[fork]:
             fork += 1
@@ -711,12 +806,12 @@ class RegtestNode:
         events.extend(BlockConnected(h, self._active[h][::-1].hex()) for h in range(fork, len(self._active)))
         self._rebuild_index()
         old_mempool = [entry.tx for entry in self._mempool.entries.values()]
-        self._mempool = Mempool()
+        self._mempool = Mempool(self.policy)
         confirmed = self._index.tx_block
         for tx in [*returned, *old_mempool]:
             if tx.txid not in confirmed:
                 with contextlib.suppress(BroadcastRejected):
-                    self._accept(tx, None, test_only=False)
+                    self._accept(tx, None, test_only=False, bypass_limits=True)
         self._publish(events)
 
     # ---- fees ------------------------------------------------------------------------------
@@ -730,7 +825,7 @@ class RegtestNode:
         rates.sort()
         quantile = 0.5 if target_blocks >= 6 else (0.75 if target_blocks >= 2 else 0.9)
         chosen = rates[min(int(len(rates) * quantile), len(rates) - 1)]
-        return max(chosen, policy.MIN_RELAY_FEE_SAT_PER_KVB)
+        return max(chosen, self.policy.min_relay_fee_sat_per_kvb)
 
     # ---- mining timer ----------------------------------------------------------------------
 

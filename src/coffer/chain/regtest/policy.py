@@ -6,21 +6,50 @@ written for bitcoind read the same text. Consensus validity is never decided her
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from coffer.chain.regtest.wire import Tx, compact_size
 
 __all__ = [
     "MIN_RELAY_FEE_SAT_PER_KVB", "DUST_RELAY_FEE_SAT_PER_KVB", "MAX_STANDARD_TX_WEIGHT", "script_type",
     "dust_threshold_sats", "check_transaction", "check_standard", "fee_for_vsize", "MAX_MONEY_SATS",
-    "sigop_cost", "MAX_STANDARD_TX_SIGOPS_COST", "MAX_BLOCK_SIGOPS_COST",
+    "sigop_cost", "MAX_STANDARD_TX_SIGOPS_COST", "MAX_BLOCK_SIGOPS_COST", "PolicySettings", "DEFAULT_POLICY",
+    "check_size", "INCREMENTAL_RELAY_FEE_SAT_PER_KVB", "MAX_OP_RETURN_RELAY",
 ]
 
-MIN_RELAY_FEE_SAT_PER_KVB = 1000
+# Bitcoin Core's defaults at the commit whose libbitcoinkernel the node embeds (31.99, policy/policy.h).
+MIN_RELAY_FEE_SAT_PER_KVB = 100
+INCREMENTAL_RELAY_FEE_SAT_PER_KVB = 100
 DUST_RELAY_FEE_SAT_PER_KVB = 3000
 MAX_STANDARD_TX_WEIGHT = 400_000
 MAX_BLOCK_WEIGHT = 4_000_000
 MIN_STANDARD_TX_NONWITNESS_SIZE = 65
 MAX_SCRIPT_SIG_SIZE = 1650
-MAX_OP_RETURN_RELAY = 83
+MAX_OP_RETURN_RELAY = MAX_STANDARD_TX_WEIGHT // 4  # all OP_RETURN outputs of a transaction together
+MAX_DUST_OUTPUTS_PER_TX = 1
+CLUSTER_COUNT_MAX = 64
+CLUSTER_VSIZE_MAX = 101_000
+MAX_MEMPOOL_BYTES = 300_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """The relay policy bitcoind's options change (-minrelaytxfee, -datacarriersize, ...)."""
+
+    min_relay_fee_sat_per_kvb: int = MIN_RELAY_FEE_SAT_PER_KVB
+    incremental_relay_fee_sat_per_kvb: int = INCREMENTAL_RELAY_FEE_SAT_PER_KVB
+    dust_relay_fee_sat_per_kvb: int = DUST_RELAY_FEE_SAT_PER_KVB
+    datacarrier: bool = True
+    datacarrier_size: int = MAX_OP_RETURN_RELAY
+    permit_bare_multisig: bool = True
+    require_standard: bool = True
+    cluster_count_max: int = CLUSTER_COUNT_MAX
+    cluster_vsize_max: int = CLUSTER_VSIZE_MAX
+    max_mempool_bytes: int = MAX_MEMPOOL_BYTES
+    bytes_per_sigop: int = 20
+
+
+DEFAULT_POLICY = PolicySettings()
 TX_MAX_STANDARD_VERSION = 3
 MAX_MONEY_SATS = 21_000_000 * 100_000_000
 _OP_RETURN = 0x6A
@@ -100,8 +129,8 @@ def script_type(spk: bytes) -> str:
     return "nonstandard"
 
 
-def dust_threshold_sats(value_spk: bytes) -> int:
-    """Core's GetDustThreshold at the default dust relay fee (3000 sat/kvB)."""
+def dust_threshold_sats(value_spk: bytes, dust_relay_fee_sat_per_kvb: int = DUST_RELAY_FEE_SAT_PER_KVB) -> int:
+    """Core's GetDustThreshold (default dust relay fee 3000 sat/kvB)."""
     kind = script_type(value_spk)
     if kind == "nulldata" or (value_spk and value_spk[0] == _OP_RETURN):
         return 0
@@ -110,7 +139,7 @@ def dust_threshold_sats(value_spk: bytes) -> int:
         size += 32 + 4 + 1 + (107 // 4) + 4
     else:
         size += 32 + 4 + 1 + 107 + 4
-    return fee_for_vsize(DUST_RELAY_FEE_SAT_PER_KVB, size)
+    return fee_for_vsize(dust_relay_fee_sat_per_kvb, size)
 
 
 def check_transaction(tx: Tx) -> str | None:
@@ -123,6 +152,8 @@ def check_transaction(tx: Tx) -> str | None:
         return "bad-txns-oversize"
     total = 0
     for out in tx.outputs:
+        if out.value_sats < 0:
+            return "bad-txns-vout-negative"
         if out.value_sats > MAX_MONEY_SATS:
             return "bad-txns-vout-toolarge"
         total += out.value_sats
@@ -138,8 +169,14 @@ def check_transaction(tx: Tx) -> str | None:
     return None
 
 
-def check_standard(tx: Tx) -> str | None:
-    """Core's IsStandardTx plus the small-size rule: a reason, or None when standard."""
+def dust_outputs(tx: Tx, settings: PolicySettings = DEFAULT_POLICY) -> int:
+    """Core's GetDust: how many outputs are below their dust threshold."""
+    return sum(1 for out in tx.outputs
+               if out.value_sats < dust_threshold_sats(out.script_pubkey, settings.dust_relay_fee_sat_per_kvb))
+
+
+def check_standard(tx: Tx, settings: PolicySettings = DEFAULT_POLICY) -> str | None:
+    """Core's IsStandardTx: a reason, or None when standard."""
     if not 1 <= tx.version <= TX_MAX_STANDARD_VERSION:
         return "version"
     if tx.weight > MAX_STANDARD_TX_WEIGHT:
@@ -149,20 +186,25 @@ def check_standard(tx: Tx) -> str | None:
             return "scriptsig-size"
         if not _is_push_only(txin.script_sig):
             return "scriptsig-not-pushonly"
-    data_outputs = 0
+    data_bytes_left = settings.datacarrier_size if settings.datacarrier else 0
     for out in tx.outputs:
         kind = script_type(out.script_pubkey)
         if kind == "nonstandard":
             return "scriptpubkey"
         if kind == "nulldata":
-            if len(out.script_pubkey) > MAX_OP_RETURN_RELAY:
-                return "scriptpubkey"
-            data_outputs += 1
-        elif out.value_sats < dust_threshold_sats(out.script_pubkey):
-            return "dust"
-    if data_outputs > 1:
-        return "multi-op-return"
-    if tx.base_size < MIN_STANDARD_TX_NONWITNESS_SIZE:  # Core checks this after IsStandardTx
+            if len(out.script_pubkey) > data_bytes_left:
+                return "datacarrier"
+            data_bytes_left -= len(out.script_pubkey)
+        elif kind == "multisig" and not settings.permit_bare_multisig:
+            return "bare-multisig"
+    if dust_outputs(tx, settings) > MAX_DUST_OUTPUTS_PER_TX:
+        return "dust"
+    return None
+
+
+def check_size(tx: Tx) -> str | None:
+    """Core's small-transaction rule, which applies even with -acceptnonstdtxn."""
+    if tx.base_size < MIN_STANDARD_TX_NONWITNESS_SIZE:
         return "tx-size-small"
     return None
 
@@ -225,3 +267,62 @@ def _last_push(script: bytes) -> bytes:
             size, pos = int.from_bytes(script[pos:pos + 2], "little"), pos + 2
         last, pos = script[pos:pos + size], pos + size
     return last
+
+
+MAX_STANDARD_P2WSH_SCRIPT_SIZE = 3600
+MAX_STANDARD_P2WSH_STACK_ITEMS = 100
+MAX_STANDARD_P2WSH_STACK_ITEM_SIZE = 80
+_ANCHOR = b"\x51\x02\x4e\x73"
+
+
+def witness_program(script: bytes) -> tuple[int, bytes] | None:
+    """(version, program) of a witness program script, as Core's IsWitnessProgram."""
+    if not 4 <= len(script) <= 42 or script[1] + 2 != len(script):
+        return None
+    if script[0] == 0:
+        return 0, script[2:]
+    if 0x51 <= script[0] <= _OP_16:
+        return script[0] - 0x50, script[2:]
+    return None
+
+
+def witness_standard(tx: Tx, spent_scripts: list[bytes]) -> bool:
+    """Core's IsWitnessStandard for the rules a regtest client meets: no witness on an anchor or
+    on a non-witness input, P2WSH script and stack sizes, no Taproot annex."""
+    for txin, spk in zip(tx.inputs, spent_scripts, strict=True):
+        if not txin.witness:
+            continue
+        if spk == _ANCHOR:
+            return False
+        program_script = _last_push(txin.script_sig) if script_type(spk) == "scripthash" else spk
+        program = witness_program(program_script)
+        if program is None:
+            return False
+        version, data = program
+        if version == 0 and len(data) == 32:
+            if len(txin.witness[-1]) > MAX_STANDARD_P2WSH_SCRIPT_SIZE:
+                return False
+            if len(txin.witness) - 1 > MAX_STANDARD_P2WSH_STACK_ITEMS:
+                return False
+            if any(len(item) > MAX_STANDARD_P2WSH_STACK_ITEM_SIZE for item in txin.witness[:-1]):
+                return False
+        if version == 1 and len(data) == 32 and program_script is spk and len(txin.witness) >= 2 \
+                and txin.witness[-1][:1] == b"\x50":
+            return False  # an annex
+    return True
+
+
+def upgradable_witness(spk: bytes, script_sig: bytes) -> bool:
+    """A spend of a witness program Core keeps for future soft forks (SCRIPT_VERIFY_DISCOURAGE_
+    UPGRADABLE_WITNESS_PROGRAM): an unknown version, or a known version of unknown length, or an
+    anchor nested in P2SH."""
+    program_script = _last_push(script_sig) if script_type(spk) == "scripthash" else spk
+    program = witness_program(program_script)
+    if program is None:
+        return False
+    version, data = program
+    if version == 0:
+        return False
+    if version == 1 and len(data) == 32:
+        return False
+    return not (program_script == _ANCHOR and program_script is spk)

@@ -8,35 +8,32 @@ arrays. Refuses to bind anywhere but a loopback address.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import ipaddress
-import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from coffer.chain.errors import ChainError
-from coffer.chain.regtest.jsonout import dumps
-from coffer.chain.regtest.rpc import (
-    RPC_INVALID_REQUEST,
-    RPC_METHOD_NOT_FOUND,
-    RPC_MISC_ERROR,
-    RPC_PARSE_ERROR,
-    RpcDispatcher,
-    RpcFault,
-)
+from coffer.chain.regtest.jsonrpc import execute_http
+from coffer.chain.regtest.rpc import RpcDispatcher
 
-__all__ = ["RpcServer", "REQUEST_BYTES_MAX", "BATCH_REQUESTS_MAX", "COOKIE_USER"]
+__all__ = ["RpcServer", "WorkLimits", "REQUEST_BYTES_MAX", "COOKIE_USER", "DEFAULT_RPC_THREADS",
+           "DEFAULT_RPC_WORK_QUEUE"]
 
 log = structlog.get_logger("coffer.chain.rpc")
 
 REQUEST_BYTES_MAX = 32 * 1024 * 1024
-BATCH_REQUESTS_MAX = 1000
+CHUNK_LINE_BYTES_MAX = 4096
+CHUNK_TRAILERS_MAX = 100
+DEFAULT_RPC_THREADS = 16  # Core's DEFAULT_HTTP_THREADS
+DEFAULT_RPC_WORK_QUEUE = 64  # Core's DEFAULT_HTTP_WORKQUEUE
 COOKIE_USER = "__cookie__"
 
 
@@ -50,9 +47,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return
 
+    def handle(self) -> None:
+        # A client that resets or drops the connection is routine (Core logs nothing either).
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            super().handle()
+
     def _send(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if body and status != 204:
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         for key, value in (extra or {}).items():
             self.send_header(key, value)
@@ -64,79 +67,99 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         if not self.server.authorized(self.headers.get("Authorization")):
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="jsonrpc"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._send(401, b"", {"WWW-Authenticate": 'Basic realm="jsonrpc"'})
             return
+        body = self._read_body()
+        if body is None:
+            return
+        if not self.server.work_queue.acquire(blocking=False):
+            self._send(503, b"Work queue depth exceeded")
+            return
+        try:
+            with self.server.workers:
+                status, reply = self.server.handle_body(body)
+        finally:
+            self.server.work_queue.release()
+        self._send(status, reply.encode() + (b"\n" if reply else b""))
+        if self.server.stop_pending.is_set():
+            self.wfile.flush()
+            self.close_connection = True
+            self.server.stop_callback()
+
+    def _read_body(self) -> bytes | None:
+        """The request body, by Content-Length or chunked; None after answering an oversized one."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = _read_chunked(self.rfile)
+            if body is None:
+                self._send(413, b"")
+                self.close_connection = True
+            return body
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
         if not 0 <= length <= REQUEST_BYTES_MAX:
             self._send(413 if length > 0 else 400, b"")
-            return
-        body = self.rfile.read(length)
-        status, reply = self.server.handle_body(body)
-        self._send(status, reply.encode())
+            self.close_connection = True
+            return None
+        return self.rfile.read(length)
+
+
+def _read_chunked(stream: Any) -> bytes | None:
+    """An HTTP/1.1 chunked body (RFC 9112 7.1); None when larger than REQUEST_BYTES_MAX or malformed."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = stream.readline(CHUNK_LINE_BYTES_MAX)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return None
+        if size == 0:
+            break
+        total += size
+        if total > REQUEST_BYTES_MAX:
+            return None
+        parts.append(stream.read(size))
+        stream.readline(CHUNK_LINE_BYTES_MAX)  # the CRLF after the chunk
+    for _ in range(CHUNK_TRAILERS_MAX):  # trailer fields, up to the empty line
+        if stream.readline(CHUNK_LINE_BYTES_MAX) in (b"\r\n", b"\n", b""):
+            break
+    return b"".join(parts)
 
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], dispatcher: RpcDispatcher, credentials: tuple[str, str]) -> None:
+    def __init__(self, address: tuple[str, int], dispatcher: RpcDispatcher, credentials: tuple[str, str],
+                 limits: WorkLimits) -> None:
         self.dispatcher = dispatcher
+        self.stop_pending = threading.Event()  # `stop` was called: close once its reply is out
+        self.stop_callback: Callable[[], None] = lambda: None
         self._expected = "Basic " + base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+        # Core: -rpcthreads workers take requests from a queue of -rpcworkqueue; beyond it, 503.
+        self.workers = threading.BoundedSemaphore(limits.threads)
+        self.work_queue = threading.BoundedSemaphore(limits.threads + limits.queue_depth)
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("rpc_connection_error", client=str(client_address))
 
     def authorized(self, header: str | None) -> bool:
         return header is not None and hmac.compare_digest(header.encode(), self._expected.encode())
 
     def handle_body(self, body: bytes) -> tuple[int, str]:
-        try:
-            request = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return 500, dumps({"result": None, "error": {"code": RPC_PARSE_ERROR, "message": "Parse error"}, "id": None})
-        if isinstance(request, list):
-            if len(request) > BATCH_REQUESTS_MAX:
-                return 500, dumps({"result": None, "error": {"code": RPC_INVALID_REQUEST, "message": "Batch too large"},
-                                   "id": None})
-            replies = [self._one(item)[1] for item in request]
-            return 200, dumps([reply for reply in replies if reply is not None])
-        status, reply = self._one(request)
-        return (204, "") if reply is None else (status, dumps(reply))
+        return execute_http(self.dispatcher, body)
 
-    def _one(self, request: object) -> tuple[int, dict[str, object] | None]:
-        if not isinstance(request, dict):
-            return 400, {"result": None, "error": {"code": RPC_INVALID_REQUEST, "message": "Invalid Request object"},
-                         "id": None}
-        request_id = request.get("id")
-        version_2 = request.get("jsonrpc") == "2.0"
-        try:
-            result = self.dispatcher.call(request.get("method"), request.get("params"))
-        except RpcFault as fault:
-            return self._error(fault.code, fault.message, request_id, version_2)
-        except ChainError as exc:
-            return self._error(RPC_MISC_ERROR, str(exc), request_id, version_2)
-        except Exception:  # noqa: BLE001 - one bad call must not take the server down
-            log.exception("rpc_internal_error", method=str(request.get("method"))[:64])
-            return self._error(RPC_MISC_ERROR, "Internal error", request_id, version_2)
-        if version_2 and "id" not in request:
-            return 204, None  # a JSON-RPC 2.0 notification gets no reply, as in Core
-        if version_2:
-            # Core 28 leaves "error" out of 2.0 successes; clients written for older bitcoind (the
-            # BitMEX proof-of-reserves tool among them) read it, so it stays, as null.
-            return 200, {"jsonrpc": "2.0", "result": result, "error": None, "id": request_id}
-        return 200, {"result": result, "error": None, "id": request_id}
 
-    @staticmethod
-    def _error(code: int, message: str, request_id: object, version_2: bool) -> tuple[int, dict[str, object] | None]:
-        error = {"code": code, "message": message}
-        if version_2:
-            return 200, {"jsonrpc": "2.0", "error": error, "id": request_id}
-        status = {RPC_INVALID_REQUEST: 400, RPC_METHOD_NOT_FOUND: 404}.get(code, 500)
-        return status, {"result": None, "error": error, "id": request_id}
+class WorkLimits:
+    """Core's -rpcthreads and -rpcworkqueue."""
+
+    def __init__(self, threads: int = DEFAULT_RPC_THREADS, queue_depth: int = DEFAULT_RPC_WORK_QUEUE) -> None:
+        if threads < 1 or queue_depth < 1:
+            raise ValueError("rpcthreads and rpcworkqueue must be at least 1")
+        self.threads, self.queue_depth = threads, queue_depth
 
 
 class RpcServer:
@@ -144,7 +167,8 @@ class RpcServer:
 
     def __init__(self, dispatcher: RpcDispatcher, *, port: int = 0, host: str = "127.0.0.1",
                  rpcuser: str | None = None, rpcpassword: str | None = None,
-                 cookie_dir: Path | None = None) -> None:
+                 cookie_dir: Path | None = None, cookie_file: Path | None = None,
+                 limits: WorkLimits | None = None) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError("the regtest RPC server binds to a loopback address only")
         if (rpcuser is None) != (rpcpassword is None):
@@ -154,20 +178,25 @@ class RpcServer:
             credentials = (rpcuser, rpcpassword)
         else:
             credentials = (COOKIE_USER, secrets.token_hex(32))
-            self._write_cookie(cookie_dir or dispatcher.node.datadir, credentials)
-        self._http = _HttpServer((host, port), dispatcher, credentials)
+            paths = [cookie_file] if cookie_file is not None else None
+            self._write_cookie(cookie_dir or dispatcher.node.datadir, credentials, paths)
+        self._http = _HttpServer((host, port), dispatcher, credentials, limits or WorkLimits())
         self.host, self.port = host, self._http.server_address[1]
         self._thread: threading.Thread | None = None
-        dispatcher.stop_requested = self.request_stop
+        dispatcher.stop_requested = self._http.stop_pending.set
+        self._http.stop_callback = self.request_stop
         self.stopped = threading.Event()
 
-    def _write_cookie(self, directory: Path, credentials: tuple[str, str]) -> None:
-        # Core writes <datadir>/regtest/.cookie; the brief asks for <datadir>/.cookie too.
-        for path in (directory / ".cookie", directory / "regtest" / ".cookie"):
+    def _write_cookie(self, directory: Path, credentials: tuple[str, str], paths: list[Path] | None) -> None:
+        # Core writes <datadir>/regtest/.cookie (or -rpccookiefile); <datadir>/.cookie too for Coffer's tools.
+        for path in paths or [directory / ".cookie", directory / "regtest" / ".cookie"]:
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # Written whole, then renamed, as Core does: a client polling for it never reads half a cookie.
+            temporary = path.with_name(path.name + ".tmp")
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(f"{credentials[0]}:{credentials[1]}")
+            os.replace(temporary, path)
             self.cookie_paths.append(path)
 
     @property
