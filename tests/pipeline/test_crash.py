@@ -48,10 +48,19 @@ def test_sigkilled_workers_complete_every_job_exactly_once(pg_url: str, tmp_path
     workers = {f"w{i}": _start(pg_url, f"w{i}", rng.getrandbits(32), tmp_path / "workers.log") for i in range(WORKERS)}
     kills = 0
     try:
-        while kills < KILLS_MIN or queue.counts().get(("transfer", JobState.DONE), 0) < JOBS:
-            time.sleep(rng.uniform(0.05, 0.3))
-            name = rng.choice(sorted(workers))
-            if kills < KILLS_MIN:
+        total = JOBS
+        while kills < KILLS_MIN or queue.counts().get(("transfer", JobState.DONE), 0) < total:
+            if kills < KILLS_MIN and queue.counts().get(("transfer", JobState.DONE), 0) >= total:
+                with engine.begin() as conn:  # the queue drained before enough kills: more work to kill
+                    for n in range(total, total + 100):
+                        queue.enqueue(conn, "transfer", f"t{n}", {"n": n}, now_ms=int(time.time() * 1000))
+                total += 100
+            time.sleep(rng.uniform(0.02, 0.15))
+            with engine.connect() as conn:  # kill a worker while it holds a job, so every kill lands mid-job
+                holding = sorted({str(r[0]) for r in conn.execute(sa.text(
+                    "SELECT claimed_by FROM pipeline_jobs WHERE state = 'running'"))} & set(workers))
+            name = rng.choice(holding) if holding else ""
+            if kills < KILLS_MIN and name:
                 workers[name].send_signal(signal.SIGKILL)
                 workers[name].wait(timeout=10)
                 kills += 1
@@ -69,6 +78,6 @@ def test_sigkilled_workers_complete_every_job_exactly_once(pg_url: str, tmp_path
         retried = conn.execute(sa.text("SELECT count(*) FROM pipeline_jobs WHERE attempts > 1")).scalar()
     engine.dispose()
     assert KILLS_MIN <= kills
-    assert {f"t{n}": 1 for n in range(JOBS)} == per_key
-    assert {("transfer", JobState.DONE): JOBS} == queue.counts()
+    assert {f"t{n}": 1 for n in range(total)} == per_key
+    assert {("transfer", JobState.DONE): total} == queue.counts()
     assert retried is not None and retried > 0, "no kill landed inside a job: the test proved nothing"
