@@ -81,8 +81,17 @@ def left_processes(run_id: str, root_pid: int) -> list[LeftProcess]:
             pid = parent
         return False
 
-    return [LeftProcess(pid, _command(pid)) for pid, (state, _parent) in sorted(states.items())
-            if pid != root_pid and state != "Z" and (below_root(pid) or _carries(pid, marker))]
+    return [LeftProcess(pid, _command(pid)) for pid, (state, parent) in sorted(states.items())
+            if pid != root_pid and state != "Z" and (below_root(pid) or _carries(pid, marker))
+            and not (parent == root_pid and _interpreter_helper(pid))]
+
+
+def _interpreter_helper(pid: int) -> bool:
+    """Python's own multiprocessing helper (resource tracker, fork server) of the pytest process:
+    it ends when that process ends, so it is not something a test left behind."""
+    command = _command(pid)
+    return "from multiprocessing.resource_tracker import main" in command or \
+        "from multiprocessing.forkserver import main" in command
 
 
 def _kill(processes: list[LeftProcess]) -> None:
