@@ -42,6 +42,7 @@ from coffer.keyholder.routes import BATCH_PATH, Route, RouteTable
 from coffer.log import get_logger
 from coffer.tls import TlsFiles, server_context
 
+DRAIN_BYTES_MAX = 32 * 1024 * 1024  # a refused body read and dropped at most, before the close
 __all__ = ["KeyholderServer", "Mount", "error_body", "common_name", "HANDSHAKE_TIMEOUT_S", "REQUEST_TIMEOUT_S",
            "CONNECTIONS_MAX", "BATCH_CALLS_MAX"]
 
@@ -272,6 +273,8 @@ def _handler_class(server: KeyholderServer, request_timeout_s: float) -> type[Ba
             except RequestRefused as error:
                 self.close_connection = True  # the unread body makes the stream unusable
                 self._reply(error.status, error_body(error))
+                if isinstance(error, BodyTooLarge):
+                    self._drain()  # let a client still sending finish, so it reads the refusal
                 return
             self._reply(*server.answer(method, self.path, peer, self.headers, data))
 
@@ -284,6 +287,18 @@ def _handler_class(server: KeyholderServer, request_timeout_s: float) -> type[Ba
             if int(text) > bytes_max:
                 raise BodyTooLarge(f"body of {text} bytes is over {bytes_max}")
             return self.rfile.read(int(text))
+
+        def _drain(self) -> None:
+            """Read and drop up to DRAIN_BYTES_MAX of a refused body (the read time-out still applies)."""
+            left = min(int(self.headers.get("Content-Length", "0") or 0), DRAIN_BYTES_MAX)
+            try:
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 65_536))
+                    if not chunk:
+                        return
+                    left -= len(chunk)
+            except OSError:
+                return
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
             payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
