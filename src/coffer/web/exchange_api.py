@@ -32,6 +32,7 @@ from coffer.integrations.hmac_auth import (
     parse_timestamp,
 )
 from coffer.integrations.store import PENDING
+from coffer.keyholder.limits import json_depth
 from coffer.pipeline.desk import FEED_PAGE_MAX, CustodyDesk
 from coffer.policy.errors import PolicyRefused
 from coffer.policy.request import parse_request
@@ -66,28 +67,6 @@ class ExchangeApi:
     limiter: RateLimiter
 
 
-def _depth_ok(text: str, limit: int) -> bool:
-    """Bracket nesting outside strings stays within `limit` (checked before parsing, without recursion)."""
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return False
-        elif char in "]}":
-            depth -= 1
-    return True
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -109,7 +88,7 @@ def parse_body(raw: bytes, fields: frozenset[str]) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8") from None
-    if not _depth_ok(text, JSON_DEPTH_MAX):
+    if json_depth(raw) > JSON_DEPTH_MAX:
         raise BadRequest(f"JSON nested deeper than {JSON_DEPTH_MAX}", rule="request.too_deep")
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_no_float,
